@@ -1,0 +1,135 @@
+"""Command line: argument parsing, the clock, one-line errors and exit codes.
+
+Exit codes (README, "Exit codes"):
+  0  all good
+  1  feeds published, but some inputs were rejected or some sources failed
+  2  usage error (bad arguments)
+  3  invalid configuration
+  4  state store unusable (corrupt, newer schema, unwritable) or locked by another run
+  5  output not writable
+  70 internal error (a bug: please report it with the traceback)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from aggregator import __version__
+from aggregator.config import Config, load_config
+from aggregator.errors import (
+    AggregatorError,
+    ConfigError,
+    LockError,
+    PublishError,
+    StoreError,
+)
+from aggregator.model import RunReport
+from aggregator.store import Store
+
+EXIT_OK = 0
+EXIT_PARTIAL = 1
+EXIT_USAGE = 2
+EXIT_CONFIG = 3
+EXIT_STORE = 4
+EXIT_OUTPUT = 5
+EXIT_BUG = 70
+
+log = logging.getLogger("aggregator")
+
+
+def _now() -> datetime:
+    return datetime.now().astimezone()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aggregator",
+        description="Turkish news feed aggregator: seed scrapes and web sources in, "
+        "RSS 2.0 and Atom 1.0 out.",
+        epilog="Exit codes: 0 ok, 1 published with rejected inputs or failed sources, "
+        "2 usage, 3 config, 4 state store, 5 output, 70 bug.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    regen = commands.add_parser(
+        "regenerate",
+        help="read every source once, de-duplicate, publish the feeds, exit (for cron)",
+        description="Read every configured source once, de-duplicate, publish the feeds "
+        "and print a summary.",
+    )
+    regen.add_argument("--config", type=Path, default=Path("config.yaml"),
+                       help="path to config.yaml (default: ./config.yaml)")  # fmt: skip
+    verbosity = regen.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    verbosity.add_argument("-v", "--verbose", action="store_true",
+                           help="debug logging and tracebacks")  # fmt: skip
+    return parser
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _summary(report: RunReport) -> str:
+    failed = len(report.failed_sources)
+    return (
+        f"read {report.read} inputs ({sum(s.unchanged for s in report.sources)} unchanged), "
+        f"{report.new} new, {report.updated} updated; published {report.published} articles; "
+        f"rejected {len(report.rejections)} inputs; {failed} sources failed; "
+        f"wrote {len(report.feeds_written)} files in {report.seconds:.2f}s"
+    )
+
+
+def regenerate(config: Config, quiet: bool) -> int:
+    from aggregator.pipeline import run_once
+
+    with Store.open(config.state) as store:
+        report = run_once(config, store, None, _now())
+    for rejection in report.rejections:
+        print(f"rejected: {rejection}", file=sys.stderr)
+    for source in report.failed_sources:
+        print(f"source failed: {source.name}: {source.error}", file=sys.stderr)
+    if not quiet:
+        print(_summary(report))
+    return EXIT_PARTIAL if report.rejections or report.failed_sources else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    verbose = getattr(args, "verbose", False)
+    try:
+        config = load_config(args.config)
+        level = "debug" if verbose else "error" if getattr(args, "quiet", False) else "warning"
+        _setup_logging(level)
+        if args.command == "regenerate":
+            return regenerate(config, args.quiet)
+        parser.error(f"unknown command {args.command!r}")
+    except ConfigError as e:
+        return _fail(e, EXIT_CONFIG, verbose, "fix the key named above in the config file")
+    except (StoreError, LockError) as e:
+        return _fail(e, EXIT_STORE, verbose)
+    except PublishError as e:
+        return _fail(e, EXIT_OUTPUT, verbose, "check that output.dir is writable and has space")
+    except AggregatorError as e:
+        return _fail(e, EXIT_BUG, verbose)
+    except KeyboardInterrupt:
+        return 130
+    return EXIT_OK
+
+
+def _fail(error: Exception, code: int, verbose: bool, hint: str = "") -> int:
+    if verbose:
+        logging.getLogger("aggregator").exception("failed")
+    suffix = f" ({hint})" if hint else ""
+    print(f"aggregator: error: {error}{suffix}", file=sys.stderr)
+    return code

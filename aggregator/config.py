@@ -1,0 +1,221 @@
+"""config.yaml -> validated, frozen settings. Every error names the key and the problem."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from aggregator.errors import ConfigError
+
+SOURCE_TYPES = ("seeds", "feed", "html")
+HTML_FIELDS = ("title", "summary", "author", "published", "updated", "content")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceConfig:
+    name: str
+    type: str
+    every: float
+    path: Path | None = None
+    url: str | None = None
+    links: str | None = None
+    limit: int = 20
+    selectors: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    path: Path
+    title: str
+    site_url: str
+    language: str
+    timezone: ZoneInfo
+    output_dir: Path
+    max_items: int
+    state: Path
+    host: str
+    port: int
+    retention: float | None
+    log_level: str
+    sources: tuple[SourceConfig, ...] = field(default=())
+
+
+def parse_duration(value: object, key: str) -> float:
+    """`300`, `30s`, `5m`, `1h`, `2d` -> seconds."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a duration like 30s, 5m or 1h, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    else:
+        raise ConfigError(f"{key}: expected a duration like 30s, 5m or 1h, got {value!r}")
+    if seconds <= 0:
+        raise ConfigError(f"{key}: must be greater than zero, got {value!r}")
+    return seconds
+
+
+def _take(data: dict[str, Any], key: str, prefix: str, kind: type | tuple[type, ...],
+          default: Any = ...) -> Any:  # fmt: skip
+    full = f"{prefix}{key}"
+    if key not in data or data[key] is None:
+        if default is ...:
+            raise ConfigError(f"{full}: required key is missing")
+        return default
+    value = data[key]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ConfigError(f"{full}: expected {names}, got {value!r}")
+    return value
+
+
+def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a mapping of settings, got {value!r}")
+    return value
+
+
+def _unknown(data: dict[str, Any], allowed: set[str], prefix: str) -> None:
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(f"{prefix}{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def load_config(path: Path) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: config is not UTF-8 text: {e.reason}") from e
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}".replace("\n", " ")) from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    try:
+        return _build(path.resolve(), data)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def _build(path: Path, data: dict[str, Any]) -> Config:
+    base = path.parent
+    _unknown(data, {"site", "output", "state", "server", "sources", "retention", "log_level"}, "")
+    site, output, server = (
+        _section(data, "site"),
+        _section(data, "output"),
+        _section(data, "server"),
+    )
+    _unknown(site, {"title", "url", "language", "timezone"}, "site.")
+    _unknown(output, {"dir", "max_items"}, "output.")
+    _unknown(server, {"host", "port"}, "server.")
+
+    site_url = _take(site, "url", "site.", str, "http://127.0.0.1:8080/")
+    parts = urlsplit(site_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"site.url: expected an http(s) URL, got {site_url!r}")
+    if not site_url.endswith("/"):
+        site_url += "/"
+    tz_name = _take(site, "timezone", "site.", str, "Europe/Istanbul")
+    try:
+        tz = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"site.timezone: unknown time zone {tz_name!r}") from None
+    max_items = _take(output, "max_items", "output.", int, 50)
+    if not 1 <= max_items <= 10000:
+        raise ConfigError(f"output.max_items: must be between 1 and 10000, got {max_items}")
+    port = _take(server, "port", "server.", int, 8080)
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"server.port: must be between 0 and 65535, got {port}")
+    retention_raw = data.get("retention", "90d")
+    retention = None if retention_raw in ("never", 0, "0") else parse_duration(
+        retention_raw, "retention")  # fmt: skip
+    log_level = _take(data, "log_level", "", str, "info").lower()
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"log_level: expected debug, info, warning or error, got {log_level!r}")
+
+    raw_sources = data.get("sources")
+    if raw_sources is None:
+        raw_sources = []
+    if not isinstance(raw_sources, list):
+        raise ConfigError("sources: expected a list of sources")
+    sources: list[SourceConfig] = []
+    for i, raw in enumerate(raw_sources):
+        sources.append(_source(raw, f"sources[{i}].", base))
+    names = [s.name for s in sources]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"sources: the name {name!r} is used twice; names must be unique")
+
+    return Config(
+        path=path,
+        title=_take(site, "title", "site.", str, "Haber Akışı"),
+        site_url=site_url,
+        language=_take(site, "language", "site.", str, "tr"),
+        timezone=tz,
+        output_dir=(base / _take(output, "dir", "output.", str, "feeds")).resolve(),
+        max_items=max_items,
+        state=(base / _take(data, "state", "", str, "state/aggregator.sqlite3")).resolve(),
+        host=_take(server, "host", "server.", str, "127.0.0.1"),
+        port=port,
+        retention=retention,
+        log_level=log_level,
+        sources=tuple(sources),
+    )
+
+
+def _source(raw: object, prefix: str, base: Path) -> SourceConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix[:-1]}: expected a mapping with name, type and path or url")
+    allowed = {"name", "type", "path", "url", "every", "links", "limit", "selectors"}
+    _unknown(raw, allowed, prefix)
+    name = _take(raw, "name", prefix, str)
+    if not _NAME.match(name):
+        raise ConfigError(f"{prefix}name: use letters, digits, '-', '_' or '.', got {name!r}")
+    kind = _take(raw, "type", prefix, str)
+    if kind not in SOURCE_TYPES:
+        raise ConfigError(f"{prefix}type: expected one of {', '.join(SOURCE_TYPES)}, got {kind!r}")
+    every = parse_duration(raw.get("every", "5m"), f"{prefix}every")
+    if kind == "seeds":
+        for key in ("url", "links", "selectors"):
+            if key in raw:
+                raise ConfigError(f"{prefix}{key}: not used by a seeds source (it reads path:)")
+        return SourceConfig(
+            name=name, type=kind, every=every,
+            path=(base / _take(raw, "path", prefix, str)).resolve(),
+        )  # fmt: skip
+    if "path" in raw:
+        raise ConfigError(f"{prefix}path: a {kind} source reads url:, not path:")
+    url = _take(raw, "url", prefix, str)
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        raise ConfigError(f"{prefix}url: expected an http(s) URL, got {url!r}")
+    limit = _take(raw, "limit", prefix, int, 20)
+    if limit < 1:
+        raise ConfigError(f"{prefix}limit: must be at least 1, got {limit}")
+    selectors = _take(raw, "selectors", prefix, dict, {})
+    for key, value in selectors.items():
+        if key not in HTML_FIELDS:
+            raise ConfigError(
+                f"{prefix}selectors.{key}: unknown field (allowed: {', '.join(HTML_FIELDS)})"
+            )
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{prefix}selectors.{key}: expected a CSS selector string")
+    if kind == "feed" and ("links" in raw or selectors):
+        raise ConfigError(f"{prefix}links: only html sources take links: and selectors:")
+    return SourceConfig(
+        name=name, type=kind, every=every, url=url,
+        links=_take(raw, "links", prefix, str, None), limit=limit,
+        selectors=tuple(sorted(selectors.items())),
+    )  # fmt: skip

@@ -1,0 +1,121 @@
+"""Which records are the same article, which revision wins, and the id it keeps. Pure.
+
+Same article when any match key is shared:
+  u:<canonical url>                 the same page
+  g:<source>\\x1f<guid>              the same guid from the same feed
+  t:<GİRİŞ minute UTC>\\x1f<fold>    same minute, same folded title
+  l:<GİRİŞ minute UTC>\\x1f<fold>    same minute, same folded lead (spot or first paragraph)
+  d:<day>\\x1f<fold title>           date-only records (no clock) with the same title that day
+Titles/leads folding to fewer than 3 words are too generic to identify anything.
+
+Winner: the greatest (updated, content hash) — newest GÜNCELLEME; on a tie the greater
+content hash, so the choice is the same in every run and every input order.
+
+Id (scheme v1): "urn:uuid:" + uuid5(ID_NAMESPACE, "v1|" + identity key), where the identity
+key is the first match key of the cluster's earliest revision (least (updated, published,
+key)). The store keeps the id once given; later revisions never change it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aggregator.model import Article
+from aggregator.normalize import canonical_url, fold, html_to_text
+
+ID_SCHEME = "v1"
+ID_NAMESPACE = uuid.UUID("0b6f3c1e-5a0d-5f2b-9d0e-616767726567")
+_MIN_WORDS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """What de-duplication needs of a record, without its body (memory stays small)."""
+
+    ref: int
+    keys: tuple[str, ...]
+    updated: datetime
+    published: datetime
+    content_hash: str
+
+    @property
+    def rank(self) -> tuple[datetime, str]:
+        return (self.updated, self.content_hash)
+
+
+def lead_text(article: Article) -> str:
+    if article.summary:
+        return article.summary
+    first_p = article.content_html.split("</p>", 1)[0]
+    return html_to_text(first_p)
+
+
+def match_keys(article: Article) -> tuple[str, ...]:
+    keys: list[str] = []
+    if article.link:
+        keys.append("u:" + canonical_url(article.link))
+    if article.guid:
+        keys.append(f"g:{article.source}\x1f{article.guid}")
+    title, lead = fold(article.title), fold(lead_text(article))
+    if article.date_only:
+        if len(title.split()) >= _MIN_WORDS:
+            keys.append(f"d:{article.published.date().isoformat()}\x1f{title}")
+    else:
+        minute = article.published.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+        if len(title.split()) >= _MIN_WORDS:
+            keys.append(f"t:{minute}\x1f{title}")
+        if len(lead.split()) >= _MIN_WORDS:
+            keys.append(f"l:{minute}\x1f{lead}")
+    if not keys:  # nothing identifies it but itself
+        keys.append("h:" + article.content_hash())
+    return tuple(keys)
+
+
+def candidate(ref: int, article: Article) -> Candidate:
+    return Candidate(
+        ref=ref,
+        keys=match_keys(article),
+        updated=article.updated,
+        published=article.published,
+        content_hash=article.content_hash(),
+    )
+
+
+def article_id(identity_key: str) -> str:
+    return "urn:uuid:" + str(uuid.uuid5(ID_NAMESPACE, f"{ID_SCHEME}|{identity_key}"))
+
+
+def identity_key(cluster: Sequence[Candidate]) -> str:
+    earliest = min(cluster, key=lambda c: (c.updated, c.published, c.keys[0]))
+    return earliest.keys[0]
+
+
+def winner(cluster: Iterable[Candidate]) -> Candidate:
+    return max(cluster, key=lambda c: c.rank)
+
+
+def cluster(candidates: Sequence[Candidate]) -> list[list[Candidate]]:
+    """Group candidates sharing any match key (transitively), in a stable order."""
+    parent = list(range(len(candidates)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    for i, cand in enumerate(candidates):
+        for key in cand.keys:
+            j = owner.setdefault(key, i)
+            if j != i:
+                ri, rj = root(i), root(j)
+                if ri != rj:
+                    parent[max(ri, rj)] = min(ri, rj)
+    groups: dict[int, list[Candidate]] = {}
+    for i, cand in enumerate(candidates):
+        groups.setdefault(root(i), []).append(cand)
+    return list(groups.values())

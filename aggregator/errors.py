@@ -1,0 +1,45 @@
+"""The exception tree every caller can rely on.
+
+    AggregatorError
+    ├── ConfigError        config.yaml is missing, unreadable or invalid (names the key)
+    ├── SourceError        one input could not be used; the run goes on without it
+    │   ├── FetchError     the network or the server failed us
+    │   └── ParseError     the bytes are not an article/feed we can read
+    ├── StoreError         the SQLite state is unusable (corrupt, newer schema, unwritable)
+    ├── LockError          another run holds the state lock
+    └── PublishError       the output directory cannot be written
+
+Third-party exceptions are translated where they enter; anything else is a bug.
+"""
+
+
+class AggregatorError(Exception):
+    """Base of every expected failure."""
+
+
+class ConfigError(AggregatorError):
+    pass
+
+
+class SourceError(AggregatorError):
+    pass
+
+
+class FetchError(SourceError):
+    pass
+
+
+class ParseError(SourceError):
+    pass
+
+
+class StoreError(AggregatorError):
+    pass
+
+
+class LockError(AggregatorError):
+    pass
+
+
+class PublishError(AggregatorError):
+    pass

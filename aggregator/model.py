@@ -1,0 +1,101 @@
+"""The one record type that flows through the pipeline, and the report a run returns."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Article:
+    """One revision of one article, as read from one input.
+
+    `content_html` is already sanitized; `summary` and `title` are plain text.
+    `link` is the canonical URL or None (seed files have none).
+    `date_only` marks records whose only date is a day (no clock time).
+    """
+
+    title: str
+    published: datetime
+    updated: datetime
+    source: str
+    origin: str
+    summary: str = ""
+    content_html: str = ""
+    authors: tuple[str, ...] = ()
+    agency: str = ""
+    categories: tuple[str, ...] = ()
+    language: str = ""
+    link: str | None = None
+    guid: str | None = None
+    image: str | None = None
+    date_only: bool = False
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        if self.published.tzinfo is None or self.updated.tzinfo is None:
+            raise ValueError("Article datetimes must be timezone-aware")
+
+    def content_hash(self) -> str:
+        """Hash of what a reader sees: a re-fetch with equal meaning hashes equal."""
+        meaning = [
+            self.title,
+            self.summary,
+            self.content_html,
+            list(self.authors),
+            self.agency,
+            list(self.categories),
+            self.link or "",
+            self.image or "",
+            self.updated.isoformat(),
+            self.published.isoformat(),
+        ]
+        raw = json.dumps(meaning, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.blake2b(raw.encode("utf-8"), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Rejection:
+    """An input the run could not use, with the reason a user can act on."""
+
+    source: str
+    origin: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.origin}: {self.reason} (source {self.source!r})"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SourceReport:
+    name: str
+    read: int = 0
+    unchanged: int = 0
+    rejected: tuple[Rejection, ...] = ()
+    error: str | None = None
+    not_modified: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunReport:
+    sources: tuple[SourceReport, ...]
+    new: int
+    updated: int
+    unchanged: int
+    published: int
+    feeds_written: tuple[str, ...]
+    seconds: float
+
+    @property
+    def read(self) -> int:
+        return sum(s.read for s in self.sources)
+
+    @property
+    def rejections(self) -> tuple[Rejection, ...]:
+        return tuple(r for s in self.sources for r in s.rejected)
+
+    @property
+    def failed_sources(self) -> tuple[SourceReport, ...]:
+        return tuple(s for s in self.sources if s.error)

@@ -1,0 +1,143 @@
+"""Canonical URLs, Turkish-aware text folding, XML-safe text and HTML cleaning. Pure."""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import nh3
+
+# Characters XML 1.0 forbids (C0 controls but tab/newline/CR, surrogates, U+FFFE/U+FFFF).
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_SPACES = re.compile(r"\s+")
+_NON_WORD = re.compile(r"[\W_]+")
+_LEADING_LABEL = re.compile(
+    r"^\s*(?:son\s*dakika|flaş|flas|güncelleme|guncelleme|sıcak\s*gelişme|özel\s*haber"
+    r"|breaking|canlı|video|foto)\s*[:|!\-–—]*\s*",
+    re.IGNORECASE,
+)
+_TRACKING = re.compile(
+    r"^(utm_.*|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|yclid|igshid|_ga|ref_src)$"
+)
+
+
+def xml_safe(text: str) -> str:
+    """Drop characters XML 1.0 cannot carry, so no published file is ever malformed."""
+    return _XML_FORBIDDEN.sub("", text)
+
+
+def collapse(text: str) -> str:
+    return _SPACES.sub(" ", text).strip()
+
+
+def turkish_lower(text: str) -> str:
+    """Lower-case with Turkish dotted/dotless i (Python's str.lower maps I to i)."""
+    return text.replace("İ", "i").replace("I", "ı").lower()
+
+
+def turkish_upper(text: str) -> str:
+    return text.replace("i", "İ").replace("ı", "I").upper()
+
+
+def fold(text: str) -> str:
+    """The comparison form of a title or lead: NFKC, Turkish case folding, no punctuation,
+    no leading labels such as `SON DAKİKA |`. Equal folds mean the same words."""
+    t = unicodedata.normalize("NFKC", text)
+    t = turkish_lower(t)
+    previous = None
+    while previous != t:
+        previous = t
+        t = _LEADING_LABEL.sub("", t)
+    return _NON_WORD.sub(" ", t).strip()
+
+
+def canonical_url(url: str) -> str:
+    """One spelling per page: https, lower-case host, no default port, fragment,
+    tracking parameters or trailing slash."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme == "http":
+        scheme = "https"
+    host = (parts.hostname or "").lower()
+    port = parts.port if parts.port not in (None, 80, 443) else None
+    netloc = f"{host}:{port}" if port else host
+    path = re.sub(r"/{2,}", "/", parts.path or "/")
+    if len(path) > 1:
+        path = path.rstrip("/")
+    query = urlencode(
+        sorted(
+            (k, v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if not _TRACKING.match(k)
+        )
+    )
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def absolute_url(base: str, link: str) -> str | None:
+    """`link` resolved against `base`; None for anything but http(s) (no file:, javascript:)."""
+    joined = urljoin(base, link.strip())
+    return joined if urlsplit(joined).scheme in ("http", "https") else None
+
+
+_ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "div", "dl",
+    "dt", "em", "figcaption", "figure", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins",
+    "li", "ol", "p", "pre", "q", "s", "small", "span", "strong", "sub", "sup", "table",
+    "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul",
+}  # fmt: skip
+_ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan"},
+}
+
+
+def sanitize_html(fragment: str, base_url: str | None = None) -> str:
+    """Untrusted HTML -> safe HTML: no script/style/iframe, handlers or javascript: URLs;
+    relative links and images made absolute against `base_url`."""
+
+    def rewrite(element: str, attribute: str, value: str) -> str | None:
+        if attribute not in ("href", "src"):
+            return value
+        if base_url:
+            return absolute_url(base_url, value)
+        return value if urlsplit(value).scheme in ("http", "https") else None
+
+    cleaned: str = nh3.clean(
+        xml_safe(fragment),
+        tags=_ALLOWED_TAGS,
+        clean_content_tags={"script", "style", "iframe", "noscript", "template", "object"},
+        attributes=_ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https"},
+        attribute_filter=rewrite,
+        link_rel="noopener noreferrer",
+    )
+    return cleaned
+
+
+def html_to_text(fragment: str) -> str:
+    """Plain text of an HTML fragment, for summaries and comparison."""
+    no_tags = re.sub(r"<[^>]*>", " ", fragment)
+    return collapse(html.unescape(no_tags))
+
+
+def slugify(text: str) -> str:
+    """`Dünya Haberleri` -> `dunya-haberleri`: Turkish letters mapped to ASCII, not dropped."""
+    t = turkish_lower(unicodedata.normalize("NFKC", text))
+    t = t.translate(str.maketrans("çğıöşüâîû", "cgiosuaiu"))
+    t = unicodedata.normalize("NFKD", t).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", t).strip("-") or "genel"
+
+
+def shorten(text: str, limit: int = 110) -> str:
+    """A title derived from running text: the first sentence, cut at a word boundary."""
+    text = collapse(text)
+    sentence = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
+    if len(sentence) <= limit:
+        return sentence
+    cut = sentence[:limit].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:-–") + "…"

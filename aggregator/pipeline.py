@@ -1,0 +1,187 @@
+"""run_once(): the only place the stages meet. The daemon and `regenerate` both call it.
+
+fetch/read -> parse -> stage (store) -> cluster (dedupe) -> merge (store) -> publish
+Parsed records wait in the store's staging table, so memory holds only small Candidates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from aggregator import dedupe
+from aggregator.config import Config, SourceConfig
+from aggregator.errors import ParseError
+from aggregator.model import Article, Rejection, RunReport, SourceReport
+from aggregator.publish import Site, publish
+from aggregator.sources import Harvest
+from aggregator.sources.seedfile import parse_seed
+from aggregator.store import SeedFileState, Store
+
+log = logging.getLogger(__name__)
+MAX_SEED_BYTES = 5 * 1024 * 1024
+_STAGE_BATCH = 1000
+
+
+@dataclass
+class _Batch:
+    """Candidates of one run, staged in the store as they are parsed."""
+
+    store: Store
+    candidates: list[dedupe.Candidate] = field(default_factory=list)
+    pending: list[tuple[int, Article]] = field(default_factory=list)
+
+    def add(self, article: Article) -> None:
+        ref = len(self.candidates)
+        self.candidates.append(dedupe.candidate(ref, article))
+        self.pending.append((ref, article))
+        if len(self.pending) >= _STAGE_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.store.stage(self.pending)
+            self.pending.clear()
+
+
+def site_of(config: Config) -> Site:
+    return Site(
+        title=config.title, url=config.site_url, language=config.language,
+        timezone=config.timezone,
+    )  # fmt: skip
+
+
+def seed_paths(folder: Path) -> Iterator[Path]:
+    """Every .txt file under `folder`, sorted, never following directory symlinks (no loops)."""
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs.sort()
+        for name in sorted(files):
+            if name.endswith(".txt") and not name.startswith("."):
+                yield Path(root, name)
+
+
+def read_seeds(
+    source: SourceConfig, config: Config, store: Store, batch: _Batch, now: datetime
+) -> SourceReport:
+    """Parse the seed files that are new or changed since the last run."""
+    assert source.path is not None
+    if not source.path.is_dir():
+        return SourceReport(
+            name=source.name, error=f"{source.path}: seed folder does not exist or is not a folder"
+        )
+    known = store.seed_files(source.name)
+    remember: list[tuple[str, SeedFileState]] = []
+    rejected: list[Rejection] = []
+    read = unchanged = 0
+    for path in seed_paths(source.path):
+        key = str(path)
+        try:
+            st = path.stat()
+            prev = known.get(key)
+            if prev and prev.size == st.st_size and prev.mtime_ns == st.st_mtime_ns:
+                unchanged += 1
+                continue
+            if st.st_size > MAX_SEED_BYTES:
+                raise ParseError(f"file is {st.st_size} bytes, over the {MAX_SEED_BYTES} limit")
+            with open(path, "rb") as f:
+                data = f.read(MAX_SEED_BYTES + 1)
+        except OSError as e:
+            rejected.append(Rejection(source=source.name, origin=key,
+                                      reason=f"cannot read: {e.strerror or e}"))  # fmt: skip
+            continue
+        except ParseError as e:
+            rejected.append(Rejection(source=source.name, origin=key, reason=str(e)))
+            continue
+        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        state = SeedFileState(st.st_size, st.st_mtime_ns, digest)
+        if prev and prev.digest == digest:
+            unchanged += 1
+            remember.append((key, state))
+            continue
+        try:
+            article = parse_seed(
+                data, origin=key, source=source.name, tz=config.timezone,
+                language=config.language,
+            )  # fmt: skip
+        except ParseError as e:
+            rejected.append(Rejection(source=source.name, origin=key, reason=str(e)))
+            continue
+        for warning in article.warnings:
+            log.warning("%s: %s", key, warning)
+        batch.add(article)
+        remember.append((key, state))
+        read += 1
+    batch.flush()
+    store.remember_seed_files(source.name, remember, now)
+    return SourceReport(name=source.name, read=read, unchanged=unchanged, rejected=tuple(rejected))
+
+
+def _web_harvests(
+    sources: Sequence[SourceConfig], config: Config, store: Store, client: object, now: datetime
+) -> list[Harvest]:
+    from aggregator.sources import web  # imported lazily: httpx stays out of seed-only runs
+
+    states = {s.name: store.source_state(s.name) for s in sources}
+    return web.harvest(sources, states, config=config, client=client, now=now)
+
+
+def run_once(
+    config: Config,
+    store: Store,
+    client: object | None,
+    now: datetime,
+    *,
+    only: Sequence[str] | None = None,
+    publish_feeds: bool = True,
+) -> RunReport:
+    """Read every configured source (or those named in `only`), merge, publish."""
+    started = time.perf_counter()
+    selected = [s for s in config.sources if only is None or s.name in only]
+    store.stage_begin()
+    batch = _Batch(store)
+    reports: list[SourceReport] = []
+    for source in selected:
+        if source.type == "seeds":
+            reports.append(read_seeds(source, config, store, batch, now))
+    web_sources = [s for s in selected if s.type != "seeds"]
+    if web_sources:
+        for harvest in _web_harvests(web_sources, config, store, client, now):
+            for article in harvest.articles:
+                batch.add(article)
+            if harvest.state is not None:
+                store.save_source_state(harvest.state)
+            reports.append(SourceReport(
+                name=harvest.name, read=len(harvest.articles), unchanged=harvest.unchanged,
+                rejected=harvest.rejected, error=harvest.error,
+                not_modified=harvest.not_modified,
+            ))  # fmt: skip
+    batch.flush()
+    clusters = dedupe.cluster(batch.candidates)
+    counts = store.merge(clusters, now)
+    written: list[str] = []
+    if publish_feeds:
+        written = publish_now(config, store, now)
+    by_name = {r.name: r for r in reports}
+    return RunReport(
+        sources=tuple(by_name[s.name] for s in selected if s.name in by_name),
+        new=counts.new,
+        updated=counts.updated,
+        unchanged=counts.unchanged,
+        published=min(store.count(), config.max_items),
+        feeds_written=tuple(written),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def publish_now(config: Config, store: Store, now: datetime) -> list[str]:
+    """Age out old articles, then write whatever output changed."""
+    if config.retention is not None:
+        store.expire(now - timedelta(seconds=config.retention), keep_newest=config.max_items)
+    entries = store.latest(config.max_items)
+    return publish(site_of(config), config.output_dir, entries, store.count())

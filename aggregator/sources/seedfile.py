@@ -1,0 +1,351 @@
+"""Plain-text scrapes of Turkish news pages -> Article. Pure: bytes in, record out.
+
+The layouts read here (see README, "Seed files"): the TGRT Haber scrape with its
+KAYNAK/GİRİŞ/GÜNCELLEME block, the same with navigation noise, without the block,
+body only, and other sites' one-line or month-name meta lines.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+
+from aggregator.errors import ParseError
+from aggregator.model import Article
+from aggregator.normalize import collapse, fold, shorten, turkish_upper, xml_safe
+from aggregator.timeparse import Stamp, find_stamp
+
+_DATE_LINE = re.compile(r"^\s*date\s+(\d{4}-\d{2}-\d{2})(.*)$", re.DOTALL)
+_LABEL = re.compile(
+    r"(?P<label>KAYNAK|Kaynak|GİRİŞ TARİHİ|Giriş Tarihi|GİRİŞ|Giriş|Giris|"
+    r"SON GÜNCELLEME|Son Güncelleme|GÜNCELLEME TARİHİ|Güncelleme Tarihi|GÜNCELLEME|Güncelleme|"
+    r"Güncellenme|Guncelleme|YAYINLANMA|Yayınlanma|Yayınlanma Tarihi|YAYIN TARİHİ|Yayın Tarihi|"
+    r"Oluşturulma Tarihi|Oluşturulma)\s*:"
+)
+_BARE_LABEL = re.compile(r"^(KAYNAK|Kaynak)$")
+_UPDATE_WORDS = ("GÜNCELLE", "Güncelle", "Guncelle", "güncelle")
+_SOURCE_WORDS = ("KAYNAK", "Kaynak")
+_TIME_ONLY = re.compile(r"^(?:saat ikonu\s*)?\d{1,2}[:.]\d{2}(?::\d{2})?$")
+_DATE_ONLY_LINE = re.compile(
+    r"^(?:\d{1,2}[./-]\d{1,2}[./-]\d{4}|\d{4}-\d{2}-\d{2}|"
+    r"\d{1,2}\s+[A-Za-zÇĞİÖŞÜçğıöşü]+\.?\s+\d{4}(?:\s+[A-Za-zÇĞİÖŞÜçğıöşü]+)?)"
+    r"(?:\s*[-,]?\s*(?:saat\s*)?\d{1,2}[:.]\d{2}(?::\d{2})?)?$"
+)
+_CHROME_PHRASES = (
+    "Menü Kapat", "Menu Kapat", "Menu İkon", "Menü İkon", "Arama Kapat", "Ara Kapat",
+    "PaylaşHaberi Paylaş", "Haberi Paylaş", "+Aa-", "Avatar", "Editor", "Editör",
+)  # fmt: skip
+_NOISE_LINE = re.compile(
+    r"^(?:Menü Kapat|Menu Kapat|Menu İkon|Menü İkon|Arama Kapat|Ara Kapat|Avatar|Editor|Editör"
+    r"|SON DAKİKA!?\s*TÜMÜ.*|Son Dakika!?\s*Tümü.*|-?\d{1,2}\s*°\s*[CF]?|Paylaş.*|Haberi Paylaş"
+    r"|\+?A+a?-?|A\+|A-|\+Aa-|Abone Ol|Takip Et|Google News.*|Kopyala|Yazdır|Yorum Yap|Yorumlar"
+    r"|Reklam|REKLAM|Haberin Devamı|Galeri|Video|Fotoğraf|Kapat|Menü|Menu|Ara)$"
+)
+_TAG_LINE = re.compile(r"^(?:#[^\s#]+\s*)+$")
+_PROVINCES = frozenset(
+    "Adana Adıyaman Afyonkarahisar Ağrı Aksaray Amasya Ankara Antalya Ardahan Artvin Aydın "
+    "Balıkesir Bartın Batman Bayburt Bilecik Bingöl Bitlis Bolu Burdur Bursa Çanakkale Çankırı "
+    "Çorum Denizli Diyarbakır Düzce Edirne Elazığ Erzincan Erzurum Eskişehir Gaziantep Giresun "
+    "Gümüşhane Hakkari Hatay Iğdır Isparta İstanbul İzmir Kahramanmaraş Karabük Karaman Kars "
+    "Kastamonu Kayseri Kilis Kırıkkale Kırklareli Kırşehir Kocaeli Konya Kütahya Malatya Manisa "
+    "Mardin Mersin Muğla Muş Nevşehir Niğde Ordu Osmaniye Rize Sakarya Samsun Şanlıurfa Siirt "
+    "Sinop Sivas Şırnak Tekirdağ Tokat Trabzon Tunceli Uşak Van Yalova Yozgat Zonguldak".split()
+)
+SECTIONS = frozenset(
+    "Gündem Politika Siyaset Ekonomi Dünya Spor Sağlık Yaşam Magazin Teknoloji Bilim Eğitim "
+    "Kültür Sanat Asayiş Otomobil Savunma Türkiye Medya Çevre Hava Durumu Finans Futbol "
+    "Kadın Seyahat Tarih Din Aktüel Gastronomi Emlak".split()
+)
+_WORD_CHARS = re.compile(r"[A-Za-zÇĞİÖŞÜçğıöşüÂâÎîÛû]")
+_MAX_BYTES = 5 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class _Meta:
+    agency: str = ""
+    published: Stamp | None = None
+    updated: Stamp | None = None
+    update_label_seen: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+def decode(data: bytes) -> str:
+    """Bytes -> text: UTF-8 (BOM or not), UTF-16 with BOM, else Windows-1254 (Turkish)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as e:
+            raise ParseError(f"broken UTF-16 text ({e.reason})") from None
+    if b"\x00" in data[:8192]:
+        raise ParseError("binary file (NUL bytes), not a text scrape")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1254", errors="replace")
+
+
+def _lines(text: str) -> list[str]:
+    text = xml_safe(text.replace("\r\n", "\n").replace("\r", "\n"))
+    return [collapse(line) for line in text.split("\n")]
+
+
+def _is_noise(line: str) -> bool:
+    return bool(_NOISE_LINE.match(line)) or line in _PROVINCES
+
+
+def _is_caps_heading(line: str) -> bool:
+    letters = _WORD_CHARS.findall(line)
+    return (
+        len(letters) >= 4
+        and len(line) <= 160
+        and line == turkish_upper(line)
+        and not line.endswith((".", ",", ";"))
+        and sum(ch.isupper() for ch in letters) == len(letters)
+    )
+
+
+def _strip_chrome(text: str) -> str:
+    for phrase in _CHROME_PHRASES:
+        text = text.replace(phrase, " ")
+    return collapse(text)
+
+
+def _read_meta(lines: list[str], tz: tzinfo, meta: _Meta) -> None:
+    """Fill `meta` from the lines of a meta block (labels and values, possibly one line)."""
+    joined = " ".join(lines)
+    parts = list(_LABEL.finditer(joined))
+    for i, m in enumerate(parts):
+        end = parts[i + 1].start() if i + 1 < len(parts) else len(joined)
+        value = joined[m.end() : end].strip(" |-–")
+        label = m.group("label")
+        if label.startswith(_SOURCE_WORDS):
+            meta.agency = value.split(" | ")[0].strip(" |") if value else meta.agency
+            continue
+        try:
+            stamp = find_stamp(value, tz) if value else None
+        except ParseError as e:
+            meta.problems.append(f"{label}: {e}")
+            stamp = None
+        if label.startswith(_UPDATE_WORDS):
+            meta.update_label_seen = True
+            meta.updated = meta.updated or stamp
+        else:
+            meta.published = meta.published or stamp
+
+
+def _meta_span(lines: list[str], start: int) -> int:
+    """Index just past the meta block that begins at `start`."""
+    i = start
+    expect_value = False
+    while i < len(lines):
+        line = lines[i]
+        if not line:
+            if expect_value:
+                i += 1
+                continue
+            break
+        if _LABEL.search(line) or _BARE_LABEL.match(line):
+            expect_value = line.endswith(":") or bool(_BARE_LABEL.match(line))
+        elif line == "|" or _TIME_ONLY.match(line) or _DATE_ONLY_LINE.match(line):
+            expect_value = False
+        elif expect_value:
+            expect_value = False  # the agency's name after `KAYNAK:`
+        else:
+            break
+        i += 1
+    return i
+
+
+def _find_meta(lines: list[str]) -> int | None:
+    for i, line in enumerate(lines):
+        if _LABEL.search(line):
+            start = i
+            if i > 0 and _BARE_LABEL.match(lines[i - 1]):
+                start = i - 1
+            return start
+    return None
+
+
+def _name_like(line: str) -> bool:
+    words = line.split()
+    return (
+        0 < len(words) <= 5
+        and len(line) <= 60
+        and not any(ch.isdigit() for ch in line)
+        and not line.endswith((".", "!", "?", ":", ";", ","))
+        and all(w[0].isupper() for w in words if w[0].isalpha())
+    )
+
+
+def _split_authors(text: str) -> tuple[str, ...]:
+    names = [collapse(n) for n in re.split(r",|&| ve | - ", text)]
+    return tuple(n for n in names if n)
+
+
+def parse_seed(
+    data: bytes, *, origin: str, source: str, tz: tzinfo, language: str = "tr"
+) -> Article:
+    """One scraped page -> one Article. Raises ParseError with a reason a user can act on."""
+    if len(data) > _MAX_BYTES:
+        raise ParseError(f"file is {len(data)} bytes, over the {_MAX_BYTES}-byte limit for a page")
+    lines = _lines(decode(data))
+    if not any(lines):
+        raise ParseError("empty file")
+    warnings: list[str] = []
+    scrape_day: Stamp | None = None
+    body_lead = ""
+    first = next(i for i, line in enumerate(lines) if line)
+    m = _DATE_LINE.match(lines[first])
+    rest_lines = lines[first + 1 :]
+    header_extra: list[str] = []
+    if m:
+        try:
+            scrape_day = find_stamp(m.group(1), tz)
+        except ParseError as e:
+            warnings.append(f"scrape date: {e}")
+        rest = _strip_chrome(m.group(2))
+        if len(rest) > 80 or re.search(r"[.!?]\s", rest):
+            body_lead = rest  # body only: the date is glued to the first paragraph
+        elif rest:
+            header_extra.append(rest)
+    meta = _Meta()
+    meta_at = _find_meta(rest_lines)
+    if meta_at is not None:
+        end = _meta_span(rest_lines, meta_at)
+        _read_meta(rest_lines[meta_at:end], tz, meta)
+        head, body = rest_lines[:meta_at], rest_lines[end:]
+    else:
+        head, body = [], rest_lines
+    if scrape_day is None and meta.published is None and meta_at is None:
+        raise ParseError("no article layout: no ' date YYYY-MM-DD' line and no GİRİŞ/Yayın date")
+
+    # header: noise out, then author / category / title / spot
+    authors: tuple[str, ...] = ()
+    categories: list[str] = []
+    kept: list[str] = []
+    raw_head = header_extra + head
+    for i, line in enumerate(raw_head):
+        if not line:
+            continue
+        if line.startswith("|"):
+            authors = _split_authors(line.strip("| "))
+            continue
+        if line in ("Avatar", "Editor", "Editör") and kept and len(kept[-1].split()) <= 3:
+            if kept[-1] in SECTIONS or _name_like(kept[-1]):
+                categories.append(kept.pop())
+            continue
+        if _is_noise(line):
+            continue
+        if meta.published is None and _DATE_ONLY_LINE.match(line):
+            _read_meta([f"Yayın Tarihi: {line}"], tz, meta)
+            continue
+        kept.append(line)
+    if meta_at is None and body_lead == "":
+        kept, body = _header_without_meta(body, kept)
+    title, spot, author_lines, leftover = _title_and_spot(kept, have_author=bool(authors))
+    if author_lines and not authors:
+        authors = _split_authors(author_lines)
+    if body_lead:
+        body = [body_lead, *body]
+    body = leftover + body
+
+    # body: tags out (kept as categories), paragraphs and subheadings in
+    paragraphs: list[str] = []
+    for line in body:
+        if not line:
+            continue
+        if _TAG_LINE.match(line):
+            categories.extend(t for t in line.replace("#", " ").split() if t)
+            continue
+        if _is_noise(line) or line == title:
+            continue
+        paragraphs.append(line)
+    if not title:
+        if not paragraphs:
+            raise ParseError("no text: neither a title nor a paragraph")
+        title = shorten(paragraphs[0])
+    if not spot and paragraphs and not body_lead:
+        spot = ""
+
+    published, updated, date_only = _resolve_times(meta, scrape_day, warnings)
+    content = "".join(
+        f"<h2>{html.escape(p, quote=False)}</h2>" if _is_caps_heading(p)
+        else f"<p>{html.escape(p, quote=False)}</p>"
+        for p in paragraphs
+    )  # fmt: skip
+    return Article(
+        title=title,
+        summary=spot,
+        content_html=content,
+        authors=authors,
+        agency=meta.agency,
+        categories=tuple(dict.fromkeys(categories)),
+        language=language,
+        published=published,
+        updated=updated,
+        date_only=date_only,
+        source=source,
+        origin=origin,
+        warnings=tuple(warnings + meta.problems),
+    )
+
+
+def _header_without_meta(body: list[str], kept: list[str]) -> tuple[list[str], list[str]]:
+    """No meta block: the header ends at the repeated title (image caption), else after
+    author, title and spot."""
+    lines = [line for line in body]
+    folded: dict[str, int] = {}
+    content_idx = [i for i, line in enumerate(lines) if line and not _is_noise(line)]
+    for n, i in enumerate(content_idx[:6]):
+        key = fold(lines[i])
+        if key in folded:
+            return kept + [lines[j] for j in content_idx[: n + 1]], lines[i + 1 :]
+        folded[key] = n
+    take = 3 if content_idx and _name_like(lines[content_idx[0]]) and not kept else 2
+    take = max(0, take - len(kept))
+    if len(content_idx) <= take:
+        take = max(0, len(content_idx) - 1)
+    head = [lines[j] for j in content_idx[:take]]
+    cut = content_idx[take - 1] + 1 if take else 0
+    return kept + head, lines[cut:]
+
+
+def _title_and_spot(kept: list[str], *, have_author: bool) -> tuple[str, str, str, list[str]]:
+    """(title, spot, author text, leftover body lines) from the cleaned header lines."""
+    if not kept:
+        return "", "", "", []
+    seen: dict[str, int] = {}
+    for i, line in enumerate(kept):
+        key = fold(line)
+        if key and key in seen:
+            t = seen[key]
+            author = " ".join(kept[:t]) if t and all(_name_like(x) for x in kept[:t]) else ""
+            spot = " ".join(kept[t + 1 : i])
+            return kept[t], spot, author, kept[i + 1 :]
+        seen.setdefault(key, i)
+    if not have_author and len(kept) >= 3 and _name_like(kept[0]):
+        return kept[1], kept[2], kept[0], kept[3:]
+    if len(kept) >= 2:
+        return kept[0], kept[1], "", kept[2:]
+    return kept[0], "", "", []
+
+
+def _resolve_times(
+    meta: _Meta, scrape_day: Stamp | None, warnings: list[str]
+) -> tuple[datetime, datetime, bool]:
+    published = meta.published or scrape_day
+    if published is None:
+        raise ParseError("; ".join(meta.problems) or "no valid date")
+    if meta.published is None and meta.problems:
+        warnings.append("GİRİŞ unreadable; using the scrape date")
+    updated = meta.updated or published
+    if updated.when < published.when:
+        warnings.append(
+            f"GÜNCELLEME {updated.when:%d.%m.%Y %H:%M} is before GİRİŞ; updated set to published"
+        )
+        updated = published
+    return published.when, updated.when, not published.has_time

@@ -1,0 +1,495 @@
+"""SQLite state: articles with bounded revision history, match keys, seed-file and source state.
+
+Plain SQL with `?` parameters and no SQLite-only types, so another backend can follow.
+Every sqlite3 error is translated to StoreError naming the file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aggregator.dedupe import Candidate, article_id, identity_key, winner
+from aggregator.errors import LockError, StoreError
+from aggregator.model import Article
+
+SCHEMA_VERSION = 1
+KEEP_REVISIONS = 5
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE articles (
+        id TEXT PRIMARY KEY,
+        published TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        source TEXT NOT NULL,
+        record TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_changed TEXT NOT NULL
+    );
+    CREATE INDEX articles_by_published ON articles (published, id);
+    CREATE TABLE article_keys (
+        match_key TEXT PRIMARY KEY,
+        article_id TEXT NOT NULL
+    );
+    CREATE INDEX article_keys_by_article ON article_keys (article_id);
+    CREATE TABLE revisions (
+        article_id TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        record TEXT NOT NULL,
+        seen TEXT NOT NULL,
+        PRIMARY KEY (article_id, content_hash)
+    );
+    CREATE TABLE seed_files (
+        path TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        seen TEXT NOT NULL
+    );
+    CREATE TABLE source_state (
+        name TEXT PRIMARY KEY,
+        etag TEXT,
+        last_modified TEXT,
+        last_success TEXT,
+        last_error TEXT,
+        last_error_at TEXT,
+        failures INTEGER NOT NULL DEFAULT 0,
+        next_due TEXT,
+        feed_digest TEXT
+    );
+    """,
+}
+
+
+def utc_text(value: datetime) -> str:
+    """Fixed-width UTC text, so SQL string order is time order."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def article_to_json(article: Article) -> str:
+    data: dict[str, Any] = {}
+    for f in fields(Article):
+        value = getattr(article, f.name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, tuple):
+            value = list(value)
+        data[f.name] = value
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def article_from_json(text: str) -> Article:
+    data = json.loads(text)
+    for key in ("published", "updated"):
+        data[key] = _dt(data[key])
+    for key in ("authors", "categories", "warnings"):
+        data[key] = tuple(data.get(key, ()))
+    return Article(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A published article: its permanent id and the winning revision.
+    `article.published` is the earliest GİRİŞ seen across revisions."""
+
+    id: str
+    article: Article
+
+
+@dataclass(frozen=True, slots=True)
+class SeedFileState:
+    size: int
+    mtime_ns: int
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    name: str
+    etag: str | None = None
+    last_modified: str | None = None
+    last_success: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    failures: int = 0
+    next_due: datetime | None = None
+    feed_digest: str | None = None
+
+
+@dataclass(slots=True)
+class MergeCounts:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+class Store:
+    """The one owner of the SQLite connection. Use `Store.open(path)` as a context manager."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, lock_fd: int | None) -> None:
+        self.path = path
+        self._conn = conn
+        self._lock_fd = lock_fd
+
+    # -- lifecycle -------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: Path, *, lock: bool = True, readonly: bool = False) -> Store:
+        lock_fd = None
+        try:
+            if not readonly:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            elif not path.exists():
+                raise StoreError(f"{path}: no state yet (run `aggregator regenerate` first)")
+            if lock:
+                lock_fd = _take_lock(path)
+            uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+            conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+        except OSError as e:
+            _release(lock_fd)
+            raise StoreError(f"{path}: cannot open the state store: {e.strerror or e}") from e
+        except sqlite3.Error as e:
+            _release(lock_fd)
+            raise StoreError(f"{path}: cannot open the state store: {e}") from e
+        store = cls(path, conn, lock_fd)
+        try:
+            store._prepare(readonly)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _prepare(self, readonly: bool) -> None:
+        with self._translate("reading"):
+            if not readonly:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            tables = {
+                r[0]
+                for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            version = 0
+            if "schema_meta" in tables:
+                row = self._conn.execute(
+                    "SELECT value FROM schema_meta WHERE key = 'version'"
+                ).fetchone()
+                version = int(row[0]) if row else 0
+            elif tables:
+                raise StoreError(f"{self.path}: not an aggregator state store (unknown tables)")
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: state schema version {version} is newer than this aggregator "
+                    f"understands ({SCHEMA_VERSION}); upgrade the aggregator"
+                )
+            if version < SCHEMA_VERSION:
+                if readonly:
+                    raise StoreError(f"{self.path}: state needs migrating; run regenerate once")
+                self._migrate(version)
+
+    def _migrate(self, version: int) -> None:
+        with self.transaction():
+            if version == 0:
+                self._conn.execute("CREATE TABLE schema_meta (key TEXT PRIMARY KEY, value TEXT)")
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target].split(";"):
+                    if statement.strip():
+                        self._conn.execute(statement)
+            self._conn.execute(
+                "INSERT OR REPLACE INTO schema_meta (key, value) VALUES ('version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+
+    def close(self) -> None:
+        try:
+            self._conn.close()
+        finally:
+            _release(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _translate(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as e:
+            hint = ""
+            if isinstance(e, sqlite3.DatabaseError) and not isinstance(e, sqlite3.OperationalError):
+                hint = " (the file is damaged: restore it from a backup or move it away to rebuild)"
+            raise StoreError(f"{self.path}: state store failed while {doing}: {e}{hint}") from e
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._translate("writing"):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # -- staging: parsed records wait here while the whole batch is clustered -------------
+    def stage_begin(self) -> None:
+        with self._translate("staging"):
+            self._conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS staged (ref INTEGER PRIMARY KEY, record TEXT)"
+            )
+            self._conn.execute("DELETE FROM staged")
+
+    def stage(self, rows: Iterable[tuple[int, Article]]) -> None:
+        with self._translate("staging"):
+            self._conn.executemany(
+                "INSERT INTO staged (ref, record) VALUES (?, ?)",
+                ((ref, article_to_json(a)) for ref, a in rows),
+            )
+
+    def _staged(self, ref: int) -> str:
+        row = self._conn.execute("SELECT record FROM staged WHERE ref = ?", (ref,)).fetchone()
+        return str(row[0])
+
+    # -- merging clusters into articles -------------------------------------------------
+    def merge(self, clusters: Sequence[Sequence[Candidate]], now: datetime) -> MergeCounts:
+        """Fold each cluster into its stored article (or a new one). Never goes backwards:
+        a revision older than the stored winner only adds history."""
+        counts = MergeCounts()
+        seen = utc_text(now)
+        with self.transaction():
+            for group in clusters:
+                self._merge_one(group, seen, counts)
+            self._conn.execute("DELETE FROM staged")
+        return counts
+
+    def _existing_id(self, keys: Sequence[str]) -> str | None:
+        found: set[str] = set()
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                r[0]
+                for r in self._conn.execute(
+                    f"SELECT article_id FROM article_keys WHERE match_key IN ({marks})", chunk
+                )
+            )
+        if not found:
+            return None
+        if len(found) == 1:
+            return found.pop()
+        marks = ",".join("?" * len(found))
+        row = self._conn.execute(
+            f"SELECT id FROM articles WHERE id IN ({marks}) ORDER BY published, id LIMIT 1",
+            sorted(found),
+        ).fetchone()
+        return str(row[0]) if row else sorted(found)[0]
+
+    def _merge_one(self, group: Sequence[Candidate], seen: str, counts: MergeCounts) -> None:
+        keys = sorted({k for c in group for k in c.keys})
+        aid = self._existing_id(keys) or article_id(identity_key(group))
+        best = winner(group)
+        earliest = min(c.published for c in group)
+        row = self._conn.execute(
+            "SELECT published, updated, content_hash FROM articles WHERE id = ?", (aid,)
+        ).fetchone()
+        best_record = self._staged(best.ref)
+        if row is None:
+            self._conn.execute(
+                "INSERT INTO articles (id, published, updated, content_hash, source, record,"
+                " first_seen, last_changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (aid, utc_text(earliest), utc_text(best.updated), best.content_hash,
+                 json.loads(best_record)["source"], best_record, seen, seen),
+            )  # fmt: skip
+            counts.new += 1
+        else:
+            stored_published, stored_updated, stored_hash = row
+            newer = (utc_text(best.updated), best.content_hash) > (stored_updated, stored_hash)
+            earlier = utc_text(earliest) < stored_published
+            if newer:
+                self._conn.execute(
+                    "UPDATE articles SET updated = ?, content_hash = ?, source = ?, record = ?,"
+                    " last_changed = ? WHERE id = ?",
+                    (utc_text(best.updated), best.content_hash, json.loads(best_record)["source"],
+                     best_record, seen, aid),
+                )  # fmt: skip
+            if earlier:
+                self._conn.execute(
+                    "UPDATE articles SET published = ?, last_changed = ? WHERE id = ?",
+                    (utc_text(earliest), seen, aid),
+                )
+            if newer or earlier:
+                counts.updated += 1
+            else:
+                counts.unchanged += 1
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO article_keys (match_key, article_id) VALUES (?, ?)",
+            ((k, aid) for k in keys),
+        )
+        for c in group:
+            record = best_record if c is best else self._staged(c.ref)
+            self._conn.execute(
+                "INSERT OR IGNORE INTO revisions (article_id, content_hash, updated, origin,"
+                " record, seen) VALUES (?, ?, ?, ?, ?, ?)",
+                (aid, c.content_hash, utc_text(c.updated), json.loads(record)["origin"],
+                 record, seen),
+            )  # fmt: skip
+        self._conn.execute(
+            "DELETE FROM revisions WHERE article_id = ? AND content_hash NOT IN ("
+            " SELECT content_hash FROM revisions WHERE article_id = ?"
+            " ORDER BY updated DESC, content_hash DESC LIMIT ?)",
+            (aid, aid, KEEP_REVISIONS),
+        )
+
+    # -- reading for publication ---------------------------------------------------------
+    def latest(self, limit: int) -> list[Entry]:
+        """The newest `limit` articles by GİRİŞ, newest first (ties by id, stable)."""
+        with self._translate("reading articles"):
+            rows = self._conn.execute(
+                "SELECT id, published, record FROM articles"
+                " ORDER BY published DESC, id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [_entry(*r) for r in rows]
+
+    def entries(self) -> Iterator[Entry]:
+        with self._translate("reading articles"):
+            for row in self._conn.execute(
+                "SELECT id, published, record FROM articles ORDER BY published DESC, id DESC"
+            ):
+                yield _entry(*row)
+
+    def revisions(self, aid: str) -> list[Article]:
+        with self._translate("reading revisions"):
+            rows = self._conn.execute(
+                "SELECT record FROM revisions WHERE article_id = ?"
+                " ORDER BY updated DESC, content_hash DESC",
+                (aid,),
+            ).fetchall()
+        return [article_from_json(r[0]) for r in rows]
+
+    def count(self, source: str | None = None) -> int:
+        with self._translate("counting"):
+            if source is None:
+                row = self._conn.execute("SELECT COUNT(*) FROM articles").fetchone()
+            else:
+                row = self._conn.execute(
+                    "SELECT COUNT(*) FROM articles WHERE source = ?", (source,)
+                ).fetchone()
+        return int(row[0])
+
+    def expire(self, before: datetime, keep_newest: int) -> int:
+        """Age out articles published before `before`, never the newest `keep_newest`."""
+        with self.transaction():
+            cutoff = utc_text(before)
+            doomed = [
+                r[0]
+                for r in self._conn.execute(
+                    "SELECT id FROM articles WHERE published < ? AND id NOT IN ("
+                    " SELECT id FROM articles ORDER BY published DESC, id DESC LIMIT ?)",
+                    (cutoff, keep_newest),
+                )
+            ]
+            for aid in doomed:
+                for table, column in (("articles", "id"), ("article_keys", "article_id"),
+                                      ("revisions", "article_id")):  # fmt: skip
+                    self._conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (aid,))
+        return len(doomed)
+
+    # -- seed files ----------------------------------------------------------------------
+    def seed_files(self, source: str) -> dict[str, SeedFileState]:
+        with self._translate("reading seed-file state"):
+            return {
+                path: SeedFileState(size, mtime, digest)
+                for path, size, mtime, digest in self._conn.execute(
+                    "SELECT path, size, mtime_ns, digest FROM seed_files WHERE source = ?",
+                    (source,),
+                )
+            }
+
+    def remember_seed_files(
+        self, source: str, rows: Iterable[tuple[str, SeedFileState]], now: datetime
+    ) -> None:
+        seen = utc_text(now)
+        with self.transaction():
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO seed_files (path, source, size, mtime_ns, digest, seen)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                ((p, source, s.size, s.mtime_ns, s.digest, seen) for p, s in rows),
+            )
+
+    # -- per-source state ----------------------------------------------------------------
+    def source_state(self, name: str) -> SourceState:
+        with self._translate("reading source state"):
+            row = self._conn.execute(
+                "SELECT etag, last_modified, last_success, last_error, last_error_at, failures,"
+                " next_due, feed_digest FROM source_state WHERE name = ?",
+                (name,),
+            ).fetchone()
+        if row is None:
+            return SourceState(name=name)
+        etag, lm, ok, err, err_at, failures, due, digest = row
+        return SourceState(
+            name=name, etag=etag, last_modified=lm,
+            last_success=_dt(ok) if ok else None, last_error=err,
+            last_error_at=_dt(err_at) if err_at else None, failures=int(failures),
+            next_due=_dt(due) if due else None, feed_digest=digest,
+        )  # fmt: skip
+
+    def save_source_state(self, state: SourceState) -> None:
+        def opt(value: datetime | None) -> str | None:
+            return utc_text(value) if value else None
+
+        with self.transaction():
+            self._conn.execute(
+                "INSERT OR REPLACE INTO source_state (name, etag, last_modified, last_success,"
+                " last_error, last_error_at, failures, next_due, feed_digest)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (state.name, state.etag, state.last_modified, opt(state.last_success),
+                 state.last_error, opt(state.last_error_at), state.failures,
+                 opt(state.next_due), state.feed_digest),
+            )  # fmt: skip
+
+
+def _entry(aid: str, published: str, record: str) -> Entry:
+    article = article_from_json(record)
+    earliest = _dt(published).astimezone(article.published.tzinfo)
+    if earliest != article.published:
+        article = replace(article, published=earliest)
+    return Entry(id=aid, article=article)
+
+
+def _take_lock(path: Path) -> int:
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise LockError(
+            f"{path}: another aggregator run (daemon or regenerate) is using this state; "
+            "wait for it to finish or stop it"
+        ) from None
+    return fd
+
+
+def _release(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)

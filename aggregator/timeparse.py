@@ -1,0 +1,122 @@
+"""Turkish date/time layouts -> timezone-aware datetimes. Pure; regex, not strptime (it is hot)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, tzinfo
+
+from aggregator.errors import ParseError
+
+_MONTHS = {
+    "ocak": 1, "oca": 1,
+    "şubat": 2, "şub": 2, "subat": 2, "sub": 2,
+    "mart": 3, "mar": 3,
+    "nisan": 4, "nis": 4,
+    "mayıs": 5, "may": 5, "mayis": 5,
+    "haziran": 6, "haz": 6,
+    "temmuz": 7, "tem": 7,
+    "ağustos": 8, "ağu": 8, "agustos": 8, "agu": 8,
+    "eylül": 9, "eyl": 9, "eylul": 9,
+    "ekim": 10, "eki": 10, "ekm": 10,
+    "kasım": 11, "kas": 11, "kasim": 11,
+    "aralık": 12, "ara": 12, "aralik": 12,
+}  # fmt: skip
+_WEEKDAYS = ("pazartesi", "salı", "çarşamba", "perşembe", "cuma", "cumartesi", "pazar")
+MONTH_NAMES = ("Ocak", "Şubat", "Mart", "Nisan", "Mayıs", "Haziran", "Temmuz",
+               "Ağustos", "Eylül", "Ekim", "Kasım", "Aralık")  # fmt: skip
+WEEKDAY_NAMES = ("Pazartesi", "Salı", "Çarşamba", "Perşembe", "Cuma", "Cumartesi", "Pazar")
+
+_WORD = r"[A-Za-zÇĞİÖŞÜçğıöşüÂâÎîÛû]+"
+_TIME = r"(?P<h>\d{1,2})[:.](?P<mi>\d{2})(?::(?P<s>\d{2}))?"
+_DATE_NUM = r"(?P<d>\d{1,2})[./-](?P<m>\d{1,2})[./-](?P<y>\d{4})"
+_DATE_ISO = r"(?P<iy>\d{4})-(?P<im>\d{1,2})-(?P<id>\d{1,2})"
+_DATE_TXT = rf"(?P<td>\d{{1,2}})\s+(?P<tm>{_WORD})\.?,?\s+(?P<ty>\d{{4}})"
+_STAMP = re.compile(
+    rf"(?:{_DATE_ISO}|{_DATE_NUM}|{_DATE_TXT})"
+    rf"(?:(?:\s*(?:[-,|/T]|saat|,)?\s*(?:{_WORD}\s*,?\s*)?){_TIME})?(?![\d])"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """A moment read from text; `has_time` is False for date-only precision."""
+
+    when: datetime
+    has_time: bool
+
+
+def _month(word: str) -> int | None:
+    w = word.replace("İ", "i").replace("I", "ı").lower().rstrip(".")
+    return _MONTHS.get(w)
+
+
+def find_stamp(text: str, tz: tzinfo) -> Stamp | None:
+    """The first date (with its time, if one follows) in `text`, in zone `tz`.
+
+    Returns None when the text holds no date; raises ParseError for an impossible one.
+    """
+    for m in _STAMP.finditer(text):
+        g = m.groupdict()
+        if g["iy"]:
+            y, mo, d = int(g["iy"]), int(g["im"]), int(g["id"])
+        elif g["y"]:
+            y, mo, d = int(g["y"]), int(g["m"]), int(g["d"])
+        else:
+            month = _month(g["tm"])
+            if month is None:
+                continue  # "12 kişi 2026" is not a date
+            y, mo, d = int(g["ty"]), month, int(g["td"])
+        try:
+            day = date(y, mo, d)
+        except ValueError:
+            raise ParseError(f"impossible date {m.group(0).strip()!r}") from None
+        if g["h"] is None:
+            return Stamp(datetime.combine(day, time(0, 0), tz), has_time=False)
+        try:
+            clock = time(int(g["h"]), int(g["mi"]), int(g["s"] or 0))
+        except ValueError:
+            raise ParseError(f"impossible time {m.group(0).strip()!r}") from None
+        return Stamp(_localize(datetime.combine(day, clock), tz), has_time=True)
+    return None
+
+
+def _localize(naive: datetime, tz: tzinfo) -> datetime:
+    return naive.replace(tzinfo=tz)
+
+
+def parse_iso(text: str, tz: tzinfo) -> datetime | None:
+    """ISO 8601 / W3C datetime as found in JSON-LD and meta tags; naive values get `tz`."""
+    raw = text.strip()
+    if not raw:
+        return None
+    if raw.endswith(("Z", "z")):
+        raw = raw[:-1] + "+00:00"
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        stamp = _safe_find(raw, tz)
+        return stamp.when if stamp else None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz)
+    return value
+
+
+def _safe_find(text: str, tz: tzinfo) -> Stamp | None:
+    try:
+        return find_stamp(text, tz)
+    except ParseError:
+        return None
+
+
+def turkish_long(value: datetime, tz: tzinfo) -> str:
+    """`1 Ocak 2026 Perşembe 19:16`, the way Turkish sites print a moment."""
+    local = value.astimezone(tz)
+    return (
+        f"{local.day} {MONTH_NAMES[local.month - 1]} {local.year} "
+        f"{WEEKDAY_NAMES[local.weekday()]} {local:%H:%M}"
+    )
+
+
+def to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
