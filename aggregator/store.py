@@ -140,7 +140,9 @@ class MergeCounts:
 
 
 class Store:
-    """The one owner of the SQLite connection. Use `Store.open(path)` as a context manager."""
+    """The one owner of the SQLite connection. Use `Store.open(path)` as a context manager.
+
+    Not thread-safe: callers use it from one thread at a time (the daemon serializes runs)."""
 
     def __init__(self, path: Path, conn: sqlite3.Connection, lock_fd: int | None) -> None:
         self.path = path
@@ -159,7 +161,9 @@ class Store:
             if lock:
                 lock_fd = _take_lock(path)
             uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
-            conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+            conn = sqlite3.connect(
+                uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False
+            )
         except OSError as e:
             _release(lock_fd)
             raise StoreError(f"{path}: cannot open the state store: {e.strerror or e}") from e
