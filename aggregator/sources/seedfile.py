@@ -25,7 +25,6 @@ _LABEL = re.compile(
     r"Oluşturulma Tarihi|Oluşturulma)\s*:"
 )
 _BARE_LABEL = re.compile(r"^(KAYNAK|Kaynak)$")
-_UPDATE_WORDS = ("GÜNCELLE", "Güncelle", "Guncelle", "güncelle")
 _SOURCE_WORDS = ("KAYNAK", "Kaynak")
 _TIME_ONLY = re.compile(r"^(?:saat ikonu\s*)?\d{1,2}[:.]\d{2}(?::\d{2})?$")
 _DATE_ONLY_LINE = re.compile(
@@ -118,6 +117,9 @@ def _read_meta(lines: list[str], tz: tzinfo, meta: _Meta) -> None:
     """Fill `meta` from the lines of a meta block (labels and values, possibly one line)."""
     joined = " ".join(lines)
     parts = list(_LABEL.finditer(joined))
+    if not parts and joined:
+        joined = f"Yayın Tarihi: {joined}"
+        parts = list(_LABEL.finditer(joined))
     for i, m in enumerate(parts):
         end = parts[i + 1].start() if i + 1 < len(parts) else len(joined)
         value = joined[m.end() : end].strip(" |-–")
@@ -130,7 +132,7 @@ def _read_meta(lines: list[str], tz: tzinfo, meta: _Meta) -> None:
         except ParseError as e:
             meta.problems.append(f"{label}: {e}")
             stamp = None
-        if label.startswith(_UPDATE_WORDS):
+        if "ncel" in label or "NCEL" in label:  # Güncelleme, Son Güncelleme, Güncellenme
             meta.update_label_seen = True
             meta.updated = meta.updated or stamp
         else:
@@ -149,7 +151,9 @@ def _meta_span(lines: list[str], start: int) -> int:
                 continue
             break
         if _LABEL.search(line) or _BARE_LABEL.match(line):
-            expect_value = line.endswith(":") or bool(_BARE_LABEL.match(line))
+            expect_value = line.startswith(_SOURCE_WORDS) and (
+                line.endswith(":") or bool(_BARE_LABEL.match(line))
+            )
         elif line == "|" or _TIME_ONLY.match(line) or _DATE_ONLY_LINE.match(line):
             expect_value = False
         elif expect_value:
@@ -161,12 +165,23 @@ def _meta_span(lines: list[str], start: int) -> int:
 
 
 def _find_meta(lines: list[str]) -> int | None:
+    """Index of the meta block: the first labelled line, else a lone date line near the top
+    (`1 Ocak 2026 Perşembe 19:18`)."""
     for i, line in enumerate(lines):
         if _LABEL.search(line):
             start = i
             if i > 0 and _BARE_LABEL.match(lines[i - 1]):
                 start = i - 1
             return start
+    seen = 0
+    for i, line in enumerate(lines):
+        if not line:
+            continue
+        if _DATE_ONLY_LINE.match(line):
+            return i
+        seen += 1
+        if seen > 8:
+            break
     return None
 
 
@@ -240,6 +255,9 @@ def parse_seed(
             continue
         if _is_noise(line):
             continue
+        if line in SECTIONS and not kept:
+            categories.append(line)
+            continue
         if meta.published is None and _DATE_ONLY_LINE.match(line):
             _read_meta([f"Yayın Tarihi: {line}"], tz, meta)
             continue
@@ -267,9 +285,7 @@ def parse_seed(
     if not title:
         if not paragraphs:
             raise ParseError("no text: neither a title nor a paragraph")
-        title = shorten(paragraphs[0])
-    if not spot and paragraphs and not body_lead:
-        spot = ""
+        title = shorten(paragraphs[0]).removesuffix(".")
 
     published, updated, date_only = _resolve_times(meta, scrape_day, warnings)
     content = "".join(

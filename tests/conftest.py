@@ -1,0 +1,30 @@
+"""Shared fixtures. Golden files are rewritten deliberately with UPDATE_GOLDEN=1."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+ISTANBUL = ZoneInfo("Europe/Istanbul")
+SEED_DOC = Path(__file__).parent.parent / "seeds" / "000_6ec4e0a712969624.txt"
+
+
+@pytest.fixture
+def golden() -> Callable[[Path, bytes], None]:
+    """Compare bytes with a golden file; UPDATE_GOLDEN=1 rewrites it instead."""
+
+    def check(path: Path, actual: bytes) -> None:
+        if os.environ.get("UPDATE_GOLDEN") == "1" or not path.exists():
+            if os.environ.get("CI") and not path.exists():
+                pytest.fail(f"golden file {path} is missing (run with UPDATE_GOLDEN=1 locally)")
+            path.write_bytes(actual)
+            return
+        expected = path.read_bytes()
+        assert actual.decode("utf-8") == expected.decode("utf-8"), f"differs from {path}"
+
+    return check
