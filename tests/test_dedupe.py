@@ -1,0 +1,147 @@
+"""Which records are one article, which revision wins, and ids that never change."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aggregator import dedupe
+from aggregator.model import Article
+from tests.conftest import ISTANBUL
+
+T0 = datetime(2026, 1, 1, 19, 16, tzinfo=ISTANBUL)
+
+
+def art(title: str = "Ankara'da kritik görüşme yapıldı", **kw) -> Article:
+    base = dict(
+        title=title, summary=kw.pop("summary", f"{title} ayrıntıları burada anlatılıyor."),
+        published=T0, updated=T0, source="seeds", origin="x.txt",
+    )  # fmt: skip
+    base.update(kw)
+    return Article(**base)
+
+
+def groups(*articles: Article) -> list[list[int]]:
+    cands = [dedupe.candidate(i, a) for i, a in enumerate(articles)]
+    return sorted(sorted(c.ref for c in g) for g in dedupe.cluster(cands))
+
+
+def test_canonical_url_variants_are_one_article() -> None:
+    links = [
+        "https://www.example.com.tr/gundem/haber-1",
+        "http://WWW.Example.com.tr:80/gundem/haber-1/",
+        "https://www.example.com.tr/gundem/haber-1?utm_source=tw&fbclid=abc#yorumlar",
+        "https://www.example.com.tr:443/gundem/haber-1?gclid=1",
+    ]
+    titles = ["Başlık bir iki üç", "Tamamen farklı başlık", "Bambaşka bir başlık", "Dördüncü"]
+    arts = [art(t, link=u, published=T0 + timedelta(hours=i), summary=t)
+            for i, (t, u) in enumerate(zip(titles, links, strict=True))]  # fmt: skip
+    assert groups(*arts) == [[0, 1, 2, 3]]
+
+
+def test_same_guid_same_feed_is_one_article_other_feed_is_not() -> None:
+    a = art("Birinci haber başlığı burada", guid="123", source="feed-a", summary="")
+    b = art("Değişmiş haber başlığı şimdi", guid="123", source="feed-a", summary="",
+            published=T0 + timedelta(hours=2))  # fmt: skip
+    c = art("Başka kaynaktan başka haber", guid="123", source="feed-b", summary="",
+            published=T0 + timedelta(hours=5))  # fmt: skip
+    assert groups(a, b, c) == [[0, 1], [2]]
+
+
+def test_same_minute_and_turkish_folded_title_is_one_article() -> None:
+    a = art("İZMİR'DE DEPREM: 4,2 BÜYÜKLÜĞÜNDE", summary="a")
+    b = art("SON DAKİKA | İzmir'de deprem: 4,2 büyüklüğünde", summary="b")
+    c = art("Son dakika: izmir'de  deprem - 4,2 büyüklüğünde!", summary="c",
+            published=T0 + timedelta(seconds=30))  # fmt: skip
+    assert groups(a, b, c) == [[0, 1, 2]]
+
+
+def test_same_minute_and_same_lead_with_a_new_title_is_one_article() -> None:
+    lead = "Merkez Bankası politika faizini yüzde 38'de sabit tuttu."
+    a = art("Faiz kararı açıklandı", summary=lead)
+    b = art("Merkez Bankası faizi sabit bıraktı", summary=lead, updated=T0 + timedelta(minutes=9))
+    assert groups(a, b) == [[0, 1]]
+
+
+def test_different_articles_stay_apart() -> None:
+    bulletin = "Günün özeti: öne çıkan başlıklar"
+    a = art(bulletin, summary="Pazartesi özeti.")
+    b = art(bulletin, summary="Salı özeti.", published=T0 + timedelta(days=1))
+    c = art("Aynı dakikada başka bir haber", summary="Bambaşka bir konu anlatılıyor burada.")
+    quoted = a.summary
+    d = art("Dünkü haberin devamı geldi", summary=quoted + " Yeni gelişme.",
+            published=T0 + timedelta(hours=3))  # fmt: skip
+    assert groups(a, b, c, d) == [[0], [1], [2], [3]]
+
+
+def test_the_newest_guncelleme_wins_and_published_is_the_earliest() -> None:
+    first = dedupe.candidate(0, art(updated=T0))
+    newest = dedupe.candidate(1, art(updated=T0 + timedelta(minutes=10), summary="yeni spot"))
+    late_old = dedupe.candidate(2, art(updated=T0 + timedelta(minutes=5), summary="eski spot"))
+    (group,) = dedupe.cluster([first, newest, late_old])
+    assert dedupe.winner(group).ref == 1
+
+
+def test_equal_guncelleme_is_decided_the_same_way_in_any_order() -> None:
+    a = dedupe.candidate(0, art(summary="bir sürüm metni burada"))
+    b = dedupe.candidate(1, art(summary="öbür sürüm metni burada"))
+    picks = {dedupe.winner(g).content_hash for g in ([a, b], [b, a])}
+    assert len(picks) == 1
+
+
+def test_id_is_versioned_deterministic_and_ignores_later_revisions() -> None:
+    original = art()
+    revised = replace(original, title="Ankara'da kritik görüşme: yeni ayrıntılar",
+                      updated=T0 + timedelta(minutes=10))  # fmt: skip
+    g1 = [dedupe.candidate(0, original)]
+    g2 = [dedupe.candidate(0, revised), dedupe.candidate(1, original)]
+    id1 = dedupe.article_id(dedupe.identity_key(g1))
+    id2 = dedupe.article_id(dedupe.identity_key(g2))
+    assert id1 == id2
+    assert id1.startswith("urn:uuid:")
+    assert id1 == dedupe.article_id(dedupe.identity_key(g1))  # no randomness
+
+
+def _corpus() -> list[Article]:
+    out = []
+    for i in range(12):
+        t = T0 + timedelta(minutes=7 * i)
+        out.append(art(f"Haber numarası {i} için başlık", published=t, updated=t,
+                       summary=f"Spot metni {i} burada yazıyor."))  # fmt: skip
+        if i % 3 == 0:
+            out.append(
+                art(
+                    f"SON DAKİKA | HABER NUMARASI {i} İÇİN BAŞLIK",
+                    published=t,
+                    updated=t + timedelta(minutes=3),
+                    summary=f"Yeni spot {i} yazıldı.",
+                )
+            )
+        if i % 4 == 0:
+            out.append(art(f"Değişik başlık {i} oldu", published=t, updated=t,
+                           summary=f"Spot metni {i} burada yazıyor."))  # fmt: skip
+    return out
+
+
+def _published_set(articles: list[Article]) -> dict[str, str]:
+    cands = [dedupe.candidate(i, a) for i, a in enumerate(articles)]
+    result = {}
+    for g in dedupe.cluster(cands):
+        result[dedupe.article_id(dedupe.identity_key(g))] = dedupe.winner(g).content_hash
+    return result
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_any_order_or_twice_gives_the_same_published_set_and_ids(rnd: random.Random) -> None:
+    corpus = _corpus()
+    expected = _published_set(corpus)
+    shuffled = corpus[:]
+    rnd.shuffle(shuffled)
+    assert _published_set(shuffled) == expected
+    assert _published_set(shuffled + corpus) == expected
+    assert len(expected) == 12

@@ -1,0 +1,86 @@
+"""Published bytes: golden feeds for the seed document, atomic writes, round trips."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import feedparser
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aggregator.model import Article
+from aggregator.publish import Site, atom_bytes, publish, rss_bytes, write_atomic
+from aggregator.sources.seedfile import parse_seed
+from aggregator.store import Entry
+from tests.conftest import DATA, ISTANBUL, SEED_DOC
+
+SITE = Site(title="Haber Akışı", url="http://127.0.0.1:8080/", language="tr", timezone=ISTANBUL)
+
+
+def seed_entry() -> Entry:
+    a = parse_seed(SEED_DOC.read_bytes(), origin="seeds/000.txt", source="seeds", tz=ISTANBUL)
+    return Entry(id="urn:uuid:8cff0c45-47ed-5dd2-bb15-2db3a9a021a7", article=a)
+
+
+def test_golden_feeds_for_the_seed_document(golden) -> None:
+    entries = [seed_entry()]
+    golden(DATA / "golden" / "atom.xml", atom_bytes(SITE, entries))
+    golden(DATA / "golden" / "rss.xml", rss_bytes(SITE, entries))
+
+
+def test_markup_in_titles_is_escaped_everywhere(tmp_path: Path) -> None:
+    a = parse_seed((DATA / "layouts" / "markup_text.txt").read_bytes(), origin="m.txt",
+                   source="seeds", tz=ISTANBUL)  # fmt: skip
+    entry = Entry(id="urn:uuid:00000000-0000-5000-8000-000000000001", article=a)
+    publish(SITE, tmp_path, [entry], 1)
+    for name in ("atom.xml", "rss.xml"):
+        raw = (tmp_path / name).read_bytes()
+        assert b"<script>" not in raw
+        parsed = feedparser.parse(raw)
+        assert parsed.bozo == 0
+        assert parsed.entries[0].title == a.title  # text, round-tripped intact
+    page = next((tmp_path / "articles").glob("*.html")).read_text(encoding="utf-8")
+    assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_write_atomic_leaves_no_temp_files_and_skips_equal_bytes(tmp_path: Path) -> None:
+    target = tmp_path / "feed.xml"
+    assert write_atomic(target, b"one")
+    assert not write_atomic(target, b"one")
+    assert write_atomic(target, b"two")
+    assert target.read_bytes() == b"two"
+    assert [p.name for p in tmp_path.iterdir()] == ["feed.xml"]
+
+
+_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=60
+).filter(lambda s: s.strip())
+_moment = st.datetimes(
+    min_value=datetime(1971, 1, 1), max_value=datetime(2099, 12, 31),
+    timezones=st.sampled_from([ISTANBUL, UTC]),
+)  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_text, _moment, st.integers(0, 10_000)), min_size=1, max_size=5))
+def test_publish_then_feedparser_keeps_ids_and_dates(items) -> None:
+    entries = []
+    for i, (title, published, delta) in enumerate(items):
+        published = published.replace(microsecond=0)
+        a = Article(
+            title=title,
+            published=published,
+            updated=published + timedelta(minutes=delta),
+            source="s",
+            origin="o",
+        )
+        entries.append(Entry(id=f"urn:uuid:00000000-0000-5000-8000-{i:012d}", article=a))
+    for data in (atom_bytes(SITE, entries), rss_bytes(SITE, entries)):
+        parsed = feedparser.parse(data)
+        assert parsed.bozo == 0
+        assert [e.id for e in parsed.entries] == [e.id for e in entries]
+        for got, want in zip(parsed.entries, entries, strict=True):
+            assert (
+                got.published_parsed[:6] == want.article.published.astimezone(UTC).timetuple()[:6]
+            )
