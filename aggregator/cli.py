@@ -68,6 +68,27 @@ def _parser() -> argparse.ArgumentParser:
     verbosity.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     verbosity.add_argument("-v", "--verbose", action="store_true",
                            help="debug logging and tracebacks")  # fmt: skip
+    daemon = commands.add_parser(
+        "run",
+        help="keep the feeds fresh on each source's schedule and serve them over HTTP",
+        description="Run every source at its `every:` interval, publish after changes and "
+        "serve output.dir at server.host:server.port (with /healthz) until SIGTERM or SIGINT.",
+    )
+    daemon.add_argument("--config", type=Path, default=Path("config.yaml"),
+                        help="path to config.yaml (default: ./config.yaml)")  # fmt: skip
+    loudness = daemon.add_mutually_exclusive_group()
+    loudness.add_argument("-q", "--quiet", action="store_true", help="log errors only")
+    loudness.add_argument("-v", "--verbose", action="store_true",
+                          help="debug logging (with HTTP access lines) and tracebacks")  # fmt: skip
+    loudness.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                          help="log level (default: log_level in config.yaml)")  # fmt: skip
+    status = commands.add_parser(
+        "status",
+        help="print each source's last success, last error, next due time and article count",
+        description="Print the state of every source; works with or without a running daemon.",
+    )
+    status.add_argument("--config", type=Path, default=Path("config.yaml"),
+                        help="path to config.yaml (default: ./config.yaml)")  # fmt: skip
     return parser
 
 
@@ -103,16 +124,40 @@ def regenerate(config: Config, quiet: bool) -> int:
     return EXIT_PARTIAL if report.rejections or report.failed_sources else EXIT_OK
 
 
+def run(config: Config) -> int:
+    from aggregator import daemon
+
+    store = Store.open(config.state)  # the lock: a second daemon or a regenerate is refused
+    try:
+        sock = daemon.listen(config.host, config.port)
+    except BaseException:
+        store.close()
+        raise
+    return daemon.run(config, store, sock)
+
+
+def status(config: Config) -> int:
+    from aggregator.daemon import status_text
+
+    print(status_text(config, _now()))
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     verbose = getattr(args, "verbose", False)
     try:
         config = load_config(args.config)
-        level = "debug" if verbose else "error" if getattr(args, "quiet", False) else "warning"
-        _setup_logging(level)
+        default = config.log_level if args.command == "run" else "warning"
+        level = "debug" if verbose else "error" if getattr(args, "quiet", False) else default
+        _setup_logging(getattr(args, "log_level", None) or level)
         if args.command == "regenerate":
             return regenerate(config, args.quiet)
+        if args.command == "run":
+            return run(config)
+        if args.command == "status":
+            return status(config)
         parser.error(f"unknown command {args.command!r}")
     except ConfigError as e:
         return _fail(e, EXIT_CONFIG, verbose, "fix the key named above in the config file")

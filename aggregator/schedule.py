@@ -1,0 +1,346 @@
+"""When things run, never what they do: APScheduler jobs around pipeline.run_once.
+
+One interval job per source (jitter, max_instances=1, coalesce), staggered at start. After
+each run the due time is recomputed (interval, or exponential back-off while a source fails,
+or later if the source asked for it, e.g. Retry-After) and saved in the store, so due times
+survive restarts. A job pauses itself while it runs, so a slow run is never overlapped.
+
+All store work (parsing, merging, feed writing) runs on ONE worker thread: the Store is not
+thread-safe, and the event loop stays free to serve HTTP. Changes are published once per
+burst (debounced), not once per source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from aggregator.config import Config, SourceConfig
+from aggregator.errors import AggregatorError
+from aggregator.pipeline import publish_now, run_once
+from aggregator.store import SourceState, Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+BACKOFF_CAP = 3600.0  # a failing source is retried at least hourly (or at its interval)
+STAGGER_SPREAD = 60.0  # first runs of overdue sources are spread over this many seconds
+PUBLISH_QUIET = 1.0  # publish once no change arrived for this long...
+PUBLISH_MAX_WAIT = 10.0  # ...but never later than this after the first change
+PUBLISH_RETRY = 30.0  # after a failed publish
+SHUTDOWN_GRACE = 5.0  # running work gets this long to finish on SIGTERM
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def jitter(every: float, rng: random.Random) -> float:
+    """Up to 10% of the interval, at most 30 s: sources drift apart instead of bunching."""
+    return rng.uniform(0.0, min(every * 0.1, 30.0))
+
+
+def backoff(every: float, failures: int) -> float:
+    """Seconds until the next try after `failures` failures in a row (doubling, capped)."""
+    if failures <= 0:
+        return every
+    return min(every * 2.0 ** min(failures, 20), max(every, BACKOFF_CAP))
+
+
+def next_state(
+    before: SourceState,
+    after: SourceState,
+    source: SourceConfig,
+    error: str | None,
+    started: datetime,
+    finished: datetime,
+    rng: random.Random,
+) -> SourceState:
+    """The state to save after one run. `after` is what the run itself saved (HTTP validators,
+    perhaps a later next_due it was asked for); success resets the failure count."""
+    if error:
+        failures = max(before.failures + 1, after.failures)
+        state = replace(after, last_error=error, last_error_at=finished, failures=failures)
+    else:
+        failures = 0
+        state = replace(after, last_success=started, failures=0)
+    due = finished + timedelta(seconds=backoff(source.every, failures) + jitter(source.every, rng))
+    asked = after.next_due
+    if asked is not None and asked != before.next_due and asked > due:
+        due = asked
+    return replace(state, next_due=due)
+
+
+def first_due(state: SourceState, source: SourceConfig, index: int, count: int,
+              now: datetime, rng: random.Random) -> datetime:  # fmt: skip
+    """A saved due time in the future is kept (back-off survives restarts); overdue sources
+    are staggered so a restart does not hit every host at once."""
+    limit = now + timedelta(seconds=max(source.every, BACKOFF_CAP))
+    if state.next_due is not None and state.next_due > now:
+        return min(state.next_due, limit)
+    spread = min(STAGGER_SPREAD, source.every) * index / max(count, 1)
+    return now + timedelta(seconds=spread + jitter(source.every, rng) * 0.1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    state: SourceState
+    new: int
+    updated: int
+    unchanged: int
+    rejected: tuple[str, ...]
+    error: str | None
+    seconds: float
+
+
+class Scheduler:
+    """Runs sources and publishes; keeps an in-memory snapshot for /healthz."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        client: object | None = None,
+        clock: Callable[[], datetime] = now_utc,
+        seed: int | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.client = client
+        self.clock = clock
+        self.rng = random.Random(seed)
+        self.states: dict[str, SourceState] = {s.name: SourceState(name=s.name)
+                                               for s in config.sources}  # fmt: skip
+        self.last_publish: datetime | None = None
+        self.publish_error: str | None = None
+        self.articles = 0
+        self._worker = concurrent.futures.ThreadPoolExecutor(1, "aggregator-store")
+        self._inflight: set[concurrent.futures.Future[Any]] = set()
+        self._aps = AsyncIOScheduler(timezone=UTC)
+        self._changed = asyncio.Event()
+        self._dirty = False  # changes merged but not yet published
+        self._publisher: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+        self._seen_rejections: set[str] = set()
+
+    # -- the worker thread ------------------------------------------------------------
+    async def _on_worker(self, fn: Callable[..., T], *args: Any) -> T:
+        future = self._worker.submit(fn, *args)
+        self._inflight.add(future)
+        future.add_done_callback(self._inflight.discard)
+        return await asyncio.wrap_future(future)
+
+    def _load_states(self) -> dict[str, SourceState]:
+        return {s.name: self.store.source_state(s.name) for s in self.config.sources}
+
+    def _run_source(self, source: SourceConfig) -> _Outcome:
+        started = self.clock()
+        t0 = time.perf_counter()
+        before = self.store.source_state(source.name)
+        report = run_once(self.config, self.store, self.client, started,
+                          only=[source.name], publish_feeds=False)  # fmt: skip
+        one = report.sources[0] if report.sources else None
+        error = one.error if one else None
+        after = self.store.source_state(source.name)
+        state = next_state(before, after, source, error, started, self.clock(), self.rng)
+        self.store.save_source_state(state)
+        return _Outcome(
+            state=state, new=report.new, updated=report.updated,
+            unchanged=report.unchanged + (one.unchanged if one else 0),
+            rejected=tuple(str(r) for r in report.rejections), error=error,
+            seconds=time.perf_counter() - t0,
+        )  # fmt: skip
+
+    def _publish(self) -> tuple[list[str], int, float]:
+        t0 = time.perf_counter()
+        written = publish_now(self.config, self.store, self.clock())
+        return written, self.store.count(), time.perf_counter() - t0
+
+    # -- jobs on the event loop -------------------------------------------------------
+    async def source_job(self, name: str) -> None:
+        source = next(s for s in self.config.sources if s.name == name)
+        job_id = f"source:{name}"
+        self._aps.pause_job(job_id)  # no second run of this source until we reschedule
+        task = asyncio.current_task()
+        if task:
+            self._running.add(task)
+        due = self.clock() + timedelta(seconds=backoff(source.every, 1))
+        try:
+            outcome = await self._on_worker(self._run_source, source)
+            due = outcome.state.next_due or due
+            self.states[name] = outcome.state
+            self._log_outcome(source, outcome)
+            if outcome.new or outcome.updated:
+                self._dirty = True
+                self._changed.set()
+        except AggregatorError as e:
+            log.error("source %s: run failed: %s", name, e)
+        except asyncio.CancelledError:
+            log.warning("source %s: abandoned at shutdown", name)
+        finally:
+            if task:
+                self._running.discard(task)
+            if not self._stopping:
+                self._aps.modify_job(job_id, next_run_time=due)
+
+    def _log_outcome(self, source: SourceConfig, o: _Outcome) -> None:
+        for text in o.rejected:
+            level = logging.DEBUG if text in self._seen_rejections else logging.WARNING
+            self._seen_rejections.add(text)
+            log.log(level, "source %s: rejected %s", source.name, text)
+        if o.error:
+            when = _hhmmss(o.state.next_due, self.config)
+            log.warning("source %s: failed (%d in a row, next try %s): %s",
+                        source.name, o.state.failures, when, o.error)  # fmt: skip
+        else:
+            log.info("source %s: %d new, %d updated, %d unchanged in %.2fs",
+                     source.name, o.new, o.updated, o.unchanged, o.seconds)  # fmt: skip
+
+    async def _publish_loop(self) -> None:
+        """Wait for a change, let the burst settle, publish once; repeat."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._changed.wait()
+            deadline = loop.time() + PUBLISH_MAX_WAIT
+            while True:
+                self._changed.clear()
+                timeout = min(PUBLISH_QUIET, deadline - loop.time())
+                if timeout <= 0:
+                    break
+                try:
+                    await asyncio.wait_for(self._changed.wait(), timeout)
+                except TimeoutError:
+                    break
+            self._changed.clear()
+            await self.publish()
+
+    async def publish(self) -> bool:
+        self._dirty = False
+        try:
+            written, count, seconds = await self._on_worker(self._publish)
+        except asyncio.CancelledError:
+            self._dirty = True  # the publish may never have started
+            raise
+        except AggregatorError as e:
+            self._dirty = True
+            self.publish_error = str(e)
+            log.error("feeds not published (retrying in %.0fs): %s", PUBLISH_RETRY, e)
+            asyncio.get_running_loop().call_later(PUBLISH_RETRY, self._changed.set)
+            return False
+        self.last_publish, self.publish_error, self.articles = self.clock(), None, count
+        if written:
+            log.info("feeds published: %d files written (%s), %d articles, %.2fs",
+                     len(written), _names(written), count, seconds)  # fmt: skip
+        else:
+            log.debug("feeds published: nothing changed")
+        return True
+
+    # -- lifecycle --------------------------------------------------------------------
+    async def start(self) -> None:
+        """Load saved states, publish what the store holds, schedule every source."""
+        self.states = await self._on_worker(self._load_states)
+        self._publisher = asyncio.create_task(self.publish_then_loop())
+        now = self.clock()
+        count = len(self.config.sources)
+        for i, source in enumerate(self.config.sources):
+            first = first_due(self.states[source.name], source, i, count, now, self.rng)
+            self._aps.add_job(
+                self.source_job, IntervalTrigger(seconds=source.every,
+                                                 jitter=min(source.every * 0.1, 30.0)),
+                args=[source.name], id=f"source:{source.name}", name=source.name,
+                max_instances=1, coalesce=True, misfire_grace_time=None, next_run_time=first,
+            )  # fmt: skip
+            log.debug("source %s: first run at %s", source.name, _hhmmss(first, self.config))
+        self._aps.start()
+
+    async def publish_then_loop(self) -> None:
+        await self.publish()
+        await self._publish_loop()
+
+    async def stop(self) -> bool:
+        """Stop scheduling, let running work finish (up to SHUTDOWN_GRACE), publish pending
+        changes, close the store. False if work had to be abandoned (the store stays open)."""
+        self._stopping = True
+        if self._aps.running:
+            self._aps.pause()
+        if self._publisher:
+            self._publisher.cancel()
+        for future in list(self._inflight):
+            future.cancel()  # only those not started yet
+        deadline = time.monotonic() + SHUTDOWN_GRACE
+        if self._running:
+            await asyncio.wait(list(self._running), timeout=SHUTDOWN_GRACE)
+        busy = [f for f in self._inflight if not f.done()]
+        if busy:
+            await asyncio.wait([asyncio.wrap_future(f) for f in busy],
+                               timeout=max(0.1, deadline - time.monotonic()))  # fmt: skip
+        if self._aps.running:
+            self._aps.shutdown(wait=False)
+        if any(not f.done() for f in self._inflight):
+            log.warning("shutdown: a run did not finish in %.0fs; abandoning it", SHUTDOWN_GRACE)
+            self._worker.shutdown(wait=False, cancel_futures=True)
+            return False
+        if self._dirty:
+            try:
+                await asyncio.wait_for(self.publish(), max(0.5, deadline - time.monotonic()))
+            except TimeoutError:
+                log.warning("shutdown: final publish did not finish; the next start publishes")
+                self._worker.shutdown(wait=False, cancel_futures=True)
+                return False
+        await asyncio.wrap_future(self._worker.submit(self.store.close))
+        self._worker.shutdown(wait=True)
+        return True
+
+    # -- /healthz ---------------------------------------------------------------------
+    def health(self) -> tuple[int, dict[str, Any]]:
+        ok = self.last_publish is not None and self.publish_error is None
+        failing = [s for s in self.states.values() if s.failures]
+        status = ("degraded" if failing else "ok") if ok else "unavailable"
+        body: dict[str, Any] = {
+            "status": status,
+            "last_publish": _iso(self.last_publish),
+            "publish_error": self.publish_error,
+            "articles": self.articles,
+            "sources": [
+                {
+                    "name": s.name,
+                    "type": s.type,
+                    "every": s.every,
+                    "last_success": _iso(self.states[s.name].last_success),
+                    "last_error": self.states[s.name].last_error,
+                    "last_error_at": _iso(self.states[s.name].last_error_at),
+                    "failures": self.states[s.name].failures,
+                    "next_due": _iso(self.states[s.name].next_due),
+                }
+                for s in self.config.sources
+            ],
+        }
+        return (200 if ok else 503), body
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat(timespec="seconds") if value else None
+
+
+def _hhmmss(value: datetime | None, config: Config) -> str:
+    return value.astimezone(config.timezone).strftime("%H:%M:%S") if value else "-"
+
+
+def _names(written: list[str]) -> str:
+    shown = [w for w in written if "/" not in w]
+    pages = len(written) - len(shown)
+    if pages:
+        shown.append(f"{pages} article pages")
+    return ", ".join(shown)
