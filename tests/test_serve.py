@@ -1,0 +1,173 @@
+"""The Starlette app on its own: types, validators, 304s, gzip, HEAD, and no way out of the
+output directory. (The daemon tests cover the same over a real socket.)"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.types import ASGIApp
+
+from aggregator.config import SourceConfig
+from aggregator.schedule import backoff, first_due, next_state
+from aggregator.serve import content_type, create_app
+from aggregator.store import SourceState
+
+ATOM = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<feed>' + b"<entry>Haber</entry>" * 100 + b"</feed>"
+)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    out = tmp_path / "feeds"
+    (out / "articles").mkdir(parents=True)
+    (out / "atom.xml").write_bytes(ATOM)
+    (out / "rss.xml").write_bytes(b"<rss/>")
+    (out / "index.html").write_bytes("<p>Haber Akışı</p>".encode())
+    (out / "articles" / "a.html").write_bytes(b"<p>a</p>")
+    (out / ".atom.xml.x1.tmp").write_bytes(b"half")
+    (tmp_path / "config.yaml").write_text("secret: yes\n")
+    (out / "leak.xml").symlink_to(tmp_path / "config.yaml")
+    (out / "up").symlink_to(tmp_path)
+    return out
+
+
+class Client:
+    """httpx over ASGI (starlette's TestClient now wants the separate httpx2 package)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    def request(self, method: str, path: str, headers: dict[str, str] | None) -> httpx.Response:
+        async def go() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+                return await c.request(method, path, headers=headers)
+
+        return asyncio.run(go())
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        return self.request("GET", path, headers)
+
+    def head(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        return self.request("HEAD", path, headers)
+
+
+@pytest.fixture
+def client(site: Path) -> Client:
+    def health() -> tuple[int, dict[str, Any]]:
+        return 503, {"status": "unavailable"}
+
+    return Client(create_app(site, health))
+
+
+def test_content_types_carry_charset(client: Client) -> None:
+    assert client.get("/atom.xml").headers["content-type"] == "application/atom+xml; charset=utf-8"
+    assert client.get("/rss.xml").headers["content-type"] == "application/rss+xml; charset=utf-8"
+    index = client.get("/")
+    assert index.headers["content-type"] == "text/html; charset=utf-8"
+    assert "Haber Akışı" in index.text
+    assert client.get("/articles/a.html").status_code == 200
+    assert content_type("feed.json") == "application/feed+json; charset=utf-8"
+    assert content_type("subscriptions.opml").startswith("text/x-opml")
+    assert content_type("style.xsl").startswith("text/xsl")
+
+
+def test_conditional_get_and_head(client: Client) -> None:
+    first = client.get("/atom.xml", headers={"Accept-Encoding": "identity"})
+    assert first.status_code == 200 and first.content == ATOM
+    etag, modified = first.headers["etag"], first.headers["last-modified"]
+    assert etag.startswith('"') and not etag.startswith("W/")
+    assert first.headers["cache-control"] == "public, max-age=300"
+    again = client.get("/atom.xml", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"]
+    since = client.get("/atom.xml", headers={"If-Modified-Since": modified})
+    assert since.status_code == 304
+    other = client.get("/atom.xml", headers={"If-None-Match": '"nope"'})
+    assert other.status_code == 200
+    head = client.head("/atom.xml", headers={"Accept-Encoding": "identity"})
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(len(ATOM))
+
+
+def test_gzip_when_asked_with_its_own_etag(client: Client) -> None:
+    plain = client.get("/atom.xml", headers={"Accept-Encoding": "identity"})
+    zipped = client.get("/atom.xml", headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.headers["vary"] == "Accept-Encoding"
+    assert zipped.content == ATOM  # httpx decodes it
+    assert zipped.headers["etag"] != plain.headers["etag"]
+    assert int(zipped.headers["content-length"]) < len(ATOM)
+    assert gzip.decompress(gzip.compress(ATOM)) == ATOM
+    for tag in (zipped.headers["etag"], plain.headers["etag"]):
+        r = client.get("/atom.xml", headers={"Accept-Encoding": "gzip", "If-None-Match": tag})
+        assert r.status_code == 304
+    refused = client.get("/atom.xml", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers
+
+
+def test_a_changed_file_gets_a_new_etag(client: Client, site: Path) -> None:
+    etag = client.get("/atom.xml").headers["etag"]
+    tmp = site / "new.tmp"
+    tmp.write_bytes(ATOM + b"\n")
+    os.replace(tmp, site / "atom.xml")
+    changed = client.get("/atom.xml", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/leak.xml", "/up/config.yaml", "/.atom.xml.x1.tmp", "/articles/", "/articles",
+     "/nope.xml", "/%2e%2e/config.yaml"],
+)  # fmt: skip
+def test_nothing_outside_the_output_dir(client: Client, path: str) -> None:
+    assert client.get(path).status_code == 404
+
+
+def test_healthz_passes_the_status_through(client: Client) -> None:
+    r = client.get("/healthz")
+    assert r.status_code == 503 and r.json() == {"status": "unavailable"}
+    assert r.headers["cache-control"] == "no-store"
+
+
+SOURCE = SourceConfig(name="s", type="seeds", every=60.0, path=Path("."))
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    assert backoff(60, 0) == 60
+    assert backoff(60, 1) == 120 and backoff(60, 3) == 480
+    assert backoff(60, 50) == 3600
+    assert backoff(7200, 5) == 7200  # a source slower than the cap keeps its own interval
+
+
+def test_next_state_counts_failures_and_honours_a_later_due_time() -> None:
+    rng = random.Random(1)
+    before = SourceState(name="s", failures=2, next_due=T0)
+    failed = next_state(before, before, SOURCE, "boom", T0, T0, rng)
+    assert failed.failures == 3 and failed.last_error == "boom" and failed.last_error_at == T0
+    assert failed.next_due is not None and failed.next_due >= T0 + timedelta(seconds=480)
+    ok = next_state(failed, failed, SOURCE, None, T0, T0, rng)
+    assert ok.failures == 0 and ok.last_success == T0 and ok.last_error == "boom"
+    assert ok.next_due is not None and ok.next_due < T0 + timedelta(seconds=67)
+    asked = SourceState(name="s", next_due=T0 + timedelta(hours=2))  # e.g. Retry-After
+    later = next_state(before, asked, SOURCE, None, T0, T0, rng)
+    assert later.next_due == T0 + timedelta(hours=2)
+
+
+def test_first_runs_are_staggered_and_saved_due_times_kept() -> None:
+    rng = random.Random(1)
+    fresh = SourceState(name="s")
+    dues = [first_due(fresh, SOURCE, i, 4, T0, rng) for i in range(4)]
+    assert dues == sorted(dues) and dues[0] < T0 + timedelta(seconds=1)
+    assert dues[3] >= T0 + timedelta(seconds=45)
+    saved = SourceState(name="s", next_due=T0 + timedelta(minutes=30))
+    assert first_due(saved, SOURCE, 0, 1, T0, rng) == T0 + timedelta(minutes=30)
