@@ -40,6 +40,8 @@ class Candidate:
     updated: datetime
     published: datetime
     content_hash: str
+    source: str = ""
+    origin: str = ""
 
     @property
     def rank(self) -> tuple[datetime, str]:
@@ -81,6 +83,8 @@ def candidate(ref: int, article: Article) -> Candidate:
         updated=article.updated,
         published=article.published,
         content_hash=article.content_hash(),
+        source=article.source,
+        origin=article.origin,
     )
 
 

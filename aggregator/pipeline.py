@@ -6,26 +6,20 @@ Parsed records wait in the store's staging table, so memory holds only small Can
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from aggregator import dedupe
 from aggregator.config import Config, SourceConfig
-from aggregator.errors import ParseError
 from aggregator.model import Article, Rejection, RunReport, SourceReport
 from aggregator.publish import Site, publish
-from aggregator.sources import Harvest
-from aggregator.sources.seedfile import parse_seed
-from aggregator.store import SeedFileState, Store
+from aggregator.sources import Harvest, seeddir
+from aggregator.store import SeedFileState, Store, article_to_json
 
 log = logging.getLogger(__name__)
-MAX_SEED_BYTES = 5 * 1024 * 1024
 _STAGE_BATCH = 1000
 
 
@@ -35,12 +29,15 @@ class _Batch:
 
     store: Store
     candidates: list[dedupe.Candidate] = field(default_factory=list)
-    pending: list[tuple[int, Article]] = field(default_factory=list)
+    pending: list[tuple[int, str]] = field(default_factory=list)
 
     def add(self, article: Article) -> None:
+        self.add_staged(dedupe.candidate(-1, article), article_to_json(article))
+
+    def add_staged(self, candidate: dedupe.Candidate, record: str) -> None:
         ref = len(self.candidates)
-        self.candidates.append(dedupe.candidate(ref, article))
-        self.pending.append((ref, article))
+        self.candidates.append(replace(candidate, ref=ref))
+        self.pending.append((ref, record))
         if len(self.pending) >= _STAGE_BATCH:
             self.flush()
 
@@ -57,15 +54,6 @@ def site_of(config: Config) -> Site:
     )  # fmt: skip
 
 
-def seed_paths(folder: Path) -> Iterator[Path]:
-    """Every .txt file under `folder`, sorted, never following directory symlinks (no loops)."""
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        dirs.sort()
-        for name in sorted(files):
-            if name.endswith(".txt") and not name.startswith("."):
-                yield Path(root, name)
-
-
 def read_seeds(
     source: SourceConfig, config: Config, store: Store, batch: _Batch, now: datetime
 ) -> SourceReport:
@@ -75,47 +63,27 @@ def read_seeds(
         return SourceReport(
             name=source.name, error=f"{source.path}: seed folder does not exist or is not a folder"
         )
-    known = store.seed_files(source.name)
     remember: list[tuple[str, SeedFileState]] = []
     rejected: list[Rejection] = []
     read = unchanged = 0
-    for path in seed_paths(source.path):
-        key = str(path)
-        try:
-            st = path.stat()
-            prev = known.get(key)
-            if prev and prev.size == st.st_size and prev.mtime_ns == st.st_mtime_ns:
-                unchanged += 1
-                continue
-            if st.st_size > MAX_SEED_BYTES:
-                raise ParseError(f"file is {st.st_size} bytes, over the {MAX_SEED_BYTES} limit")
-            with open(path, "rb") as f:
-                data = f.read(MAX_SEED_BYTES + 1)
-        except OSError as e:
-            rejected.append(Rejection(source=source.name, origin=key,
-                                      reason=f"cannot read: {e.strerror or e}"))  # fmt: skip
+    outcomes = seeddir.scan(
+        source.path, store.seed_files(source.name), source=source.name,
+        timezone=config.timezone, language=config.language,
+    )  # fmt: skip
+    for outcome in outcomes:
+        if outcome.reason is not None:
+            rejected.append(Rejection(source=source.name, origin=outcome.key,
+                                      reason=outcome.reason))  # fmt: skip
             continue
-        except ParseError as e:
-            rejected.append(Rejection(source=source.name, origin=key, reason=str(e)))
-            continue
-        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-        state = SeedFileState(st.st_size, st.st_mtime_ns, digest)
-        if prev and prev.digest == digest:
+        if outcome.state is not None:
+            remember.append((outcome.key, outcome.state))
+        if outcome.unchanged:
             unchanged += 1
-            remember.append((key, state))
             continue
-        try:
-            article = parse_seed(
-                data, origin=key, source=source.name, tz=config.timezone,
-                language=config.language,
-            )  # fmt: skip
-        except ParseError as e:
-            rejected.append(Rejection(source=source.name, origin=key, reason=str(e)))
-            continue
-        for warning in article.warnings:
-            log.warning("%s: %s", key, warning)
-        batch.add(article)
-        remember.append((key, state))
+        assert outcome.record is not None and outcome.candidate is not None
+        for warning in outcome.warnings:
+            log.warning("%s: %s", outcome.key, warning)
+        batch.add_staged(outcome.candidate, outcome.record)
         read += 1
     batch.flush()
     store.remember_seed_files(source.name, remember, now)

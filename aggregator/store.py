@@ -31,7 +31,6 @@ _MIGRATIONS: dict[int, str] = {
         updated TEXT NOT NULL,
         content_hash TEXT NOT NULL,
         source TEXT NOT NULL,
-        record TEXT NOT NULL,
         first_seen TEXT NOT NULL,
         last_changed TEXT NOT NULL
     );
@@ -261,83 +260,83 @@ class Store:
             )
             self._conn.execute("DELETE FROM staged")
 
-    def stage(self, rows: Iterable[tuple[int, Article]]) -> None:
+    def stage(self, rows: Iterable[tuple[int, str]]) -> None:
+        """Park (ref, record JSON) rows until `merge` decides where they belong."""
         with self._translate("staging"):
-            self._conn.executemany(
-                "INSERT INTO staged (ref, record) VALUES (?, ?)",
-                ((ref, article_to_json(a)) for ref, a in rows),
-            )
-
-    def _staged(self, ref: int) -> str:
-        row = self._conn.execute("SELECT record FROM staged WHERE ref = ?", (ref,)).fetchone()
-        return str(row[0])
+            self._conn.executemany("INSERT INTO staged (ref, record) VALUES (?, ?)", rows)
 
     # -- merging clusters into articles -------------------------------------------------
     def merge(self, clusters: Sequence[Sequence[Candidate]], now: datetime) -> MergeCounts:
         """Fold each cluster into its stored article (or a new one). Never goes backwards:
-        a revision older than the stored winner only adds history."""
+        a revision older than the stored winner only adds history. The winning record lives
+        in `revisions`; `articles.content_hash` points at it."""
         counts = MergeCounts()
         seen = utc_text(now)
         with self.transaction():
-            for group in clusters:
-                self._merge_one(group, seen, counts)
+            existing = self._existing_ids(clusters)
+            for i, group in enumerate(clusters):
+                self._merge_one(group, existing.get(i), seen, counts)
             self._conn.execute("DELETE FROM staged")
         return counts
 
-    def _existing_id(self, keys: Sequence[str]) -> str | None:
-        found: set[str] = set()
-        for i in range(0, len(keys), 500):
-            chunk = keys[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                r[0]
-                for r in self._conn.execute(
-                    f"SELECT article_id FROM article_keys WHERE match_key IN ({marks})", chunk
-                )
-            )
-        if not found:
-            return None
-        if len(found) == 1:
-            return found.pop()
-        marks = ",".join("?" * len(found))
-        row = self._conn.execute(
-            f"SELECT id FROM articles WHERE id IN ({marks}) ORDER BY published, id LIMIT 1",
-            sorted(found),
-        ).fetchone()
-        return str(row[0]) if row else sorted(found)[0]
+    def _existing_ids(self, clusters: Sequence[Sequence[Candidate]]) -> dict[int, str]:
+        """Cluster index -> id of the stored article sharing a key, in one query.
+        Several stored articles: the earliest published (then smallest id) wins."""
+        if (
+            not clusters
+            or self._conn.execute("SELECT 1 FROM article_keys LIMIT 1").fetchone() is None
+        ):
+            return {}
+        self._conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS batch_keys (match_key TEXT, cluster INTEGER)"
+        )
+        self._conn.execute("DELETE FROM batch_keys")
+        self._conn.executemany(
+            "INSERT INTO batch_keys (match_key, cluster) VALUES (?, ?)",
+            ((k, i) for i, g in enumerate(clusters) for c in g for k in c.keys),
+        )
+        found: dict[int, str] = {}
+        for cluster_index, aid in self._conn.execute(
+            "SELECT b.cluster, a.id FROM batch_keys b"
+            " JOIN article_keys k ON k.match_key = b.match_key"
+            " JOIN articles a ON a.id = k.article_id"
+            " ORDER BY b.cluster, a.published DESC, a.id DESC"
+        ):
+            found[cluster_index] = aid  # last row per cluster = earliest published
+        self._conn.execute("DELETE FROM batch_keys")
+        return found
 
-    def _merge_one(self, group: Sequence[Candidate], seen: str, counts: MergeCounts) -> None:
-        keys = sorted({k for c in group for k in c.keys})
-        aid = self._existing_id(keys) or article_id(identity_key(group))
+    def _merge_one(
+        self, group: Sequence[Candidate], existing: str | None, seen: str, counts: MergeCounts
+    ) -> None:
         best = winner(group)
-        earliest = min(c.published for c in group)
-        row = self._conn.execute(
-            "SELECT published, updated, content_hash FROM articles WHERE id = ?", (aid,)
-        ).fetchone()
-        best_record = self._staged(best.ref)
-        if row is None:
+        earliest = utc_text(min(c.published for c in group))
+        if existing is None:
+            aid = article_id(identity_key(group))
             self._conn.execute(
-                "INSERT INTO articles (id, published, updated, content_hash, source, record,"
-                " first_seen, last_changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (aid, utc_text(earliest), utc_text(best.updated), best.content_hash,
-                 json.loads(best_record)["source"], best_record, seen, seen),
+                "INSERT INTO articles (id, published, updated, content_hash, source,"
+                " first_seen, last_changed) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (aid, earliest, utc_text(best.updated), best.content_hash, best.source,
+                 seen, seen),
             )  # fmt: skip
             counts.new += 1
         else:
-            stored_published, stored_updated, stored_hash = row
+            aid = existing
+            stored_published, stored_updated, stored_hash = self._conn.execute(
+                "SELECT published, updated, content_hash FROM articles WHERE id = ?", (aid,)
+            ).fetchone()
             newer = (utc_text(best.updated), best.content_hash) > (stored_updated, stored_hash)
-            earlier = utc_text(earliest) < stored_published
+            earlier = earliest < stored_published
             if newer:
                 self._conn.execute(
-                    "UPDATE articles SET updated = ?, content_hash = ?, source = ?, record = ?,"
+                    "UPDATE articles SET updated = ?, content_hash = ?, source = ?,"
                     " last_changed = ? WHERE id = ?",
-                    (utc_text(best.updated), best.content_hash, json.loads(best_record)["source"],
-                     best_record, seen, aid),
-                )  # fmt: skip
+                    (utc_text(best.updated), best.content_hash, best.source, seen, aid),
+                )
             if earlier:
                 self._conn.execute(
                     "UPDATE articles SET published = ?, last_changed = ? WHERE id = ?",
-                    (utc_text(earliest), seen, aid),
+                    (earliest, seen, aid),
                 )
             if newer or earlier:
                 counts.updated += 1
@@ -345,39 +344,31 @@ class Store:
                 counts.unchanged += 1
         self._conn.executemany(
             "INSERT OR IGNORE INTO article_keys (match_key, article_id) VALUES (?, ?)",
-            ((k, aid) for k in keys),
+            ((k, aid) for k in {k for c in group for k in c.keys}),
         )
-        for c in group:
-            record = best_record if c is best else self._staged(c.ref)
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO revisions (article_id, content_hash, updated, origin, record,"
+            " seen) SELECT ?, ?, ?, ?, record, ? FROM staged WHERE ref = ?",
+            ((aid, c.content_hash, utc_text(c.updated), c.origin, seen, c.ref) for c in group),
+        )
+        if existing is not None or len(group) > KEEP_REVISIONS:
             self._conn.execute(
-                "INSERT OR IGNORE INTO revisions (article_id, content_hash, updated, origin,"
-                " record, seen) VALUES (?, ?, ?, ?, ?, ?)",
-                (aid, c.content_hash, utc_text(c.updated), json.loads(record)["origin"],
-                 record, seen),
-            )  # fmt: skip
-        self._conn.execute(
-            "DELETE FROM revisions WHERE article_id = ? AND content_hash NOT IN ("
-            " SELECT content_hash FROM revisions WHERE article_id = ?"
-            " ORDER BY updated DESC, content_hash DESC LIMIT ?)",
-            (aid, aid, KEEP_REVISIONS),
-        )
+                "DELETE FROM revisions WHERE article_id = ? AND content_hash NOT IN ("
+                " SELECT content_hash FROM revisions WHERE article_id = ?"
+                " ORDER BY updated DESC, content_hash DESC LIMIT ?)",
+                (aid, aid, KEEP_REVISIONS),
+            )
 
     # -- reading for publication ---------------------------------------------------------
     def latest(self, limit: int) -> list[Entry]:
         """The newest `limit` articles by GİRİŞ, newest first (ties by id, stable)."""
         with self._translate("reading articles"):
-            rows = self._conn.execute(
-                "SELECT id, published, record FROM articles"
-                " ORDER BY published DESC, id DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
+            rows = self._conn.execute(_ENTRY_SELECT + " LIMIT ?", (limit,)).fetchall()
         return [_entry(*r) for r in rows]
 
     def entries(self) -> Iterator[Entry]:
         with self._translate("reading articles"):
-            for row in self._conn.execute(
-                "SELECT id, published, record FROM articles ORDER BY published DESC, id DESC"
-            ):
+            for row in self._conn.execute(_ENTRY_SELECT):
                 yield _entry(*row)
 
     def revisions(self, aid: str) -> list[Article]:
@@ -470,6 +461,13 @@ class Store:
                  state.last_error, opt(state.last_error_at), state.failures,
                  opt(state.next_due), state.feed_digest),
             )  # fmt: skip
+
+
+_ENTRY_SELECT = (
+    "SELECT a.id, a.published, r.record FROM articles a"
+    " JOIN revisions r ON r.article_id = a.id AND r.content_hash = a.content_hash"
+    " ORDER BY a.published DESC, a.id DESC"
+)
 
 
 def _entry(aid: str, published: str, record: str) -> Entry:

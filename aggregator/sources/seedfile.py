@@ -89,7 +89,7 @@ def decode(data: bytes) -> str:
 
 def _lines(text: str) -> list[str]:
     text = xml_safe(text.replace("\r\n", "\n").replace("\r", "\n"))
-    return [collapse(line) for line in text.split("\n")]
+    return [" ".join(line.split()) for line in text.split("\n")]
 
 
 def _is_noise(line: str) -> bool:
@@ -97,14 +97,10 @@ def _is_noise(line: str) -> bool:
 
 
 def _is_caps_heading(line: str) -> bool:
+    if len(line) > 160 or line.endswith((".", ",", ";")) or line != turkish_upper(line):
+        return False
     letters = _WORD_CHARS.findall(line)
-    return (
-        len(letters) >= 4
-        and len(line) <= 160
-        and line == turkish_upper(line)
-        and not line.endswith((".", ",", ";"))
-        and sum(ch.isupper() for ch in letters) == len(letters)
-    )
+    return len(letters) >= 4 and all(ch.isupper() for ch in letters)
 
 
 def _strip_chrome(text: str) -> str:
@@ -243,7 +239,7 @@ def parse_seed(
     categories: list[str] = []
     kept: list[str] = []
     raw_head = header_extra + head
-    for i, line in enumerate(raw_head):
+    for line in raw_head:
         if not line:
             continue
         if line.startswith("|"):

@@ -1,0 +1,126 @@
+"""A folder of seed files: walk, stat, read, hash and parse, in worker processes when many.
+
+Incremental: a file whose size and mtime match the stored state is not opened; one whose
+bytes hash the same is not parsed. Workers return ready-to-stage records (JSON + Candidate),
+so the main process only talks to SQLite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from aggregator import dedupe
+from aggregator.errors import ParseError
+from aggregator.sources.seedfile import parse_seed
+from aggregator.store import SeedFileState, article_to_json
+
+MAX_SEED_BYTES = 5 * 1024 * 1024
+POOL_THRESHOLD = 1000  # fewer files to parse than this: not worth starting processes
+_CHUNK = 200
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    """One file's fate. Exactly one of: parsed (record set), unchanged, rejected (reason)."""
+
+    key: str
+    state: SeedFileState | None = None
+    record: str | None = None
+    candidate: dedupe.Candidate | None = None
+    warnings: tuple[str, ...] = ()
+    unchanged: bool = False
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    key: str
+    size: int
+    mtime_ns: int
+    known_digest: str | None
+
+
+def seed_paths(folder: Path) -> Iterator[Path]:
+    """Every .txt file under `folder`, sorted, never following directory symlinks (no loops)."""
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs.sort()
+        for name in sorted(files):
+            if name.endswith(".txt") and not name.startswith("."):
+                yield Path(root, name)
+
+
+def scan(
+    folder: Path,
+    known: Mapping[str, SeedFileState],
+    *,
+    source: str,
+    timezone: ZoneInfo,
+    language: str,
+) -> Iterator[FileOutcome]:
+    """Outcomes for every seed file in `folder`, in path order."""
+    jobs: list[_Job] = []
+    for path in seed_paths(folder):
+        key = str(path)
+        try:
+            st = path.stat()
+        except OSError as e:
+            yield FileOutcome(key=key, reason=f"cannot read: {e.strerror or e}")
+            continue
+        prev = known.get(key)
+        if prev and prev.size == st.st_size and prev.mtime_ns == st.st_mtime_ns:
+            yield FileOutcome(key=key, unchanged=True)
+            continue
+        jobs.append(_Job(key, st.st_size, st.st_mtime_ns, prev.digest if prev else None))
+    settings = (source, timezone.key, language)
+    chunks = [(settings, jobs[i : i + _CHUNK]) for i in range(0, len(jobs), _CHUNK)]
+    workers = os.cpu_count() or 1
+    if len(jobs) < POOL_THRESHOLD or workers < 2:
+        for chunk in chunks:
+            yield from _read_chunk(chunk)
+        return
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        for outcomes in pool.map(_read_chunk, chunks):
+            yield from outcomes
+
+
+def _read_chunk(chunk: tuple[tuple[str, str, str], list[_Job]]) -> list[FileOutcome]:
+    (source, zone, language), jobs = chunk
+    tz = ZoneInfo(zone)
+    return [_read_one(job, source, tz, language) for job in jobs]
+
+
+def _read_one(job: _Job, source: str, tz: ZoneInfo, language: str) -> FileOutcome:
+    try:
+        if job.size > MAX_SEED_BYTES:
+            raise ParseError(f"file is {job.size} bytes, over the {MAX_SEED_BYTES}-byte limit")
+        with open(job.key, "rb") as f:
+            data = f.read(MAX_SEED_BYTES + 1)
+        if len(data) > MAX_SEED_BYTES:
+            raise ParseError(f"file grew past the {MAX_SEED_BYTES}-byte limit while read")
+    except OSError as e:
+        return FileOutcome(key=job.key, reason=f"cannot read: {e.strerror or e}")
+    except ParseError as e:
+        return FileOutcome(key=job.key, reason=str(e))
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    state = SeedFileState(job.size, job.mtime_ns, digest)
+    if digest == job.known_digest:
+        return FileOutcome(key=job.key, state=state, unchanged=True)
+    try:
+        article = parse_seed(data, origin=job.key, source=source, tz=tz, language=language)
+    except ParseError as e:
+        return FileOutcome(key=job.key, reason=str(e))
+    return FileOutcome(
+        key=job.key,
+        state=state,
+        record=article_to_json(article),
+        candidate=dedupe.candidate(-1, article),
+        warnings=article.warnings,
+    )

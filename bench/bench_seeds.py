@@ -1,0 +1,128 @@
+"""Time `aggregator regenerate` on N synthetic seed files in the real TGRT layout.
+
+    python bench/bench_seeds.py --files 10000 [--revisions 0.2] [--dir bench/out]
+
+Prints files/s and peak memory (max RSS of the regenerate process) for a cold run, a second
+run with nothing changed, and de-duplication throughput on the parsed records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.seedmaker import tgrt_seed  # noqa: E402
+
+TZ = ZoneInfo("Europe/Istanbul")
+WORDS = (
+    "Ankara İstanbul İzmir bakanlık açıklama görüşme ekonomi seçim deprem kar yağışı futbol "
+    "meclis bütçe enflasyon faiz ihracat turizm eğitim sağlık ulaşım metro köprü belediye vali "
+    "çalışma toplantı karar uyarı rekor artış düşüş yatırım proje"
+).split()
+
+
+def sentence(rnd: random.Random, n: int) -> str:
+    return " ".join(rnd.choice(WORDS) for _ in range(n)).capitalize()
+
+
+def generate(folder: Path, files: int, revision_share: float, seed: int = 7) -> None:
+    rnd = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    start = datetime(2026, 1, 1, 6, 0, tzinfo=TZ)
+    originals = int(files / (1 + revision_share))
+    for i in range(files):
+        k = i if i < originals else rnd.randrange(originals)
+        r = random.Random(k)
+        giris = start + timedelta(minutes=k)
+        title = f"{sentence(r, 7)} {k}"
+        spot = sentence(r, 25) + "."
+        body = tuple(sentence(r, 40) + "." for _ in range(6)) + ("ARA BAŞLIK BURADA",)
+        guncelleme = giris + timedelta(minutes=5 + (i - originals if i >= originals else 0))
+        if i >= originals:
+            title += " (güncellendi)"
+        text = tgrt_seed(title=title, spot=spot, giris=giris, guncelleme=guncelleme, body=body)
+        (folder / f"{i:07d}.txt").write_text(text, encoding="utf-8")
+
+
+def run(config: Path) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "aggregator", "regenerate", "--config", str(config)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    if done.returncode not in (0, 1):
+        sys.exit(f"regenerate failed ({done.returncode}): {done.stderr}")
+    return elapsed, done.stdout.strip()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=10_000)
+    ap.add_argument("--revisions", type=float, default=0.2, help="share of later revisions")
+    ap.add_argument("--dir", type=Path, default=Path(__file__).parent / "out")
+    args = ap.parse_args()
+    root = args.dir / f"seeds-{args.files}"
+    if root.exists():
+        shutil.rmtree(root)
+    t = time.perf_counter()
+    generate(root / "seeds", args.files, args.revisions)
+    print(f"generated {args.files} files in {time.perf_counter() - t:.1f}s "
+          f"({sum(p.stat().st_size for p in (root / 'seeds').iterdir()) / 1e6:.0f} MB)")  # fmt: skip
+    config = root / "config.yaml"
+    config.write_text(
+        "site: {title: Bench, url: 'http://127.0.0.1:8080/'}\n"
+        "output: {dir: out, max_items: 50}\nstate: state/agg.sqlite3\nretention: never\n"
+        "sources:\n  - {name: seeds, type: seeds, path: seeds}\n",
+        encoding="utf-8",
+    )
+    print(f"cores: {os.cpu_count()}")
+    for label in ("cold", "nothing changed"):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        elapsed, summary = run(config)
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        print(f"{label:>16}: {elapsed:6.2f}s  {args.files / elapsed:9.0f} files/s  "
+              f"peak RSS {max(peak, before) / 1024:.0f} MB  | {summary}")  # fmt: skip
+    store = root / "state" / "agg.sqlite3"
+    size = sum(p.stat().st_size for p in store.parent.iterdir())
+    print(f"store size: {size / 1e6:.1f} MB")
+    bench_dedupe(args.files)
+
+
+def bench_dedupe(n: int) -> None:
+    """De-duplication alone: match keys (Turkish folding) + clustering on n records, 20% dups."""
+    from aggregator import dedupe
+    from aggregator.model import Article
+
+    rnd = random.Random(3)
+    start = datetime(2026, 1, 1, 6, 0, tzinfo=TZ)
+    originals = int(n / 1.2)
+    articles = []
+    for i in range(n):
+        k = i if i < originals else rnd.randrange(originals)
+        r = random.Random(k)
+        t = start + timedelta(minutes=k)
+        articles.append(Article(title=f"{sentence(r, 7)} {k}", summary=sentence(r, 25),
+                                published=t, updated=t + timedelta(minutes=i % 7),
+                                source="seeds", origin=str(i)))  # fmt: skip
+    t0 = time.perf_counter()
+    cands = [dedupe.candidate(i, a) for i, a in enumerate(articles)]
+    t1 = time.perf_counter()
+    groups = dedupe.cluster(cands)
+    t2 = time.perf_counter()
+    print(f"dedupe on {n} records: keys {n / (t1 - t0):,.0f}/s, clustering {n / (t2 - t1):,.0f}/s, "
+          f"together {n / (t2 - t0):,.0f} records/s -> {len(groups)} articles")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
