@@ -1,0 +1,310 @@
+"""RSS 0.9x/1.0/2.0 and Atom 0.3/1.0 (feedparser), JSON Feed 1.x (json) -> Articles. Pure.
+
+Identity: an entry's guid/id. Without one, the fallback key is its link, else
+"sha1:" + sha1(title, published) -- stable across fetches of an unchanged entry.
+A guid the feed repeats for different items is dropped for those items, so the URL and
+title/time keys decide (some feeds give every item the channel URL as its guid).
+
+Times: read from the raw text, not feedparser's `*_parsed` (which assume UTC), so a time
+without an offset is in the configured zone. `updated` is never earlier than `published`.
+Safety: feedparser gets a byte stream (never a str/bytes it could take for a path or URL),
+its own sanitizer is off because nh3 cleans every HTML field we keep, and a document that
+declares XML entities is refused (no external or exponential entity expansion).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import html
+import io
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+import feedparser
+
+from aggregator.errors import ParseError
+from aggregator.model import Article, Rejection
+from aggregator.normalize import (
+    absolute_url,
+    canonical_url,
+    collapse,
+    fold,
+    html_to_text,
+    sanitize_html,
+    shorten,
+)
+from aggregator.sources.http import decode_body
+from aggregator.timeparse import find_stamp, parse_iso
+
+_ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
+_DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
+_XML_DECL_ENCODING = re.compile(r"""^(\s*<\?xml[^>]*?encoding\s*=\s*)["'][^"']*["']""")
+_JSON_FEED = "https://jsonfeed.org/version/1"
+_HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeedResult:
+    """The entries of one feed document; `ttl` (seconds) bounds how often to ask again."""
+
+    articles: tuple[Article, ...]
+    rejected: tuple[Rejection, ...] = ()
+    ttl: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Item:
+    """One entry in a format-neutral shape, before dates and HTML are resolved."""
+
+    guid: str | None
+    link: str | None
+    title: str
+    summary: str
+    content_html: str
+    authors: tuple[str, ...]
+    categories: tuple[str, ...]
+    image: str | None
+    published: str | None
+    updated: str | None
+    fallback_time: datetime | None
+    language: str
+
+
+def parse_feed(
+    data: bytes, *, url: str, content_type: str = "", source: str, tz: tzinfo,
+    language: str = "tr",
+) -> FeedResult:  # fmt: skip
+    """A feed document -> its articles. Raises ParseError if it is not a feed at all."""
+    text = decode_body(data, content_type)
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if "json" in content_type.lower() or stripped.startswith("{"):
+        items, ttl = _json_items(stripped, url, language)
+    else:
+        _refuse_entities(data)
+        items, ttl = _xml_items(text, url, language)
+    articles: list[Article] = []
+    rejected: list[Rejection] = []
+    for i, item in enumerate(items):
+        try:
+            articles.append(_article(item, url=url, source=source, tz=tz))
+        except ParseError as e:
+            origin = f"{url} (entry {i + 1}{': ' + item.title[:60] if item.title else ''})"
+            rejected.append(Rejection(source=source, origin=origin, reason=str(e)))
+    return FeedResult(articles=_split_shared_guids(articles), rejected=tuple(rejected), ttl=ttl)
+
+
+def _refuse_entities(data: bytes) -> None:
+    head = data[:65536]
+    if _DOCTYPE.search(head) and _ENTITY_DECL.search(head):
+        raise ParseError("the XML declares entities (<!ENTITY> in its DOCTYPE); refused for safety")
+
+
+# -- XML feeds (feedparser) ----------------------------------------------------------------
+def _xml_items(text: str, url: str, language: str) -> tuple[list[_Item], float | None]:
+    utf8 = _XML_DECL_ENCODING.sub(r'\1"utf-8"', text, count=1).encode("utf-8", "replace")
+    try:
+        d = feedparser.parse(
+            io.BytesIO(utf8),
+            response_headers={"content-type": "application/xml; charset=utf-8",
+                              "content-location": url},
+            sanitize_html=False,
+            resolve_relative_uris=False,
+        )  # fmt: skip
+    except Exception as e:  # feedparser's loose parser has its own bugs on hostile input
+        raise ParseError(f"unreadable feed ({type(e).__name__}: {e})") from e
+    entries = d.get("entries") or []
+    if not entries and (d.get("bozo") or not d.get("version")):
+        reason = d.get("bozo_exception") or "no RSS/Atom root element"
+        raise ParseError(f"not a feed: {collapse(str(reason))[:200]}")
+    feed = d.get("feed") or {}
+    lang = str(feed.get("language") or language)
+    return [_from_feedparser(e, lang) for e in entries], _ttl(feed.get("ttl"))
+
+
+def _ttl(value: object) -> float | None:
+    text = str(value or "").strip()
+    return float(text) * 60 if text.isdigit() and 0 < int(text) < 100000 else None
+
+
+def _struct_time(value: Any) -> datetime | None:
+    try:
+        if not value:
+            return None
+        y, mo, d, h, mi, sec = (int(v) for v in value[:6])
+        return datetime(y, mo, d, h, mi, min(sec, 59), tzinfo=UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def _text_of(value: object, kind: str) -> str:
+    text = str(value or "")
+    if any(t in kind for t in _HTML_TYPES):
+        return html_to_text(sanitize_html(text)) if "<" in text else html_to_text(text)
+    return collapse(text)
+
+
+def _from_feedparser(e: Mapping[str, Any], language: str) -> _Item:
+    title = _text_of(e.get("title"), (e.get("title_detail") or {}).get("type", "text/html"))
+    summary_raw = str(e.get("summary") or "")
+    summary_type = (e.get("summary_detail") or {}).get("type", "text/html")
+    content_html = ""
+    for c in e.get("content") or []:
+        value = str(c.get("value") or "")
+        if any(t in str(c.get("type", "")) for t in _HTML_TYPES):
+            content_html = value
+            break
+        content_html = content_html or _paragraphs(value)
+    if not content_html and "<" in summary_raw and "html" in summary_type:
+        content_html = summary_raw
+    authors = [a.get("name", "") for a in e.get("authors") or [] if isinstance(a, Mapping)]
+    if not any(authors) and e.get("author"):
+        authors = [str(e.get("author"))]
+    categories = [t.get("term") or t.get("label") or "" for t in e.get("tags") or []]
+    return _Item(
+        guid=_clean_id(e.get("id")),
+        link=_clean_id(e.get("link")),
+        title=title,
+        summary=_text_of(summary_raw, summary_type),
+        content_html=content_html,
+        authors=_names(authors),
+        categories=_names(categories),
+        image=_image(e),
+        published=_clean_id(e.get("published") or e.get("created")),
+        updated=_clean_id(e.get("updated")),
+        fallback_time=_struct_time(e.get("published_parsed") or e.get("updated_parsed")),
+        language=language,
+    )
+
+
+def _image(e: Mapping[str, Any]) -> str | None:
+    for key in ("media_content", "media_thumbnail"):
+        for m in e.get(key) or []:
+            if m.get("url") and m.get("medium", "image") == "image":
+                return str(m["url"])
+    for link in e.get("links") or []:
+        if link.get("rel") == "enclosure" and str(link.get("type", "")).startswith("image/"):
+            return str(link.get("href") or "") or None
+    return None
+
+
+# -- JSON Feed -----------------------------------------------------------------------------
+def _json_items(text: str, url: str, language: str) -> tuple[list[_Item], float | None]:
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise ParseError(f"not a JSON Feed: invalid JSON ({e})") from None
+    if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith(_JSON_FEED):
+        raise ParseError("not a JSON Feed: no https://jsonfeed.org/version/1 version")
+    items = doc.get("items")
+    if not isinstance(items, list):
+        raise ParseError("not a JSON Feed: `items` is not a list")
+    lang = str(doc.get("language") or language)
+    return [_from_json(i, lang) for i in items if isinstance(i, dict)], None
+
+
+def _from_json(item: dict[str, Any], language: str) -> _Item:
+    authors = item.get("authors") or ([item["author"]] if item.get("author") else [])
+    names = [a.get("name", "") if isinstance(a, dict) else "" for a in _list(authors)]
+    content = item.get("content_html")
+    if not isinstance(content, str):
+        content = _paragraphs(str(item.get("content_text") or ""))
+    summary = item.get("summary")
+    return _Item(
+        guid=_clean_id(item.get("id")),
+        link=_clean_id(item.get("url") or item.get("external_url")),
+        title=collapse(str(item.get("title") or "")),
+        summary=collapse(str(summary)) if isinstance(summary, str) else "",
+        content_html=content,
+        authors=_names(names),
+        categories=_names(str(t) for t in _list(item.get("tags"))),
+        image=_clean_id(item.get("image") or item.get("banner_image")),
+        published=_clean_id(item.get("date_published")),
+        updated=_clean_id(item.get("date_modified")),
+        fallback_time=None,
+        language=str(item.get("language") or language),
+    )
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+# -- the mapping to Article ------------------------------------------------------------------
+def _clean_id(value: object) -> str | None:
+    if value is None or isinstance(value, dict | list | bool):
+        return None
+    text = collapse(str(value))
+    return text or None
+
+
+def _names(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(n for n in (collapse(v) for v in values) if n))
+
+
+def _paragraphs(text: str) -> str:
+    return "".join(
+        f"<p>{html.escape(p, quote=False)}</p>" for p in re.split(r"\n\s*\n", text) if p.strip()
+    )
+
+
+def parse_time(raw: str | None, tz: tzinfo) -> datetime | None:
+    """RFC 822, ISO 8601 or Turkish `1 Ocak 2026 19:16`; naive times get `tz`."""
+    if not raw:
+        return None
+    raw = raw.strip()
+    if re.match(r"^\d{4}-\d", raw):
+        return parse_iso(raw, tz)
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        try:
+            stamp = find_stamp(raw, tz)
+        except ParseError:
+            return None
+        return stamp.when if stamp else None
+    return when if when.tzinfo else when.replace(tzinfo=tz)
+
+
+def _article(item: _Item, *, url: str, source: str, tz: tzinfo) -> Article:
+    published = parse_time(item.published, tz)
+    updated = parse_time(item.updated, tz)
+    published = published or updated or item.fallback_time
+    if published is None:
+        raise ParseError("entry has no readable published/updated date")
+    updated = max(updated or published, published)
+    link = absolute_url(url, item.link) if item.link else None
+    link = canonical_url(link) if link else None
+    base = link or url
+    content = sanitize_html(item.content_html, base) if item.content_html else ""
+    summary = item.summary or (html_to_text(content)[:500] if content else "")
+    title = item.title or shorten(summary)
+    if not title:
+        raise ParseError("entry has neither a title nor any text")
+    image = absolute_url(base, item.image) if item.image else None
+    guid = item.guid or link or _hash_key(title, published)
+    return Article(
+        title=title, summary=summary if summary != title else "", content_html=content,
+        authors=item.authors, categories=item.categories, language=item.language,
+        link=link, guid=guid, image=image, published=published, updated=updated,
+        source=source, origin=url,
+    )  # fmt: skip
+
+
+def _hash_key(title: str, published: datetime) -> str:
+    raw = f"{fold(title)}\x1f{published.astimezone(UTC).isoformat()}"
+    return "sha1:" + hashlib.sha1(raw.encode("utf-8")).hexdigest()
+
+
+def _split_shared_guids(articles: list[Article]) -> tuple[Article, ...]:
+    """Drop a guid that the feed gives to different items, so they stay apart."""
+    seen: dict[str, set[tuple[str | None, str]]] = {}
+    for a in articles:
+        if a.guid:
+            seen.setdefault(a.guid, set()).add((a.link, fold(a.title)))
+    shared = {g for g, variants in seen.items() if len(variants) > 1}
+    return tuple(replace(a, guid=None) if a.guid in shared else a for a in articles)

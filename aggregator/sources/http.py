@@ -1,0 +1,339 @@
+"""The one HTTP client: polite, bounded, conditional GETs; httpx errors become FetchError here.
+
+`WebClient` runs a few `httpx.AsyncClient`s on an event loop in a thread of its own, so sync
+callers (the pipeline, the daemon's worker thread) can share it across runs and keep their
+connections. Several clients with about ten requests in flight each, not one client with
+fifty: httpcore's pool bookkeeping grows with its open connections (encode/httpx#3215).
+
+Also here, pure: body decoding (HTTP charset, BOM, XML declaration, <meta charset>, UTF-8,
+then Windows-1254 for undeclared Turkish pages), Cache-Control and Retry-After parsing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import email.utils
+import itertools
+import re
+import threading
+from collections.abc import AsyncIterator, Coroutine
+from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from aggregator import USER_AGENT
+from aggregator.errors import FetchError
+
+T = TypeVar("T")
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9,"
+    " application/xml;q=0.9, text/xml;q=0.9, text/html;q=0.8, */*;q=0.5"
+)
+_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE
+)
+_MAX_AGE = re.compile(r"(?:^|[,\s])(?:s-)?max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpSettings:
+    """Limits of the client. `per_host` bounds requests in flight to one host name."""
+
+    connect_timeout: float = 5.0
+    read_timeout: float = 15.0
+    total_timeout: float = 30.0
+    max_bytes: int = 5 * 1024 * 1024
+    max_redirects: int = 5
+    per_host: int = 6
+    clients: int = 4
+    per_client: int = 10
+    parse_workers: int = 0
+    """Worker processes for parsing; 0: one per CPU."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Response:
+    """A complete answer: 200 with its body, or 304 (`not_modified`) without one."""
+
+    url: str
+    status: int
+    body: bytes = b""
+    content_type: str = ""
+    etag: str | None = None
+    last_modified: str | None = None
+    max_age: float | None = None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+class RetryLater(FetchError):
+    """429/503: the server asked us to wait (`retry_after` is the raw Retry-After value)."""
+
+    def __init__(self, message: str, retry_after: str | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# -- pure helpers ------------------------------------------------------------------------
+def conditional_headers(etag: str | None, last_modified: str | None) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    return headers
+
+
+def max_age(cache_control: str | None) -> float | None:
+    """Seconds from `Cache-Control: max-age=N` (None when absent or `no-cache`/`no-store`)."""
+    if not cache_control or re.search(r"no-(?:cache|store)", cache_control, re.IGNORECASE):
+        return None
+    m = _MAX_AGE.search(cache_control)
+    return float(m.group(1)) if m else None
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """`Retry-After: 120` or an HTTP date -> seconds from `now` (never negative)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - now).total_seconds())
+
+
+def _charset(content_type: str) -> str | None:
+    m = re.search(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", content_type, re.IGNORECASE)
+    return m.group(1) if m else None
+
+
+def _codec(name: str | bytes | None) -> str | None:
+    if not name:
+        return None
+    label = name.decode("ascii", "replace") if isinstance(name, bytes) else name
+    try:
+        codec = codecs.lookup(label.strip().lower()).name
+    except LookupError:
+        return None
+    # Turkish sites that say Latin-1 almost always mean Latin-5 / Windows-1254.
+    return "cp1254" if codec in ("iso8859-1", "latin-1", "cp1252", "iso8859-9") else codec
+
+
+def detect_encoding(data: bytes, content_type: str = "") -> str:
+    """The codec to read `data` with: BOM, HTTP charset, XML declaration, <meta charset>,
+    then UTF-8 when it decodes, else Windows-1254 (the Turkish default of undeclared pages)."""
+    if data.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    head = data[:4096]
+    m_xml = _XML_ENCODING.match(head)
+    m_meta = _META_CHARSET.search(head)
+    declared = [
+        _charset(content_type),
+        m_xml.group(1) if m_xml else None,
+        m_meta.group(1) if m_meta else None,
+    ]
+    for name in declared:
+        codec = _codec(name)
+        if codec is None or codec.startswith("utf-16"):
+            continue
+        try:
+            data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        return codec
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "cp1254"
+    return "utf-8"
+
+
+def decode_body(data: bytes, content_type: str = "") -> str:
+    """Bytes of a page or feed -> text, never raising (undecodable bytes become U+FFFD)."""
+    return data.decode(detect_encoding(data, content_type), errors="replace")
+
+
+# -- the client ----------------------------------------------------------------------------
+@dataclass
+class _Slot:
+    client: httpx.AsyncClient
+    free: asyncio.Semaphore
+
+
+@dataclass
+class _Limits:
+    per_host: int
+    hosts: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+
+    def host(self, name: str) -> asyncio.Semaphore:
+        sem = self.hosts.get(name)
+        if sem is None:
+            sem = self.hosts[name] = asyncio.Semaphore(self.per_host)
+        return sem
+
+
+class WebClient:
+    """The shared client. Create once (the daemon) or per run (`regenerate`); `close()` it.
+
+    Fetch from coroutines run with `run()`; the parse worker pool lives here too, so that
+    its lifetime (and start-up cost) follows the client's."""
+
+    def __init__(self, settings: HttpSettings | None = None) -> None:
+        self.settings = settings or HttpSettings()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="aggregator-http", daemon=True
+        )
+        self._thread.start()
+        self._slots: list[_Slot] = self.run(self._open())
+        self._next = itertools.count()
+        self._limits = _Limits(self.settings.per_host)
+        self._pool: ProcessPoolExecutor | None = None
+        self._closed = False
+
+    async def _open(self) -> list[_Slot]:
+        s = self.settings
+        timeout = httpx.Timeout(s.read_timeout, connect=s.connect_timeout, pool=s.total_timeout)
+        limits = httpx.Limits(max_connections=s.per_client, max_keepalive_connections=s.per_client)
+        headers = {"User-Agent": USER_AGENT, "Accept": _ACCEPT, "Accept-Language": "tr, en;q=0.5"}
+        return [
+            _Slot(
+                httpx.AsyncClient(
+                    headers=headers, timeout=timeout, limits=limits, follow_redirects=False
+                ),
+                asyncio.Semaphore(s.per_client),
+            )
+            for _ in range(max(1, s.clients))
+        ]
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on the client's loop and wait for its result (from any other thread)."""
+        if self._loop.is_closed():
+            coro.close()
+            raise RuntimeError("WebClient is closed")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def parse_pool(self) -> Executor:
+        """Worker processes for CPU-bound parsing (forkserver: safe beside our threads)."""
+        if self._pool is None:
+            import multiprocessing
+            import os
+
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["aggregator.sources.web"])
+            workers = self.settings.parse_workers or os.cpu_count() or 1
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        return self._pool
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.run(self._aclose())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+
+    async def _aclose(self) -> None:
+        for slot in self._slots:
+            await slot.client.aclose()
+
+    def __enter__(self) -> WebClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @asynccontextmanager
+    async def _slot(self, url: str) -> AsyncIterator[httpx.AsyncClient]:
+        slot = self._slots[next(self._next) % len(self._slots)]
+        async with self._limits.host(urlsplit(url).hostname or ""), slot.free:
+            yield slot.client
+
+    async def fetch(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> Response:
+        """GET `url` (conditionally). Raises FetchError (RetryLater for 429/503) naming why."""
+        total = self.settings.total_timeout
+        async with self._slot(url) as client:
+            try:
+                async with asyncio.timeout(total):
+                    return await self._follow(client, url, conditional_headers(etag, last_modified))
+            except TimeoutError:
+                raise FetchError(f"no complete answer within {total:g}s") from None
+            except httpx.TimeoutException as e:
+                raise FetchError(f"timed out ({type(e).__name__})") from e
+            except httpx.ConnectError as e:
+                raise FetchError(f"cannot connect: {e}") from e
+            except httpx.DecodingError as e:
+                raise FetchError(f"undecodable compressed body: {e}") from e
+            except httpx.HTTPError as e:
+                raise FetchError(f"{type(e).__name__}: {e}") from e
+            except httpx.InvalidURL as e:
+                raise FetchError(f"invalid URL: {e}") from e
+
+    async def _follow(
+        self, client: httpx.AsyncClient, url: str, headers: dict[str, str]
+    ) -> Response:
+        current = url
+        for _ in range(self.settings.max_redirects + 1):
+            async with client.stream("GET", current, headers=headers) as r:
+                if r.status_code in _REDIRECTS and "location" in r.headers:
+                    target = urljoin(current, r.headers["location"])
+                    if urlsplit(target).scheme not in ("http", "https"):
+                        raise FetchError(f"refused a redirect to a non-http(s) URL: {target}")
+                    current = target
+                    continue
+                return await self._answer(r, current)
+        raise FetchError(f"more than {self.settings.max_redirects} redirects (loop?)")
+
+    async def _answer(self, r: httpx.Response, url: str) -> Response:
+        head = Response(
+            url=url,
+            status=r.status_code,
+            content_type=r.headers.get("content-type", ""),
+            etag=r.headers.get("etag"),
+            last_modified=r.headers.get("last-modified"),
+            max_age=max_age(r.headers.get("cache-control")),
+        )
+        if r.status_code == 304:
+            return head
+        if r.status_code in (429, 503):
+            raise RetryLater(f"HTTP {r.status_code} {r.reason_phrase}".strip(),
+                             r.headers.get("retry-after"))  # fmt: skip
+        if not 200 <= r.status_code < 300:
+            raise FetchError(f"HTTP {r.status_code} {r.reason_phrase}".strip())
+        limit = self.settings.max_bytes
+        declared = r.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise FetchError(f"body of {declared} bytes is over the {limit}-byte limit")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in r.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise FetchError(f"body over the {limit}-byte limit; download aborted")
+            chunks.append(chunk)
+        return replace(head, body=b"".join(chunks))

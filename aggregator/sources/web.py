@@ -1,0 +1,215 @@
+"""Configured web sources -> one Harvest each: fetch (http), parse (feed/html), new state.
+
+Every source runs as its own task on the client's event loop, so a slow or failing one
+never holds up the others. Bodies are parsed in worker processes when there are many
+(feedparser is CPU-bound; both cores stay busy while the loop keeps fetching).
+A body whose digest equals the stored one is not parsed again. Failures become
+`Harvest(error=...)` and an exponential, capped back-off in the source's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from aggregator.config import Config, SourceConfig
+from aggregator.errors import FetchError, ParseError, SourceError
+from aggregator.model import Article, Rejection
+from aggregator.sources import Harvest
+from aggregator.sources.feed import FeedResult, parse_feed
+from aggregator.sources.html import article_links, parse_page
+from aggregator.sources.http import Response, RetryLater, WebClient, retry_after_seconds
+from aggregator.store import SourceState
+
+T = TypeVar("T")
+POOL_MIN_SOURCES = 16
+"""Below this many sources to fetch, parse in the loop's thread (no process start-up)."""
+MIN_BACKOFF = 60.0
+MAX_BACKOFF = 6 * 3600.0
+MAX_RETRY_AFTER = 24 * 3600.0
+
+
+def harvest(
+    sources: Sequence[SourceConfig],
+    states: Mapping[str, SourceState],
+    *,
+    config: Config,
+    client: object | None,
+    now: datetime,
+) -> list[Harvest]:
+    """One Harvest per source, in order. `client`: a WebClient to reuse, or None for one
+    that lives for this call only."""
+    if client is not None and not isinstance(client, WebClient):
+        raise TypeError(f"client must be an aggregator WebClient or None, not {client!r}")
+    web = client or WebClient()
+    try:
+        return web.run(_harvest_all(web, sources, states, config, now))
+    finally:
+        if client is None:
+            web.close()
+
+
+async def _harvest_all(
+    web: WebClient, sources: Sequence[SourceConfig], states: Mapping[str, SourceState],
+    config: Config, now: datetime,
+) -> list[Harvest]:  # fmt: skip
+    current = [states.get(s.name) or SourceState(name=s.name) for s in sources]
+    due = sum(is_due(s, st, now) for s, st in zip(sources, current, strict=True))
+    parse = _Parser(web, pooled=due >= POOL_MIN_SOURCES and (os.cpu_count() or 1) > 1)
+    jobs = [_one(web, parse, s, st, config, now) for s, st in zip(sources, current, strict=True)]
+    return list(await asyncio.gather(*jobs))
+
+
+class _Parser:
+    """Runs pure parse functions inline or in the client's worker processes."""
+
+    def __init__(self, web: WebClient, *, pooled: bool) -> None:
+        self._web = web
+        self._pooled = pooled
+
+    async def __call__(self, job: Callable[[], T]) -> T:
+        if not self._pooled:
+            return job()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._web.parse_pool(), job)
+
+
+def is_due(source: SourceConfig, state: SourceState, now: datetime) -> bool:
+    """Due when `next_due` has come (within a tenth of the interval, for timer jitter)."""
+    if state.next_due is None:
+        return True
+    slack = timedelta(seconds=min(60.0, source.every / 10))
+    return state.next_due - slack <= now
+
+
+def backoff_seconds(source: SourceConfig, failures: int, retry_after: float | None) -> float:
+    """every, 2x, 4x ... capped at MAX_BACKOFF; never sooner than the server asked."""
+    delay = min(max(source.every, MIN_BACKOFF) * 2.0 ** min(failures - 1, 20), MAX_BACKOFF)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+    return delay
+
+
+def succeeded(
+    state: SourceState, source: SourceConfig, r: Response, now: datetime, *,
+    ttl: float | None = None, digest: str | None = None,
+) -> SourceState:  # fmt: skip
+    """State after an answer: validators kept, failures cleared; the feed's ttl and the
+    server's max-age are lower bounds on the interval."""
+    interval = max(source.every, r.max_age or 0.0, ttl or 0.0)
+    return replace(
+        state,
+        etag=r.etag if not r.not_modified else (r.etag or state.etag),
+        last_modified=r.last_modified if not r.not_modified else (
+            r.last_modified or state.last_modified),
+        last_success=now,
+        failures=0,
+        next_due=now + timedelta(seconds=interval),
+        feed_digest=digest or state.feed_digest,
+    )  # fmt: skip
+
+
+def failed(state: SourceState, source: SourceConfig, error: SourceError,
+           now: datetime) -> SourceState:  # fmt: skip
+    retry = retry_after_seconds(error.retry_after, now) if isinstance(error, RetryLater) else None
+    failures = state.failures + 1
+    return replace(
+        state,
+        failures=failures,
+        last_error=str(error),
+        last_error_at=now,
+        next_due=now + timedelta(seconds=backoff_seconds(source, failures, retry)),
+    )
+
+
+def _message(source: SourceConfig, url: str, reason: str) -> str:
+    return f"{url}: {reason} (source {source.name!r})"
+
+
+async def _one(
+    web: WebClient, parse: _Parser, source: SourceConfig, state: SourceState,
+    config: Config, now: datetime,
+) -> Harvest:  # fmt: skip
+    url = source.url or ""
+    if not is_due(source, state, now):
+        if state.failures:
+            when = state.next_due.isoformat(timespec="seconds") if state.next_due else "?"
+            reason = (f"failed {state.failures} times, next try after {when}"
+                      f" (last error: {state.last_error})")  # fmt: skip
+            return Harvest(name=source.name, error=_message(source, url, reason))
+        return Harvest(name=source.name, not_modified=True)
+    try:
+        if source.type == "feed":
+            return await _feed(web, parse, source, state, config, now)
+        return await _html(web, parse, source, state, config, now)
+    except (FetchError, ParseError) as e:
+        return Harvest(
+            name=source.name, error=_message(source, url, str(e)),
+            state=failed(state, source, e, now),
+        )  # fmt: skip
+
+
+def _digest(body: bytes) -> str:
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
+
+
+async def _feed(
+    web: WebClient, parse: _Parser, source: SourceConfig, state: SourceState,
+    config: Config, now: datetime,
+) -> Harvest:  # fmt: skip
+    assert source.url is not None
+    r = await web.fetch(source.url, etag=state.etag, last_modified=state.last_modified)
+    digest = _digest(r.body)
+    if r.not_modified or digest == state.feed_digest:
+        return Harvest(name=source.name, not_modified=True,
+                       state=succeeded(state, source, r, now))  # fmt: skip
+    result: FeedResult = await parse(functools.partial(
+        parse_feed, r.body, url=r.url, content_type=r.content_type, source=source.name,
+        tz=config.timezone, language=config.language,
+    ))  # fmt: skip
+    return Harvest(
+        name=source.name, articles=result.articles, rejected=result.rejected,
+        state=succeeded(state, source, r, now, ttl=result.ttl, digest=digest),
+    )  # fmt: skip
+
+
+async def _html(
+    web: WebClient, parse: _Parser, source: SourceConfig, state: SourceState,
+    config: Config, now: datetime,
+) -> Harvest:  # fmt: skip
+    """The listing page, then its article pages. An unchanged listing (304 or same digest)
+    means no page is fetched; a page that fails is a rejection, not a source failure."""
+    assert source.url is not None
+    r = await web.fetch(source.url, etag=state.etag, last_modified=state.last_modified)
+    digest = _digest(r.body)
+    if r.not_modified or digest == state.feed_digest:
+        return Harvest(name=source.name, not_modified=True,
+                       state=succeeded(state, source, r, now))  # fmt: skip
+    links = article_links(r.body, url=r.url, content_type=r.content_type,
+                          selector=source.links, limit=source.limit)  # fmt: skip
+    pages = await asyncio.gather(*(_page(web, parse, source, config, link) for link in links))
+    return Harvest(
+        name=source.name,
+        articles=tuple(p for p in pages if isinstance(p, Article)),
+        rejected=tuple(p for p in pages if isinstance(p, Rejection)),
+        state=succeeded(state, source, r, now, digest=digest),
+    )
+
+
+async def _page(
+    web: WebClient, parse: _Parser, source: SourceConfig, config: Config, url: str
+) -> Article | Rejection:
+    try:
+        r = await web.fetch(url)
+        return await parse(functools.partial(
+            parse_page, r.body, url=r.url, content_type=r.content_type, source=source.name,
+            tz=config.timezone, language=config.language, selectors=source.selectors,
+        ))  # fmt: skip
+    except (FetchError, ParseError) as e:
+        return Rejection(source=source.name, origin=url, reason=str(e))
