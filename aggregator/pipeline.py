@@ -17,7 +17,7 @@ from aggregator.config import Config, SourceConfig
 from aggregator.model import Article, Rejection, RunReport, SourceReport
 from aggregator.publish import Site, publish
 from aggregator.sources import Harvest, seeddir
-from aggregator.store import SeedFileState, Store, article_to_json
+from aggregator.store import SeedFileState, SourceState, Store, article_to_json
 
 log = logging.getLogger(__name__)
 _STAGE_BATCH = 1000
@@ -30,6 +30,9 @@ class _Batch:
     store: Store
     candidates: list[dedupe.Candidate] = field(default_factory=list)
     pending: list[tuple[int, str]] = field(default_factory=list)
+    # saved only after the merge commits: a crash in between must not mark inputs as seen
+    seed_files: list[tuple[str, list[tuple[str, SeedFileState]]]] = field(default_factory=list)
+    states: list[SourceState] = field(default_factory=list)
 
     def add(self, article: Article) -> None:
         self.add_staged(dedupe.candidate(-1, article), article_to_json(article))
@@ -86,7 +89,7 @@ def read_seeds(
         batch.add_staged(outcome.candidate, outcome.record)
         read += 1
     batch.flush()
-    store.remember_seed_files(source.name, remember, now)
+    batch.seed_files.append((source.name, remember))
     return SourceReport(name=source.name, read=read, unchanged=unchanged, rejected=tuple(rejected))
 
 
@@ -123,7 +126,7 @@ def run_once(
             for article in harvest.articles:
                 batch.add(article)
             if harvest.state is not None:
-                store.save_source_state(harvest.state)
+                batch.states.append(harvest.state)
             reports.append(SourceReport(
                 name=harvest.name, read=len(harvest.articles), unchanged=harvest.unchanged,
                 rejected=harvest.rejected, error=harvest.error,
@@ -132,6 +135,10 @@ def run_once(
     batch.flush()
     clusters = dedupe.cluster(batch.candidates)
     counts = store.merge(clusters, now)
+    for name, rows in batch.seed_files:
+        store.remember_seed_files(name, rows, now)
+    for state in batch.states:
+        store.save_source_state(state)
     written: list[str] = []
     if publish_feeds:
         written = publish_now(config, store, now)
