@@ -306,4 +306,5 @@ def _visible_text(soup: BeautifulSoup) -> str:
     for tag in root.find_all(_BLOCKS):
         tag.insert_before("\n")
         tag.append("\n")
-    return root.get_text(" ")
+    lines = (collapse(line) for line in root.get_text(" ").split("\n"))
+    return "\n".join(line for line in lines if line)

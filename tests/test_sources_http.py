@@ -1,0 +1,149 @@
+"""The one HTTP client against a real local server: limits, redirects, conditional GET."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from aggregator import USER_AGENT
+from aggregator.errors import FetchError
+from aggregator.sources.http import (
+    HttpSettings,
+    Response,
+    RetryLater,
+    WebClient,
+    decode_body,
+    detect_encoding,
+    max_age,
+    retry_after_seconds,
+)
+from tests.localserver import App, Reply, serve_in_thread
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[App]:
+    with serve_in_thread() as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[WebClient]:
+    with WebClient(HttpSettings(read_timeout=0.5, total_timeout=1.5, per_host=2)) as c:
+        yield c
+
+
+def get(client: WebClient, url: str, **kw: str) -> Response:
+    return client.run(client.fetch(url, **kw))
+
+
+def test_fetch_sends_our_user_agent_and_accepts_compression(server: App, client: WebClient) -> None:
+    r = get(client, server.base + "/rss.xml")
+    assert r.status == 200 and b"<rss" in r.body
+    sent = [q for q in server.requests if q.path == "/rss.xml"][-1].headers
+    assert sent["user-agent"] == USER_AGENT
+    assert "gzip" in sent["accept-encoding"]
+
+
+def test_gzip_body_is_decoded(server: App, client: WebClient) -> None:
+    body = "Kıymalı Böreği".encode() * 100
+    server.route("/gz", Reply(body=gzip.compress(body), headers={"Content-Encoding": "gzip"}))
+    assert get(client, server.base + "/gz").body == body
+
+
+@pytest.mark.parametrize(("path", "reason"), [
+    ("/status/500", "HTTP 500"),
+    ("/status/404", "HTTP 404"),
+    ("/loop", "more than 5 redirects"),
+    ("/slow", "timed out"),
+    ("/drip", "no complete answer within 1.5s"),
+    ("/huge", "over the 5242880-byte limit"),
+    ("/huge-declared", "over the 5242880-byte limit"),
+    ("/to-file", "non-http(s) URL: file:///etc/passwd"),
+])  # fmt: skip
+def test_misbehaving_servers_are_fetch_errors(
+    server: App, client: WebClient, path: str, reason: str
+) -> None:
+    with pytest.raises(FetchError, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        get(client, server.base + path)
+
+
+def test_refused_connection_is_a_fetch_error(client: WebClient) -> None:
+    with pytest.raises(FetchError, match="cannot connect"):
+        get(client, "http://127.0.0.1:9/feed.xml")
+
+
+def test_429_carries_retry_after(server: App, client: WebClient) -> None:
+    with pytest.raises(RetryLater) as info:
+        get(client, server.base + "/status/429")
+    assert info.value.retry_after == "7200"
+
+
+def test_redirect_is_followed_and_final_url_kept(server: App, client: WebClient) -> None:
+    r = get(client, server.base + "/moved")
+    assert r.url == server.base + "/rss.xml" and r.status == 200
+
+
+def test_etag_conditional_get_answers_304(server: App, client: WebClient) -> None:
+    first = get(client, server.base + "/etag.xml")
+    assert first.etag == '"v1"' and first.max_age == 3600 and not first.not_modified
+    again = get(client, server.base + "/etag.xml", etag='"v1"')
+    assert again.not_modified and again.body == b""
+
+
+def test_last_modified_conditional_get(server: App, client: WebClient) -> None:
+    first = get(client, server.base + "/lm.xml")
+    again = get(client, server.base + "/lm.xml", last_modified=first.last_modified or "")
+    assert again.not_modified
+
+
+def test_per_host_limit_bounds_requests_in_flight(server: App, client: WebClient) -> None:
+    server.route("/wait", Reply(body=b"ok", delay=0.2))
+
+    async def six() -> list[Response]:
+        import asyncio
+
+        return await asyncio.gather(*(client.fetch(server.base + "/wait") for _ in range(6)))
+
+    started = time.perf_counter()
+    assert len(client.run(six())) == 6
+    assert time.perf_counter() - started >= 0.55  # 6 requests, 2 at a time, 0.2 s each
+
+
+def test_closed_client_refuses_work() -> None:
+    c = WebClient()
+    c.close()
+    c.close()
+    with pytest.raises(RuntimeError):
+        c.run(c.fetch("http://127.0.0.1:9/"))
+
+
+@pytest.mark.parametrize(("data", "content_type", "expected"), [
+    ("Kıymalı Böreği".encode("cp1254"), "text/html", "cp1254"),
+    ("Kıymalı Böreği".encode(), "text/html", "utf-8"),
+    ("Kıymalı Böreği".encode("cp1254"), "text/html; charset=ISO-8859-9", "cp1254"),
+    ("Kıymalı".encode("cp1254"), "text/html; charset=iso-8859-1", "cp1254"),
+    ("Kıymalı".encode("cp1254"), "text/html; charset=utf-8", "cp1254"),
+    ('<?xml version="1.0" encoding="windows-1254"?><a>Kıymalı</a>'.encode("cp1254"), "",
+     "cp1254"),
+    ('<meta charset="iso-8859-9"><p>Kıymalı</p>'.encode("iso-8859-9"), "", "cp1254"),
+    ("Kıymalı".encode("utf-8-sig"), "text/html; charset=cp1254", "utf-8-sig"),
+])  # fmt: skip
+def test_detect_encoding(data: bytes, content_type: str, expected: str) -> None:
+    assert detect_encoding(data, content_type) == expected
+    assert "Kıymalı" in decode_body(data, content_type)
+
+
+def test_cache_control_and_retry_after_parsing() -> None:
+    assert max_age("public, max-age=600") == 600
+    assert max_age("s-maxage=5, max-age=60") == 60
+    assert max_age("no-cache, max-age=600") is None
+    assert max_age(None) is None
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    assert retry_after_seconds("120", now) == 120
+    assert retry_after_seconds("Thu, 01 Jan 2026 12:05:00 GMT", now) == 300
+    assert retry_after_seconds("Thu, 01 Jan 2026 11:00:00 GMT", now) == 0
+    assert retry_after_seconds("soon", now) is None
