@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -39,21 +38,23 @@ class Article:
             raise ValueError("Article datetimes must be timezone-aware")
 
     def content_hash(self) -> str:
-        """Hash of what a reader sees: a re-fetch with equal meaning hashes equal."""
-        meaning = [
-            self.title,
-            self.summary,
-            self.content_html,
-            list(self.authors),
-            self.agency,
-            list(self.categories),
-            self.link or "",
-            self.image or "",
-            self.updated.isoformat(),
-            self.published.isoformat(),
-        ]
-        raw = json.dumps(meaning, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.blake2b(raw.encode("utf-8"), digest_size=16).hexdigest()
+        """Hash of what a reader sees: a re-fetch with equal meaning hashes equal
+        (source, origin and parse warnings don't count)."""
+        meaning = "\x1e".join(
+            (
+                self.title,
+                self.summary,
+                self.content_html,
+                "\x1f".join(self.authors),
+                self.agency,
+                "\x1f".join(self.categories),
+                self.link or "",
+                self.image or "",
+                self.updated.isoformat(),
+                self.published.isoformat(),
+            )
+        )
+        return hashlib.blake2b(meaning.encode("utf-8"), digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

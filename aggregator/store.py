@@ -274,10 +274,52 @@ class Store:
         seen = utc_text(now)
         with self.transaction():
             existing = self._existing_ids(clusters)
-            for i, group in enumerate(clusters):
-                self._merge_one(group, existing.get(i), seen, counts)
+            fresh = [g for i, g in enumerate(clusters) if i not in existing]
+            self._insert_new(fresh, seen)
+            counts.new = len(fresh)
+            for i, aid in existing.items():
+                self._merge_one(clusters[i], aid, seen, counts)
             self._conn.execute("DELETE FROM staged")
         return counts
+
+    def _insert_new(self, clusters: Sequence[Sequence[Candidate]], seen: str) -> None:
+        """Articles no stored key points to: plain batched inserts (the cold-start path)."""
+        ids = [article_id(identity_key(g)) for g in clusters]
+        self._conn.executemany(
+            "INSERT INTO articles (id, published, updated, content_hash, source,"
+            " first_seen, last_changed) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                (aid, utc_text(min(c.published for c in g)), utc_text(best.updated),
+                 best.content_hash, best.source, seen, seen)
+                for aid, g in zip(ids, clusters, strict=True)
+                for best in (winner(g),)
+            ),
+        )  # fmt: skip
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO article_keys (match_key, article_id) VALUES (?, ?)",
+            ((k, aid) for aid, g in zip(ids, clusters, strict=True)
+             for k in {k for c in g for k in c.keys}),
+        )  # fmt: skip
+        pairs = ((aid, c) for aid, g in zip(ids, clusters, strict=True) for c in g)
+        self._insert_revisions(pairs, seen)
+        for aid, g in zip(ids, clusters, strict=True):
+            if len(g) > KEEP_REVISIONS:
+                self._prune(aid)
+
+    def _insert_revisions(self, rows: Iterable[tuple[str, Candidate]], seen: str) -> None:
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO revisions (article_id, content_hash, updated, origin, record,"
+            " seen) SELECT ?, ?, ?, ?, record, ? FROM staged WHERE ref = ?",
+            ((aid, c.content_hash, utc_text(c.updated), c.origin, seen, c.ref) for aid, c in rows),
+        )
+
+    def _prune(self, aid: str) -> None:
+        self._conn.execute(
+            "DELETE FROM revisions WHERE article_id = ? AND content_hash NOT IN ("
+            " SELECT content_hash FROM revisions WHERE article_id = ?"
+            " ORDER BY updated DESC, content_hash DESC LIMIT ?)",
+            (aid, aid, KEEP_REVISIONS),
+        )
 
     def _existing_ids(self, clusters: Sequence[Sequence[Candidate]]) -> dict[int, str]:
         """Cluster index -> id of the stored article sharing a key, in one query.
@@ -307,57 +349,36 @@ class Store:
         return found
 
     def _merge_one(
-        self, group: Sequence[Candidate], existing: str | None, seen: str, counts: MergeCounts
+        self, group: Sequence[Candidate], aid: str, seen: str, counts: MergeCounts
     ) -> None:
         best = winner(group)
         earliest = utc_text(min(c.published for c in group))
-        if existing is None:
-            aid = article_id(identity_key(group))
+        stored_published, stored_updated, stored_hash = self._conn.execute(
+            "SELECT published, updated, content_hash FROM articles WHERE id = ?", (aid,)
+        ).fetchone()
+        newer = (utc_text(best.updated), best.content_hash) > (stored_updated, stored_hash)
+        earlier = earliest < stored_published
+        if newer:
             self._conn.execute(
-                "INSERT INTO articles (id, published, updated, content_hash, source,"
-                " first_seen, last_changed) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (aid, earliest, utc_text(best.updated), best.content_hash, best.source,
-                 seen, seen),
-            )  # fmt: skip
-            counts.new += 1
+                "UPDATE articles SET updated = ?, content_hash = ?, source = ?,"
+                " last_changed = ? WHERE id = ?",
+                (utc_text(best.updated), best.content_hash, best.source, seen, aid),
+            )
+        if earlier:
+            self._conn.execute(
+                "UPDATE articles SET published = ?, last_changed = ? WHERE id = ?",
+                (earliest, seen, aid),
+            )
+        if newer or earlier:
+            counts.updated += 1
         else:
-            aid = existing
-            stored_published, stored_updated, stored_hash = self._conn.execute(
-                "SELECT published, updated, content_hash FROM articles WHERE id = ?", (aid,)
-            ).fetchone()
-            newer = (utc_text(best.updated), best.content_hash) > (stored_updated, stored_hash)
-            earlier = earliest < stored_published
-            if newer:
-                self._conn.execute(
-                    "UPDATE articles SET updated = ?, content_hash = ?, source = ?,"
-                    " last_changed = ? WHERE id = ?",
-                    (utc_text(best.updated), best.content_hash, best.source, seen, aid),
-                )
-            if earlier:
-                self._conn.execute(
-                    "UPDATE articles SET published = ?, last_changed = ? WHERE id = ?",
-                    (earliest, seen, aid),
-                )
-            if newer or earlier:
-                counts.updated += 1
-            else:
-                counts.unchanged += 1
+            counts.unchanged += 1
         self._conn.executemany(
             "INSERT OR IGNORE INTO article_keys (match_key, article_id) VALUES (?, ?)",
             ((k, aid) for k in {k for c in group for k in c.keys}),
         )
-        self._conn.executemany(
-            "INSERT OR IGNORE INTO revisions (article_id, content_hash, updated, origin, record,"
-            " seen) SELECT ?, ?, ?, ?, record, ? FROM staged WHERE ref = ?",
-            ((aid, c.content_hash, utc_text(c.updated), c.origin, seen, c.ref) for c in group),
-        )
-        if existing is not None or len(group) > KEEP_REVISIONS:
-            self._conn.execute(
-                "DELETE FROM revisions WHERE article_id = ? AND content_hash NOT IN ("
-                " SELECT content_hash FROM revisions WHERE article_id = ?"
-                " ORDER BY updated DESC, content_hash DESC LIMIT ?)",
-                (aid, aid, KEEP_REVISIONS),
-            )
+        self._insert_revisions(((aid, c) for c in group), seen)
+        self._prune(aid)
 
     # -- reading for publication ---------------------------------------------------------
     def latest(self, limit: int) -> list[Entry]:

@@ -278,10 +278,11 @@ def parse_seed(
         if _is_noise(line) or line == title:
             continue
         paragraphs.append(line)
-    if not title:
-        if not paragraphs:
+    if not _WORD_CHARS.search(title):
+        wordy = [p for p in paragraphs if _WORD_CHARS.search(p)]
+        if not wordy:
             raise ParseError("no text: neither a title nor a paragraph")
-        title = shorten(paragraphs[0]).removesuffix(".")
+        title = shorten(wordy[0]).removesuffix(".")
 
     published, updated, date_only = _resolve_times(meta, scrape_day, warnings)
     content = "".join(
