@@ -26,6 +26,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import feedparser
+import nh3
 
 from aggregator.errors import ParseError
 from aggregator.model import Article, Rejection
@@ -44,6 +45,10 @@ from aggregator.timeparse import find_stamp, parse_iso
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
 _XML_DECL_ENCODING = re.compile(r"""^(\s*<\?xml[^>]*?encoding\s*=\s*)["'][^"']*["']""")
+_BLOCK_TAG = re.compile(
+    r"</?(?:p|div|br|li|ul|ol|h[1-6]|tr|td|th|table|blockquote|section|article|figure|hr)\b[^>]*>",
+    re.IGNORECASE,
+)
 _JSON_FEED = "https://jsonfeed.org/version/1"
 _HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
 
@@ -144,11 +149,21 @@ def _struct_time(value: Any) -> datetime | None:
 def _text_of(value: object, kind: str) -> str:
     text = str(value or "")
     if any(t in kind for t in _HTML_TYPES):
-        return html_to_text(sanitize_html(text)) if "<" in text else html_to_text(text)
+        return plain_text(text)
     return collapse(text)
 
 
-def _from_feedparser(e: Mapping[str, Any], language: str) -> _Item:
+def plain_text(fragment: str) -> str:
+    """Text of an HTML fragment: script/style dropped, inline tags glued (`<b>x</b>.` is
+    `x.`, not `x .` as with html_to_text), block tags as spaces."""
+    if "<" not in fragment:
+        return html_to_text(fragment)
+    spaced = _BLOCK_TAG.sub(" ", fragment)
+    text: str = nh3.clean(spaced, tags=set(), clean_content_tags={"script", "style"})
+    return collapse(html.unescape(text))
+
+
+def _from_feedparser(e: dict[str, Any], language: str) -> _Item:
     title = _text_of(e.get("title"), (e.get("title_detail") or {}).get("type", "text/html"))
     summary_raw = str(e.get("summary") or "")
     summary_type = (e.get("summary_detail") or {}).get("type", "text/html")
@@ -175,8 +190,8 @@ def _from_feedparser(e: Mapping[str, Any], language: str) -> _Item:
         categories=_names(categories),
         image=_image(e),
         published=_clean_id(e.get("published") or e.get("created")),
-        updated=_clean_id(e.get("updated")),
-        fallback_time=_struct_time(e.get("published_parsed") or e.get("updated_parsed")),
+        updated=_clean_id(dict.get(e, "updated")),  # e.get() would map it to `published`
+        fallback_time=_struct_time(e.get("published_parsed") or dict.get(e, "updated_parsed")),
         language=language,
     )
 
@@ -277,11 +292,11 @@ def _article(item: _Item, *, url: str, source: str, tz: tzinfo) -> Article:
     if published is None:
         raise ParseError("entry has no readable published/updated date")
     updated = max(updated or published, published)
-    link = absolute_url(url, item.link) if item.link else None
-    link = canonical_url(link) if link else None
-    base = link or url
+    page = absolute_url(url, item.link) if item.link else None
+    link = canonical_url(page) if page else None
+    base = page or url
     content = sanitize_html(item.content_html, base) if item.content_html else ""
-    summary = item.summary or (html_to_text(content)[:500] if content else "")
+    summary = item.summary or (plain_text(content)[:500] if content else "")
     title = item.title or shorten(summary)
     if not title:
         raise ParseError("entry has neither a title nor any text")
