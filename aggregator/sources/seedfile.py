@@ -38,7 +38,7 @@ _CHROME_PHRASES = (
 )  # fmt: skip
 _NOISE_LINE = re.compile(
     r"^(?:Menü Kapat|Menu Kapat|Menu İkon|Menü İkon|Arama Kapat|Ara Kapat|Avatar|Editor|Editör"
-    r"|SON DAKİKA!?\s*TÜMÜ.*|Son Dakika!?\s*Tümü.*|-?\d{1,2}\s*°\s*[CF]?|Paylaş.*|Haberi Paylaş"
+    r"|SON DAKİKA!?\s*TÜMÜ.*|Son Dakika!?\s*Tümü.*|-?\d{1,2}\s*°\s*[CF]?|PaylaşHaberi Paylaş|Paylaş|Haberi Paylaş"
     r"|\+?A+a?-?|A\+|A-|\+Aa-|Abone Ol|Takip Et|Google News.*|Kopyala|Yazdır|Yorum Yap|Yorumlar"
     r"|Reklam|REKLAM|Haberin Devamı|Galeri|Video|Fotoğraf|Kapat|Menü|Menu|Ara)$"
 )
@@ -89,11 +89,14 @@ def decode(data: bytes) -> str:
 
 def _lines(text: str) -> list[str]:
     text = xml_safe(text.replace("\r\n", "\n").replace("\r", "\n"))
-    return [" ".join(line.split()) for line in text.split("\n")]
+    return [
+        " ".join(line.split()) if ("  " in line or "\t" in line or "\xa0" in line) else line.strip()
+        for line in text.split("\n")
+    ]
 
 
 def _is_noise(line: str) -> bool:
-    return bool(_NOISE_LINE.match(line)) or line in _PROVINCES
+    return len(line) <= 40 and (bool(_NOISE_LINE.match(line)) or line in _PROVINCES)
 
 
 def _is_caps_heading(line: str) -> bool:
@@ -272,7 +275,7 @@ def parse_seed(
     for line in body:
         if not line:
             continue
-        if _TAG_LINE.match(line):
+        if line[0] == "#" and _TAG_LINE.match(line):
             categories.extend(t for t in line.replace("#", " ").split() if t)
             continue
         if _is_noise(line) or line == title:
