@@ -196,7 +196,11 @@ def test_parse_time(raw: str, expected: datetime | None) -> None:
 @settings(max_examples=150, deadline=None)
 @given(st.binary(max_size=2000) | st.text(max_size=500).map(str.encode))
 def test_arbitrary_bytes_raise_only_parse_error(data: bytes) -> None:
-    for prefix in (b"", b"<rss><channel><item><title>", b'{"version":"https://jsonfeed.org/version/1'):
+    for prefix in (
+        b"",
+        b"<rss><channel><item><title>",
+        b'{"version":"https://jsonfeed.org/version/1',
+    ):
         try:
             result = parse(prefix + data)
         except ParseError:
