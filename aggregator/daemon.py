@@ -69,12 +69,18 @@ def run(config: Config, store: Store, sock: socket.socket) -> int:
 
 
 async def _main(config: Config, store: Store, sock: socket.socket) -> bool:
-    scheduler = Scheduler(config, store)
+    client = None
+    if any(s.type != "seeds" for s in config.sources):
+        from aggregator.sources.http import WebClient
+
+        client = WebClient()  # one for the daemon's lifetime: connections are reused
+    scheduler = Scheduler(config, store, client=client)
     app = create_app(config.output_dir, scheduler.health)
     debug = logging.getLogger().isEnabledFor(logging.DEBUG)
     if not debug:  # their per-job and startup lines would drown ours
         logging.getLogger("uvicorn").setLevel(logging.WARNING)
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     server = _Server(
         uvicorn.Config(
             app, log_config=None, access_log=debug, lifespan="off", server_header=False,
@@ -102,6 +108,8 @@ async def _main(config: Config, store: Store, sock: socket.socket) -> bool:
     finally:
         clean = await scheduler.stop()
         sock.close()
+        if clean and client is not None:
+            client.close()
     log.info("stopped")
     return clean
 
