@@ -1,0 +1,170 @@
+"""Benchmark: 1,000 feed sources x 50 items from a local server that waits 20 ms per answer.
+
+    python bench/bench_sources.py [--sources 1000] [--items 50] [--delay 0.02] [--hosts 20]
+
+The server runs in its own process (uvicorn, like tests/localserver.py) and listens on
+several loopback addresses (127.0.0.1, 127.0.0.2, ...), so the per-host limit applies as
+it would to many sites. Prints, for a harvest-only pass, a first `run_once` (everything
+new) and a second one (every source answers 304): seconds, sources/s, entries/s and peak
+RSS of this process and of its children (parse workers) from resource.getrusage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import resource
+import socket
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from aggregator.config import load_config  # noqa: E402
+from aggregator.pipeline import run_once  # noqa: E402
+from aggregator.sources.web import harvest  # noqa: E402
+from aggregator.store import Store  # noqa: E402
+
+TZ = ZoneInfo("Europe/Istanbul")
+T0 = datetime(2026, 1, 10, 9, 0, tzinfo=TZ)
+
+
+def feed_body(index: int, items: int) -> bytes:
+    parts = [
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>Kaynak {index}</title><link>https://site{index}.test/</link>"
+    ]
+    for j in range(items):
+        minute = (index * items + j) % 1440
+        parts.append(
+            f"<item><title>Kaynak {index} haber {j}: Ankara'da önemli gelişme yaşandı</title>"
+            f"<link>https://site{index}.test/haber/{j}-ankarada-onemli-gelisme</link>"
+            f"<guid>site{index}-{j}</guid>"
+            f"<pubDate>Fri, 09 Jan 2026 {minute // 60:02d}:{minute % 60:02d}:00 +0300</pubDate>"
+            f"<category>Gündem</category>"
+            f"<description><![CDATA[<p>Kaynak {index}, haber {j} özeti: "
+            "Türkiye'nin gündemindeki gelişmeler, "
+            "ekonomi, spor ve dünya haberleri <b>kısa</b> ve öz biçimde.</p>"
+            "<p>İkinci paragraf: ayrıntılar, açıklamalar ve yorumlar burada yer alıyor."
+            "</p>]]></description></item>"
+        )
+    parts.append("</channel></rss>")
+    return "".join(parts).encode("utf-8")
+
+
+def serve(hosts: int, items: int, delay: float, ready: Any) -> None:
+    """Server process: one uvicorn, one socket per loopback address."""
+    import uvicorn
+
+    bodies: dict[int, bytes] = {}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        index = int(scope["path"].rsplit("/", 1)[1])
+        etag = f'"f{index}"'.encode()
+        await asyncio.sleep(delay)
+        if dict(scope["headers"]).get(b"if-none-match") == etag:
+            await send({"type": "http.response.start", "status": 304,
+                        "headers": [(b"etag", etag)]})  # fmt: skip
+            await send({"type": "http.response.body", "body": b""})
+            return
+        body = bodies.get(index) or bodies.setdefault(index, feed_body(index, items))
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"application/rss+xml; charset=utf-8"), (b"etag", etag),
+            (b"content-length", str(len(body)).encode())]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
+    socks = []
+    for h in range(hosts):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((f"127.0.0.{h + 1}", 0))
+        socks.append(sock)
+    ready.send([f"http://{s.getsockname()[0]}:{s.getsockname()[1]}" for s in socks])
+    config = uvicorn.Config(app, lifespan="off", log_level="error", access_log=False,
+                            ws="none", backlog=4096, timeout_keep_alive=60)  # fmt: skip
+    uvicorn.Server(config).run(sockets=socks)
+
+
+def write_config(root: Path, bases: list[str], sources: int) -> Path:
+    lines = [
+        "site:\n  title: Bench\n  timezone: Europe/Istanbul\noutput:\n  dir: out\n"
+        "  max_items: 200\nstate: state.sqlite3\nretention: never\nsources:\n"
+    ]
+    for i in range(sources):
+        base = bases[i % len(bases)]
+        lines.append(f"  - name: s{i}\n    type: feed\n    url: {base}/feed/{i}\n    every: 5m\n")
+    path = root / "config.yaml"
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+def peak_mb() -> tuple[float, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return own, children
+
+
+def line(label: str, seconds: float, sources: int, entries: int) -> None:
+    own, children = peak_mb()
+    print(f"{label:<28} {seconds:7.2f} s  {sources / seconds:8.1f} sources/s  "
+          f"{entries / seconds:8.1f} entries/s  peak RSS {own:.0f} MB "
+          f"(largest child {children:.0f} MB)", flush=True)  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sources", type=int, default=1000)
+    parser.add_argument("--items", type=int, default=50)
+    parser.add_argument("--delay", type=float, default=0.02)
+    parser.add_argument("--hosts", type=int, default=20)
+    args = parser.parse_args()
+
+    ctx = multiprocessing.get_context("spawn")
+    mine, theirs = ctx.Pipe()
+    server = ctx.Process(target=serve, args=(args.hosts, args.items, args.delay, theirs),
+                         daemon=True)  # fmt: skip
+    server.start()
+    bases = mine.recv()
+    time.sleep(0.5)
+    print(f"{args.sources} feeds x {args.items} items, {args.delay * 1000:.0f} ms server delay, "
+          f"{len(bases)} hosts, {os.cpu_count()} CPUs")  # fmt: skip
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = load_config(write_config(Path(tmp), bases, args.sources))
+            started = time.perf_counter()
+            harvests = harvest(cfg.sources, {}, config=cfg, client=None, now=T0)
+            took = time.perf_counter() - started
+            entries = sum(len(h.articles) for h in harvests)
+            errors = [h.error for h in harvests if h.error]
+            line("harvest only (fetch+parse)", took, args.sources, entries)
+            del harvests
+            if errors:
+                print(f"  {len(errors)} errors, e.g. {errors[0]}")
+            with Store.open(cfg.state) as store:
+                started = time.perf_counter()
+                report = run_once(cfg, store, None, T0)
+                took = time.perf_counter() - started
+                line("run_once pass 1 (all new)", took, args.sources, report.read)
+                print(f"  new {report.new}, failed {len(report.failed_sources)}")
+                started = time.perf_counter()
+                report = run_once(cfg, store, None, T0 + timedelta(hours=1))
+                took = time.perf_counter() - started
+                not_modified = sum(s.not_modified for s in report.sources)
+                line("run_once pass 2 (all 304)", took, args.sources, report.read)
+                print(f"  not modified {not_modified}, failed {len(report.failed_sources)}")
+    finally:
+        server.terminate()
+        server.join()
+
+
+if __name__ == "__main__":
+    main()
