@@ -9,8 +9,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
@@ -20,8 +21,9 @@ from typing import Any
 from aggregator.dedupe import Candidate, article_id, identity_key, winner
 from aggregator.errors import LockError, StoreError
 from aggregator.model import Article
+from aggregator.normalize import slugify
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 KEEP_REVISIONS = 5
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -67,6 +69,20 @@ _MIGRATIONS: dict[int, str] = {
         failures INTEGER NOT NULL DEFAULT 0,
         next_due TEXT,
         feed_digest TEXT
+    );
+    """,
+    # per-category feeds and cheap "nothing changed since the last publish"
+    2: """
+    CREATE TABLE article_categories (
+        article_id TEXT NOT NULL,
+        slug TEXT NOT NULL,
+        name TEXT NOT NULL,
+        PRIMARY KEY (article_id, slug)
+    );
+    CREATE INDEX article_categories_by_slug ON article_categories (slug, article_id);
+    CREATE TABLE publish_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
     );
     """,
 }
@@ -213,6 +229,8 @@ class Store:
                 for statement in _MIGRATIONS[target].split(";"):
                     if statement.strip():
                         self._conn.execute(statement)
+                if target in _BACKFILLS:
+                    _BACKFILLS[target](self._conn)
             self._conn.execute(
                 "INSERT OR REPLACE INTO schema_meta (key, value) VALUES ('version', ?)",
                 (str(SCHEMA_VERSION),),
@@ -280,6 +298,8 @@ class Store:
             for i, aid in existing.items():
                 self._merge_one(clusters[i], aid, seen, counts)
             self._conn.execute("DELETE FROM staged")
+            if counts.new or counts.updated:
+                self._mark_publish_pending()
         return counts
 
     def _insert_new(self, clusters: Sequence[Sequence[Candidate]], seen: str) -> None:
@@ -302,6 +322,7 @@ class Store:
         )  # fmt: skip
         pairs = ((aid, c) for aid, g in zip(ids, clusters, strict=True) for c in g)
         self._insert_revisions(pairs, seen)
+        self._set_categories([(aid, winner(g).ref) for aid, g in zip(ids, clusters, strict=True)])
         for aid, g in zip(ids, clusters, strict=True):
             if len(g) > KEEP_REVISIONS:
                 self._prune(aid)
@@ -364,6 +385,7 @@ class Store:
                 " last_changed = ? WHERE id = ?",
                 (utc_text(best.updated), best.content_hash, best.source, seen, aid),
             )
+            self._set_categories([(aid, best.ref)], replace=True)
         if earlier:
             self._conn.execute(
                 "UPDATE articles SET published = ?, last_changed = ? WHERE id = ?",
@@ -425,9 +447,112 @@ class Store:
             ]
             for aid in doomed:
                 for table, column in (("articles", "id"), ("article_keys", "article_id"),
-                                      ("revisions", "article_id")):  # fmt: skip
+                                      ("revisions", "article_id"),
+                                      ("article_categories", "article_id")):  # fmt: skip
                     self._conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (aid,))
+            if doomed:
+                self._mark_publish_pending()
         return len(doomed)
+
+    # -- categories and publishing (per-category feeds, "nothing changed" skip) -------------
+    def _set_categories(self, rows: Sequence[tuple[str, int]], replace: bool = False) -> None:
+        """(article id, staged ref of its winning record) -> article_categories rows."""
+        if replace:
+            self._conn.executemany(
+                "DELETE FROM article_categories WHERE article_id = ?", ((a,) for a, _ in rows)
+            )
+        refs = dict((ref, aid) for aid, ref in rows)
+        if len(rows) == 1:
+            found = self._conn.execute(
+                "SELECT ref, record FROM staged WHERE ref = ?", (rows[0][1],)
+            ).fetchall()
+        else:  # a whole batch of new articles: one pass over the staged records
+            found = self._conn.execute("SELECT ref, record FROM staged").fetchall()
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO article_categories (article_id, slug, name) VALUES (?, ?, ?)",
+            ((refs[ref], slug, name) for ref, record in found if ref in refs
+             for slug, name in record_categories(record)),
+        )  # fmt: skip
+
+    def categories(self) -> list[tuple[str, str, int]]:
+        """(slug, display name, article count) of every category, by slug."""
+        with self._translate("reading categories"):
+            rows = self._conn.execute(
+                "SELECT slug, MIN(name), COUNT(*) FROM article_categories"
+                " GROUP BY slug ORDER BY slug"
+            ).fetchall()
+        return [(slug, name, int(n)) for slug, name, n in rows]
+
+    def select(
+        self, limit: int, *, sources: Sequence[str] = (), categories: Sequence[str] = (),
+        keep: Callable[[Article], bool] | None = None,
+    ) -> list[Entry]:  # fmt: skip
+        """The newest `limit` articles from any of `sources` and in any of the category
+        slugs (each only when given) that `keep` accepts, newest first. With `keep`, rows
+        are read until `limit` are kept (a rare match reads many)."""
+        where, params = [], []
+        if sources:
+            where.append(f"a.source IN ({', '.join('?' * len(sources))})")
+            params += list(sources)
+        if categories:
+            where.append(
+                "a.id IN (SELECT article_id FROM article_categories"
+                f" WHERE slug IN ({', '.join('?' * len(categories))}))"
+            )
+            params += list(categories)
+        sql = _ENTRY_SELECT
+        if where:
+            sql = sql.replace(" ORDER BY", " WHERE " + " AND ".join(where) + " ORDER BY")
+        found: list[Entry] = []
+        with self._translate("reading articles"):
+            if keep is None:
+                rows = self._conn.execute(sql + " LIMIT ?", (*params, limit)).fetchall()
+                return [_entry(*r) for r in rows]
+            for row in self._conn.execute(sql, params):
+                entry = _entry(*row)
+                if keep(entry.article):
+                    found.append(entry)
+                    if len(found) >= limit:
+                        break
+        return found
+
+    def ids_oldest_first(self) -> list[str]:
+        with self._translate("reading articles"):
+            return [r[0] for r in self._conn.execute(
+                "SELECT id FROM articles ORDER BY published, id")]  # fmt: skip
+
+    def entries_by_ids(self, ids: Sequence[str]) -> list[Entry]:
+        """These articles, in the order given."""
+        got: dict[str, Entry] = {}
+        with self._translate("reading articles"):
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                sql = _ENTRY_SELECT.replace(
+                    " ORDER BY", f" WHERE a.id IN ({', '.join('?' * len(chunk))}) ORDER BY"
+                )
+                got.update((r[0], _entry(*r)) for r in self._conn.execute(sql, chunk))
+        return [got[i] for i in ids if i in got]
+
+    def publish_state(self, key: str) -> str | None:
+        with self._translate("reading publish state"):
+            row = self._conn.execute(
+                "SELECT value FROM publish_state WHERE key = ?", (key,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_publish_state(self, values: dict[str, str | None]) -> None:
+        """Set (or, with None, delete) publish-state keys in one transaction."""
+        with self.transaction():
+            for key, value in values.items():
+                self._conn.execute("DELETE FROM publish_state WHERE key = ?", (key,))
+                if value is not None:
+                    self._conn.execute(
+                        "INSERT INTO publish_state (key, value) VALUES (?, ?)", (key, value)
+                    )
+
+    def _mark_publish_pending(self) -> None:
+        self._conn.execute("DELETE FROM publish_state WHERE key = 'pending'")
+        self._conn.execute("INSERT INTO publish_state (key, value) VALUES ('pending', '1')")
 
     # -- seed files ----------------------------------------------------------------------
     def seed_files(self, source: str) -> dict[str, SeedFileState]:
@@ -497,6 +622,38 @@ def _entry(aid: str, published: str, record: str) -> Entry:
     if earliest != article.published:
         article = replace(article, published=earliest)
     return Entry(id=aid, article=article)
+
+
+_CATEGORIES = re.compile(r'"categories":\[((?:"(?:[^"\\]|\\.)*",?)*)\]')
+
+
+def record_categories(record: str) -> list[tuple[str, str]]:
+    """(slug, name) of a stored record's categories, without decoding the whole record:
+    `#Gündem` and `Gündem` are one category, `gundem`."""
+    m = _CATEGORIES.search(record)
+    if m is None or not m.group(1):
+        return []
+    out: dict[str, str] = {}
+    for raw in json.loads(f"[{m.group(1)}]"):
+        name = str(raw).lstrip("#").strip()
+        if name:
+            out.setdefault(slugify(name), name)
+    return list(out.items())
+
+
+def _backfill_categories(conn: sqlite3.Connection) -> None:
+    """Migration 2: categories of the articles a version-1 store already holds."""
+    rows = conn.execute(
+        "SELECT a.id, r.record FROM articles a"
+        " JOIN revisions r ON r.article_id = a.id AND r.content_hash = a.content_hash"
+    )
+    conn.executemany(
+        "INSERT OR IGNORE INTO article_categories (article_id, slug, name) VALUES (?, ?, ?)",
+        ((aid, slug, name) for aid, record in rows for slug, name in record_categories(record)),
+    )
+
+
+_BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _backfill_categories}
 
 
 def _take_lock(path: Path) -> int:
