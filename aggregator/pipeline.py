@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from aggregator import dedupe
@@ -39,7 +39,10 @@ class _Batch:
 
     def add_staged(self, candidate: dedupe.Candidate, record: str) -> None:
         ref = len(self.candidates)
-        self.candidates.append(replace(candidate, ref=ref))
+        c = candidate
+        self.candidates.append(dedupe.Candidate(
+            ref, c.keys, c.updated, c.published, c.content_hash, c.source, c.origin
+        ))  # fmt: skip
         self.pending.append((ref, record))
         if len(self.pending) >= _STAGE_BATCH:
             self.flush()

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -47,13 +48,13 @@ class _Job:
     known_digest: str | None
 
 
-def seed_paths(folder: Path) -> Iterator[Path]:
+def seed_paths(folder: Path) -> Iterator[str]:
     """Every .txt file under `folder`, sorted, never following directory symlinks (no loops)."""
     for root, dirs, files in os.walk(folder, followlinks=False):
         dirs.sort()
         for name in sorted(files):
             if name.endswith(".txt") and not name.startswith("."):
-                yield Path(root, name)
+                yield os.path.join(root, name)
 
 
 def scan(
@@ -66,10 +67,9 @@ def scan(
 ) -> Iterator[FileOutcome]:
     """Outcomes for every seed file in `folder`, in path order."""
     jobs: list[_Job] = []
-    for path in seed_paths(folder):
-        key = str(path)
+    for key in seed_paths(folder):
         try:
-            st = path.stat()
+            st = os.stat(key)
         except OSError as e:
             yield FileOutcome(key=key, reason=f"cannot read: {e.strerror or e}")
             continue
@@ -87,8 +87,15 @@ def scan(
         return
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        for outcomes in pool.map(_read_chunk, chunks):
-            yield from outcomes
+        # a bounded window of chunks in flight: parsed records never pile up in memory
+        # faster than the caller stages them
+        window: deque[Future[list[FileOutcome]]] = deque()
+        for chunk in chunks:
+            window.append(pool.submit(_read_chunk, chunk))
+            if len(window) >= 3 * workers:
+                yield from window.popleft().result()
+        while window:
+            yield from window.popleft().result()
 
 
 def _read_chunk(chunk: tuple[tuple[str, str, str], list[_Job]]) -> list[FileOutcome]:
