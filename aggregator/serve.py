@@ -212,7 +212,7 @@ def create_app(output_dir: Path, health: Health | None = None) -> Starlette:
             if item is None:
                 item = await run_in_threadpool(load, real, st)
                 cache.put(real, st, item)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError):
+        except OSError:  # gone, not a directory, unreadable, name too long...
             return not_found
         use_gzip = item.gzipped is not None and _accepts_gzip(
             request.headers.get("accept-encoding", "")

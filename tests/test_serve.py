@@ -126,7 +126,7 @@ def test_a_changed_file_gets_a_new_etag(client: Client, site: Path) -> None:
 @pytest.mark.parametrize(
     "path",
     ["/leak.xml", "/up/config.yaml", "/.atom.xml.x1.tmp", "/articles/", "/articles",
-     "/nope.xml", "/%2e%2e/config.yaml"],
+     "/nope.xml", "/%2e%2e/config.yaml", "/" + "a" * 300 + ".xml", "/atom.xml/x"],
 )  # fmt: skip
 def test_nothing_outside_the_output_dir(client: Client, path: str) -> None:
     assert client.get(path).status_code == 404
