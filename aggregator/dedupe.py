@@ -42,6 +42,7 @@ class Candidate:
     content_hash: str
     source: str = ""
     origin: str = ""
+    categories: tuple[str, ...] = ()
 
     @property
     def rank(self) -> tuple[datetime, str]:
@@ -85,6 +86,7 @@ def candidate(ref: int, article: Article) -> Candidate:
         content_hash=article.content_hash(),
         source=article.source,
         origin=article.origin,
+        categories=article.categories,
     )
 
 

@@ -17,7 +17,7 @@ from aggregator.config import Config, SourceConfig
 from aggregator.model import Article, Rejection, RunReport, SourceReport
 from aggregator.publish import Site, publish
 from aggregator.sources import Harvest, seeddir
-from aggregator.store import SeedFileState, SourceState, Store, article_to_json
+from aggregator.store import SeedFileState, SourceState, Store, article_to_json, pack_record
 
 log = logging.getLogger(__name__)
 _STAGE_BATCH = 1000
@@ -29,27 +29,30 @@ class _Batch:
 
     store: Store
     candidates: list[dedupe.Candidate] = field(default_factory=list)
-    pending: list[tuple[int, str]] = field(default_factory=list)
+    now: datetime | None = None
+    pending: list[tuple[dedupe.Candidate, bytes]] = field(default_factory=list)
     # saved only after the merge commits: a crash in between must not mark inputs as seen
     seed_files: list[tuple[str, list[tuple[str, SeedFileState]]]] = field(default_factory=list)
     states: list[SourceState] = field(default_factory=list)
 
     def add(self, article: Article) -> None:
-        self.add_staged(dedupe.candidate(-1, article), article_to_json(article))
+        self.add_staged(dedupe.candidate(-1, article), pack_record(article_to_json(article)))
 
-    def add_staged(self, candidate: dedupe.Candidate, record: str) -> None:
-        ref = len(self.candidates)
+    def add_staged(self, candidate: dedupe.Candidate, record: bytes) -> None:
         c = candidate
-        self.candidates.append(dedupe.Candidate(
-            ref, c.keys, c.updated, c.published, c.content_hash, c.source, c.origin
-        ))  # fmt: skip
-        self.pending.append((ref, record))
+        c = dedupe.Candidate(
+            len(self.candidates), c.keys, c.updated, c.published, c.content_hash, c.source,
+            c.origin, c.categories,
+        )  # fmt: skip
+        self.candidates.append(c)
+        self.pending.append((c, record))
         if len(self.pending) >= _STAGE_BATCH:
             self.flush()
 
     def flush(self) -> None:
         if self.pending:
-            self.store.stage(self.pending)
+            assert self.now is not None
+            self.store.stage(self.pending, self.now)
             self.pending.clear()
 
 
@@ -117,15 +120,18 @@ def run_once(
     """Read every configured source (or those named in `only`), merge, publish."""
     started = time.perf_counter()
     selected = [s for s in config.sources if only is None or s.name in only]
-    store.stage_begin()
-    batch = _Batch(store)
-    reports: list[SourceReport] = []
-    for source in selected:
-        if source.type == "seeds":
-            reports.append(read_seeds(source, config, store, batch, now))
     web_sources = [s for s in selected if s.type != "seeds"]
-    if web_sources:
-        for harvest in _web_harvests(web_sources, config, store, client, now):
+    # the network first, outside the store transaction; then one transaction for the rest,
+    # so a crash or kill leaves the store exactly as the last completed run left it
+    harvests = _web_harvests(web_sources, config, store, client, now) if web_sources else []
+    reports: list[SourceReport] = []
+    with store.transaction():
+        store.stage_begin()
+        batch = _Batch(store, now=now)
+        for source in selected:
+            if source.type == "seeds":
+                reports.append(read_seeds(source, config, store, batch, now))
+        for harvest in harvests:
             for article in harvest.articles:
                 batch.add(article)
             if harvest.state is not None:
@@ -135,13 +141,13 @@ def run_once(
                 rejected=harvest.rejected, error=harvest.error,
                 not_modified=harvest.not_modified,
             ))  # fmt: skip
-    batch.flush()
-    clusters = dedupe.cluster(batch.candidates)
-    counts = store.merge(clusters, now)
-    for name, rows in batch.seed_files:
-        store.remember_seed_files(name, rows, now)
-    for state in batch.states:
-        store.save_source_state(state)
+        batch.flush()
+        clusters = dedupe.cluster(batch.candidates)
+        counts = store.merge(clusters, now)
+        for name, rows in batch.seed_files:
+            store.remember_seed_files(name, rows, now)
+        for state in batch.states:
+            store.save_source_state(state)
     written: list[str] = []
     if publish_feeds:
         written = publish_now(config, store, now)

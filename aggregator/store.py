@@ -9,8 +9,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import sqlite3
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
@@ -43,14 +43,15 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX article_keys_by_article ON article_keys (article_id);
     CREATE TABLE revisions (
-        article_id TEXT NOT NULL,
+        id INTEGER PRIMARY KEY,
+        article_id TEXT,
         content_hash TEXT NOT NULL,
         updated TEXT NOT NULL,
         origin TEXT NOT NULL,
-        record TEXT NOT NULL,
-        seen TEXT NOT NULL,
-        PRIMARY KEY (article_id, content_hash)
+        record BLOB NOT NULL,
+        seen TEXT NOT NULL
     );
+    CREATE UNIQUE INDEX revisions_by_article ON revisions (article_id, content_hash);
     CREATE TABLE seed_files (
         path TEXT PRIMARY KEY,
         source TEXT NOT NULL,
@@ -107,6 +108,15 @@ def article_to_json(article: Article) -> str:
             value = list(value)
         data[f.name] = value
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def pack_record(record_json: str) -> bytes:
+    """Stored form of a record: zlib'd JSON (Turkish news text shrinks about 3x)."""
+    return zlib.compress(record_json.encode("utf-8"), 1)
+
+
+def unpack_record(blob: bytes | str) -> str:
+    return blob if isinstance(blob, str) else zlib.decompress(blob).decode("utf-8")
 
 
 def article_from_json(text: str) -> Article:
@@ -261,6 +271,10 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """All or nothing. Nested use joins the outer transaction (a whole run commits once)."""
+        if self._conn.in_transaction:
+            yield
+            return
         with self._translate("writing"):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -270,18 +284,27 @@ class Store:
                 raise
             self._conn.execute("COMMIT")
 
-    # -- staging: parsed records wait here while the whole batch is clustered -------------
+    # -- staging: parsed records go straight into `revisions`, owner to be decided ---------
     def stage_begin(self) -> None:
+        """Start staging; call inside `transaction()` so a crash leaves nothing half-merged."""
         with self._translate("staging"):
-            self._conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS staged (ref INTEGER PRIMARY KEY, record TEXT)"
-            )
-            self._conn.execute("DELETE FROM staged")
+            self._conn.execute("DELETE FROM revisions WHERE article_id IS NULL")
+            row = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM revisions").fetchone()
+            self._stage_base = int(row[0]) + 1
 
-    def stage(self, rows: Iterable[tuple[int, str]]) -> None:
-        """Park (ref, record JSON) rows until `merge` decides where they belong."""
+    def stage(self, rows: Iterable[tuple[Candidate, bytes]], now: datetime) -> None:
+        """Park (candidate, packed record) rows until `merge` decides their article."""
+        seen = utc_text(now)
         with self._translate("staging"):
-            self._conn.executemany("INSERT INTO staged (ref, record) VALUES (?, ?)", rows)
+            self._conn.executemany(
+                "INSERT INTO revisions (id, article_id, content_hash, updated, origin, record,"
+                " seen) VALUES (?, NULL, ?, ?, ?, ?, ?)",
+                (
+                    (self._stage_base + c.ref, c.content_hash, utc_text(c.updated), c.origin,
+                     record, seen)
+                    for c, record in rows
+                ),
+            )  # fmt: skip
 
     # -- merging clusters into articles -------------------------------------------------
     def merge(self, clusters: Sequence[Sequence[Candidate]], now: datetime) -> MergeCounts:
@@ -297,7 +320,8 @@ class Store:
             counts.new = len(fresh)
             for i, aid in existing.items():
                 self._merge_one(clusters[i], aid, seen, counts)
-            self._conn.execute("DELETE FROM staged")
+            # repeats of a revision the article already has
+            self._conn.execute("DELETE FROM revisions WHERE article_id IS NULL")
             if counts.new or counts.updated:
                 self._mark_publish_pending()
         return counts
@@ -322,16 +346,17 @@ class Store:
         )  # fmt: skip
         pairs = ((aid, c) for aid, g in zip(ids, clusters, strict=True) for c in g)
         self._insert_revisions(pairs, seen)
-        self._set_categories([(aid, winner(g).ref) for aid, g in zip(ids, clusters, strict=True)])
+        self._set_categories([(aid, winner(g)) for aid, g in zip(ids, clusters, strict=True)])
         for aid, g in zip(ids, clusters, strict=True):
             if len(g) > KEEP_REVISIONS:
                 self._prune(aid)
 
     def _insert_revisions(self, rows: Iterable[tuple[str, Candidate]], seen: str) -> None:
+        """Give staged revisions their article; a repeat of a known revision stays unowned
+        (and is deleted at the end of the merge)."""
         self._conn.executemany(
-            "INSERT OR IGNORE INTO revisions (article_id, content_hash, updated, origin, record,"
-            " seen) SELECT ?, ?, ?, ?, record, ? FROM staged WHERE ref = ?",
-            ((aid, c.content_hash, utc_text(c.updated), c.origin, seen, c.ref) for aid, c in rows),
+            "UPDATE OR IGNORE revisions SET article_id = ?, seen = ? WHERE id = ?",
+            ((aid, seen, self._stage_base + c.ref) for aid, c in rows),
         )
 
     def _prune(self, aid: str) -> None:
@@ -385,7 +410,7 @@ class Store:
                 " last_changed = ? WHERE id = ?",
                 (utc_text(best.updated), best.content_hash, best.source, seen, aid),
             )
-            self._set_categories([(aid, best.ref)], replace=True)
+            self._set_categories([(aid, best)], replace=True)
         if earlier:
             self._conn.execute(
                 "UPDATE articles SET published = ?, last_changed = ? WHERE id = ?",
@@ -421,7 +446,7 @@ class Store:
                 " ORDER BY updated DESC, content_hash DESC",
                 (aid,),
             ).fetchall()
-        return [article_from_json(r[0]) for r in rows]
+        return [article_from_json(unpack_record(r[0])) for r in rows]
 
     def count(self, source: str | None = None) -> int:
         with self._translate("counting"):
@@ -455,23 +480,16 @@ class Store:
         return len(doomed)
 
     # -- categories and publishing (per-category feeds, "nothing changed" skip) -------------
-    def _set_categories(self, rows: Sequence[tuple[str, int]], replace: bool = False) -> None:
-        """(article id, staged ref of its winning record) -> article_categories rows."""
+    def _set_categories(self, rows: Sequence[tuple[str, Candidate]], replace: bool = False) -> None:
+        """(article id, its winning revision) -> article_categories rows."""
         if replace:
             self._conn.executemany(
                 "DELETE FROM article_categories WHERE article_id = ?", ((a,) for a, _ in rows)
             )
-        refs = dict((ref, aid) for aid, ref in rows)
-        if len(rows) == 1:
-            found = self._conn.execute(
-                "SELECT ref, record FROM staged WHERE ref = ?", (rows[0][1],)
-            ).fetchall()
-        else:  # a whole batch of new articles: one pass over the staged records
-            found = self._conn.execute("SELECT ref, record FROM staged").fetchall()
         self._conn.executemany(
             "INSERT OR IGNORE INTO article_categories (article_id, slug, name) VALUES (?, ?, ?)",
-            ((refs[ref], slug, name) for ref, record in found if ref in refs
-             for slug, name in record_categories(record)),
+            ((aid, slug, name) for aid, best in rows
+             for slug, name in category_slugs(best.categories)),
         )  # fmt: skip
 
     def categories(self) -> list[tuple[str, str, int]]:
@@ -516,10 +534,11 @@ class Store:
                         break
         return found
 
-    def ids_oldest_first(self) -> list[str]:
+    def ids_oldest_first(self) -> list[tuple[str, str]]:
+        """(id, content hash) of every article, oldest GİRİŞ first: archive page boundaries."""
         with self._translate("reading articles"):
-            return [r[0] for r in self._conn.execute(
-                "SELECT id FROM articles ORDER BY published, id")]  # fmt: skip
+            return [(r[0], r[1]) for r in self._conn.execute(
+                "SELECT id, content_hash FROM articles ORDER BY published, id")]  # fmt: skip
 
     def entries_by_ids(self, ids: Sequence[str]) -> list[Entry]:
         """These articles, in the order given."""
@@ -616,26 +635,19 @@ _ENTRY_SELECT = (
 )
 
 
-def _entry(aid: str, published: str, record: str) -> Entry:
-    article = article_from_json(record)
+def _entry(aid: str, published: str, record: bytes) -> Entry:
+    article = article_from_json(unpack_record(record))
     earliest = _dt(published).astimezone(article.published.tzinfo)
     if earliest != article.published:
         article = replace(article, published=earliest)
     return Entry(id=aid, article=article)
 
 
-_CATEGORIES = re.compile(r'"categories":\[((?:"(?:[^"\\]|\\.)*",?)*)\]')
-
-
-def record_categories(record: str) -> list[tuple[str, str]]:
-    """(slug, name) of a stored record's categories, without decoding the whole record:
-    `#Gündem` and `Gündem` are one category, `gundem`."""
-    m = _CATEGORIES.search(record)
-    if m is None or not m.group(1):
-        return []
+def category_slugs(categories: Iterable[str]) -> list[tuple[str, str]]:
+    """(slug, name) pairs: `#Gündem` and `Gündem` are one category, `gundem`."""
     out: dict[str, str] = {}
-    for raw in json.loads(f"[{m.group(1)}]"):
-        name = str(raw).lstrip("#").strip()
+    for raw in categories:
+        name = raw.lstrip("#").strip()
         if name:
             out.setdefault(slugify(name), name)
     return list(out.items())
@@ -649,7 +661,11 @@ def _backfill_categories(conn: sqlite3.Connection) -> None:
     )
     conn.executemany(
         "INSERT OR IGNORE INTO article_categories (article_id, slug, name) VALUES (?, ?, ?)",
-        ((aid, slug, name) for aid, record in rows for slug, name in record_categories(record)),
+        (
+            (aid, slug, name)
+            for aid, record in rows
+            for slug, name in category_slugs(json.loads(unpack_record(record))["categories"])
+        ),
     )
 
 

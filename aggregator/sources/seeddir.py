@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from aggregator import dedupe
 from aggregator.errors import ParseError
 from aggregator.sources.seedfile import parse_seed
-from aggregator.store import SeedFileState, article_to_json
+from aggregator.store import SeedFileState, article_to_json, pack_record
 
 MAX_SEED_BYTES = 5 * 1024 * 1024
 POOL_THRESHOLD = 1000  # fewer files to parse than this: not worth starting processes
@@ -33,7 +33,7 @@ class FileOutcome:
 
     key: str
     state: SeedFileState | None = None
-    record: str | None = None
+    record: bytes | None = None
     candidate: dedupe.Candidate | None = None
     warnings: tuple[str, ...] = ()
     unchanged: bool = False
@@ -127,7 +127,7 @@ def _read_one(job: _Job, source: str, tz: ZoneInfo, language: str) -> FileOutcom
     return FileOutcome(
         key=job.key,
         state=state,
-        record=article_to_json(article),
+        record=pack_record(article_to_json(article)),
         candidate=dedupe.candidate(-1, article),
         warnings=article.warnings,
     )

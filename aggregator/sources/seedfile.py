@@ -38,7 +38,8 @@ _CHROME_PHRASES = (
 )  # fmt: skip
 _NOISE_LINE = re.compile(
     r"^(?:Menü Kapat|Menu Kapat|Menu İkon|Menü İkon|Arama Kapat|Ara Kapat|Avatar|Editor|Editör"
-    r"|SON DAKİKA!?\s*TÜMÜ.*|Son Dakika!?\s*Tümü.*|-?\d{1,2}\s*°\s*[CF]?|PaylaşHaberi Paylaş|Paylaş|Haberi Paylaş"
+    r"|SON DAKİKA!?\s*TÜMÜ.*|Son Dakika!?\s*Tümü.*|-?\d{1,2}\s*°\s*[CF]?"
+    r"|PaylaşHaberi Paylaş|Paylaş|Haberi Paylaş"
     r"|\+?A+a?-?|A\+|A-|\+Aa-|Abone Ol|Takip Et|Google News.*|Kopyala|Yazdır|Yorum Yap|Yorumlar"
     r"|Reklam|REKLAM|Haberin Devamı|Galeri|Video|Fotoğraf|Kapat|Menü|Menu|Ara)$"
 )
