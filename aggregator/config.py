@@ -12,12 +12,28 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from aggregator.errors import ConfigError
+from aggregator.normalize import slugify
 
 SOURCE_TYPES = ("seeds", "feed", "html")
 HTML_FIELDS = ("title", "summary", "author", "published", "updated", "content")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+TOP_KEYS = ("site", "output", "state", "server", "sources", "feeds", "retention", "log_level")
+SITE_KEYS = ("title", "url", "language", "timezone")
+OUTPUT_KEYS = ("dir", "max_items", "archive")
+SERVER_KEYS = ("host", "port")
+SOURCE_KEYS = ("name", "type", "path", "url", "every", "links", "limit", "selectors")
+FEED_KEYS = ("name", "title", "sources", "categories", "match")
+
+
+def config_keys() -> list[str]:
+    """Every key config.yaml accepts, as README's configuration tables spell it."""
+    keys = [k for k in TOP_KEYS if k not in ("site", "output", "server")]
+    keys += [f"site.{k}" for k in SITE_KEYS] + [f"output.{k}" for k in OUTPUT_KEYS]
+    keys += [f"server.{k}" for k in SERVER_KEYS]
+    keys += [f"sources[].{k}" for k in SOURCE_KEYS] + [f"feeds[].{k}" for k in FEED_KEYS]
+    return keys
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,6 +46,17 @@ class SourceConfig:
     links: str | None = None
     limit: int = 20
     selectors: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeedConfig:
+    """A named filtered feed: articles matching every filter given (each one any-of)."""
+
+    name: str
+    title: str
+    sources: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()  # slugs
+    match: tuple[str, ...] = ()  # words or phrases, matched in title or summary
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +74,8 @@ class Config:
     retention: float | None
     log_level: str
     sources: tuple[SourceConfig, ...] = field(default=())
+    feeds: tuple[FeedConfig, ...] = field(default=())
+    archive: bool = False
 
 
 def parse_duration(value: object, key: str) -> float:
@@ -112,15 +141,15 @@ def load_config(path: Path) -> Config:
 
 def _build(path: Path, data: dict[str, Any]) -> Config:
     base = path.parent
-    _unknown(data, {"site", "output", "state", "server", "sources", "retention", "log_level"}, "")
+    _unknown(data, set(TOP_KEYS), "")
     site, output, server = (
         _section(data, "site"),
         _section(data, "output"),
         _section(data, "server"),
     )
-    _unknown(site, {"title", "url", "language", "timezone"}, "site.")
-    _unknown(output, {"dir", "max_items"}, "output.")
-    _unknown(server, {"host", "port"}, "server.")
+    _unknown(site, set(SITE_KEYS), "site.")
+    _unknown(output, set(OUTPUT_KEYS), "output.")
+    _unknown(server, set(SERVER_KEYS), "server.")
 
     site_url = _take(site, "url", "site.", str, "http://127.0.0.1:8080/")
     parts = urlsplit(site_url)
@@ -158,6 +187,16 @@ def _build(path: Path, data: dict[str, Any]) -> Config:
     for name in names:
         if names.count(name) > 1:
             raise ConfigError(f"sources: the name {name!r} is used twice; names must be unique")
+    raw_feeds = data.get("feeds")
+    if raw_feeds is None:
+        raw_feeds = []
+    if not isinstance(raw_feeds, list):
+        raise ConfigError("feeds: expected a list of named feeds")
+    feeds = tuple(_feed(raw, f"feeds[{i}].", set(names)) for i, raw in enumerate(raw_feeds))
+    feed_names = [f.name for f in feeds]
+    for name in feed_names:
+        if feed_names.count(name) > 1:
+            raise ConfigError(f"feeds: the name {name!r} is used twice; names must be unique")
 
     return Config(
         path=path,
@@ -173,14 +212,44 @@ def _build(path: Path, data: dict[str, Any]) -> Config:
         retention=retention,
         log_level=log_level,
         sources=tuple(sources),
+        feeds=feeds,
+        archive=_take(output, "archive", "output.", bool, False),
     )
+
+
+def _feed(raw: object, prefix: str, source_names: set[str]) -> FeedConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix[:-1]}: expected a mapping with name and a filter")
+    _unknown(raw, set(FEED_KEYS), prefix)
+    name = _take(raw, "name", prefix, str)
+    if not _NAME.match(name):
+        raise ConfigError(f"{prefix}name: use letters, digits, '-', '_' or '.', got {name!r}")
+
+    def strings(key: str) -> tuple[str, ...]:
+        value = _take(raw, key, prefix, (list, str), [])
+        items = [value] if isinstance(value, str) else value
+        if not all(isinstance(v, str) and v.strip() for v in items):
+            raise ConfigError(f"{prefix}{key}: expected a list of non-empty strings")
+        return tuple(v.strip() for v in items)
+
+    sources = strings("sources")
+    for source in sources:
+        if source not in source_names:
+            raise ConfigError(f"{prefix}sources: no source is named {source!r}")
+    categories = tuple(dict.fromkeys(slugify(c.lstrip("#")) for c in strings("categories")))
+    match = strings("match")
+    if not (sources or categories or match):
+        raise ConfigError(f"{prefix[:-1]}: give at least one of sources, categories or match")
+    return FeedConfig(
+        name=name, title=_take(raw, "title", prefix, str, name),
+        sources=sources, categories=categories, match=match,
+    )  # fmt: skip
 
 
 def _source(raw: object, prefix: str, base: Path) -> SourceConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{prefix[:-1]}: expected a mapping with name, type and path or url")
-    allowed = {"name", "type", "path", "url", "every", "links", "limit", "selectors"}
-    _unknown(raw, allowed, prefix)
+    _unknown(raw, set(SOURCE_KEYS), prefix)
     name = _take(raw, "name", prefix, str)
     if not _NAME.match(name):
         raise ConfigError(f"{prefix}name: use letters, digits, '-', '_' or '.', got {name!r}")

@@ -6,13 +6,14 @@ Parsed records wait in the store's staging table, so memory holds only small Can
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from aggregator import dedupe
+from aggregator import __version__, dedupe, feedplan
 from aggregator.config import Config, SourceConfig
 from aggregator.model import Article, Rejection, RunReport, SourceReport
 from aggregator.publish import Site, publish
@@ -164,8 +165,28 @@ def run_once(
 
 
 def publish_now(config: Config, store: Store, now: datetime) -> list[str]:
-    """Age out old articles, then write whatever output changed."""
+    """Age out old articles, then write whatever output changed. Cheap when nothing did:
+    no merge or expiry since the last publish, same settings, output still there."""
     if config.retention is not None:
         store.expire(now - timedelta(seconds=config.retention), keep_newest=config.max_items)
-    entries = store.latest(config.max_items)
-    return publish(site_of(config), config.output_dir, entries, store.count())
+    fingerprint = output_fingerprint(config)
+    if (
+        store.publish_state("pending") is None
+        and store.publish_state("config") == fingerprint
+        and (config.output_dir / "index.html").is_file()
+    ):
+        return []
+    feeds, digests = feedplan.plan(config, store, fingerprint)
+    written = publish(site_of(config), config.output_dir, feeds, store.count())
+    store.set_publish_state({"pending": None, "config": fingerprint, **digests})
+    return written
+
+
+def output_fingerprint(config: Config) -> str:
+    """Everything in the config (and code version) that shapes the published bytes."""
+    shape = (
+        __version__, config.title, config.site_url, config.language, str(config.timezone),
+        str(config.output_dir), config.max_items, config.archive,
+        tuple(s.name for s in config.sources), config.feeds,
+    )  # fmt: skip
+    return hashlib.blake2b(repr(shape).encode("utf-8"), digest_size=16).hexdigest()

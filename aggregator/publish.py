@@ -1,45 +1,50 @@
-"""Entries -> files: Atom 1.0, RSS 2.0, article pages and index.html. The only feedgen user.
+"""Feed sets -> files: Atom 1.0, RSS 2.0 and JSON Feed 1.1 per feed, RFC 5005 archive pages,
+article pages, index.html, opml.xml and the feed stylesheet. The only feedgen user.
 
 Every file is written atomically (temporary file in the same folder, fsync, rename) and only
 when its bytes change, so HTTP ETag/Last-Modified stay stable and readers never see half a file.
+Nothing here reads the clock: an empty feed is dated 1970-01-01, others by their newest entry.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from feedgen.feed import FeedGenerator
 
-from aggregator import __version__
+from aggregator import __version__, pages
 from aggregator.errors import PublishError
+from aggregator.pages import Site, entry_link, page_path
 from aggregator.store import Entry
-from aggregator.timeparse import turkish_long
+from aggregator.stylesheet import FEED_XSL
 
+__all__ = ["FeedSet", "Site", "atom_bytes", "json_feed_bytes", "publish", "rss_bytes",
+           "write_atomic"]  # fmt: skip
 EMPTY_FEED_UPDATED = datetime(1970, 1, 1, tzinfo=UTC)
 GENERATOR = "haber-aggregator"
 
 
 @dataclass(frozen=True, kw_only=True)
-class Site:
+class FeedSet:
+    """One published feed (in three formats) under `folder` ("" for the combined feed,
+    else e.g. "sources/<name>/"). `archives`: RFC 5005 pages, oldest first (Atom only)."""
+
+    folder: str
     title: str
-    url: str  # ends with "/"
-    language: str
-    timezone: tzinfo
+    group: str
+    entries: Sequence[Entry]
+    archive_count: int = 0
+    archives: Sequence[tuple[int, Sequence[Entry]]] = field(default=())  # only pages to write
 
 
-def page_path(entry_id: str) -> str:
-    """Relative path of the page for an article without a URL of its own."""
-    return f"articles/{entry_id.rsplit(':', 1)[-1]}.html"
-
-
-def entry_link(site: Site, entry: Entry) -> str:
-    return entry.article.link or site.url + page_path(entry.id)
+STYLESHEET = "feed.xsl"
 
 
 def write_atomic(path: Path, data: bytes) -> bool:
@@ -73,19 +78,29 @@ def write_atomic(path: Path, data: bytes) -> bool:
     return True
 
 
-def _generator(site: Site, entries: Sequence[Entry], feed_name: str) -> FeedGenerator:
+def _feed_title(site: Site, title: str) -> str:
+    return site.title if title == site.title else f"{site.title}: {title}"
+
+
+def _generator(
+    site: Site, entries: Sequence[Entry], feed_name: str, title: str,
+    links: Sequence[tuple[str, str]] = (),
+) -> FeedGenerator:  # fmt: skip
+    folder = feed_name.rpartition("/")[0]
     fg = FeedGenerator()
     fg.load_extension("dc", atom=False, rss=True)
-    fg.id(site.url)
-    fg.title(site.title)
-    fg.subtitle(f"{site.title}: Türkçe haberler")
+    fg.id(site.url + (folder + "/" if folder else ""))
+    fg.title(_feed_title(site, title))
+    fg.subtitle(f"{_feed_title(site, title)}: Türkçe haberler")
     fg.link(href=site.url + feed_name, rel="self")
+    for rel, href in links:
+        fg.link(href=href, rel=rel)
     fg.link(href=site.url, rel="alternate", type="text/html")  # last: RSS <link> takes it
     fg.language(site.language)
     fg.generator(GENERATOR, version=__version__)
-    newest = max((e.article.updated for e in entries), default=EMPTY_FEED_UPDATED)
-    fg.updated(newest)
-    fg.lastBuildDate(newest)
+    stamp = newest(entries) or EMPTY_FEED_UPDATED
+    fg.updated(stamp)
+    fg.lastBuildDate(stamp)
     for entry in entries:
         a = entry.article
         fe = fg.add_entry(order="append")
@@ -113,132 +128,116 @@ def _content(summary: str, content_html: str) -> str:
     return content_html or f"<p>{html.escape(summary, quote=False)}</p>"
 
 
-def atom_bytes(site: Site, entries: Sequence[Entry], name: str = "atom.xml") -> bytes:
-    data: bytes = _generator(site, entries, name).atom_str(pretty=True)
-    return data
+def _styled(data: bytes, name: str, extra: bytes = b"") -> bytes:
+    """Add the `<?xml-stylesheet?>` that makes browsers show a page (readers ignore it).
+    Relative, so the stylesheet always comes from the feed's own origin."""
+    href = "../" * name.count("/") + STYLESHEET
+    declaration, _, rest = data.partition(b"\n")
+    pi = f'<?xml-stylesheet type="text/xsl" href="{href}"?>'.encode()
+    return b"\n".join((declaration, pi, rest)).replace(b"\n<feed ", b"\n<feed " + extra, 1)
 
 
-def rss_bytes(site: Site, entries: Sequence[Entry], name: str = "rss.xml") -> bytes:
-    data: bytes = _generator(site, entries, name).rss_str(pretty=True)
-    return data
+def atom_bytes(site: Site, entries: Sequence[Entry], name: str = "atom.xml",
+               title: str = "", links: Sequence[tuple[str, str]] = (),
+               archive: bool = False) -> bytes:  # fmt: skip
+    """Atom 1.0; `links` (rel, href) such as RFC 5005 prev-archive; `archive` marks an
+    archive page (fh:archive)."""
+    data: bytes = _generator(site, entries, name, title or site.title, links).atom_str(pretty=True)
+    if not archive:
+        return _styled(data, name)
+    data = _styled(data, name, b'xmlns:fh="http://purl.org/syndication/history/1.0" ')
+    return data.replace(b"\n  <entry>", b"\n  <fh:archive/>\n  <entry>", 1) if entries else (
+        data.replace(b"</feed>", b"  <fh:archive/>\n</feed>"))  # fmt: skip
 
 
-_PAGE = """<!DOCTYPE html>
-<html lang="{lang}">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<link rel="alternate" type="application/atom+xml" title="{site} (Atom)" href="{root}atom.xml">
-<link rel="alternate" type="application/rss+xml" title="{site} (RSS)" href="{root}rss.xml">
-<style>
-body {{ font: 18px/1.6 Georgia, "Noto Serif", serif; max-width: 42rem; margin: 2rem auto;
-        padding: 0 1rem; color: #1d1d1f; background: #fffdf8; }}
-h1 {{ font-size: 1.9rem; line-height: 1.25; margin-bottom: .3rem; }}
-h2 {{ font-size: 1.15rem; margin-top: 2rem; letter-spacing: .02em; }}
-.spot {{ font-size: 1.15rem; color: #3a3a3c; }}
-.meta {{ font: 14px/1.5 system-ui, sans-serif; color: #6e6e73; border-top: 1px solid #ddd;
-         border-bottom: 1px solid #ddd; padding: .5rem 0; margin: 1rem 0 1.5rem; }}
-nav {{ font: 14px system-ui, sans-serif; }}
-</style>
-</head>
-<body>
-<nav><a href="{root}index.html">{site}</a></nav>
-<article>
-<h1>{title}</h1>
-{spot}
-<div class="meta">{meta}</div>
-{content}
-</article>
-</body>
-</html>
-"""
+def rss_bytes(site: Site, entries: Sequence[Entry], name: str = "rss.xml",
+              title: str = "") -> bytes:  # fmt: skip
+    data: bytes = _generator(site, entries, name, title or site.title).rss_str(pretty=True)
+    return _styled(data, name)
 
 
-def article_page(site: Site, entry: Entry) -> bytes:
-    a = entry.article
-    esc = html.escape
-    meta = []
-    if a.authors:
-        meta.append(f"Yazar: {esc(', '.join(a.authors))}")
-    if a.agency:
-        meta.append(f"Kaynak: {esc(a.agency)}")
-    stamp = (
-        f"{a.published.astimezone(site.timezone):%d.%m.%Y}" if a.date_only
-        else turkish_long(a.published, site.timezone)
-    )  # fmt: skip
-    meta.append(f'Giriş: <time datetime="{a.published.isoformat()}">{stamp}</time>')
-    if a.updated > a.published:
-        meta.append(
-            f'Güncelleme: <time datetime="{a.updated.isoformat()}">'
-            f"{turkish_long(a.updated, site.timezone)}</time>"
-        )
-    if a.categories:
-        meta.append(f"Kategori: {esc(', '.join(a.categories))}")
-    text = _PAGE.format(
-        lang=esc(a.language or site.language),
-        title=esc(a.title),
-        site=esc(site.title),
-        root=esc(site.url),
-        spot=f'<p class="spot">{esc(a.summary)}</p>' if a.summary else "",
-        meta=" · ".join(meta),
-        content=a.content_html,
-    )
-    return text.encode("utf-8")
+def json_feed_bytes(site: Site, entries: Sequence[Entry], name: str = "feed.json",
+                    title: str = "") -> bytes:  # fmt: skip
+    """JSON Feed 1.1 with the same ids, dates and content as the Atom and RSS feeds."""
+    feed_title = _feed_title(site, title or site.title)
+    items = []
+    for entry in entries:
+        a = entry.article
+        item: dict[str, object] = {
+            "id": entry.id,
+            "url": entry_link(site, entry),
+            "title": a.title,
+            "content_html": _content(a.summary, a.content_html),
+        }
+        if a.summary:
+            item["summary"] = a.summary
+        if a.image:
+            item["image"] = a.image
+        item["date_published"] = a.published.isoformat()
+        item["date_modified"] = max(a.updated, a.published).isoformat()
+        names = list(a.authors) or ([a.agency] if a.agency else [])
+        if names:
+            item["authors"] = [{"name": n} for n in names]
+        if a.categories:
+            item["tags"] = list(a.categories)
+        if a.language:
+            item["language"] = a.language
+        items.append(item)
+    doc = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": feed_title,
+        "home_page_url": site.url,
+        "feed_url": site.url + name,
+        "description": f"{feed_title}: Türkçe haberler",
+        "language": site.language,
+        "items": items,
+    }
+    return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def index_page(site: Site, feeds: Sequence[tuple[str, str, str]], count: int,
-               newest: datetime | None) -> bytes:  # fmt: skip
-    """`feeds`: (title, relative path, MIME type)."""
-    esc = html.escape
-    links = "\n".join(
-        f'<link rel="alternate" type="{mime}" title="{esc(title)}" href="{esc(site.url + path)}">'
-        for title, path, mime in feeds
-    )
-    items = "\n".join(
-        f'<li><a href="{esc(path)}">{esc(title)}</a> <code>{esc(site.url + path)}</code></li>'
-        for title, path, _ in feeds
-    )
-    when = turkish_long(newest, site.timezone) if newest else "henüz yok"
-    text = f"""<!DOCTYPE html>
-<html lang="{esc(site.language)}">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{esc(site.title)}</title>
-{links}
-<style>body {{ font: 17px/1.6 system-ui, sans-serif; max-width: 46rem; margin: 2rem auto;
-padding: 0 1rem; }} code {{ color: #555; font-size: .85em; }}</style>
-</head>
-<body>
-<h1>{esc(site.title)}</h1>
-<p>{count} haber · son güncelleme: {esc(when)}</p>
-<ul>
-{items}
-</ul>
-</body>
-</html>
-"""
-    return text.encode("utf-8")
+def newest(entries: Sequence[Entry]) -> datetime | None:
+    return max((max(e.article.updated, e.article.published) for e in entries), default=None)
 
 
-def publish(site: Site, output_dir: Path, entries: Sequence[Entry], total: int) -> list[str]:
-    """Write every output file that changed; return the relative paths written."""
+def publish(site: Site, output_dir: Path, feeds: Sequence[FeedSet], total: int) -> list[str]:
+    """Write every output file that changed; return the relative paths written.
+    `feeds[0]` is the combined feed; `total` is the number of stored articles."""
     written: list[str] = []
 
     def put(rel: str, data: bytes) -> None:
         if write_atomic(output_dir / rel, data):
             written.append(rel)
 
-    for entry in entries:
-        if entry.article.link is None:
-            put(page_path(entry.id), article_page(site, entry))
-    put("atom.xml", atom_bytes(site, entries))
-    put("rss.xml", rss_bytes(site, entries))
-    feeds = [
-        (f"{site.title} (Atom)", "atom.xml", "application/atom+xml"),
-        (f"{site.title} (RSS)", "rss.xml", "application/rss+xml"),
-    ]
-    newest = max((e.article.updated for e in entries), default=None)
-    put("index.html", index_page(site, feeds, total, newest))
+    done: set[str] = set()
+    for feed in feeds:
+        archived = (e for _, page in feed.archives for e in page)
+        for entry in (*feed.entries, *archived):
+            if entry.article.link is None and entry.id not in done:
+                done.add(entry.id)
+                put(page_path(entry.id), pages.article_page(site, entry))
+    for feed in feeds:
+        f = feed.folder
+        links: list[tuple[str, str]] = []
+        count = feed.archive_count
+        for n, page in feed.archives:
+            name = f"{f}archive/{n}.xml"
+            nav = [("current", site.url + f + "atom.xml")]
+            if n > 1:
+                nav.append(("prev-archive", f"{site.url}{f}archive/{n - 1}.xml"))
+            if n < count:
+                nav.append(("next-archive", f"{site.url}{f}archive/{n + 1}.xml"))
+            put(name, atom_bytes(site, page, name, feed.title, nav, archive=True))
+        if count:
+            links.append(("prev-archive", f"{site.url}{f}archive/{count}.xml"))
+        put(f + "atom.xml", atom_bytes(site, feed.entries, f + "atom.xml", feed.title, links))
+        put(f + "rss.xml", rss_bytes(site, feed.entries, f + "rss.xml", feed.title))
+        put(f + "feed.json", json_feed_bytes(site, feed.entries, f + "feed.json", feed.title))
+    listing = [
+        pages.Listed(folder=feed.folder, title=_feed_title(site, feed.title), group=feed.group,
+                     count=len(feed.entries), newest=newest(feed.entries))
+        for feed in feeds
+    ]  # fmt: skip
+    put("index.html", pages.index_page(site, listing, total))
+    put("opml.xml", pages.opml(site, listing))
+    put(STYLESHEET, FEED_XSL.encode("utf-8"))
     return written

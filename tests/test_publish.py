@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.model import Article
-from aggregator.publish import Site, atom_bytes, publish, rss_bytes, write_atomic
+from aggregator.publish import FeedSet, Site, atom_bytes, publish, rss_bytes, write_atomic
 from aggregator.sources.seedfile import parse_seed
 from aggregator.store import Entry
 from tests.conftest import DATA, ISTANBUL, SEED_DOC
@@ -33,7 +33,7 @@ def test_markup_in_titles_is_escaped_everywhere(tmp_path: Path) -> None:
     a = parse_seed((DATA / "layouts" / "markup_text.txt").read_bytes(), origin="m.txt",
                    source="seeds", tz=ISTANBUL)  # fmt: skip
     entry = Entry(id="urn:uuid:00000000-0000-5000-8000-000000000001", article=a)
-    publish(SITE, tmp_path, [entry], 1)
+    publish(SITE, tmp_path, [FeedSet(folder="", title=SITE.title, group="", entries=[entry])], 1)
     for name in ("atom.xml", "rss.xml"):
         raw = (tmp_path / name).read_bytes()
         assert b"<script>" not in raw

@@ -1,0 +1,85 @@
+"""Which feeds are published and what each holds: the combined feed, one per source, one per
+category, the named feeds from config, and (with output.archive) RFC 5005 archive pages.
+
+Reads the store, writes nothing. Archive pages are fixed chunks of `max_items` articles,
+oldest first; a page is rebuilt only when its articles or the site settings change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+from aggregator.config import Config, FeedConfig
+from aggregator.model import Article
+from aggregator.normalize import slugify
+from aggregator.publish import FeedSet
+from aggregator.store import Entry, Store
+
+ALL, SOURCES, CATEGORIES, NAMED = "Tüm haberler", "Kaynaklar", "Kategoriler", "Seçili akışlar"
+
+
+def matcher(words: tuple[str, ...]) -> Callable[[Article], bool] | None:
+    """Title or summary contains a word starting with one of `words`, letters compared the
+    Turkish-aware ASCII way (`Ukrayna` finds `Ukrayna'da`, `istanbul` finds `İSTANBUL`)."""
+    if not words:
+        return None
+    keys = tuple("-" + slugify(w) for w in words)
+
+    def keep(article: Article) -> bool:
+        text = "-" + slugify(f"{article.title} {article.summary}") + "-"
+        return any(key in text for key in keys)
+
+    return keep
+
+
+def plan(config: Config, store: Store, fingerprint: str) -> tuple[list[FeedSet], dict[str, str]]:
+    """Feed sets to publish, and the archive page digests to remember once written."""
+    n = config.max_items
+    count, pages, digests = 0, [], {}  # type: tuple[int, list[tuple[int, list[Entry]]], dict[str, str]]
+    if config.archive:
+        count, pages, digests = _archive(config, store, fingerprint)
+    feeds = [FeedSet(folder="", title=config.title, group=ALL, entries=store.latest(n),
+                     archive_count=count, archives=pages)]  # fmt: skip
+    for source in config.sources:
+        entries = store.select(n, sources=[source.name])
+        feeds.append(FeedSet(folder=f"sources/{source.name}/", title=source.name,
+                             group=SOURCES, entries=entries))  # fmt: skip
+    for slug, name, _ in store.categories():
+        entries = store.select(n, categories=[slug])
+        feeds.append(FeedSet(folder=f"categories/{slug}/", title=name, group=CATEGORIES,
+                             entries=entries))  # fmt: skip
+    for feed in config.feeds:
+        feeds.append(_named(feed, store, n))
+    return feeds, digests
+
+
+def _named(feed: FeedConfig, store: Store, n: int) -> FeedSet:
+    entries = store.select(n, sources=feed.sources, categories=feed.categories,
+                           keep=matcher(feed.match))  # fmt: skip
+    return FeedSet(folder=f"feeds/{feed.name}/", title=feed.title, group=NAMED, entries=entries)
+
+
+def _archive(
+    config: Config, store: Store, fingerprint: str
+) -> tuple[int, list[tuple[int, list[Entry]]], dict[str, str]]:
+    n = config.max_items
+    rows = store.ids_oldest_first()
+    count = len(rows) // n
+    pages: list[tuple[int, list[Entry]]] = []
+    digests: dict[str, str] = {}
+    for k in range(1, count + 1):
+        chunk = rows[(k - 1) * n : k * n]
+        h = hashlib.blake2b(fingerprint.encode(), digest_size=16)
+        for aid, content_hash in chunk:
+            h.update(f"{aid}\x1f{content_hash}\x1e".encode())
+        key = f"archive:{k}"
+        digests[key] = h.hexdigest()
+        if store.publish_state(key) != digests[key] or not _exists(config, k):
+            pages.append((k, store.entries_by_ids([aid for aid, _ in chunk])))
+    return count, pages, digests
+
+
+def _exists(config: Config, page: int) -> bool:
+    return Path(config.output_dir, "archive", f"{page}.xml").exists()
