@@ -53,7 +53,7 @@ class HttpSettings:
     max_bytes: int = 5 * 1024 * 1024
     max_redirects: int = 5
     per_host: int = 6
-    clients: int = 4
+    clients: int = 8
     per_client: int = 10
     parse_workers: int = 0
     """Worker processes for parsing; 0: one per CPU."""

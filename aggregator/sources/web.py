@@ -62,8 +62,10 @@ async def _harvest_all(
     current = [states.get(s.name) or SourceState(name=s.name) for s in sources]
     due = sum(is_due(s, st, now) for s, st in zip(sources, current, strict=True))
     parse = _Parser(web, pooled=due >= POOL_MIN_SOURCES and (os.cpu_count() or 1) > 1)
-    jobs = [_one(web, parse, s, st, config, now) for s, st in zip(sources, current, strict=True)]
-    return list(await asyncio.gather(*jobs))
+    async with asyncio.TaskGroup() as group:  # a bug in one task cancels the rest
+        tasks = [group.create_task(_one(web, parse, s, st, config, now))
+                 for s, st in zip(sources, current, strict=True)]  # fmt: skip
+    return [t.result() for t in tasks]
 
 
 class _Parser:
