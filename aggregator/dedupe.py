@@ -1,6 +1,6 @@
 """Which records are the same article, which revision wins, and the id it keeps. Pure.
 
-Same article when any match key is shared:
+Same article when any match key is shared (each key is `kind:` + hash of the text shown):
   u:<canonical url>                 the same page
   g:<source>\\x1f<guid>              the same guid from the same feed
   t:<GİRİŞ minute UTC>\\x1f<fold>    same minute, same folded title
@@ -18,6 +18,7 @@ key)). The store keeps the id once given; later revisions never change it.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -57,24 +58,30 @@ def lead_text(article: Article) -> str:
 
 
 def match_keys(article: Article) -> tuple[str, ...]:
+    """The record's match keys, each `kind:` + a 96-bit hash of its text (small in memory
+    and in the store; only equality matters)."""
     keys: list[str] = []
     if article.link:
-        keys.append("u:" + canonical_url(article.link))
+        keys.append(_key("u", canonical_url(article.link)))
     if article.guid:
-        keys.append(f"g:{article.source}\x1f{article.guid}")
+        keys.append(_key("g", f"{article.source}\x1f{article.guid}"))
     title, lead = fold(article.title), fold(lead_text(article))
     if article.date_only:
         if len(title.split()) >= _MIN_WORDS:
-            keys.append(f"d:{article.published.date().isoformat()}\x1f{title}")
+            keys.append(_key("d", f"{article.published.date().isoformat()}\x1f{title}"))
     else:
         minute = article.published.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
         if len(title.split()) >= _MIN_WORDS:
-            keys.append(f"t:{minute}\x1f{title}")
+            keys.append(_key("t", f"{minute}\x1f{title}"))
         if len(lead.split()) >= _MIN_WORDS:
-            keys.append(f"l:{minute}\x1f{lead}")
+            keys.append(_key("l", f"{minute}\x1f{lead}"))
     if not keys:  # nothing identifies it but itself
         keys.append("h:" + article.content_hash())
     return tuple(keys)
+
+
+def _key(kind: str, text: str) -> str:
+    return f"{kind}:{hashlib.blake2b(text.encode('utf-8'), digest_size=12).hexdigest()}"
 
 
 def candidate(ref: int, article: Article) -> Candidate:
