@@ -86,10 +86,10 @@ def _generator(
     site: Site, entries: Sequence[Entry], feed_name: str, title: str,
     links: Sequence[tuple[str, str]] = (),
 ) -> FeedGenerator:  # fmt: skip
-    folder = feed_name.rpartition("/")[0]
+    folder = feed_name.rpartition("/")[0].removesuffix("archive").rstrip("/")
     fg = FeedGenerator()
     fg.load_extension("dc", atom=False, rss=True)
-    fg.id(site.url + (folder + "/" if folder else ""))
+    fg.id(site.url + (folder + "/" if folder else ""))  # RFC 5005: archive pages share it
     fg.title(_feed_title(site, title))
     fg.subtitle(f"{_feed_title(site, title)}: Türkçe haberler")
     fg.link(href=site.url + feed_name, rel="self")
@@ -97,6 +97,7 @@ def _generator(
         fg.link(href=href, rel=rel)
     fg.link(href=site.url, rel="alternate", type="text/html")  # last: RSS <link> takes it
     fg.language(site.language)
+    fg.author({"name": site.title})  # Atom: entries without a byline inherit it
     fg.generator(GENERATOR, version=__version__)
     stamp = newest(entries) or EMPTY_FEED_UPDATED
     fg.updated(stamp)
