@@ -14,8 +14,8 @@ _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\ufff
 _SPACES = re.compile(r"\s+")
 _NON_WORD = re.compile(r"[\W_]+")
 _LEADING_LABEL = re.compile(
-    r"^\s*(?:son\s*dakika|flaş|flas|güncelleme|guncelleme|sıcak\s*gelişme|özel\s*haber"
-    r"|breaking|canlı|video|foto)\s*[:|!\-–—]*\s*",
+    r"^\s*(?:(?:son\s*dakika|flaş|flas|güncelleme|guncelleme|sıcak\s*gelişme|özel\s*haber"
+    r"|canlı|video|breaking)\s*[:|!\-–—]+|(?:son\s*dakika|flaş)\s)\s*",
     re.IGNORECASE,
 )
 _TRACKING = re.compile(
@@ -46,10 +46,8 @@ def fold(text: str) -> str:
     no leading labels such as `SON DAKİKA |`. Equal folds mean the same words."""
     t = unicodedata.normalize("NFKC", text)
     t = turkish_lower(t)
-    previous = None
-    while previous != t:
-        previous = t
-        t = _LEADING_LABEL.sub("", t)
+    while (m := _LEADING_LABEL.match(t)) and m.end():
+        t = t[m.end() :]
     return _NON_WORD.sub(" ", t).strip()
 
 
