@@ -89,7 +89,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--config", type=Path, default=Path("config.yaml"),
                         help="path to config.yaml (default: ./config.yaml)")  # fmt: skip
+    _loudness(status)
+    check = commands.add_parser(
+        "check",
+        help="validate config.yaml and list each source and feed it would read and publish",
+        description="Validate the config (errors name the key) and report every source it "
+        "would read (seed folders are counted) and every named feed. Reads nothing else.",
+    )
+    check.add_argument("--config", type=Path, default=Path("config.yaml"),
+                       help="path to config.yaml (default: ./config.yaml)")  # fmt: skip
+    _loudness(check)
+    parse = commands.add_parser(
+        "parse",
+        help="print the record(s) a seed file (.txt) or saved article page (.html) becomes",
+        description="Parse seed files and saved HTML pages the way a run would and print the "
+        "records; nothing is stored. Exit 1 if any file is rejected.",
+    )
+    parse.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    parse.add_argument("--json", action="store_true", help="print the records as JSON")
+    parse.add_argument("--timezone", default="Europe/Istanbul",
+                       help="zone of times without an offset")  # fmt: skip
+    parse.add_argument("--url", help="the page's address, for saved HTML (default: file URI)")
+    _loudness(parse)
     return parser
+
+
+def _loudness(command: argparse.ArgumentParser) -> None:
+    group = command.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    group.add_argument("-v", "--verbose", action="store_true",
+                       help="debug logging and tracebacks")  # fmt: skip
 
 
 def _setup_logging(level: str) -> None:
@@ -111,10 +140,11 @@ def _summary(report: RunReport) -> str:
 
 
 def regenerate(config: Config, quiet: bool) -> int:
+    from aggregator.diagnose import progress_bar
     from aggregator.pipeline import run_once
 
-    with Store.open(config.state) as store:
-        report = run_once(config, store, None, _now())
+    with Store.open(config.state) as store, progress_bar(enabled=not quiet) as progress:
+        report = run_once(config, store, None, _now(), progress=progress)
     for rejection in report.rejections:
         print(f"rejected: {rejection}", file=sys.stderr)
     for source in report.failed_sources:
@@ -148,6 +178,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     verbose = getattr(args, "verbose", False)
     try:
+        if args.command == "parse":
+            _setup_logging("debug" if verbose else "error" if args.quiet else "warning")
+            from aggregator.diagnose import parse_files
+
+            return parse_files(args.files, as_json=args.json, zone=args.timezone, url=args.url,
+                               quiet=args.quiet)  # fmt: skip
         config = load_config(args.config)
         default = config.log_level if args.command == "run" else "warning"
         level = "debug" if verbose else "error" if getattr(args, "quiet", False) else default
@@ -158,6 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(config)
         if args.command == "status":
             return status(config)
+        if args.command == "check":
+            from aggregator.diagnose import check
+
+            return check(config, quiet=args.quiet)
         parser.error(f"unknown command {args.command!r}")
     except ConfigError as e:
         return _fail(e, EXIT_CONFIG, verbose, "fix the key named above in the config file")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -64,9 +64,14 @@ def site_of(config: Config) -> Site:
     )  # fmt: skip
 
 
+Progress = Callable[[str, int], None]
+"""Called with (source name, inputs looked at so far) now and then on long runs."""
+
+
 def read_seeds(
-    source: SourceConfig, config: Config, store: Store, batch: _Batch, now: datetime
-) -> SourceReport:
+    source: SourceConfig, config: Config, store: Store, batch: _Batch, now: datetime,
+    progress: Progress | None = None,
+) -> SourceReport:  # fmt: skip
     """Parse the seed files that are new or changed since the last run."""
     assert source.path is not None
     if not source.path.is_dir():
@@ -80,7 +85,9 @@ def read_seeds(
         source.path, store.seed_files(source.name), source=source.name,
         timezone=config.timezone, language=config.language,
     )  # fmt: skip
-    for outcome in outcomes:
+    for seen, outcome in enumerate(outcomes, start=1):
+        if progress is not None and seen % 500 == 0:
+            progress(source.name, seen)
         if outcome.reason is not None:
             rejected.append(Rejection(source=source.name, origin=outcome.key,
                                       reason=outcome.reason))  # fmt: skip
@@ -117,6 +124,7 @@ def run_once(
     *,
     only: Sequence[str] | None = None,
     publish_feeds: bool = True,
+    progress: Progress | None = None,
 ) -> RunReport:
     """Read every configured source (or those named in `only`), merge, publish."""
     started = time.perf_counter()
@@ -131,7 +139,7 @@ def run_once(
         batch = _Batch(store, now=now)
         for source in selected:
             if source.type == "seeds":
-                reports.append(read_seeds(source, config, store, batch, now))
+                reports.append(read_seeds(source, config, store, batch, now, progress))
         for harvest in harvests:
             for article in harvest.articles:
                 batch.add(article)

@@ -1,0 +1,160 @@
+"""What an operator reaches for: `aggregator parse` (what does this file turn into?),
+`aggregator check` (is the config right, what would be read?) and the progress bar."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from aggregator.config import Config
+from aggregator.errors import ParseError
+from aggregator.model import Article
+from aggregator.normalize import html_to_text
+from aggregator.sources.seeddir import MAX_SEED_BYTES, seed_paths
+from aggregator.store import article_to_json
+from aggregator.timeparse import turkish_long
+
+if TYPE_CHECKING:
+    from aggregator.pipeline import Progress
+
+HTML_SUFFIXES = (".html", ".htm", ".xhtml")
+
+
+def parse_one(path: Path, zone: ZoneInfo, url: str | None = None) -> Article:
+    """A seed file (.txt) or saved page (.html) -> the record a run would stage."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_SEED_BYTES + 1)
+    except OSError as e:
+        raise ParseError(f"cannot read: {e.strerror or e}") from e
+    if len(data) > MAX_SEED_BYTES:
+        raise ParseError(f"file is over the {MAX_SEED_BYTES}-byte limit")
+    if path.suffix.lower() in HTML_SUFFIXES:
+        from aggregator.sources.html import parse_page
+
+        return parse_page(data, url=url or path.resolve().as_uri(), source="parse", tz=zone)
+    from aggregator.sources.seedfile import parse_seed
+
+    return parse_seed(data, origin=str(path), source="parse", tz=zone)
+
+
+def describe(article: Article, zone: ZoneInfo) -> str:
+    """The record as readable lines: what an operator checks when one article looks wrong."""
+    a = article
+
+    def when(value: object) -> str:
+        assert hasattr(value, "isoformat")
+        return f"{turkish_long(value, zone)}  ({value.isoformat()})"  # type: ignore[arg-type]
+
+    text = html_to_text(a.content_html)
+    rows = [
+        ("title", a.title),
+        ("summary", a.summary),
+        ("published", when(a.published) + ("  [date only]" if a.date_only else "")),
+        ("updated", when(a.updated)),
+        ("authors", ", ".join(a.authors)),
+        ("agency", a.agency),
+        ("categories", ", ".join(a.categories)),
+        ("link", a.link or "(none: gets its own article page)"),
+        ("image", a.image or ""),
+        ("language", a.language),
+        ("content", f"{a.content_html.count('<p')} paragraphs, "
+                    f"{a.content_html.count('<h2')} subheadings, {len(text)} characters"),
+        ("begins", text[:160] + ("…" if len(text) > 160 else "")),
+    ]  # fmt: skip
+    rows += [("warning", w) for w in a.warnings]
+    return "\n".join(f"  {k:<11} {v}" for k, v in rows if v)
+
+
+def parse_files(
+    files: Sequence[Path], *, as_json: bool, zone: str, url: str | None, quiet: bool
+) -> int:
+    """Exit 0 if every file parsed, 1 if any was rejected (each named on stderr), 3 for a
+    bad --timezone."""
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        print(f"aggregator: error: --timezone: unknown time zone {zone!r}", file=sys.stderr)
+        return 2
+    records: list[dict[str, object]] = []
+    failed = 0
+    for path in files:
+        try:
+            article = parse_one(path, tz, url)
+        except ParseError as e:
+            failed += 1
+            print(f"rejected: {path}: {e}", file=sys.stderr)
+            continue
+        if as_json:
+            records.append({"file": str(path), **json.loads(article_to_json(article))})
+        elif not quiet:
+            print(f"{path}\n{describe(article, tz)}\n")
+    if as_json:
+        print(json.dumps(records, ensure_ascii=False, indent=2))
+    return 1 if failed else 0
+
+
+def check(config: Config, *, quiet: bool) -> int:
+    """Report every source and named feed; exit 1 if a seed folder is missing."""
+    lines = [f"{config.path}: valid", f"  output: {config.output_dir} (max_items "
+             f"{config.max_items}, archive {'on' if config.archive else 'off'})",
+             f"  state:  {config.state}", "sources:"]  # fmt: skip
+    problems = 0
+    for s in config.sources:
+        if s.type == "seeds":
+            assert s.path is not None
+            if s.path.is_dir():
+                n = sum(1 for _ in seed_paths(s.path))
+                where = f"{s.path} ({n} .txt files)"
+            else:
+                problems += 1
+                where = f"{s.path} (MISSING: create the folder or fix sources[].path)"
+        else:
+            where = s.url or ""
+        lines.append(f"  {s.name:<16} {s.type:<6} every {s.every:g}s  {where}")
+    if not config.sources:
+        lines.append("  (none: add sources to config.yaml)")
+    if config.feeds:
+        lines.append("feeds:")
+    for f in config.feeds:
+        rules = [f"sources {', '.join(f.sources)}" if f.sources else "",
+                 f"categories {', '.join(f.categories)}" if f.categories else "",
+                 f"match {', '.join(f.match)}" if f.match else ""]  # fmt: skip
+        lines.append(f"  feeds/{f.name}/  {f.title!r}: " + "; ".join(r for r in rules if r))
+    if not quiet:
+        print("\n".join(lines))
+    for s in config.sources:
+        if s.type == "seeds" and s.path is not None and not s.path.is_dir():
+            print(f"aggregator: {config.path}: source {s.name!r}: seed folder {s.path} "
+                  "does not exist", file=sys.stderr)  # fmt: skip
+    return 1 if problems else 0
+
+
+@contextmanager
+def progress_bar(*, enabled: bool) -> Iterator[Progress | None]:
+    """A rich progress line on stderr when it is a terminal; None (plain logs) otherwise."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+        TextColumn("{task.completed} inputs"), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=True,
+    )  # fmt: skip
+    tasks: dict[str, object] = {}
+    with bar:
+
+        def update(source: str, seen: int) -> None:
+            if source not in tasks:
+                tasks[source] = bar.add_task(f"reading {source}", total=None)
+            bar.update(tasks[source], completed=seen)  # type: ignore[arg-type]
+
+        yield update
