@@ -74,6 +74,17 @@ def canonical_url(url: str) -> str:
     return urlunsplit((scheme, netloc, path, query, ""))
 
 
+def clean_link(url: str) -> str:
+    """The link readers follow: as the site wrote it (scheme kept: http-only sites exist),
+    without fragment or tracking parameters. Identity uses `canonical_url` instead."""
+    parts = urlsplit(url.strip())
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+         if not _TRACKING.match(k)]
+    )  # fmt: skip
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", query, ""))
+
+
 def absolute_url(base: str, link: str) -> str | None:
     """`link` resolved against `base`; None for anything but http(s) (no file:, javascript:)."""
     joined = urljoin(base, link.strip())

@@ -32,7 +32,7 @@ def test_rss_maps_every_field() -> None:
     result = parse(fixture("rss.xml", BASE))
     first, borek, no_link = result.articles
     assert first.title.startswith("MİT Başkanı İbrahim Kalın ile Ukrayna")
-    assert first.link == "https://haber.test/news/mit-kalin-umerov"  # canonical: no utm_
+    assert first.link == "http://haber.test/news/mit-kalin-umerov"  # as written, without utm_
     assert first.guid == "haber-1001"
     assert first.published == datetime(2026, 1, 1, 19, 16, tzinfo=ISTANBUL)
     assert first.updated == first.published
@@ -64,7 +64,7 @@ def test_guid_fallback_is_link_then_a_stable_hash() -> None:
         "<pubDate>Thu, 01 Jan 2026 10:00:00 +0300</pubDate></item>"
     )
     a, b = parse(rss(items)).articles
-    assert a.guid == "https://haber.test/a/1"
+    assert a.guid == "http://haber.test/a/1"
     again = parse(rss(items.replace("<channel>", ""))).articles[1]
     assert b.guid == again.guid and b.guid.startswith("sha1:")
     later = parse(rss(items.replace("10:00:00 +0300</pubDate></item>", "11:00:00 +0300</pubDate>"
@@ -100,7 +100,7 @@ def test_atom_html_is_sanitized_and_updated_never_before_published() -> None:
 def test_json_feed() -> None:
     derbi, untitled = parse(fixture("feed.json", BASE), "application/feed+json").articles
     assert derbi.guid == "json-1"
-    assert derbi.link == "https://haber.test/spor/derbi-sonucu"
+    assert derbi.link == "http://haber.test/spor/derbi-sonucu"
     assert derbi.updated == datetime(2026, 1, 3, 22, 10, tzinfo=ISTANBUL)
     assert derbi.content_html == "<p>Maç <strong>2-1</strong> bitti.</p>"
     assert derbi.categories == ("Spor", "Futbol") and derbi.authors == ("Spor Servisi",)

@@ -32,7 +32,7 @@ from aggregator.errors import ParseError
 from aggregator.model import Article, Rejection
 from aggregator.normalize import (
     absolute_url,
-    canonical_url,
+    clean_link,
     collapse,
     fold,
     html_to_text,
@@ -293,7 +293,7 @@ def _article(item: _Item, *, url: str, source: str, tz: tzinfo) -> Article:
         raise ParseError("entry has no readable published/updated date")
     updated = max(updated or published, published)
     page = absolute_url(url, item.link) if item.link else None
-    link = canonical_url(page) if page else None
+    link = clean_link(page) if page else None
     base = page or url
     content = sanitize_html(item.content_html, base) if item.content_html else ""
     summary = item.summary or (plain_text(content)[:500] if content else "")

@@ -23,7 +23,14 @@ from soupsieve import SelectorSyntaxError
 
 from aggregator.errors import ParseError
 from aggregator.model import Article
-from aggregator.normalize import absolute_url, canonical_url, collapse, sanitize_html, shorten
+from aggregator.normalize import (
+    absolute_url,
+    canonical_url,
+    clean_link,
+    collapse,
+    sanitize_html,
+    shorten,
+)
 from aggregator.sources.feed import parse_time
 from aggregator.sources.http import decode_body
 from aggregator.sources.seedfile import parse_seed
@@ -149,7 +156,7 @@ def parse_page(
         title=title, summary=f.summary if f.summary != title else "",
         content_html=f.content_html, authors=f.authors, agency=f.agency,
         categories=f.categories, language=lang.split("-")[0].lower() or language,
-        link=canonical_url(link), image=f.image, published=f.published, updated=updated,
+        link=clean_link(link), image=f.image, published=f.published, updated=updated,
         source=source, origin=url,
     )  # fmt: skip
 
