@@ -34,6 +34,7 @@ _BY_NAME = {
     "atom.xml": "application/atom+xml; charset=utf-8",
     "rss.xml": "application/rss+xml; charset=utf-8",
     "feed.json": "application/feed+json; charset=utf-8",
+    "opml.xml": "text/x-opml; charset=utf-8",
 }
 _BY_SUFFIX = {
     ".atom": "application/atom+xml; charset=utf-8",

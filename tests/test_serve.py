@@ -78,6 +78,7 @@ def test_content_types_carry_charset(client: Client) -> None:
     assert client.get("/articles/a.html").status_code == 200
     assert content_type("feed.json") == "application/feed+json; charset=utf-8"
     assert content_type("subscriptions.opml").startswith("text/x-opml")
+    assert content_type("opml.xml").startswith("text/x-opml")
     assert content_type("style.xsl").startswith("text/xsl")
 
 
