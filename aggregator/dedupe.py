@@ -8,8 +8,9 @@ Same article when any match key is shared (each key is `kind:` + hash of the tex
   d:<day>\\x1f<fold title>           date-only records (no clock) with the same title that day
 Titles/leads folding to fewer than 3 words are too generic to identify anything.
 
-Winner: the greatest (updated, content hash) — newest GÜNCELLEME; on a tie the greater
-content hash, so the choice is the same in every run and every input order.
+Winner: the greatest (updated, has a link, content hash) — newest GÜNCELLEME; on a tie the
+revision with the site's own URL (a feed item or page over a link-less scrape), then the
+greater content hash, so the choice is the same in every run and every input order.
 
 Id (scheme v1): "urn:uuid:" + uuid5(ID_NAMESPACE, "v1|" + identity key), where the identity
 key is the first match key of the cluster's earliest revision (least (updated, published,
@@ -44,10 +45,11 @@ class Candidate:
     source: str = ""
     origin: str = ""
     categories: tuple[str, ...] = ()
+    has_link: bool = False
 
     @property
-    def rank(self) -> tuple[datetime, str]:
-        return (self.updated, self.content_hash)
+    def rank(self) -> tuple[datetime, bool, str]:
+        return (self.updated, self.has_link, self.content_hash)
 
 
 def lead_text(article: Article) -> str:
@@ -94,6 +96,7 @@ def candidate(ref: int, article: Article) -> Candidate:
         source=article.source,
         origin=article.origin,
         categories=article.categories,
+        has_link=article.link is not None,
     )
 
 

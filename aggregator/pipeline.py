@@ -40,11 +40,17 @@ class _Batch:
         self.add_staged(dedupe.candidate(-1, article), pack_record(article_to_json(article)))
 
     def add_staged(self, candidate: dedupe.Candidate, record: bytes) -> None:
-        c = candidate
         c = dedupe.Candidate(
-            len(self.candidates), c.keys, c.updated, c.published, c.content_hash, c.source,
-            c.origin, c.categories,
-        )  # fmt: skip
+            len(self.candidates),
+            candidate.keys,
+            candidate.updated,
+            candidate.published,
+            candidate.content_hash,
+            candidate.source,
+            candidate.origin,
+            candidate.categories,
+            candidate.has_link,
+        )  # fmt: skip (positional: ~5x cheaper than dataclasses.replace on this hot path)
         self.candidates.append(c)
         self.pending.append((c, record))
         if len(self.pending) >= _STAGE_BATCH:

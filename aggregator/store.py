@@ -31,6 +31,7 @@ _MIGRATIONS: dict[int, str] = {
         id TEXT PRIMARY KEY,
         published TEXT NOT NULL,
         updated TEXT NOT NULL,
+        has_link INTEGER NOT NULL,
         content_hash TEXT NOT NULL,
         source TEXT NOT NULL,
         first_seen TEXT NOT NULL,
@@ -330,11 +331,11 @@ class Store:
         """Articles no stored key points to: plain batched inserts (the cold-start path)."""
         ids = [article_id(identity_key(g)) for g in clusters]
         self._conn.executemany(
-            "INSERT INTO articles (id, published, updated, content_hash, source,"
-            " first_seen, last_changed) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO articles (id, published, updated, has_link, content_hash, source,"
+            " first_seen, last_changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 (aid, utc_text(min(c.published for c in g)), utc_text(best.updated),
-                 best.content_hash, best.source, seen, seen)
+                 int(best.has_link), best.content_hash, best.source, seen, seen)
                 for aid, g in zip(ids, clusters, strict=True)
                 for best in (winner(g),)
             ),
@@ -360,11 +361,13 @@ class Store:
         )
 
     def _prune(self, aid: str) -> None:
+        """Keep the newest KEEP_REVISIONS revisions, and always the published winner."""
         self._conn.execute(
-            "DELETE FROM revisions WHERE article_id = ? AND content_hash NOT IN ("
-            " SELECT content_hash FROM revisions WHERE article_id = ?"
+            "DELETE FROM revisions WHERE article_id = ?"
+            " AND content_hash != (SELECT content_hash FROM articles WHERE id = ?)"
+            " AND content_hash NOT IN (SELECT content_hash FROM revisions WHERE article_id = ?"
             " ORDER BY updated DESC, content_hash DESC LIMIT ?)",
-            (aid, aid, KEEP_REVISIONS),
+            (aid, aid, aid, KEEP_REVISIONS),
         )
 
     def _existing_ids(self, clusters: Sequence[Sequence[Candidate]]) -> dict[int, str]:
@@ -399,16 +402,23 @@ class Store:
     ) -> None:
         best = winner(group)
         earliest = utc_text(min(c.published for c in group))
-        stored_published, stored_updated, stored_hash = self._conn.execute(
-            "SELECT published, updated, content_hash FROM articles WHERE id = ?", (aid,)
+        stored_published, *stored_rank = self._conn.execute(
+            "SELECT published, updated, has_link, content_hash FROM articles WHERE id = ?", (aid,)
         ).fetchone()
-        newer = (utc_text(best.updated), best.content_hash) > (stored_updated, stored_hash)
+        newer = (utc_text(best.updated), int(best.has_link), best.content_hash) > tuple(stored_rank)
         earlier = earliest < stored_published
         if newer:
             self._conn.execute(
-                "UPDATE articles SET updated = ?, content_hash = ?, source = ?,"
+                "UPDATE articles SET updated = ?, has_link = ?, content_hash = ?, source = ?,"
                 " last_changed = ? WHERE id = ?",
-                (utc_text(best.updated), best.content_hash, best.source, seen, aid),
+                (
+                    utc_text(best.updated),
+                    int(best.has_link),
+                    best.content_hash,
+                    best.source,
+                    seen,
+                    aid,
+                ),  # fmt: skip
             )
             self._set_categories([(aid, best)], replace=True)
         if earlier:

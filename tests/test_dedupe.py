@@ -145,3 +145,11 @@ def test_any_order_or_twice_gives_the_same_published_set_and_ids(rnd: random.Ran
     assert _published_set(shuffled) == expected
     assert _published_set(shuffled + corpus) == expected
     assert len(expected) == 12
+
+
+def test_on_equal_guncelleme_the_revision_with_the_sites_url_wins() -> None:
+    scrape = dedupe.candidate(0, art(summary="aynı spot metni burada yazıyor"))
+    page = dedupe.candidate(1, art(summary="aynı spot metni burada yazıyor",
+                                   link="https://haber.test/a/1"))  # fmt: skip
+    for group in ([scrape, page], [page, scrape]):
+        assert dedupe.winner(group).ref == 1
