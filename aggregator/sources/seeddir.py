@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import stat
 from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -20,7 +21,7 @@ from zoneinfo import ZoneInfo
 from aggregator import dedupe
 from aggregator.errors import ParseError
 from aggregator.sources.seedfile import parse_seed
-from aggregator.store import SeedFileState, article_to_json, pack_record
+from aggregator.store import SeedFileState, pack_record
 
 MAX_SEED_BYTES = 5 * 1024 * 1024
 POOL_THRESHOLD = 1000  # fewer files to parse than this: not worth starting processes
@@ -73,6 +74,9 @@ def scan(
         except OSError as e:
             yield FileOutcome(key=key, reason=f"cannot read: {e.strerror or e}")
             continue
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block open() forever
+            yield FileOutcome(key=key, reason="not a regular file")
+            continue
         prev = known.get(key)
         if prev and prev.size == st.st_size and prev.mtime_ns == st.st_mtime_ns:
             yield FileOutcome(key=key, unchanged=True)
@@ -108,7 +112,11 @@ def _read_one(job: _Job, source: str, tz: ZoneInfo, language: str) -> FileOutcom
     try:
         if job.size > MAX_SEED_BYTES:
             raise ParseError(f"file is {job.size} bytes, over the {MAX_SEED_BYTES}-byte limit")
-        with open(job.key, "rb") as f:
+        # O_NONBLOCK: a file swapped for a FIFO since the stat must not hang the run
+        fd = os.open(job.key, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ParseError("not a regular file")
             data = f.read(MAX_SEED_BYTES + 1)
         if len(data) > MAX_SEED_BYTES:
             raise ParseError(f"file grew past the {MAX_SEED_BYTES}-byte limit while read")
@@ -127,7 +135,7 @@ def _read_one(job: _Job, source: str, tz: ZoneInfo, language: str) -> FileOutcom
     return FileOutcome(
         key=job.key,
         state=state,
-        record=pack_record(article_to_json(article)),
+        record=pack_record(article),
         candidate=dedupe.candidate(-1, article),
         warnings=article.warnings,
     )
