@@ -18,7 +18,7 @@ from aggregator.config import Config, SourceConfig
 from aggregator.model import Article, Rejection, RunReport, SourceReport
 from aggregator.publish import Site, publish
 from aggregator.sources import Harvest, seeddir
-from aggregator.store import SeedFileState, SourceState, Store, article_to_json, pack_record
+from aggregator.store import SeedFileState, SourceState, Store, pack_record
 
 log = logging.getLogger(__name__)
 _STAGE_BATCH = 1000
@@ -37,7 +37,7 @@ class _Batch:
     states: list[SourceState] = field(default_factory=list)
 
     def add(self, article: Article) -> None:
-        self.add_staged(dedupe.candidate(-1, article), pack_record(article_to_json(article)))
+        self.add_staged(dedupe.candidate(-1, article), pack_record(article))
 
     def add_staged(self, candidate: dedupe.Candidate, record: bytes) -> None:
         c = dedupe.Candidate(

@@ -10,7 +10,7 @@ import pytest
 from aggregator import dedupe
 from aggregator.errors import LockError, StoreError
 from aggregator.model import Article
-from aggregator.store import KEEP_REVISIONS, Store, article_to_json, pack_record
+from aggregator.store import KEEP_REVISIONS, Store, pack_record
 from tests.conftest import ISTANBUL
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=ISTANBUL)
@@ -26,7 +26,7 @@ def merge(store: Store, articles: list[Article]) -> dedupe.Candidate:
     with store.transaction():
         store.stage_begin()
         cands = [dedupe.candidate(i, a) for i, a in enumerate(articles)]
-        store.stage(((c, pack_record(article_to_json(a))) for c, a in zip(cands, articles,
+        store.stage(((c, pack_record(a)) for c, a in zip(cands, articles,
                      strict=True)), T0)  # fmt: skip
         store.merge(dedupe.cluster(cands), T0)
     return dedupe.winner(cands)
@@ -49,7 +49,7 @@ def test_a_failed_run_leaves_the_store_as_it_was(tmp_path: Path) -> None:
         with pytest.raises(RuntimeError), store.transaction():
             store.stage_begin()
             cand = dedupe.candidate(0, revision(30, title="Tamamen başka bir haber başlığı"))
-            store.stage([(cand, pack_record(article_to_json(revision(30))))], T0)
+            store.stage([(cand, pack_record(revision(30)))], T0)
             store.merge(dedupe.cluster([cand]), T0)
             raise RuntimeError("killed mid-run")
         assert store.count() == 1
