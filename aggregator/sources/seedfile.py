@@ -335,15 +335,16 @@ def _title_and_spot(kept: list[str], *, have_author: bool) -> tuple[str, str, st
     """(title, spot, author text, leftover body lines) from the cleaned header lines."""
     if not kept:
         return "", "", "", []
-    seen: dict[str, int] = {}
-    for i, line in enumerate(kept):
-        key = fold(line)
-        if key and key in seen:
-            t = seen[key]
-            author = " ".join(kept[:t]) if t and all(_name_like(x) for x in kept[:t]) else ""
-            spot = " ".join(kept[t + 1 : i])
-            return kept[t], spot, author, kept[i + 1 :]
-        seen.setdefault(key, i)
+    for same in (str, fold):  # the caption repeats the title: exactly (cheap), else folded
+        seen: dict[str, int] = {}
+        for i, line in enumerate(kept):
+            key = same(line)
+            if key and key in seen:
+                t = seen[key]
+                author = " ".join(kept[:t]) if t and all(_name_like(x) for x in kept[:t]) else ""
+                spot = " ".join(kept[t + 1 : i])
+                return kept[t], spot, author, kept[i + 1 :]
+            seen.setdefault(key, i)
     if not have_author and len(kept) >= 3 and _name_like(kept[0]):
         return kept[1], kept[2], kept[0], kept[3:]
     if len(kept) >= 2:
