@@ -14,7 +14,7 @@ from itertools import groupby
 
 from aggregator.normalize import slugify
 from aggregator.store import Entry
-from aggregator.timeparse import turkish_long
+from aggregator.timeparse import printable, turkish_long
 
 FORMATS = (
     ("atom.xml", "application/atom+xml", "Atom"),
@@ -103,7 +103,7 @@ footer {{ font: 14px system-ui, sans-serif; color: var(--soft); margin-top: 3rem
 
 def _when(value: datetime, tz: tzinfo, date_only: bool = False) -> str:
     text = f"{value.astimezone(tz):%d.%m.%Y}" if date_only else turkish_long(value, tz)
-    return f'<time datetime="{value.isoformat()}">{text}</time>'
+    return f'<time datetime="{printable(value).isoformat()}">{text}</time>'
 
 
 def article_page(site: Site, entry: Entry) -> bytes:

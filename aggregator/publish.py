@@ -24,6 +24,7 @@ from aggregator.errors import PublishError
 from aggregator.pages import Site, entry_link, page_path
 from aggregator.store import Entry
 from aggregator.stylesheet import FEED_XSL
+from aggregator.timeparse import printable
 
 __all__ = ["FeedSet", "Site", "atom_bytes", "json_feed_bytes", "publish", "rss_bytes",
            "write_atomic"]  # fmt: skip
@@ -100,8 +101,8 @@ def _generator(
     fg.author({"name": site.title})  # Atom: entries without a byline inherit it
     fg.generator(GENERATOR, version=__version__)
     stamp = newest(entries) or EMPTY_FEED_UPDATED
-    fg.updated(stamp)
-    fg.lastBuildDate(stamp)
+    fg.updated(printable(stamp))
+    fg.lastBuildDate(printable(stamp))
     for entry in entries:
         a = entry.article
         fe = fg.add_entry(order="append")
@@ -109,8 +110,8 @@ def _generator(
         fe.guid(entry.id, permalink=False)
         fe.title(a.title)
         fe.link(href=entry_link(site, entry), rel="alternate", type="text/html")
-        fe.published(a.published)
-        fe.updated(max(a.updated, a.published))
+        fe.published(printable(a.published))
+        fe.updated(printable(max(a.updated, a.published)))
         if a.authors:
             fe.author([{"name": name} for name in a.authors])
             fe.dc.dc_creator(list(a.authors))
@@ -174,8 +175,8 @@ def json_feed_bytes(site: Site, entries: Sequence[Entry], name: str = "feed.json
             item["summary"] = a.summary
         if a.image:
             item["image"] = a.image
-        item["date_published"] = a.published.isoformat()
-        item["date_modified"] = max(a.updated, a.published).isoformat()
+        item["date_published"] = printable(a.published).isoformat()
+        item["date_modified"] = printable(max(a.updated, a.published)).isoformat()
         names = list(a.authors) or ([a.agency] if a.agency else [])
         if names:
             item["authors"] = [{"name": n} for n in names]

@@ -120,3 +120,12 @@ def turkish_long(value: datetime, tz: tzinfo) -> str:
 
 def to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
+
+
+def printable(value: datetime) -> datetime:
+    """The same instant with an offset RFC 3339 and RFC 822 can write (whole minutes):
+    a zone's historic local mean time (Istanbul before 1910: +01:56:56) becomes UTC."""
+    offset = value.utcoffset()
+    if offset is not None and offset.total_seconds() % 60:
+        return value.astimezone(UTC)
+    return value
