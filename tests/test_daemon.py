@@ -296,3 +296,16 @@ def test_newsboat_reads_the_served_feed(daemon: Daemon, tmp_path: Path) -> None:
     with sqlite3.connect(work / "cache.db") as db:
         rows = db.execute("SELECT guid, title FROM rss_item WHERE feedurl = ?", (url,)).fetchall()
     assert dict(rows) == expected
+
+
+def test_a_busy_port_is_one_clear_error(tmp_path: Path) -> None:
+    d = Daemon(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        d.config.write_text(CONFIG.replace("port: 0", f"port: {port}"), encoding="utf-8")
+        r = d.cli("run")
+    assert r.returncode == 3
+    assert f"server.port: cannot listen on 127.0.0.1:{port}" in r.stderr
+    assert "Traceback" not in r.stderr
