@@ -170,7 +170,7 @@ def test_characters_xml_forbids_are_dropped() -> None:
         (b"  \n\n\t \r\n", "empty file"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64), "binary"),
         ("Sadece bir cümle, tarih yok.\n".encode(), "no article layout"),
-        (" date 2026-01-01\n".encode(), "no text"),
+        (b" date 2026-01-01\n", "no text"),
         ("Başlık\nGİRİŞ:\n32.13.2026\n19:16\n\nMetin burada.\n".encode(), "impossible date"),
     ],
     ids=["empty", "blank", "binary", "no-layout", "date-only-no-text", "impossible-date"],
