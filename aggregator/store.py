@@ -214,9 +214,6 @@ class Store:
 
     def _prepare(self, readonly: bool) -> None:
         with self._translate("reading"):
-            if not readonly:
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             tables = {
                 r[0]
@@ -235,6 +232,9 @@ class Store:
                     f"{self.path}: state schema version {version} is newer than this aggregator "
                     f"understands ({SCHEMA_VERSION}); upgrade the aggregator"
                 )
+            if not readonly:  # only now: switching to WAL rewrites a foreign file's header
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
             if version < SCHEMA_VERSION:
                 if readonly:
                     raise StoreError(f"{self.path}: state needs migrating; run regenerate once")
