@@ -121,7 +121,10 @@ def _generator(
         for term in a.categories:
             fe.category(term=term)
         if a.summary:
-            fe.summary(a.summary)  # also RSS <description>
+            fe.summary(a.summary)  # Atom: plain text
+            # RSS readers take <description> as HTML: the spot is text, so escape it once more.
+            # (description() also sets Atom content; content() below replaces that.)
+            fe.description(html.escape(a.summary, quote=False))
         fe.content(_content(a.summary, a.content_html), type="html")
     return fg
 
