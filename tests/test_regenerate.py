@@ -244,3 +244,20 @@ def test_python_dash_m_and_help_work(site: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "published 1 articles" in done.stdout
+
+
+def test_ids_are_pinned_for_scheme_v1(tmp_path: Path) -> None:
+    """Changing the id derivation changes every id readers hold: it needs a new scheme
+    version, never a silent change. These are the v1 ids of three layouts."""
+    cfg = write_config(tmp_path)
+    shutil.copy(SEED_DOC, tmp_path / "seeds")
+    layouts = Path(__file__).parent / "data" / "layouts"
+    for name in ("tgrt_nometa.txt", "tgrt_bodyonly.txt"):
+        shutil.copy(layouts / name, tmp_path / "seeds")
+    assert regen(cfg) == EXIT_OK
+    ids = {e.title[:20]: e.id for e in feed(tmp_path).entries}
+    assert ids == {
+        "MİT Başkanı İbrahim ": "urn:uuid:69afc2f5-dbed-5906-9609-f2defba97b0d",
+        "Kar yağışı İstanbul'": "urn:uuid:ac2ffe39-64a4-5dc8-828c-907e8aab7b1c",
+        "Deprem bölgesinde ye": "urn:uuid:99859f3f-e4ef-5e43-923a-c1021799fb23",
+    }
