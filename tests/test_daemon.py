@@ -170,7 +170,11 @@ def test_serves_the_feed_and_a_new_seed_file_shows_up(daemon: Daemon) -> None:
     assert time.monotonic() - started < 5.0  # every: 1s, plus the 1 s publish debounce
     rss = httpx.get(daemon.url("/rss.xml"))
     assert rss.headers["content-type"] == "application/rss+xml; charset=utf-8"
-    assert title in feedparser.parse(rss.content).entries[0].title
+
+    def in_rss() -> bool:  # rss.xml is written just after atom.xml
+        return title in {e.title for e in feedparser.parse(daemon.url("/rss.xml")).entries}
+
+    wait_for("the new seed file in rss.xml", in_rss)
     index = httpx.get(daemon.url("/"))
     assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
     assert "atom.xml" in index.text
