@@ -50,6 +50,7 @@ _BLOCK_TAG = re.compile(
     re.IGNORECASE,
 )
 _JSON_FEED = "https://jsonfeed.org/version/1"
+_TAG = re.compile(r"<[A-Za-z/!?]")
 _HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
 
 
@@ -148,7 +149,9 @@ def _struct_time(value: Any) -> datetime | None:
 
 def _text_of(value: object, kind: str) -> str:
     text = str(value or "")
-    if any(t in kind for t in _HTML_TYPES):
+    # markup in a "plain" title is still markup to many readers (RSS titles are de facto
+    # HTML): `&lt;script&gt;` must not pass through as text we republish
+    if any(t in kind for t in _HTML_TYPES) or _TAG.search(text):
         return plain_text(text)
     return collapse(text)
 
@@ -232,8 +235,8 @@ def _from_json(item: dict[str, Any], language: str) -> _Item:
     return _Item(
         guid=_clean_id(item.get("id")),
         link=_clean_id(item.get("url") or item.get("external_url")),
-        title=collapse(str(item.get("title") or "")),
-        summary=collapse(str(summary)) if isinstance(summary, str) else "",
+        title=_text_of(item.get("title"), "text"),
+        summary=_text_of(summary, "text") if isinstance(summary, str) else "",
         content_html=content,
         authors=_names(names),
         categories=_names(str(t) for t in _list(item.get("tags"))),
