@@ -72,12 +72,16 @@ def find_stamp(text: str, tz: tzinfo) -> Stamp | None:
         except ValueError:
             raise ParseError(f"impossible date {m.group(0).strip()!r}") from None
         if g["h"] is None:
-            return Stamp(datetime.combine(day, time(0, 0), tz), has_time=False)
-        try:
-            clock = time(int(g["h"]), int(g["mi"]), int(g["s"] or 0))
-        except ValueError:
-            raise ParseError(f"impossible time {m.group(0).strip()!r}") from None
-        return Stamp(_localize(datetime.combine(day, clock), tz), has_time=True)
+            when = datetime.combine(day, time(0, 0), tz)
+        else:
+            try:
+                clock = time(int(g["h"]), int(g["mi"]), int(g["s"] or 0))
+            except ValueError:
+                raise ParseError(f"impossible time {m.group(0).strip()!r}") from None
+            when = _localize(datetime.combine(day, clock), tz)
+        if in_utc_range(when) is None:
+            raise ParseError(f"date out of range {m.group(0).strip()!r}")
+        return Stamp(when, has_time=g["h"] is not None)
     return None
 
 
@@ -99,7 +103,7 @@ def parse_iso(text: str, tz: tzinfo) -> datetime | None:
         return stamp.when if stamp else None
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)
-    return value
+    return in_utc_range(value)
 
 
 def _safe_find(text: str, tz: tzinfo) -> Stamp | None:
@@ -120,6 +124,16 @@ def turkish_long(value: datetime, tz: tzinfo) -> str:
 
 def to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
+
+
+def in_utc_range(value: datetime) -> datetime | None:
+    """`value`, or None when it has no UTC equivalent (year 1 or 9999 pushed past the
+    edge by its offset): such a date would crash every later stage that compares times."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return None
+    return value
 
 
 def printable(value: datetime) -> datetime:

@@ -40,7 +40,7 @@ from aggregator.normalize import (
     shorten,
 )
 from aggregator.sources.http import decode_body
-from aggregator.timeparse import find_stamp, parse_iso
+from aggregator.timeparse import find_stamp, in_utc_range, parse_iso
 
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
@@ -285,7 +285,7 @@ def parse_time(raw: str | None, tz: tzinfo) -> datetime | None:
         except ParseError:
             return None
         return stamp.when if stamp else None
-    return when if when.tzinfo else when.replace(tzinfo=tz)
+    return in_utc_range(when if when.tzinfo else when.replace(tzinfo=tz))
 
 
 def _article(item: _Item, *, url: str, source: str, tz: tzinfo) -> Article:

@@ -118,3 +118,46 @@ def test_local_mean_time_offsets_are_written_as_utc() -> None:
     assert (
         '"date_published": "1900-03-01T08:03:04+00:00"' in json_feed_bytes(site, entries).decode()
     )
+
+
+def test_dates_without_a_utc_equivalent_are_rejected_not_fatal(tmp_path: Path) -> None:
+    """Regression: `0001-01-01T00:00:00+05:00` (or 9999-12-31 23:59 west of Greenwich) parsed
+    fine, then OverflowError in the merge killed the whole run: every source lost (exit 70)."""
+    from tests.localserver import App, Reply, serve_in_thread
+
+    dates = {"a": "0001-01-01T00:00:00+05:00", "b": "9999-12-31T23:59:59-05:00",
+             "c": "2026-01-02T10:00:00+03:00"}  # fmt: skip
+    titles = {"a": "Geçmişten gelen haber", "b": "Gelecekten gelen haber",
+              "c": "Bugünün olağan haberi"}  # fmt: skip
+    items = [{"id": k, "title": titles[k], "date_published": v} for k, v in dates.items()]
+    doc = {"version": "https://jsonfeed.org/version/1.1", "title": "T", "items": items}
+    with serve_in_thread(App()) as app:
+        app.route("/odd.json", Reply(body=json.dumps(doc).encode(),
+                                     content_type="application/feed+json"))  # fmt: skip
+        sources = f"  - name: odd\n    type: feed\n    url: {app.base}/odd.json\n"
+        cfg = write_config(tmp_path, sources=sources)
+        seed = tgrt_seed(title="Tohum dosyasından gelen haber", spot="Spot.",
+                         giris=datetime(2026, 1, 2, 9, 0, tzinfo=ISTANBUL))  # fmt: skip
+        (tmp_path / "seeds" / "a.txt").write_text(seed, encoding="utf-8")
+        proc = regenerate(cfg)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("no readable published/updated date") == 2, proc.stderr
+    published = set(read_feeds(tmp_path / "out").values())
+    assert published == {"Bugünün olağan haberi", "Tohum dosyasından gelen haber"}
+
+
+def test_seed_date_without_a_utc_equivalent_is_a_parse_error() -> None:
+    from zoneinfo import ZoneInfo
+
+    import pytest
+
+    from aggregator.errors import ParseError
+    from aggregator.timeparse import find_stamp, parse_iso
+
+    new_york = ZoneInfo("America/New_York")
+    with pytest.raises(ParseError, match="out of range"):
+        find_stamp("GİRİŞ: 31.12.9999 23:59", new_york)
+    with pytest.raises(ParseError, match="out of range"):
+        find_stamp("1 Ocak 0001", ZoneInfo("Asia/Tokyo"))
+    assert parse_iso("0001-01-01T00:00:00+05:00", ISTANBUL) is None
+    assert find_stamp("31.12.9999 20:59", ISTANBUL) is not None  # the edge itself is fine
