@@ -58,14 +58,14 @@ def listen(host: str, port: int) -> socket.socket:
 
 def run(config: Config, store: Store, sock: socket.socket) -> int:
     """Serve and schedule until a signal arrives. Takes ownership of `store` and `sock`."""
-    clean = asyncio.run(_main(config, store, sock))
-    if not clean:
-        # a run is stuck in the worker thread (e.g. a slow network read); threads cannot be
-        # interrupted, so leave without waiting for it: SQLite rolls its transaction back
-        logging.shutdown()
-        sys.stderr.flush()
-        os._exit(0)
-    return 0
+    asyncio.run(_main(config, store, sock))
+    # Leave without joining threads: a web fetch or a run may still be stuck in one (threads
+    # cannot be interrupted). Fetches touch no store; the store is closed, or, if a run was
+    # abandoned, SQLite rolls its open transaction back on the next start.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 async def _main(config: Config, store: Store, sock: socket.socket) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -113,12 +113,16 @@ def read_seeds(
     return SourceReport(name=source.name, read=read, unchanged=unchanged, rejected=tuple(rejected))
 
 
-def _web_harvests(
-    sources: Sequence[SourceConfig], config: Config, store: Store, client: object, now: datetime
+def fetch_web(
+    sources: Sequence[SourceConfig],
+    states: Mapping[str, SourceState],
+    config: Config,
+    client: object | None,
+    now: datetime,
 ) -> list[Harvest]:
+    """Network and parsing only, no store: the daemon runs this off the store's thread."""
     from aggregator.sources import web  # imported lazily: httpx stays out of seed-only runs
 
-    states = {s.name: store.source_state(s.name) for s in sources}
     return web.harvest(sources, states, config=config, client=client, now=now)
 
 
@@ -131,14 +135,18 @@ def run_once(
     only: Sequence[str] | None = None,
     publish_feeds: bool = True,
     progress: Progress | None = None,
+    harvests: Sequence[Harvest] | None = None,
 ) -> RunReport:
-    """Read every configured source (or those named in `only`), merge, publish."""
+    """Read every configured source (or those named in `only`), merge, publish.
+    `harvests`: web sources already fetched (by `fetch_web`); None fetches them here."""
     started = time.perf_counter()
     selected = [s for s in config.sources if only is None or s.name in only]
     web_sources = [s for s in selected if s.type != "seeds"]
     # the network first, outside the store transaction; then one transaction for the rest,
     # so a crash or kill leaves the store exactly as the last completed run left it
-    harvests = _web_harvests(web_sources, config, store, client, now) if web_sources else []
+    if harvests is None:
+        states = {s.name: store.source_state(s.name) for s in web_sources}
+        harvests = fetch_web(web_sources, states, config, client, now) if web_sources else []
     reports: list[SourceReport] = []
     with store.transaction():
         store.stage_begin()

@@ -27,7 +27,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import AggregatorError
-from aggregator.pipeline import publish_now, run_once
+from aggregator.pipeline import fetch_web, publish_now, run_once
+from aggregator.sources import Harvest
 from aggregator.store import SourceState, Store
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,8 @@ class Scheduler:
         self.publish_error: str | None = None
         self.articles = 0
         self._worker = concurrent.futures.ThreadPoolExecutor(1, "aggregator-store")
+        # web fetches touch no store: abandoning one at shutdown loses nothing
+        self._fetcher = concurrent.futures.ThreadPoolExecutor(4, "aggregator-fetch")
         self._inflight: set[concurrent.futures.Future[Any]] = set()
         self._aps = AsyncIOScheduler(timezone=UTC)
         self._changed = asyncio.Event()
@@ -145,12 +148,12 @@ class Scheduler:
     def _load_states(self) -> dict[str, SourceState]:
         return {s.name: self.store.source_state(s.name) for s in self.config.sources}
 
-    def _run_source(self, source: SourceConfig) -> _Outcome:
-        started = self.clock()
-        t0 = time.perf_counter()
+    def _run_source(
+        self, source: SourceConfig, harvests: list[Harvest] | None, started: datetime, t0: float
+    ) -> _Outcome:
         before = self.store.source_state(source.name)
-        report = run_once(self.config, self.store, self.client, started,
-                          only=[source.name], publish_feeds=False)  # fmt: skip
+        report = run_once(self.config, self.store, self.client, started, only=[source.name],
+                          publish_feeds=False, harvests=harvests)  # fmt: skip
         one = report.sources[0] if report.sources else None
         error = one.error if one else None
         after = self.store.source_state(source.name)
@@ -178,7 +181,15 @@ class Scheduler:
             self._running.add(task)
         due = self.clock() + timedelta(seconds=backoff(source.every, 1))
         try:
-            outcome = await self._on_worker(self._run_source, source)
+            started, t0 = self.clock(), time.perf_counter()
+            harvests = None
+            if source.type != "seeds":  # the network off the store's thread: others keep going
+                state = await self._on_worker(self.store.source_state, source.name)
+                harvests = await asyncio.get_running_loop().run_in_executor(
+                    self._fetcher, fetch_web, [source], {source.name: state}, self.config,
+                    self.client, started,
+                )  # fmt: skip
+            outcome = await self._on_worker(self._run_source, source, harvests, started, t0)
             due = outcome.state.next_due or due
             self.states[name] = outcome.state
             self._log_outcome(source, outcome)
@@ -288,6 +299,7 @@ class Scheduler:
                                timeout=max(0.1, deadline - time.monotonic()))  # fmt: skip
         if self._aps.running:
             self._aps.shutdown(wait=False)
+        self._fetcher.shutdown(wait=False, cancel_futures=True)
         if any(not f.done() for f in self._inflight):
             log.warning("shutdown: a run did not finish in %.0fs; abandoning it", SHUTDOWN_GRACE)
             self._worker.shutdown(wait=False, cancel_futures=True)
@@ -339,8 +351,12 @@ def _hhmmss(value: datetime | None, config: Config) -> str:
 
 
 def _names(written: list[str]) -> str:
+    """`atom.xml, rss.xml, 3 article pages, 6 files in subfolders`: short but true."""
     shown = [w for w in written if "/" not in w]
-    pages = len(written) - len(shown)
+    pages = sum(w.startswith("articles/") for w in written)
+    others = len(written) - len(shown) - pages
     if pages:
         shown.append(f"{pages} article pages")
+    if others:
+        shown.append(f"{others} files in subfolders")
     return ", ".join(shown)

@@ -313,3 +313,37 @@ def test_a_busy_port_is_one_clear_error(tmp_path: Path) -> None:
     assert r.returncode == 3
     assert f"server.port: cannot listen on 127.0.0.1:{port}" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_slow_web_source_does_not_hold_up_the_seed_folder(tmp_path: Path) -> None:
+    """The network runs off the store's thread: a feed that takes 12 s to answer must not
+    delay a new seed file (every: 1s) reaching the served feed."""
+    from tests.localserver import Reply, serve_in_thread
+
+    with serve_in_thread(fixtures=False) as server:
+        server.route(
+            "/stuck.xml",
+            Reply(
+                body=b"<rss version='2.0'><channel/></rss>",
+                content_type="application/rss+xml",
+                delay=12.0,
+            ),
+        )
+        d = Daemon(tmp_path)  # writes the seed folder and the default config
+        d.config.write_text(
+            CONFIG + f"  - name: stuck\n    type: feed\n    url: {server.base}/stuck.xml\n"
+            "    every: 1s\n",
+            encoding="utf-8",
+        )  # fmt: skip
+        d.start()
+        try:
+            wait_for("the seed document", lambda: len(d.feed().entries) == 1)
+            time.sleep(1.5)  # the stuck source's first fetch is now in flight
+            started = time.monotonic()
+            title = add_seed(d.seeds, 1)
+            wait_for("the new seed file", lambda: title in d.titles(), timeout=8.0)
+            assert time.monotonic() - started < 8.0
+            assert server.hits["/stuck.xml"] >= 1
+        finally:
+            rc, _ = d.stop()
+            assert rc == 0
