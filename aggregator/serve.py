@@ -74,6 +74,17 @@ def content_type(name: str) -> str:
     return _BY_SUFFIX.get(os.path.splitext(lower)[1], "application/octet-stream")
 
 
+_FEED_TYPES = ("application/atom+xml", "application/rss+xml")
+
+
+def _for_browser(mime: str, accept: str) -> str:
+    """A browser asking for a feed (its Accept names text/html) gets it as application/xml,
+    the type browsers apply `<?xml-stylesheet?>` to; readers keep the feed's own type."""
+    if mime.startswith(_FEED_TYPES) and "text/html" in accept:
+        return "application/xml; charset=utf-8"
+    return mime
+
+
 def _cache_control(mime: str) -> str:
     age = PAGE_MAX_AGE if mime.startswith("text/html") else FEED_MAX_AGE
     return f"public, max-age={age}"
@@ -224,14 +235,18 @@ def create_app(output_dir: Path, health: Health | None = None) -> Starlette:
             "Cache-Control": _cache_control(item.mime),
             "X-Content-Type-Options": "nosniff",
         }
-        if item.gzipped is not None:
-            headers["Vary"] = "Accept-Encoding"
+        mime = _for_browser(item.mime, request.headers.get("accept", ""))
+        vary = ["Accept-Encoding"] if item.gzipped is not None else []
+        if item.mime.startswith(_FEED_TYPES):
+            vary.append("Accept")
+        if vary:
+            headers["Vary"] = ", ".join(vary)
         if _not_modified(request, item):
             return Response(status_code=304, headers=headers)
         body = item.gzipped if use_gzip and item.gzipped is not None else item.body
         if use_gzip:
             headers["Content-Encoding"] = "gzip"
-        headers["Content-Type"] = item.mime
+        headers["Content-Type"] = mime
         headers["Content-Length"] = str(len(body))
         return Response(b"" if request.method == "HEAD" else body, headers=headers)
 

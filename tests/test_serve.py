@@ -82,6 +82,18 @@ def test_content_types_carry_charset(client: Client) -> None:
     assert content_type("style.xsl").startswith("text/xsl")
 
 
+def test_a_browser_gets_feeds_as_xml_for_the_stylesheet(client: Client) -> None:
+    browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    reader = {"Accept": "application/atom+xml,application/rss+xml,application/xml;q=0.9"}
+    for path in ("/atom.xml", "/rss.xml"):
+        shown = client.get(path, browser)
+        assert shown.headers["content-type"] == "application/xml; charset=utf-8"
+        assert "Accept" in shown.headers["vary"]
+        assert client.get(path, reader).headers["content-type"].startswith("application/")
+        assert "+xml" in client.get(path, reader).headers["content-type"]
+        assert shown.content == client.get(path, reader).content
+
+
 def test_conditional_get_and_head(client: Client) -> None:
     first = client.get("/atom.xml", headers={"Accept-Encoding": "identity"})
     assert first.status_code == 200 and first.content == ATOM
