@@ -4,19 +4,17 @@ in the test's tmp dir for a person to look at. Skipped, with the reason, without
 
 from __future__ import annotations
 
-import functools
-import http.server
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from aggregator.cli import EXIT_OK
-from aggregator.serve import content_type
+from aggregator.serve import create_app
 from tests.conftest import DATA, SEED_DOC
+from tests.localserver import serve_in_thread
 from tests.test_regenerate import regen, write_config
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -25,35 +23,19 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    def guess_type(self, path: str | Path) -> str:
-        """A static host's types (.xml is application/xml). Chromium applies XSL only to
-        XML types it renders; application/atom+xml and rss+xml it shows as plain text."""
-        name = Path(path).name
-        return "application/xml; charset=utf-8" if name.endswith(".xml") else content_type(name)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The published site, served by our own server (aggregator.serve), as `aggregator run`
+    serves it: browsers get feeds as application/xml, so feed.xsl applies."""
     cfg = write_config(tmp_path)
     shutil.copy(SEED_DOC, tmp_path / "seeds" / SEED_DOC.name)
     shutil.copy(DATA / "layouts" / "tgrt_noisy.txt", tmp_path / "seeds")
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(tmp_path / "out"))
-    )
-    port = server.server_address[1]
-    cfg.write_text(cfg.read_text().replace("127.0.0.1:8080", f"127.0.0.1:{port}"))
-    assert regen(cfg) == EXIT_OK
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}/", tmp_path
-    finally:
-        server.shutdown()
-        server.server_close()
+    (tmp_path / "out").mkdir()
+    with serve_in_thread(create_app(tmp_path / "out"), fixtures=False) as app:  # type: ignore[arg-type]
+        base = app.base + "/"
+        cfg.write_text(cfg.read_text().replace("http://127.0.0.1:8080/", base))
+        assert regen(cfg) == EXIT_OK
+        yield base, tmp_path
 
 
 def chromium(tmp: Path, *args: str) -> str:
