@@ -107,16 +107,25 @@ def article_to_json(article: Article) -> str:
 
 def record_bytes(article: Article) -> bytes:
     """The record as JSON (orjson: 5x faster than json on this hot path)."""
-    try:
-        return orjson.dumps(article)
-    except TypeError:  # e.g. a lone surrogate that slipped through: stdlib json copes
-        data: dict[str, Any] = {}
-        for f in fields(Article):
-            value = getattr(article, f.name)
-            data[f.name] = value.isoformat() if isinstance(value, datetime) else value
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode(
-            "utf-8", "surrogatepass"
-        )
+    # orjson rounds an offset to whole minutes (Istanbul's 1900 LMT +01:56:56 -> +01:57),
+    # which moves the instant: such records take the exact stdlib path
+    if _minutes(article.published) and _minutes(article.updated):
+        try:
+            return orjson.dumps(article)
+        except TypeError:  # e.g. a lone surrogate that slipped through: stdlib json copes
+            pass
+    data: dict[str, Any] = {}
+    for f in fields(Article):
+        value = getattr(article, f.name)
+        data[f.name] = value.isoformat() if isinstance(value, datetime) else value
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode(
+        "utf-8", "surrogatepass"
+    )
+
+
+def _minutes(value: datetime) -> bool:
+    offset = value.utcoffset()
+    return offset is None or not offset.seconds % 60
 
 
 def pack_record(article: Article) -> bytes:

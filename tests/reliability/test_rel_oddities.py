@@ -161,3 +161,15 @@ def test_seed_date_without_a_utc_equivalent_is_a_parse_error() -> None:
         find_stamp("1 Ocak 0001", ZoneInfo("Asia/Tokyo"))
     assert parse_iso("0001-01-01T00:00:00+05:00", ISTANBUL) is None
     assert find_stamp("31.12.9999 20:59", ISTANBUL) is not None  # the edge itself is fine
+
+
+def test_store_round_trip_keeps_the_exact_instant_of_old_dates() -> None:
+    """Regression: orjson wrote Istanbul's 1900 offset +01:56:56 as +01:57, so the stored
+    record was 4 s off its own articles.published column (and RSS said +0157)."""
+    from aggregator.store import article_from_json, pack_record, unpack_record
+
+    when = datetime(1900, 3, 1, 10, 0, tzinfo=ISTANBUL)
+    article = Article(title="Eski haber", published=when, updated=when, source="s", origin="o")
+    back = article_from_json(unpack_record(pack_record(article)))
+    assert back.published == when and back.updated == when
+    assert back.published.utcoffset() == when.utcoffset()
