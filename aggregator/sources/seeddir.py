@@ -115,9 +115,13 @@ def _read_one(job: _Job, source: str, tz: ZoneInfo, language: str) -> FileOutcom
         # O_NONBLOCK: a file swapped for a FIFO since the stat must not hang the run
         fd = os.open(job.key, os.O_RDONLY | os.O_NONBLOCK)
         with open(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
                 raise ParseError("not a regular file")
-            data = f.read(MAX_SEED_BYTES + 1)
+            # read(n) allocates n bytes up front: ask for the file's size, not the limit
+            data = f.read(min(st.st_size, MAX_SEED_BYTES) + 1)
+            if len(data) > st.st_size:  # it grew since the stat: read on, up to the limit
+                data += f.read(MAX_SEED_BYTES + 1 - len(data))
         if len(data) > MAX_SEED_BYTES:
             raise ParseError(f"file grew past the {MAX_SEED_BYTES}-byte limit while read")
     except OSError as e:
