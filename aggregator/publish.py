@@ -204,9 +204,25 @@ def newest(entries: Sequence[Entry]) -> datetime | None:
     return max((max(e.article.updated, e.article.published) for e in entries), default=None)
 
 
+def sweep_temporaries(output_dir: Path) -> int:
+    """Remove write_atomic's temporary files left by a kill mid-write (never served: dotfiles).
+    Safe because only the lock holder publishes."""
+    removed = 0
+    for root, _dirs, files in os.walk(output_dir):
+        for name in files:
+            if name.startswith(".") and name.endswith(".tmp"):
+                try:
+                    os.unlink(os.path.join(root, name))
+                    removed += 1
+                except OSError:
+                    pass
+    return removed
+
+
 def publish(site: Site, output_dir: Path, feeds: Sequence[FeedSet], total: int) -> list[str]:
     """Write every output file that changed; return the relative paths written.
     `feeds[0]` is the combined feed; `total` is the number of stored articles."""
+    sweep_temporaries(output_dir)
     written: list[str] = []
 
     def put(rel: str, data: bytes) -> None:

@@ -233,7 +233,12 @@ class Store:
                 row = self._conn.execute(
                     "SELECT value FROM schema_meta WHERE key = 'version'"
                 ).fetchone()
-                version = int(row[0]) if row else 0
+                try:
+                    version = int(row[0]) if row else 0
+                except ValueError:
+                    raise StoreError(
+                        f"{self.path}: damaged schema version {row[0]!r} (restore a backup)"
+                    ) from None
             elif tables:
                 raise StoreError(f"{self.path}: not an aggregator state store (unknown tables)")
             if version > SCHEMA_VERSION:

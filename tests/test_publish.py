@@ -87,3 +87,15 @@ def test_publish_then_feedparser_keeps_ids_and_dates(items) -> None:
             assert (
                 got.published_parsed[:6] == want.article.published.astimezone(UTC).timetuple()[:6]
             )
+
+
+def test_temporaries_left_by_a_kill_mid_write_are_swept(tmp_path: Path) -> None:
+    (tmp_path / "articles").mkdir()
+    (tmp_path / ".atom.xml.k2j3h4.tmp").write_bytes(b"<feed")
+    (tmp_path / "articles" / ".x.html.abc.tmp").write_bytes(b"<html")
+    (tmp_path / "keep.txt").write_text("not ours to delete")
+    publish(
+        SITE, tmp_path, [FeedSet(folder="", title=SITE.title, group="", entries=[seed_entry()])], 1
+    )
+    assert not list(tmp_path.rglob(".*.tmp"))
+    assert (tmp_path / "keep.txt").exists() and (tmp_path / "atom.xml").exists()

@@ -207,3 +207,28 @@ def test_arbitrary_bytes_raise_only_parse_error(data: bytes) -> None:
             continue
         for a in result.articles:
             assert a.published.tzinfo is not None and a.updated >= a.published
+
+
+def test_one_stray_byte_does_not_turn_a_utf8_feed_into_mojibake() -> None:
+    items = "".join(
+        f"<item><title>Kıymalı Böreği tarifi {i} ve püf noktaları</title><link>/b{i}</link>"
+        "<pubDate>Thu, 01 Jan 2026 10:00:00 +0300</pubDate></item>"
+        for i in range(5)
+    )
+    data = rss(items).replace(b"tarifi 3", b"tarifi \xff3")
+    titles = [a.title for a in parse(data, "application/rss+xml; charset=utf-8").articles]
+    assert "Kıymalı Böreği tarifi 0 ve püf noktaları" in titles
+    assert all("Kıymalı Böreği" in t for t in titles)
+
+
+def test_entities_after_a_long_comment_are_refused_but_cdata_words_are_not() -> None:
+    dtd = '<!DOCTYPE rss [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    sneaky = rss("").replace(b"<rss", ("<!--" + "x" * 80_000 + "-->" + dtd + "<rss").encode(), 1)
+    with pytest.raises(ParseError, match="entities"):
+        parse(sneaky)
+    harmless = rss(
+        "<item><title>XML güvenliği yazısı</title><link>/x</link>"
+        "<description><![CDATA[<!DOCTYPE a [<!ENTITY b 'c'>]> örneği]]></description>"
+        "<pubDate>Thu, 01 Jan 2026 10:00:00 +0300</pubDate></item>"
+    )
+    assert parse(harmless).articles[0].title == "XML güvenliği yazısı"

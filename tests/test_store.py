@@ -75,3 +75,14 @@ def test_truncated_store_is_a_store_error_naming_the_file(tmp_path: Path) -> Non
     with pytest.raises(StoreError, match=str(path)):
         with Store.open(path) as store:
             store.latest(100)
+
+
+def test_a_damaged_schema_version_is_a_store_error(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "s.sqlite3"
+    Store.open(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE schema_meta SET value = 'zwei' WHERE key = 'version'")
+    with pytest.raises(StoreError, match="damaged schema version"):
+        Store.open(path)

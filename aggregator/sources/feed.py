@@ -44,6 +44,8 @@ from aggregator.timeparse import find_stamp, in_utc_range, parse_iso
 
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
+_COMMENT = re.compile(rb"<!--.*?-->", re.DOTALL)
+_FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")
 _XML_DECL_ENCODING = re.compile(r"""^(\s*<\?xml[^>]*?encoding\s*=\s*)["'][^"']*["']""")
 _BLOCK_TAG = re.compile(
     r"</?(?:p|div|br|li|ul|ol|h[1-6]|tr|td|th|table|blockquote|section|article|figure|hr)\b[^>]*>",
@@ -105,8 +107,14 @@ def parse_feed(
 
 
 def _refuse_entities(data: bytes) -> None:
-    head = data[:65536]
-    if _DOCTYPE.search(head) and _ENTITY_DECL.search(head):
+    """Entity declarations can only sit in the prolog (before the root element), however
+    long the comments before it are; the same words in an article's CDATA are harmless."""
+    if not _DOCTYPE.search(data):
+        return
+    no_comments = _COMMENT.sub(b"", data)
+    root = _FIRST_ELEMENT.search(no_comments)
+    prolog = no_comments[: root.start()] if root else no_comments
+    if _DOCTYPE.search(prolog) and _ENTITY_DECL.search(prolog):
         raise ParseError("the XML declares entities (<!ENTITY> in its DOCTYPE); refused for safety")
 
 

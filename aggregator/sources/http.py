@@ -154,16 +154,28 @@ def detect_encoding(data: bytes, content_type: str = "") -> str:
         codec = _codec(name)
         if codec is None or codec.startswith("utf-16"):
             continue
+        if codec == "utf-8" and _mostly_utf8(data):
+            return codec  # a stray bad byte must not turn every Turkish letter into mojibake
         try:
             data.decode(codec)
         except UnicodeDecodeError:
             continue
         return codec
+    return "utf-8" if _mostly_utf8(data) else "cp1254"
+
+
+def _mostly_utf8(data: bytes) -> bool:
+    """Valid UTF-8 but for a few stray bytes: at most one bad byte per 20 good non-ASCII
+    characters (a Windows-1254 page decoded as UTF-8 has almost no good ones)."""
     try:
         data.decode("utf-8")
+        return True
     except UnicodeDecodeError:
-        return "cp1254"
-    return "utf-8"
+        pass
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    good = sum(1 for ch in text if ch > "\x7f") - bad
+    return bad * 20 <= good
 
 
 def decode_body(data: bytes, content_type: str = "") -> str:
