@@ -147,6 +147,7 @@ def run_once(
     if harvests is None:
         states = {s.name: store.source_state(s.name) for s in web_sources}
         harvests = fetch_web(web_sources, states, config, client, now) if web_sources else []
+        log.debug("fetched %d web sources in %.2fs", len(web_sources), _since(started))
     reports: list[SourceReport] = []
     with store.transaction():
         store.stage_begin()
@@ -165,8 +166,10 @@ def run_once(
                 not_modified=harvest.not_modified,
             ))  # fmt: skip
         batch.flush()
+        log.debug("read and staged %d records in %.2fs", len(batch.candidates), _since(started))
         clusters = dedupe.cluster(batch.candidates)
         counts = store.merge(clusters, now)
+        log.debug("merged %d articles in %.2fs", len(clusters), _since(started))
         for name, rows in batch.seed_files:
             store.remember_seed_files(name, rows, now)
         for state in batch.states:
@@ -174,6 +177,7 @@ def run_once(
     written: list[str] = []
     if publish_feeds:
         written = publish_now(config, store, now)
+        log.debug("published %d files in %.2fs", len(written), _since(started))
     by_name = {r.name: r for r in reports}
     return RunReport(
         sources=tuple(by_name[s.name] for s in selected if s.name in by_name),
@@ -184,6 +188,10 @@ def run_once(
         feeds_written=tuple(written),
         seconds=time.perf_counter() - started,
     )
+
+
+def _since(started: float) -> float:
+    return time.perf_counter() - started
 
 
 def publish_now(config: Config, store: Store, now: datetime) -> list[str]:

@@ -9,14 +9,17 @@ Nothing here reads the clock: an empty feed is dated 1970-01-01, others by their
 from __future__ import annotations
 
 import html
-import json
+import itertools
+import multiprocessing
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 from feedgen.feed import FeedGenerator
 
 from aggregator import __version__, pages
@@ -197,7 +200,7 @@ def json_feed_bytes(site: Site, entries: Sequence[Entry], name: str = "feed.json
         "language": site.language,
         "items": items,
     }
-    return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
 
 
 def newest(entries: Sequence[Entry]) -> datetime | None:
@@ -219,6 +222,42 @@ def sweep_temporaries(output_dir: Path) -> int:
     return removed
 
 
+def render_feed(site: Site, feed: FeedSet) -> list[tuple[str, bytes]]:
+    """(relative path, bytes) of one feed's Atom, RSS, JSON Feed and archive pages. Pure."""
+    f = feed.folder
+    out: list[tuple[str, bytes]] = []
+    links: list[tuple[str, str]] = []
+    count = feed.archive_count
+    for n, page in feed.archives:
+        name = f"{f}archive/{n}.xml"
+        nav = [("current", site.url + f + "atom.xml")]
+        if n > 1:
+            nav.append(("prev-archive", f"{site.url}{f}archive/{n - 1}.xml"))
+        if n < count:
+            nav.append(("next-archive", f"{site.url}{f}archive/{n + 1}.xml"))
+        out.append((name, atom_bytes(site, page, name, feed.title, nav, archive=True)))
+    if count:
+        links.append(("prev-archive", f"{site.url}{f}archive/{count}.xml"))
+    out.append((f + "atom.xml", atom_bytes(site, feed.entries, f + "atom.xml", feed.title, links)))
+    out.append((f + "rss.xml", rss_bytes(site, feed.entries, f + "rss.xml", feed.title)))
+    out.append((f + "feed.json", json_feed_bytes(site, feed.entries, f + "feed.json", feed.title)))
+    return out
+
+
+POOL_FEEDS = 24  # fewer feeds than this: rendering in this process beats starting workers
+
+
+def _render_all(site: Site, feeds: Sequence[FeedSet]) -> Iterator[list[tuple[str, bytes]]]:
+    """Rendered feeds in order; many feeds (one per source and category) use every core."""
+    workers = os.cpu_count() or 1
+    if len(feeds) < POOL_FEEDS or workers < 2:
+        yield from (render_feed(site, feed) for feed in feeds)
+        return
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        yield from pool.map(render_feed, itertools.repeat(site), feeds, chunksize=8)
+
+
 def publish(site: Site, output_dir: Path, feeds: Sequence[FeedSet], total: int) -> list[str]:
     """Write every output file that changed; return the relative paths written.
     `feeds[0]` is the combined feed; `total` is the number of stored articles."""
@@ -236,23 +275,9 @@ def publish(site: Site, output_dir: Path, feeds: Sequence[FeedSet], total: int) 
             if entry.article.link is None and entry.id not in done:
                 done.add(entry.id)
                 put(page_path(entry.id), pages.article_page(site, entry))
-    for feed in feeds:
-        f = feed.folder
-        links: list[tuple[str, str]] = []
-        count = feed.archive_count
-        for n, page in feed.archives:
-            name = f"{f}archive/{n}.xml"
-            nav = [("current", site.url + f + "atom.xml")]
-            if n > 1:
-                nav.append(("prev-archive", f"{site.url}{f}archive/{n - 1}.xml"))
-            if n < count:
-                nav.append(("next-archive", f"{site.url}{f}archive/{n + 1}.xml"))
-            put(name, atom_bytes(site, page, name, feed.title, nav, archive=True))
-        if count:
-            links.append(("prev-archive", f"{site.url}{f}archive/{count}.xml"))
-        put(f + "atom.xml", atom_bytes(site, feed.entries, f + "atom.xml", feed.title, links))
-        put(f + "rss.xml", rss_bytes(site, feed.entries, f + "rss.xml", feed.title))
-        put(f + "feed.json", json_feed_bytes(site, feed.entries, f + "feed.json", feed.title))
+    for rendered in _render_all(site, feeds):
+        for rel, data in rendered:
+            put(rel, data)
     listing = [
         pages.Listed(folder=feed.folder, title=_feed_title(site, feed.title), group=feed.group,
                      count=len(feed.entries), newest=newest(feed.entries))

@@ -25,7 +25,7 @@ from aggregator.errors import LockError, StoreError
 from aggregator.model import Article
 from aggregator.normalize import slugify
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 KEEP_REVISIONS = 5
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -89,6 +89,10 @@ _MIGRATIONS: dict[int, str] = {
         value TEXT NOT NULL
     );
     """,
+    # per-source feeds: the newest articles of one source without scanning them all
+    3: """
+    CREATE INDEX IF NOT EXISTS articles_by_source ON articles (source, published, id);
+    """,
 }
 
 
@@ -133,12 +137,16 @@ def pack_record(article: Article) -> bytes:
     return zlib.compress(record_bytes(article), 1)
 
 
-def unpack_record(blob: bytes | str) -> str:
-    return blob if isinstance(blob, str) else zlib.decompress(blob).decode("utf-8", "replace")
+def unpack_record(blob: bytes | str) -> bytes | str:
+    return blob if isinstance(blob, str) else zlib.decompress(blob)
 
 
-def article_from_json(text: str) -> Article:
-    data = json.loads(text)
+def article_from_json(text: str | bytes) -> Article:
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:  # the stdlib fallback kept a lone surrogate: keep going
+        raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+        data = json.loads(raw)
     for key in ("published", "updated"):
         data[key] = _dt(data[key])
     for key in ("authors", "categories", "warnings"):
