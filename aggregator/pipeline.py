@@ -10,7 +10,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from aggregator import __version__, dedupe, feedplan
@@ -154,7 +154,9 @@ def run_once(
         batch = _Batch(store, now=now)
         for source in selected:
             if source.type == "seeds":
-                reports.append(read_seeds(source, config, store, batch, now, progress))
+                report = read_seeds(source, config, store, batch, now, progress)
+                reports.append(report)
+                batch.states.append(_seed_state(store.source_state(source.name), report, now))
         for harvest in harvests:
             for article in harvest.articles:
                 batch.add(article)
@@ -188,6 +190,15 @@ def run_once(
         feeds_written=tuple(written),
         seconds=time.perf_counter() - started,
     )
+
+
+def _seed_state(state: SourceState, report: SourceReport, now: datetime) -> SourceState:
+    """Last success / last error of a seed folder, so `status` tells after a cron run too.
+    (next_due belongs to the scheduler.)"""
+    if report.error:
+        return replace(state, last_error=report.error, last_error_at=now,
+                       failures=state.failures + 1)  # fmt: skip
+    return replace(state, last_success=now, failures=0)
 
 
 def _since(started: float) -> float:

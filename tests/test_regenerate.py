@@ -261,3 +261,18 @@ def test_ids_are_pinned_for_scheme_v1(tmp_path: Path) -> None:
         "Kar yağışı İstanbul'": "urn:uuid:ac2ffe39-64a4-5dc8-828c-907e8aab7b1c",
         "Deprem bölgesinde ye": "urn:uuid:99859f3f-e4ef-5e43-923a-c1021799fb23",
     }
+
+
+def test_status_after_regenerate_shows_the_last_success_and_errors(site: Path) -> None:
+    cfg = site / "config.yaml"
+    assert regen(cfg) == EXIT_OK
+    done = subprocess.run([sys.executable, "-m", "aggregator", "status", "--config", str(cfg)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "last success: never" not in done.stdout
+    shutil.rmtree(site / "seeds")
+    assert regen(cfg) == EXIT_PARTIAL
+    with Store.open(site / "state" / "agg.sqlite3", lock=False, readonly=True) as store:
+        state = store.source_state("seeds")
+    assert state.failures == 1 and "does not exist" in (state.last_error or "")
+    assert state.last_success is not None
