@@ -62,24 +62,14 @@ def _parser() -> argparse.ArgumentParser:
         description="Read every configured source once, de-duplicate, publish the feeds "
         "and print a summary.",
     )
-    regen.add_argument("--config", type=Path, default=Path("config.yaml"),
-                       help="path to config.yaml (default: ./config.yaml)")  # fmt: skip
-    verbosity = regen.add_mutually_exclusive_group()
-    verbosity.add_argument("-q", "--quiet", action="store_true", help="print errors only")
-    verbosity.add_argument("-v", "--verbose", action="store_true",
-                           help="debug logging and tracebacks")  # fmt: skip
+    _options(regen)
     daemon = commands.add_parser(
         "run",
         help="keep the feeds fresh on each source's schedule and serve them over HTTP",
         description="Run every source at its `every:` interval, publish after changes and "
         "serve output.dir at server.host:server.port (with /healthz) until SIGTERM or SIGINT.",
     )
-    daemon.add_argument("--config", type=Path, default=Path("config.yaml"),
-                        help="path to config.yaml (default: ./config.yaml)")  # fmt: skip
-    loudness = daemon.add_mutually_exclusive_group()
-    loudness.add_argument("-q", "--quiet", action="store_true", help="log errors only")
-    loudness.add_argument("-v", "--verbose", action="store_true",
-                          help="debug logging (with HTTP access lines) and tracebacks")  # fmt: skip
+    loudness = _options(daemon, verbose="debug logging (with HTTP access lines) and tracebacks")
     loudness.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
                           help="log level (default: log_level in config.yaml)")  # fmt: skip
     status = commands.add_parser(
@@ -87,18 +77,14 @@ def _parser() -> argparse.ArgumentParser:
         help="print each source's last success, last error, next due time and article count",
         description="Print the state of every source; works with or without a running daemon.",
     )
-    status.add_argument("--config", type=Path, default=Path("config.yaml"),
-                        help="path to config.yaml (default: ./config.yaml)")  # fmt: skip
-    _loudness(status)
+    _options(status)
     check = commands.add_parser(
         "check",
         help="validate config.yaml and list each source and feed it would read and publish",
         description="Validate the config (errors name the key) and report every source it "
         "would read (seed folders are counted) and every named feed. Reads nothing else.",
     )
-    check.add_argument("--config", type=Path, default=Path("config.yaml"),
-                       help="path to config.yaml (default: ./config.yaml)")  # fmt: skip
-    _loudness(check)
+    _options(check)
     parse = commands.add_parser(
         "parse",
         help="print the record(s) a seed file (.txt) or saved article page (.html) becomes",
@@ -110,15 +96,24 @@ def _parser() -> argparse.ArgumentParser:
     parse.add_argument("--timezone", default="Europe/Istanbul",
                        help="zone of times without an offset")  # fmt: skip
     parse.add_argument("--url", help="the page's address, for saved HTML (default: file URI)")
-    _loudness(parse)
+    _options(parse, config=False)
     return parser
 
 
-def _loudness(command: argparse.ArgumentParser) -> None:
+def _options(
+    command: argparse.ArgumentParser,
+    *,
+    config: bool = True,
+    verbose: str = "debug logging and tracebacks",
+) -> argparse._MutuallyExclusiveGroup:
+    """--config and -q/-v, the same on every command; returns the -q/-v group."""
+    if config:
+        command.add_argument("--config", type=Path, default=Path("config.yaml"),
+                             help="path to config.yaml (default: ./config.yaml)")  # fmt: skip
     group = command.add_mutually_exclusive_group()
     group.add_argument("-q", "--quiet", action="store_true", help="print errors only")
-    group.add_argument("-v", "--verbose", action="store_true",
-                       help="debug logging and tracebacks")  # fmt: skip
+    group.add_argument("-v", "--verbose", action="store_true", help=verbose)
+    return group
 
 
 def _setup_logging(level: str) -> None:

@@ -161,16 +161,28 @@ def _digest(body: bytes) -> str:
     return hashlib.blake2b(body, digest_size=16).hexdigest()
 
 
-async def _feed(
-    web: WebClient, parse: _Parser, source: SourceConfig, state: SourceState,
-    config: Config, now: datetime,
-) -> Harvest:  # fmt: skip
+async def _fetch_changed(
+    web: WebClient, source: SourceConfig, state: SourceState, now: datetime
+) -> tuple[Response, str] | Harvest:
+    """The source's body and its digest, or a "not modified" Harvest (304, or the same bytes
+    as last time: nothing to parse)."""
     assert source.url is not None
     r = await web.fetch(source.url, etag=state.etag, last_modified=state.last_modified)
     digest = _digest(r.body)
     if r.not_modified or digest == state.feed_digest:
         return Harvest(name=source.name, not_modified=True,
                        state=succeeded(state, source, r, now))  # fmt: skip
+    return r, digest
+
+
+async def _feed(
+    web: WebClient, parse: _Parser, source: SourceConfig, state: SourceState,
+    config: Config, now: datetime,
+) -> Harvest:  # fmt: skip
+    fetched = await _fetch_changed(web, source, state, now)
+    if isinstance(fetched, Harvest):
+        return fetched
+    r, digest = fetched
     result: FeedResult = await parse(functools.partial(
         parse_feed, r.body, url=r.url, content_type=r.content_type, source=source.name,
         tz=config.timezone, language=config.language,
@@ -187,12 +199,10 @@ async def _html(
 ) -> Harvest:  # fmt: skip
     """The listing page, then its article pages. An unchanged listing (304 or same digest)
     means no page is fetched; a page that fails is a rejection, not a source failure."""
-    assert source.url is not None
-    r = await web.fetch(source.url, etag=state.etag, last_modified=state.last_modified)
-    digest = _digest(r.body)
-    if r.not_modified or digest == state.feed_digest:
-        return Harvest(name=source.name, not_modified=True,
-                       state=succeeded(state, source, r, now))  # fmt: skip
+    fetched = await _fetch_changed(web, source, state, now)
+    if isinstance(fetched, Harvest):
+        return fetched
+    r, digest = fetched
     links = article_links(r.body, url=r.url, content_type=r.content_type,
                           selector=source.links, limit=source.limit)  # fmt: skip
     pages = await asyncio.gather(*(_page(web, parse, source, config, link) for link in links))
