@@ -22,9 +22,10 @@ import uvicorn
 
 from aggregator.config import Config
 from aggregator.errors import ConfigError
+from aggregator.model import SourceState
 from aggregator.schedule import Scheduler
 from aggregator.serve import create_app
-from aggregator.store import SourceState, Store
+from aggregator.store import Store
 
 log = logging.getLogger(__name__)
 

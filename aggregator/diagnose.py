@@ -15,8 +15,8 @@ from aggregator.config import Config
 from aggregator.errors import ParseError
 from aggregator.model import Article
 from aggregator.normalize import html_to_text
+from aggregator.records import article_to_json
 from aggregator.sources.seeddir import MAX_SEED_BYTES, seed_paths
-from aggregator.store import article_to_json
 from aggregator.timeparse import turkish_long
 
 if TYPE_CHECKING:

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aggregator.config import Config, FeedConfig
-from aggregator.model import Article
+from aggregator.model import Article, Entry
 from aggregator.normalize import slugify
 from aggregator.publish import FeedSet
-from aggregator.store import Entry, Store
+from aggregator.store import Store
 
 ALL, SOURCES, CATEGORIES, NAMED = "Tüm haberler", "Kaynaklar", "Kategoriler", "Seçili akışlar"
 

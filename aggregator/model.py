@@ -100,3 +100,32 @@ class RunReport:
     @property
     def failed_sources(self) -> tuple[SourceReport, ...]:
         return tuple(s for s in self.sources if s.error)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A published article: its permanent id and the winning revision.
+    `article.published` is the earliest GİRİŞ seen across revisions."""
+
+    id: str
+    article: Article
+
+
+@dataclass(frozen=True, slots=True)
+class SeedFileState:
+    size: int
+    mtime_ns: int
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    name: str
+    etag: str | None = None
+    last_modified: str | None = None
+    last_success: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    failures: int = 0
+    next_due: datetime | None = None
+    feed_digest: str | None = None

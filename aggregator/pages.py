@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from itertools import groupby
 
+from aggregator.model import Entry
 from aggregator.normalize import slugify
-from aggregator.store import Entry
 from aggregator.timeparse import printable, turkish_long
 
 FORMATS = (

@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 
 from aggregator import __version__, dedupe, feedplan
 from aggregator.config import Config, SourceConfig
-from aggregator.model import Article, Rejection, RunReport, SourceReport
+from aggregator.model import Article, Rejection, RunReport, SeedFileState, SourceReport, SourceState
 from aggregator.publish import Site, publish
+from aggregator.records import pack_record
 from aggregator.sources import Harvest, seeddir
-from aggregator.store import SeedFileState, SourceState, Store, pack_record
+from aggregator.store import Store
 
 log = logging.getLogger(__name__)
 _STAGE_BATCH = 1000

@@ -24,8 +24,8 @@ from feedgen.feed import FeedGenerator
 
 from aggregator import __version__, pages
 from aggregator.errors import PublishError
+from aggregator.model import Entry
 from aggregator.pages import Site, entry_link, page_path
-from aggregator.store import Entry
 from aggregator.stylesheet import FEED_XSL
 from aggregator.timeparse import printable
 

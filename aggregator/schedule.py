@@ -27,9 +27,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import AggregatorError
+from aggregator.model import SourceState
 from aggregator.pipeline import fetch_web, publish_now, run_once
 from aggregator.sources import Harvest
-from aggregator.store import SourceState, Store
+from aggregator.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -7,180 +7,21 @@ Every sqlite3 error is translated to StoreError naming the file.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import sqlite3
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import orjson
 
 from aggregator.dedupe import Candidate, article_id, identity_key, winner
 from aggregator.errors import LockError, StoreError
-from aggregator.model import Article
-from aggregator.normalize import slugify
+from aggregator.model import Article, Entry, SeedFileState, SourceState
+from aggregator.records import article_from_json, parse_time, unpack_record, utc_text
+from aggregator.schema import BACKFILLS, MIGRATIONS, SCHEMA_VERSION, category_slugs
 
-SCHEMA_VERSION = 3
 KEEP_REVISIONS = 5
-_MIGRATIONS: dict[int, str] = {
-    1: """
-    CREATE TABLE articles (
-        id TEXT PRIMARY KEY,
-        published TEXT NOT NULL,
-        updated TEXT NOT NULL,
-        has_link INTEGER NOT NULL,
-        content_hash TEXT NOT NULL,
-        source TEXT NOT NULL,
-        first_seen TEXT NOT NULL,
-        last_changed TEXT NOT NULL
-    );
-    CREATE INDEX articles_by_published ON articles (published, id);
-    CREATE TABLE article_keys (
-        match_key TEXT PRIMARY KEY,
-        article_id TEXT NOT NULL
-    );
-    CREATE INDEX article_keys_by_article ON article_keys (article_id);
-    CREATE TABLE revisions (
-        id INTEGER PRIMARY KEY,
-        article_id TEXT,
-        content_hash TEXT NOT NULL,
-        updated TEXT NOT NULL,
-        origin TEXT NOT NULL,
-        record BLOB NOT NULL,
-        seen TEXT NOT NULL
-    );
-    CREATE UNIQUE INDEX revisions_by_article ON revisions (article_id, content_hash);
-    CREATE TABLE seed_files (
-        path TEXT PRIMARY KEY,
-        source TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        mtime_ns INTEGER NOT NULL,
-        digest TEXT NOT NULL,
-        seen TEXT NOT NULL
-    );
-    CREATE TABLE source_state (
-        name TEXT PRIMARY KEY,
-        etag TEXT,
-        last_modified TEXT,
-        last_success TEXT,
-        last_error TEXT,
-        last_error_at TEXT,
-        failures INTEGER NOT NULL DEFAULT 0,
-        next_due TEXT,
-        feed_digest TEXT
-    );
-    """,
-    # per-category feeds and cheap "nothing changed since the last publish"
-    2: """
-    CREATE TABLE article_categories (
-        article_id TEXT NOT NULL,
-        slug TEXT NOT NULL,
-        name TEXT NOT NULL,
-        PRIMARY KEY (article_id, slug)
-    );
-    CREATE INDEX article_categories_by_slug ON article_categories (slug, article_id);
-    CREATE TABLE publish_state (
-        key TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    );
-    """,
-    # per-source feeds: the newest articles of one source without scanning them all
-    3: """
-    CREATE INDEX IF NOT EXISTS articles_by_source ON articles (source, published, id);
-    """,
-}
-
-
-def utc_text(value: datetime) -> str:
-    """Fixed-width UTC text, so SQL string order is time order."""
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _dt(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-def article_to_json(article: Article) -> str:
-    return record_bytes(article).decode("utf-8")
-
-
-def record_bytes(article: Article) -> bytes:
-    """The record as JSON (orjson: 5x faster than json on this hot path)."""
-    # orjson rounds an offset to whole minutes (Istanbul's 1900 LMT +01:56:56 -> +01:57),
-    # which moves the instant: such records take the exact stdlib path
-    if _minutes(article.published) and _minutes(article.updated):
-        try:
-            return orjson.dumps(article)
-        except TypeError:  # e.g. a lone surrogate that slipped through: stdlib json copes
-            pass
-    data: dict[str, Any] = {}
-    for f in fields(Article):
-        value = getattr(article, f.name)
-        data[f.name] = value.isoformat() if isinstance(value, datetime) else value
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode(
-        "utf-8", "surrogatepass"
-    )
-
-
-def _minutes(value: datetime) -> bool:
-    offset = value.utcoffset()
-    return offset is None or not offset.seconds % 60
-
-
-def pack_record(article: Article) -> bytes:
-    """Stored form of a record: zlib'd JSON (Turkish news text shrinks about 3x)."""
-    return zlib.compress(record_bytes(article), 1)
-
-
-def unpack_record(blob: bytes | str) -> bytes | str:
-    return blob if isinstance(blob, str) else zlib.decompress(blob)
-
-
-def article_from_json(text: str | bytes) -> Article:
-    try:
-        data = orjson.loads(text)
-    except orjson.JSONDecodeError:  # the stdlib fallback kept a lone surrogate: keep going
-        raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
-        data = json.loads(raw)
-    for key in ("published", "updated"):
-        data[key] = _dt(data[key])
-    for key in ("authors", "categories", "warnings"):
-        data[key] = tuple(data.get(key, ()))
-    return Article(**data)
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A published article: its permanent id and the winning revision.
-    `article.published` is the earliest GİRİŞ seen across revisions."""
-
-    id: str
-    article: Article
-
-
-@dataclass(frozen=True, slots=True)
-class SeedFileState:
-    size: int
-    mtime_ns: int
-    digest: str
-
-
-@dataclass(frozen=True, slots=True)
-class SourceState:
-    name: str
-    etag: str | None = None
-    last_modified: str | None = None
-    last_success: datetime | None = None
-    last_error: str | None = None
-    last_error_at: datetime | None = None
-    failures: int = 0
-    next_due: datetime | None = None
-    feed_digest: str | None = None
 
 
 @dataclass(slots=True)
@@ -267,11 +108,11 @@ class Store:
             if version == 0:
                 self._conn.execute("CREATE TABLE schema_meta (key TEXT PRIMARY KEY, value TEXT)")
             for target in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[target].split(";"):
+                for statement in MIGRATIONS[target].split(";"):
                     if statement.strip():
                         self._conn.execute(statement)
-                if target in _BACKFILLS:
-                    _BACKFILLS[target](self._conn)
+                if target in BACKFILLS:
+                    BACKFILLS[target](self._conn)
             self._conn.execute(
                 "INSERT OR REPLACE INTO schema_meta (key, value) VALUES ('version', ?)",
                 (str(SCHEMA_VERSION),),
@@ -648,9 +489,9 @@ class Store:
         etag, lm, ok, err, err_at, failures, due, digest = row
         return SourceState(
             name=name, etag=etag, last_modified=lm,
-            last_success=_dt(ok) if ok else None, last_error=err,
-            last_error_at=_dt(err_at) if err_at else None, failures=int(failures),
-            next_due=_dt(due) if due else None, feed_digest=digest,
+            last_success=parse_time(ok) if ok else None, last_error=err,
+            last_error_at=parse_time(err_at) if err_at else None, failures=int(failures),
+            next_due=parse_time(due) if due else None, feed_digest=digest,
         )  # fmt: skip
 
     def save_source_state(self, state: SourceState) -> None:
@@ -677,39 +518,10 @@ _ENTRY_SELECT = (
 
 def _entry(aid: str, published: str, record: bytes) -> Entry:
     article = article_from_json(unpack_record(record))
-    earliest = _dt(published).astimezone(article.published.tzinfo)
+    earliest = parse_time(published).astimezone(article.published.tzinfo)
     if earliest != article.published:
         article = replace(article, published=earliest)
     return Entry(id=aid, article=article)
-
-
-def category_slugs(categories: Iterable[str]) -> list[tuple[str, str]]:
-    """(slug, name) pairs: `#Gündem` and `Gündem` are one category, `gundem`."""
-    out: dict[str, str] = {}
-    for raw in categories:
-        name = raw.lstrip("#").strip()
-        if name:
-            out.setdefault(slugify(name), name)
-    return list(out.items())
-
-
-def _backfill_categories(conn: sqlite3.Connection) -> None:
-    """Migration 2: categories of the articles a version-1 store already holds."""
-    rows = conn.execute(
-        "SELECT a.id, r.record FROM articles a"
-        " JOIN revisions r ON r.article_id = a.id AND r.content_hash = a.content_hash"
-    )
-    conn.executemany(
-        "INSERT OR IGNORE INTO article_categories (article_id, slug, name) VALUES (?, ?, ?)",
-        (
-            (aid, slug, name)
-            for aid, record in rows
-            for slug, name in category_slugs(json.loads(unpack_record(record))["categories"])
-        ),
-    )
-
-
-_BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _backfill_categories}
 
 
 def _take_lock(path: Path) -> int:

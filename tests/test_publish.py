@@ -9,10 +9,9 @@ import feedparser
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.model import Article
+from aggregator.model import Article, Entry
 from aggregator.publish import FeedSet, Site, atom_bytes, publish, rss_bytes, write_atomic
 from aggregator.sources.seedfile import parse_seed
-from aggregator.store import Entry
 from tests.conftest import DATA, ISTANBUL, SEED_DOC
 
 SITE = Site(title="Haber Akışı", url="http://127.0.0.1:8080/", language="tr", timezone=ISTANBUL)

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from aggregator.errors import ParseError
 from aggregator.model import Article
+from aggregator.records import article_to_json
 from aggregator.sources.seedfile import parse_seed
-from aggregator.store import article_to_json
 from tests.conftest import DATA, ISTANBUL, SEED_DOC
 
 LAYOUTS = sorted((DATA / "layouts").glob("*.txt"))

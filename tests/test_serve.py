@@ -16,9 +16,9 @@ import pytest
 from starlette.types import ASGIApp
 
 from aggregator.config import SourceConfig
+from aggregator.model import SourceState
 from aggregator.schedule import backoff, first_due, next_state
 from aggregator.serve import content_type, create_app
-from aggregator.store import SourceState
 
 ATOM = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<feed>' + b"<entry>Haber</entry>" * 100 + b"</feed>"

@@ -10,7 +10,8 @@ import pytest
 from aggregator import dedupe
 from aggregator.errors import LockError, StoreError
 from aggregator.model import Article
-from aggregator.store import KEEP_REVISIONS, Store, pack_record
+from aggregator.records import pack_record
+from aggregator.store import KEEP_REVISIONS, Store
 from tests.conftest import ISTANBUL
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=ISTANBUL)

@@ -12,11 +12,12 @@ import feedparser
 import pytest
 
 from aggregator.config import Config, load_config
+from aggregator.model import SourceState
 from aggregator.pipeline import run_once
 from aggregator.sources import Harvest
 from aggregator.sources.http import HttpSettings, WebClient
 from aggregator.sources.web import POOL_MIN_SOURCES, backoff_seconds, harvest
-from aggregator.store import SourceState, Store
+from aggregator.store import Store
 from tests.conftest import ISTANBUL, SEED_DOC
 from tests.localserver import App, Reply, serve_in_thread
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aggregator.model import Article, Rejection
-from aggregator.store import SourceState
+from aggregator.model import Article, Rejection, SourceState
 
 
 @dataclass(frozen=True, kw_only=True)

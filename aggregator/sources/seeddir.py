@@ -20,8 +20,9 @@ from zoneinfo import ZoneInfo
 
 from aggregator import dedupe
 from aggregator.errors import ParseError
+from aggregator.model import SeedFileState
+from aggregator.records import pack_record
 from aggregator.sources.seedfile import parse_seed
-from aggregator.store import SeedFileState, pack_record
 
 MAX_SEED_BYTES = 5 * 1024 * 1024
 POOL_THRESHOLD = 1000  # fewer files to parse than this: not worth starting processes

@@ -20,12 +20,11 @@ from typing import TypeVar
 
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import FetchError, ParseError, SourceError
-from aggregator.model import Article, Rejection
+from aggregator.model import Article, Rejection, SourceState
 from aggregator.sources import Harvest
 from aggregator.sources.feed import FeedResult, parse_feed
 from aggregator.sources.html import article_links, parse_page
 from aggregator.sources.http import Response, RetryLater, WebClient, retry_after_seconds
-from aggregator.store import SourceState
 
 T = TypeVar("T")
 POOL_MIN_SOURCES = 16

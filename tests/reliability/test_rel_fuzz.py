@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 from aggregator import dedupe
 from aggregator.errors import ParseError
 from aggregator.model import Article
+from aggregator.records import pack_record, utc_text
 from aggregator.sources.feed import parse_feed
 from aggregator.sources.html import article_links, parse_page
 from aggregator.sources.seedfile import parse_seed
-from aggregator.store import pack_record, utc_text
 from tests.conftest import ISTANBUL
 
 pytestmark = pytest.mark.slow

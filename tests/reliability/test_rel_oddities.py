@@ -10,9 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from xml.etree import ElementTree
 
-from aggregator.model import Article
+from aggregator.model import Article, Entry
 from aggregator.publish import Site, atom_bytes, json_feed_bytes, rss_bytes
-from aggregator.store import Entry
 from tests.conftest import ISTANBUL
 from tests.reliability.helpers import read_feeds, regenerate, write_config
 from tests.seedmaker import tgrt_seed
@@ -166,7 +165,7 @@ def test_seed_date_without_a_utc_equivalent_is_a_parse_error() -> None:
 def test_store_round_trip_keeps_the_exact_instant_of_old_dates() -> None:
     """Regression: orjson wrote Istanbul's 1900 offset +01:56:56 as +01:57, so the stored
     record was 4 s off its own articles.published column (and RSS said +0157)."""
-    from aggregator.store import article_from_json, pack_record, unpack_record
+    from aggregator.records import article_from_json, pack_record, unpack_record
 
     when = datetime(1900, 3, 1, 10, 0, tzinfo=ISTANBUL)
     article = Article(title="Eski haber", published=when, updated=when, source="s", origin="o")

@@ -1,0 +1,111 @@
+"""The store's schema: versioned migrations that run on open, with their data backfills.
+
+Plain SQL (`?` parameters, no SQLite-only types), so another backend can follow.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable
+
+from aggregator.normalize import slugify
+from aggregator.records import unpack_record
+
+SCHEMA_VERSION = 3
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE articles (
+        id TEXT PRIMARY KEY,
+        published TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        has_link INTEGER NOT NULL,
+        content_hash TEXT NOT NULL,
+        source TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_changed TEXT NOT NULL
+    );
+    CREATE INDEX articles_by_published ON articles (published, id);
+    CREATE TABLE article_keys (
+        match_key TEXT PRIMARY KEY,
+        article_id TEXT NOT NULL
+    );
+    CREATE INDEX article_keys_by_article ON article_keys (article_id);
+    CREATE TABLE revisions (
+        id INTEGER PRIMARY KEY,
+        article_id TEXT,
+        content_hash TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        record BLOB NOT NULL,
+        seen TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX revisions_by_article ON revisions (article_id, content_hash);
+    CREATE TABLE seed_files (
+        path TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        seen TEXT NOT NULL
+    );
+    CREATE TABLE source_state (
+        name TEXT PRIMARY KEY,
+        etag TEXT,
+        last_modified TEXT,
+        last_success TEXT,
+        last_error TEXT,
+        last_error_at TEXT,
+        failures INTEGER NOT NULL DEFAULT 0,
+        next_due TEXT,
+        feed_digest TEXT
+    );
+    """,
+    # per-category feeds and cheap "nothing changed since the last publish"
+    2: """
+    CREATE TABLE article_categories (
+        article_id TEXT NOT NULL,
+        slug TEXT NOT NULL,
+        name TEXT NOT NULL,
+        PRIMARY KEY (article_id, slug)
+    );
+    CREATE INDEX article_categories_by_slug ON article_categories (slug, article_id);
+    CREATE TABLE publish_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+    # per-source feeds: the newest articles of one source without scanning them all
+    3: """
+    CREATE INDEX IF NOT EXISTS articles_by_source ON articles (source, published, id);
+    """,
+}
+
+
+def category_slugs(categories: Iterable[str]) -> list[tuple[str, str]]:
+    """(slug, name) pairs: `#Gündem` and `Gündem` are one category, `gundem`."""
+    out: dict[str, str] = {}
+    for raw in categories:
+        name = raw.lstrip("#").strip()
+        if name:
+            out.setdefault(slugify(name), name)
+    return list(out.items())
+
+
+def _backfill_categories(conn: sqlite3.Connection) -> None:
+    """Migration 2: categories of the articles a version-1 store already holds."""
+    rows = conn.execute(
+        "SELECT a.id, r.record FROM articles a"
+        " JOIN revisions r ON r.article_id = a.id AND r.content_hash = a.content_hash"
+    )
+    conn.executemany(
+        "INSERT OR IGNORE INTO article_categories (article_id, slug, name) VALUES (?, ?, ?)",
+        (
+            (aid, slug, name)
+            for aid, record in rows
+            for slug, name in category_slugs(json.loads(unpack_record(record))["categories"])
+        ),
+    )
+
+
+BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _backfill_categories}
