@@ -99,7 +99,8 @@ def _backfill_categories(conn: sqlite3.Connection) -> None:
         " JOIN revisions r ON r.article_id = a.id AND r.content_hash = a.content_hash"
     )
     conn.executemany(
-        "INSERT OR IGNORE INTO article_categories (article_id, slug, name) VALUES (?, ?, ?)",
+        "INSERT INTO article_categories (article_id, slug, name) VALUES (?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
         (
             (aid, slug, name)
             for aid, record in rows

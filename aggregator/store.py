@@ -1,6 +1,7 @@
 """SQLite state: articles with bounded revision history, match keys, seed-file and source state.
 
-Plain SQL with `?` parameters and no SQLite-only types, so another backend can follow.
+Plain SQL with `?` parameters, no SQLite-only types and upserts as `ON CONFLICT`, so a
+PostgreSQL backend can follow; only the PRAGMAs of the connection setup are SQLite's own.
 Every sqlite3 error is translated to StoreError naming the file.
 """
 
@@ -114,7 +115,8 @@ class Store:
                 if target in BACKFILLS:
                     BACKFILLS[target](self._conn)
             self._conn.execute(
-                "INSERT OR REPLACE INTO schema_meta (key, value) VALUES ('version', ?)",
+                "INSERT INTO schema_meta (key, value) VALUES ('version', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (str(SCHEMA_VERSION),),
             )
 
@@ -212,7 +214,8 @@ class Store:
             ),
         )  # fmt: skip
         self._conn.executemany(
-            "INSERT OR IGNORE INTO article_keys (match_key, article_id) VALUES (?, ?)",
+            "INSERT INTO article_keys (match_key, article_id) VALUES (?, ?)"
+            " ON CONFLICT DO NOTHING",
             ((k, aid) for aid, g in zip(ids, clusters, strict=True)
              for k in {k for c in g for k in c.keys}),
         )  # fmt: skip
@@ -227,8 +230,9 @@ class Store:
         """Give staged revisions their article; a repeat of a known revision stays unowned
         (and is deleted at the end of the merge)."""
         self._conn.executemany(
-            "UPDATE OR IGNORE revisions SET article_id = ?, seen = ? WHERE id = ?",
-            ((aid, seen, self._stage_base + c.ref) for aid, c in rows),
+            "UPDATE revisions SET article_id = ?, seen = ? WHERE id = ? AND NOT EXISTS ("
+            " SELECT 1 FROM revisions WHERE article_id = ? AND content_hash = ?)",
+            ((aid, seen, self._stage_base + c.ref, aid, c.content_hash) for aid, c in rows),
         )
 
     def _prune(self, aid: str) -> None:
@@ -302,7 +306,7 @@ class Store:
         else:
             counts.unchanged += 1
         self._conn.executemany(
-            "INSERT OR IGNORE INTO article_keys (match_key, article_id) VALUES (?, ?)",
+            "INSERT INTO article_keys (match_key, article_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
             ((k, aid) for k in {k for c in group for k in c.keys}),
         )
         self._insert_revisions(((aid, c) for c in group), seen)
@@ -368,7 +372,8 @@ class Store:
                 "DELETE FROM article_categories WHERE article_id = ?", ((a,) for a, _ in rows)
             )
         self._conn.executemany(
-            "INSERT OR IGNORE INTO article_categories (article_id, slug, name) VALUES (?, ?, ?)",
+            "INSERT INTO article_categories (article_id, slug, name) VALUES (?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             ((aid, slug, name) for aid, best in rows
              for slug, name in category_slugs(best.categories)),
         )  # fmt: skip
@@ -471,8 +476,10 @@ class Store:
         seen = utc_text(now)
         with self.transaction():
             self._conn.executemany(
-                "INSERT OR REPLACE INTO seed_files (path, source, size, mtime_ns, digest, seen)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO seed_files (path, source, size, mtime_ns, digest, seen)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET"
+                " source = excluded.source, size = excluded.size, mtime_ns = excluded.mtime_ns,"
+                " digest = excluded.digest, seen = excluded.seen",
                 ((p, source, s.size, s.mtime_ns, s.digest, seen) for p, s in rows),
             )
 
@@ -500,9 +507,13 @@ class Store:
 
         with self.transaction():
             self._conn.execute(
-                "INSERT OR REPLACE INTO source_state (name, etag, last_modified, last_success,"
+                "INSERT INTO source_state (name, etag, last_modified, last_success,"
                 " last_error, last_error_at, failures, next_due, feed_digest)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+                " etag = excluded.etag, last_modified = excluded.last_modified,"
+                " last_success = excluded.last_success, last_error = excluded.last_error,"
+                " last_error_at = excluded.last_error_at, failures = excluded.failures,"
+                " next_due = excluded.next_due, feed_digest = excluded.feed_digest",
                 (state.name, state.etag, state.last_modified, opt(state.last_success),
                  state.last_error, opt(state.last_error_at), state.failures,
                  opt(state.next_due), state.feed_digest),
