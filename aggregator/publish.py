@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -262,28 +262,57 @@ def publish(site: Site, output_dir: Path, feeds: Sequence[FeedSet], total: int) 
     """Write every output file that changed; return the relative paths written.
     `feeds[0]` is the combined feed; `total` is the number of stored articles."""
     sweep_temporaries(output_dir)
-    written: list[str] = []
+    with _Writer(output_dir) as writer:
+        done: set[str] = set()
+        for feed in feeds:
+            archived = (e for _, page in feed.archives for e in page)
+            for entry in (*feed.entries, *archived):
+                if entry.article.link is None and entry.id not in done:
+                    done.add(entry.id)
+                    writer.put(page_path(entry.id), pages.article_page(site, entry))
+        for rendered in _render_all(site, feeds):
+            for rel, data in rendered:
+                writer.put(rel, data)
+        listing = [
+            pages.Listed(folder=feed.folder, title=_feed_title(site, feed.title),
+                         group=feed.group, count=len(feed.entries), newest=newest(feed.entries))
+            for feed in feeds
+        ]  # fmt: skip
+        writer.put("index.html", pages.index_page(site, listing, total))
+        writer.put("opml.xml", pages.opml(site, listing))
+        writer.put(STYLESHEET, FEED_XSL.encode("utf-8"))
+    return writer.written
 
-    def put(rel: str, data: bytes) -> None:
-        if write_atomic(output_dir / rel, data):
-            written.append(rel)
 
-    done: set[str] = set()
-    for feed in feeds:
-        archived = (e for _, page in feed.archives for e in page)
-        for entry in (*feed.entries, *archived):
-            if entry.article.link is None and entry.id not in done:
-                done.add(entry.id)
-                put(page_path(entry.id), pages.article_page(site, entry))
-    for rendered in _render_all(site, feeds):
-        for rel, data in rendered:
-            put(rel, data)
-    listing = [
-        pages.Listed(folder=feed.folder, title=_feed_title(site, feed.title), group=feed.group,
-                     count=len(feed.entries), newest=newest(feed.entries))
-        for feed in feeds
-    ]  # fmt: skip
-    put("index.html", pages.index_page(site, listing, total))
-    put("opml.xml", pages.opml(site, listing))
-    put(STYLESHEET, FEED_XSL.encode("utf-8"))
-    return written
+class _Writer:
+    """write_atomic on a few threads (compare, write, fsync and rename wait on the disk, not
+    the CPU), a bounded batch at a time so rendered bytes never pile up in memory."""
+
+    BATCH = 64
+
+    def __init__(self, output_dir: Path) -> None:
+        self.output_dir = output_dir
+        self.written: list[str] = []
+        self._pending: list[tuple[str, bytes]] = []
+        self._pool = ThreadPoolExecutor(8, "aggregator-write")
+
+    def put(self, rel: str, data: bytes) -> None:
+        self._pending.append((rel, data))
+        if len(self._pending) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        batch, self._pending = self._pending, []
+        changed = self._pool.map(lambda item: write_atomic(self.output_dir / item[0], item[1]),
+                                 batch)  # fmt: skip
+        self.written.extend(rel for (rel, _), wrote in zip(batch, changed, strict=True) if wrote)
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        try:
+            if exc_type is None:
+                self.flush()
+        finally:
+            self._pool.shutdown(wait=True)
