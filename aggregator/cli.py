@@ -204,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(e, EXIT_BUG, verbose)
     except KeyboardInterrupt:
         return 130
+    except Exception:  # a bug: the traceback, and the documented code (not Python's 1)
+        logging.getLogger("aggregator").exception("internal error (please report this)")
+        return EXIT_BUG
     return EXIT_OK
 
 

@@ -152,9 +152,7 @@ def _build(path: Path, data: dict[str, Any]) -> Config:
     _unknown(server, set(SERVER_KEYS), "server.")
 
     site_url = _take(site, "url", "site.", str, "http://127.0.0.1:8080/")
-    parts = urlsplit(site_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"site.url: expected an http(s) URL, got {site_url!r}")
+    _http_url(site_url, "site.url")
     if not site_url.endswith("/"):
         site_url += "/"
     tz_name = _take(site, "timezone", "site.", str, "Europe/Istanbul")
@@ -246,6 +244,16 @@ def _feed(raw: object, prefix: str, source_names: set[str]) -> FeedConfig:
     )  # fmt: skip
 
 
+def _http_url(url: str, key: str) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as e:
+        raise ConfigError(f"{key}: not a valid URL ({e}): {url!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{key}: expected an http(s) URL, got {url!r}")
+
+
 def _source(raw: object, prefix: str, base: Path) -> SourceConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{prefix[:-1]}: expected a mapping with name, type and path or url")
@@ -268,8 +276,7 @@ def _source(raw: object, prefix: str, base: Path) -> SourceConfig:
     if "path" in raw:
         raise ConfigError(f"{prefix}path: a {kind} source reads url:, not path:")
     url = _take(raw, "url", prefix, str)
-    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
-        raise ConfigError(f"{prefix}url: expected an http(s) URL, got {url!r}")
+    _http_url(url, f"{prefix}url")
     limit = _take(raw, "limit", prefix, int, 20)
     if limit < 1:
         raise ConfigError(f"{prefix}limit: must be at least 1, got {limit}")
@@ -282,7 +289,8 @@ def _source(raw: object, prefix: str, base: Path) -> SourceConfig:
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{prefix}selectors.{key}: expected a CSS selector string")
     if kind == "feed" and ("links" in raw or selectors):
-        raise ConfigError(f"{prefix}links: only html sources take links: and selectors:")
+        key = "links" if "links" in raw else "selectors"
+        raise ConfigError(f"{prefix}{key}: only html sources take links: and selectors:")
     return SourceConfig(
         name=name, type=kind, every=every, url=url,
         links=_take(raw, "links", prefix, str, None), limit=limit,

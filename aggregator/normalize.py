@@ -29,7 +29,9 @@ def xml_safe(text: str) -> str:
 
 
 def collapse(text: str) -> str:
-    return _SPACES.sub(" ", text).strip()
+    """Whitespace folded, and characters XML 1.0 cannot carry dropped: every source's text
+    passes here, and one control character in a title would break every feed."""
+    return xml_safe(_SPACES.sub(" ", text).strip())
 
 
 def turkish_lower(text: str) -> str:
@@ -53,13 +55,16 @@ def fold(text: str) -> str:
 
 def canonical_url(url: str) -> str:
     """One spelling per page: https, lower-case host, no default port, fragment,
-    tracking parameters or trailing slash."""
-    parts = urlsplit(url.strip())
+    tracking parameters or trailing slash. A malformed URL stays as written."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port if parts.port not in (None, 80, 443) else None
+    except ValueError:  # `http://[oops/`, a port past 65535: still a usable identity key
+        return url.strip()
     scheme = parts.scheme.lower()
     if scheme == "http":
         scheme = "https"
     host = (parts.hostname or "").lower()
-    port = parts.port if parts.port not in (None, 80, 443) else None
     netloc = f"{host}:{port}" if port else host
     path = re.sub(r"/{2,}", "/", parts.path or "/")
     if len(path) > 1:
@@ -77,7 +82,10 @@ def canonical_url(url: str) -> str:
 def clean_link(url: str) -> str:
     """The link readers follow: as the site wrote it (scheme kept: http-only sites exist),
     without fragment or tracking parameters. Identity uses `canonical_url` instead."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return url.strip()
     query = urlencode(
         [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
          if not _TRACKING.match(k)]
@@ -86,9 +94,15 @@ def clean_link(url: str) -> str:
 
 
 def absolute_url(base: str, link: str) -> str | None:
-    """`link` resolved against `base`; None for anything but http(s) (no file:, javascript:)."""
-    joined = urljoin(base, link.strip())
-    return joined if urlsplit(joined).scheme in ("http", "https") else None
+    """`link` resolved against `base`; None for anything but a well-formed http(s) URL
+    (no file:, javascript:, `http://[oops/` or port 99999)."""
+    try:
+        joined = urljoin(base, link.strip())
+        parts = urlsplit(joined)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        return None
+    return joined if parts.scheme in ("http", "https") else None
 
 
 _ALLOWED_TAGS = {
@@ -150,3 +164,19 @@ def shorten(text: str, limit: int = 110) -> str:
         return sentence
     cut = sentence[:limit].rsplit(" ", 1)[0]
     return cut.rstrip(",;:-–") + "…"
+
+
+_BLOCK_TAG = re.compile(
+    r"</?(?:p|div|br|li|ul|ol|h[1-6]|tr|td|th|table|blockquote|section|article|figure|hr)\b[^>]*>",
+    re.IGNORECASE,
+)
+
+
+def plain_text(fragment: str) -> str:
+    """Text of an HTML fragment: script/style dropped, inline tags glued (`<b>x</b>.` is
+    `x.`, not `x .` as with html_to_text), block tags as spaces."""
+    if "<" not in fragment:
+        return html_to_text(fragment)
+    spaced = _BLOCK_TAG.sub(" ", fragment)
+    text: str = nh3.clean(spaced, tags=set(), clean_content_tags={"script", "style"})
+    return collapse(html.unescape(text))

@@ -12,6 +12,7 @@ import html
 import itertools
 import multiprocessing
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -86,11 +87,17 @@ def _feed_title(site: Site, title: str) -> str:
     return site.title if title == site.title else f"{site.title}: {title}"
 
 
+_ARCHIVE_PAGE = re.compile(r"(?:^|/)archive/\d+\.xml$")
+
+
 def _generator(
     site: Site, entries: Sequence[Entry], feed_name: str, title: str,
     links: Sequence[tuple[str, str]] = (),
 ) -> FeedGenerator:  # fmt: skip
-    folder = feed_name.rpartition("/")[0].removesuffix("archive").rstrip("/")
+    # archive pages (`<folder>archive/<n>.xml`) share their feed's id (RFC 5005)
+    page = _ARCHIVE_PAGE.search(feed_name)
+    folder = feed_name[: page.start()] if page else feed_name.rpartition("/")[0]
+    folder = folder.rstrip("/")
     fg = FeedGenerator()
     fg.load_extension("dc", atom=False, rss=True)
     fg.id(site.url + (folder + "/" if folder else ""))  # RFC 5005: archive pages share it

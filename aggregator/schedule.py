@@ -245,10 +245,13 @@ class Scheduler:
         except asyncio.CancelledError:
             self._dirty = True  # the publish may never have started
             raise
-        except AggregatorError as e:
+        except Exception as e:  # expected (AggregatorError) or a bug: never stop publishing
             self._dirty = True
-            self.publish_error = str(e)
-            log.error("feeds not published (retrying in %.0fs): %s", PUBLISH_RETRY, e)
+            self.publish_error = str(e) or type(e).__name__
+            if isinstance(e, AggregatorError):
+                log.error("feeds not published (retrying in %.0fs): %s", PUBLISH_RETRY, e)
+            else:
+                log.exception("feeds not published (a bug; retrying in %.0fs)", PUBLISH_RETRY)
             asyncio.get_running_loop().call_later(PUBLISH_RETRY, self._changed.set)
             return False
         self.last_publish, self.publish_error, self.articles = self.clock(), None, count

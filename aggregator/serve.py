@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -63,8 +64,11 @@ Health = Callable[[], tuple[int, Mapping[str, Any]]]
 
 
 def content_type(name: str) -> str:
-    """MIME type (with charset for text) from the file name; feeds get their own types."""
-    lower = name.lower()
+    """MIME type (with charset for text) from the file name (or path: RFC 5005 archive pages
+    `archive/<n>.xml` are Atom); feeds get their own types."""
+    if re.search(r"(?:^|/)archive/\d+\.xml$", name):
+        return _BY_NAME["atom.xml"]
+    lower = os.path.basename(name).lower()
     if lower in _BY_NAME:
         return _BY_NAME[lower]
     if lower.endswith((".atom.xml", "-atom.xml", "_atom.xml")):
@@ -138,7 +142,7 @@ def load(path: str, st: os.stat_result) -> _File:
     """Read, hash and compress one file (off the event loop: it may be large)."""
     with open(path, "rb") as f:
         body = f.read()
-    mime = content_type(os.path.basename(path))
+    mime = content_type(path)
     digest = hashlib.blake2b(body, digest_size=12).hexdigest()
     gzipped = None
     if len(body) >= GZIP_MIN_BYTES and mime.startswith(_COMPRESSIBLE):
@@ -169,12 +173,14 @@ def resolve(root: Path, url_path: str) -> str | None:
 
 
 def _accepts_gzip(header: str) -> bool:
+    """An explicit `gzip` entry decides; otherwise `*` does (RFC 9110 12.5.3)."""
+    found: dict[str, float] = {}
     for item in header.split(","):
         name, _, params = item.strip().partition(";")
-        if name.strip().lower() in ("gzip", "*"):
-            q = params.strip().lower()
-            return not (q.startswith("q=") and _q(q[2:]) == 0.0)
-    return False
+        q = params.strip().lower()
+        found.setdefault(name.strip().lower(), _q(q[2:]) if q.startswith("q=") else 1.0)
+    quality = found.get("gzip", found.get("*", 0.0))
+    return quality > 0.0
 
 
 def _q(text: str) -> float:

@@ -26,7 +26,6 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import feedparser
-import nh3
 
 from aggregator.errors import ParseError
 from aggregator.model import Article, Rejection
@@ -35,7 +34,7 @@ from aggregator.normalize import (
     clean_link,
     collapse,
     fold,
-    html_to_text,
+    plain_text,
     sanitize_html,
     shorten,
 )
@@ -47,10 +46,6 @@ _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
 _COMMENT = re.compile(rb"<!--.*?-->", re.DOTALL)
 _FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")
 _XML_DECL_ENCODING = re.compile(r"""^(\s*<\?xml[^>]*?encoding\s*=\s*)["'][^"']*["']""")
-_BLOCK_TAG = re.compile(
-    r"</?(?:p|div|br|li|ul|ol|h[1-6]|tr|td|th|table|blockquote|section|article|figure|hr)\b[^>]*>",
-    re.IGNORECASE,
-)
 _JSON_FEED = "https://jsonfeed.org/version/1"
 _TAG = re.compile(r"<[A-Za-z/!?]")
 _HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
@@ -93,7 +88,7 @@ def parse_feed(
     if "json" in content_type.lower() or stripped.startswith("{"):
         items, ttl = _json_items(stripped, url, language)
     else:
-        _refuse_entities(data)
+        _refuse_entities(text.encode("utf-8", "replace"))  # as decoded: UTF-16 hides nothing
         items, ttl = _xml_items(text, url, language)
     articles: list[Article] = []
     rejected: list[Rejection] = []
@@ -162,16 +157,6 @@ def _text_of(value: object, kind: str) -> str:
     if any(t in kind for t in _HTML_TYPES) or _TAG.search(text):
         return plain_text(text)
     return collapse(text)
-
-
-def plain_text(fragment: str) -> str:
-    """Text of an HTML fragment: script/style dropped, inline tags glued (`<b>x</b>.` is
-    `x.`, not `x .` as with html_to_text), block tags as spaces."""
-    if "<" not in fragment:
-        return html_to_text(fragment)
-    spaced = _BLOCK_TAG.sub(" ", fragment)
-    text: str = nh3.clean(spaced, tags=set(), clean_content_tags={"script", "style"})
-    return collapse(html.unescape(text))
 
 
 def _from_feedparser(e: dict[str, Any], language: str) -> _Item:
@@ -293,7 +278,9 @@ def parse_time(raw: str | None, tz: tzinfo) -> datetime | None:
         except ParseError:
             return None
         return stamp.when if stamp else None
-    return in_utc_range(when if when.tzinfo else when.replace(tzinfo=tz))
+    if when.tzinfo is None:  # RFC 2822's "-0000": UTC, origin unknown; a missing zone: tz
+        when = when.replace(tzinfo=UTC if raw.endswith("-0000") else tz)
+    return in_utc_range(when)
 
 
 def _article(item: _Item, *, url: str, source: str, tz: tzinfo) -> Article:

@@ -29,6 +29,7 @@ from aggregator.normalize import (
     canonical_url,
     clean_link,
     collapse,
+    plain_text,
     sanitize_html,
     shorten,
 )
@@ -119,6 +120,10 @@ def _base(soup: BeautifulSoup, url: str) -> str:
     return (absolute_url(url, href) if isinstance(href, str) else None) or url
 
 
+def _text(value: str) -> str:
+    return plain_text(value) if "<" in value else value
+
+
 def parse_page(
     data: bytes, *, url: str, content_type: str = "", source: str, tz: tzinfo,
     language: str = "tr", selectors: tuple[tuple[str, str], ...] = (),
@@ -149,6 +154,10 @@ def parse_page(
         f.content_html = sanitize_html(article.decode_contents(), base)
     if f.published is None:
         raise ParseError(f"no publication date on the page ({seed_error or 'none found'})")
+    # titles, spots and bylines are text: RSS readers take a title as HTML, so markup from
+    # og:title or JSON-LD (unescaped by then) is stripped, not republished
+    f.title, f.summary = _text(f.title), _text(f.summary)
+    f.authors = tuple(_text(a) for a in f.authors)
     title = f.title or shorten(f.summary)
     if not title:
         raise ParseError("no title on the page")

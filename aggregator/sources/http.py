@@ -23,12 +23,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
 from aggregator import USER_AGENT
 from aggregator.errors import FetchError
+from aggregator.normalize import absolute_url
 
 T = TypeVar("T")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -313,9 +314,10 @@ class WebClient:
         for _ in range(self.settings.max_redirects + 1):
             async with client.stream("GET", current, headers=headers) as r:
                 if r.status_code in _REDIRECTS and "location" in r.headers:
-                    target = urljoin(current, r.headers["location"])
-                    if urlsplit(target).scheme not in ("http", "https"):
-                        raise FetchError(f"refused a redirect to a non-http(s) URL: {target}")
+                    location = r.headers["location"]
+                    target = absolute_url(current, location)
+                    if target is None:
+                        raise FetchError(f"refused a redirect to a non-http(s) URL: {location}")
                     current = target
                     continue
                 return await self._answer(r, current)

@@ -81,6 +81,9 @@ class _Parser:
         return await loop.run_in_executor(self._web.parse_pool(), job)
 
 
+HINT_CAP = 6 * 3600.0  # ttl / max-age stretch an interval to at most this (or `every`)
+
+
 def is_due(source: SourceConfig, state: SourceState, now: datetime) -> bool:
     """Due when `next_due` has come (within a tenth of the interval, for timer jitter)."""
     if state.next_due is None:
@@ -103,7 +106,9 @@ def succeeded(
 ) -> SourceState:  # fmt: skip
     """State after an answer: validators kept, failures cleared; the feed's ttl and the
     server's max-age are lower bounds on the interval."""
-    interval = max(source.every, r.max_age or 0.0, ttl or 0.0)
+    # the server's own lower bound, but a CDN's year-long max-age must not park a source
+    hint = min(max(r.max_age or 0.0, ttl or 0.0), max(source.every, HINT_CAP))
+    interval = max(source.every, hint)
     return replace(
         state,
         etag=r.etag if not r.not_modified else (r.etag or state.etag),
