@@ -180,3 +180,17 @@ def plain_text(fragment: str) -> str:
     spaced = _BLOCK_TAG.sub(" ", fragment)
     text: str = nh3.clean(spaced, tags=set(), clean_content_tags={"script", "style"})
     return collapse(html.unescape(text))
+
+
+def mostly_utf8(data: bytes) -> bool:
+    """Valid UTF-8 but for a few stray bytes: at most one bad byte per 20 good non-ASCII
+    characters (a Windows-1254 page decoded as UTF-8 has almost no good ones)."""
+    try:
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        pass
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    good = sum(1 for ch in text if ch > "\x7f") - bad
+    return bad * 20 <= good

@@ -53,7 +53,7 @@ class Store:
                 raise StoreError(f"{path}: no state yet (run `aggregator regenerate` first)")
             if lock:
                 lock_fd = _take_lock(path)
-            uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+            uri = path.absolute().as_uri() + ("?mode=ro" if readonly else "")
             conn = sqlite3.connect(
                 uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False
             )
@@ -139,7 +139,7 @@ class Store:
             yield
         except sqlite3.Error as e:
             hint = ""
-            if isinstance(e, sqlite3.DatabaseError) and not isinstance(e, sqlite3.OperationalError):
+            if getattr(e, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
                 hint = " (the file is damaged: restore it from a backup or move it away to rebuild)"
             raise StoreError(f"{self.path}: state store failed while {doing}: {e}{hint}") from e
 
@@ -153,10 +153,11 @@ class Store:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:  # SQLite may have rolled back already
+                    self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
 
     # -- staging: parsed records go straight into `revisions`, owner to be decided ---------
     def stage_begin(self) -> None:
@@ -318,11 +319,6 @@ class Store:
         with self._translate("reading articles"):
             rows = self._conn.execute(_ENTRY_SELECT + " LIMIT ?", (limit,)).fetchall()
         return [_entry(*r) for r in rows]
-
-    def entries(self) -> Iterator[Entry]:
-        with self._translate("reading articles"):
-            for row in self._conn.execute(_ENTRY_SELECT):
-                yield _entry(*row)
 
     def revisions(self, aid: str) -> list[Article]:
         with self._translate("reading revisions"):

@@ -22,7 +22,6 @@ _MONTHS = {
     "kasım": 11, "kas": 11, "kasim": 11,
     "aralık": 12, "ara": 12, "aralik": 12,
 }  # fmt: skip
-_WEEKDAYS = ("pazartesi", "salı", "çarşamba", "perşembe", "cuma", "cumartesi", "pazar")
 MONTH_NAMES = ("Ocak", "Şubat", "Mart", "Nisan", "Mayıs", "Haziran", "Temmuz",
                "Ağustos", "Eylül", "Ekim", "Kasım", "Aralık")  # fmt: skip
 WEEKDAY_NAMES = ("Pazartesi", "Salı", "Çarşamba", "Perşembe", "Cuma", "Cumartesi", "Pazar")
@@ -120,10 +119,6 @@ def turkish_long(value: datetime, tz: tzinfo) -> str:
         f"{local.day} {MONTH_NAMES[local.month - 1]} {local.year} "
         f"{WEEKDAY_NAMES[local.weekday()]} {local:%H:%M}"
     )
-
-
-def to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
 
 
 def in_utc_range(value: datetime) -> datetime | None:

@@ -128,3 +128,47 @@ def test_a_bug_exits_70_and_a_bad_url_in_config_names_the_key(tmp_path: Path, ca
                           check=False)  # fmt: skip
     assert done.returncode == EXIT_BUG, done.stderr
     assert "internal error" in done.stderr
+
+
+def test_a_closing_kaynak_line_does_not_eat_a_body_only_scrape() -> None:
+    from aggregator.sources.seedfile import parse_seed
+    from tests.conftest import DATA
+
+    data = (DATA / "layouts" / "tgrt_bodyonly.txt").read_bytes() + b"\n\nKaynak: AA\n"
+    a = parse_seed(data, origin="x", source="s", tz=ISTANBUL)
+    assert a.title == "Deprem bölgesinde yeniden yapılanma çalışmaları sürüyor"
+    assert a.content_html.count("<p>") == 3 and a.agency == "AA"
+
+
+def test_a_seed_cut_mid_character_stays_utf8() -> None:
+    from aggregator.sources.seedfile import parse_seed
+    from tests.conftest import SEED_DOC
+
+    a = parse_seed(SEED_DOC.read_bytes() + "ş".encode()[:1], origin="x", source="s", tz=ISTANBUL)
+    assert a.title.startswith("MİT Başkanı İbrahim Kalın")
+
+
+def test_a_seed_file_name_that_is_not_utf8_is_named_and_skipped(tmp_path: Path, capsys) -> None:
+    import os
+    import shutil
+
+    from tests.conftest import SEED_DOC
+
+    cfg = write_config(tmp_path)
+    shutil.copy(SEED_DOC, tmp_path / "seeds")
+    with open(os.path.join(os.fsencode(tmp_path / "seeds"), b"haber_\xfe.txt"), "wb") as f:
+        f.write(SEED_DOC.read_bytes())
+    assert main(["regenerate", "--config", str(cfg)]) == 1  # published, one input rejected
+    assert "not UTF-8" in capsys.readouterr().err
+    assert regen(cfg) == 1  # and again: the run goes on, nothing is stuck
+    parsed = feedparser.parse((tmp_path / "out" / "atom.xml").read_bytes())
+    assert len(parsed.entries) == 1
+
+
+def test_state_paths_with_uri_characters_open_the_right_file(tmp_path: Path) -> None:
+    from aggregator.store import Store
+
+    path = tmp_path / "haber%23ler" / "state?v2.sqlite3"
+    with Store.open(path):
+        pass
+    assert path.exists()

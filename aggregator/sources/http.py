@@ -29,7 +29,7 @@ import httpx
 
 from aggregator import USER_AGENT
 from aggregator.errors import FetchError
-from aggregator.normalize import absolute_url
+from aggregator.normalize import absolute_url, mostly_utf8
 
 T = TypeVar("T")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -155,28 +155,14 @@ def detect_encoding(data: bytes, content_type: str = "") -> str:
         codec = _codec(name)
         if codec is None or codec.startswith("utf-16"):
             continue
-        if codec == "utf-8" and _mostly_utf8(data):
+        if codec == "utf-8" and mostly_utf8(data):
             return codec  # a stray bad byte must not turn every Turkish letter into mojibake
         try:
             data.decode(codec)
         except UnicodeDecodeError:
             continue
         return codec
-    return "utf-8" if _mostly_utf8(data) else "cp1254"
-
-
-def _mostly_utf8(data: bytes) -> bool:
-    """Valid UTF-8 but for a few stray bytes: at most one bad byte per 20 good non-ASCII
-    characters (a Windows-1254 page decoded as UTF-8 has almost no good ones)."""
-    try:
-        data.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        pass
-    text = data.decode("utf-8", errors="replace")
-    bad = text.count("\ufffd")
-    good = sum(1 for ch in text if ch > "\x7f") - bad
-    return bad * 20 <= good
+    return "utf-8" if mostly_utf8(data) else "cp1254"
 
 
 def decode_body(data: bytes, content_type: str = "") -> str:

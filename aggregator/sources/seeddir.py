@@ -71,6 +71,12 @@ def scan(
     jobs: list[_Job] = []
     for key in seed_paths(folder):
         try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:  # a Windows-1254 name from an unzipped scrape, say
+            shown = os.fsencode(key).decode("utf-8", "replace")
+            yield FileOutcome(key=shown, reason="file name is not UTF-8; rename the file")
+            continue
+        try:
             st = os.stat(key)
         except OSError as e:
             yield FileOutcome(key=key, reason=f"cannot read: {e.strerror or e}")

@@ -14,7 +14,7 @@ from datetime import datetime, tzinfo
 
 from aggregator.errors import ParseError
 from aggregator.model import Article
-from aggregator.normalize import collapse, fold, shorten, turkish_upper, xml_safe
+from aggregator.normalize import collapse, fold, mostly_utf8, shorten, turkish_upper, xml_safe
 from aggregator.timeparse import Stamp, find_stamp
 
 _DATE_LINE = re.compile(r"^\s*date\s+(\d{4}-\d{2}-\d{2})(.*)$", re.DOTALL)
@@ -60,6 +60,7 @@ SECTIONS = frozenset(
 )
 _WORD_CHARS = re.compile(r"[A-Za-zÇĞİÖŞÜçğıöşüÂâÎîÛû]")
 _MAX_BYTES = 5 * 1024 * 1024
+_HEADER_LINES = 12  # content lines (noise aside) a meta block may follow: author, title...
 
 
 @dataclass(slots=True)
@@ -82,10 +83,9 @@ def decode(data: bytes) -> str:
             raise ParseError(f"broken UTF-16 text ({e.reason})") from None
     if b"\x00" in data[:8192]:
         raise ParseError("binary file (NUL bytes), not a text scrape")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1254", errors="replace")
+    if mostly_utf8(data):  # a stray byte (a scrape cut mid-character) must not turn
+        return data.decode("utf-8", errors="replace")  # every Turkish letter into mojibake
+    return data.decode("cp1254", errors="replace")
 
 
 def _lines(text: str) -> list[str]:
@@ -167,12 +167,17 @@ def _meta_span(lines: list[str], start: int) -> int:
 def _find_meta(lines: list[str]) -> int | None:
     """Index of the meta block: the first labelled line, else a lone date line near the top
     (`1 Ocak 2026 Perşembe 19:18`)."""
+    content = 0
     for i, line in enumerate(lines):
         if _LABEL.search(line):
             start = i
             if i > 0 and _BARE_LABEL.match(lines[i - 1]):
                 start = i - 1
             return start
+        if line and not _is_noise(line):
+            content += 1
+            if content > _HEADER_LINES:  # a closing "Kaynak: AA" under the body is no header
+                break
     seen = 0
     for i, line in enumerate(lines):
         if not line:
@@ -233,6 +238,9 @@ def parse_seed(
         end = _meta_span(rest_lines, meta_at)
         _read_meta(rest_lines[meta_at:end], tz, meta)
         head, body = rest_lines[:meta_at], rest_lines[end:]
+        if body_lead and meta.published is None and not meta.update_label_seen:
+            # body only: a dateless "Kaynak: AA" is the closing credit, not a header's end
+            head, body = [], rest_lines[:meta_at] + rest_lines[end:]
     else:
         head, body = [], rest_lines
     if scrape_day is None and meta.published is None and meta_at is None:
