@@ -12,7 +12,8 @@ class Article:
     """One revision of one article, as read from one input.
 
     `content_html` is already sanitized; `summary` and `title` are plain text.
-    `link` is the canonical URL or None (seed files have none).
+    `link` is the site's own URL for it (tracking parameters dropped) or None (seed files
+    have none); identity uses its canonical form (normalize.canonical_url).
     `date_only` marks records whose only date is a day (no clock time).
     """
 
