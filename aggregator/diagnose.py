@@ -74,8 +74,8 @@ def describe(article: Article, zone: ZoneInfo) -> str:
 def parse_files(
     files: Sequence[Path], *, as_json: bool, zone: str, url: str | None, quiet: bool
 ) -> int:
-    """Exit 0 if every file parsed, 1 if any was rejected (each named on stderr), 3 for a
-    bad --timezone."""
+    """Exit 0 if every file parsed, 1 if any was rejected (each named on stderr), 2 (usage)
+    for a bad --timezone."""
     try:
         tz = ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):

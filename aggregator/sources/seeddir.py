@@ -50,9 +50,11 @@ class _Job:
     known_digest: str | None
 
 
-def seed_paths(folder: Path) -> Iterator[str]:
-    """Every .txt file under `folder`, sorted, never following directory symlinks (no loops)."""
-    for root, dirs, files in os.walk(folder, followlinks=False):
+def seed_paths(folder: Path, errors: list[OSError] | None = None) -> Iterator[str]:
+    """Every .txt file under `folder`, sorted, never following directory symlinks (no loops).
+    Subfolders that cannot be listed are appended to `errors`."""
+    for root, dirs, files in os.walk(folder, onerror=errors.append if errors is not None else None,
+                                     followlinks=False):  # fmt: skip
         dirs.sort()
         for name in sorted(files):
             if name.endswith(".txt") and not name.startswith("."):
@@ -69,7 +71,8 @@ def scan(
 ) -> Iterator[FileOutcome]:
     """Outcomes for every seed file in `folder`, in path order."""
     jobs: list[_Job] = []
-    for key in seed_paths(folder):
+    unlisted: list[OSError] = []
+    for key in seed_paths(folder, unlisted):
         try:
             key.encode("utf-8")
         except UnicodeEncodeError:  # a Windows-1254 name from an unzipped scrape, say
@@ -89,6 +92,8 @@ def scan(
             yield FileOutcome(key=key, unchanged=True)
             continue
         jobs.append(_Job(key, st.st_size, st.st_mtime_ns, prev.digest if prev else None))
+    for err in unlisted:
+        yield FileOutcome(key=str(err.filename), reason=f"cannot list folder: {err.strerror}")
     settings = (source, timezone.key, language)
     chunks = [(settings, jobs[i : i + _CHUNK]) for i in range(0, len(jobs), _CHUNK)]
     workers = os.cpu_count() or 1
