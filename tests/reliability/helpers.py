@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -74,16 +75,23 @@ def regenerate(cfg: Path, *args: str, timeout: float = 120) -> subprocess.Comple
     )  # fmt: skip
 
 
-def read_feeds(out: Path) -> dict[str, str]:
-    """id -> title of the published feed; asserts Atom and RSS parse cleanly and agree."""
-    atom = feedparser.parse((out / "atom.xml").read_bytes())
-    rss = feedparser.parse((out / "rss.xml").read_bytes())
-    assert atom.bozo == 0, f"atom.xml: {atom.get('bozo_exception')}"
-    assert rss.bozo == 0, f"rss.xml: {rss.get('bozo_exception')}"
-    assert atom.version == "atom10" and rss.version == "rss20"
-    ids = {e.id: e.title for e in atom.entries}
-    assert ids == {e.id: e.title for e in rss.entries}
-    return ids
+def read_feeds(out: Path, *, agree: bool = True, settle: float = 5.0) -> dict[str, str]:
+    """id -> title of the published feed; asserts Atom and RSS parse cleanly and, with
+    `agree`, carry the same entries. Each file is replaced atomically, the pair is not: a
+    reader between the two writes of a publish sees two versions, so a disagreement is
+    retried for `settle` seconds (a publish in progress ends) before it fails."""
+    deadline = time.monotonic() + settle
+    while True:
+        atom = feedparser.parse((out / "atom.xml").read_bytes())
+        rss = feedparser.parse((out / "rss.xml").read_bytes())
+        assert atom.bozo == 0, f"atom.xml: {atom.get('bozo_exception')}"
+        assert rss.bozo == 0, f"rss.xml: {rss.get('bozo_exception')}"
+        assert atom.version == "atom10" and rss.version == "rss20"
+        ids = {e.id: e.title for e in atom.entries}
+        if not agree or ids == {e.id: e.title for e in rss.entries}:
+            return ids
+        assert time.monotonic() < deadline, "atom.xml and rss.xml disagree"
+        time.sleep(0.05)
 
 
 _MEASURE = """

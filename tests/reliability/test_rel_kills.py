@@ -58,7 +58,9 @@ class Site:
             self.torn += 1
             tmp.unlink()
         if (out / "atom.xml").exists():
-            read_feeds(out)  # parses, bozo 0, Atom and RSS agree
+            # parses, bozo 0; the pair may differ when the kill fell between the two writes
+            # (each file is atomic, the pair is not): the next run rewrites both
+            read_feeds(out, agree=False)
         db = self.root / "state" / "agg.sqlite3"
         if db.exists():
             with sqlite3.connect(db) as conn:
