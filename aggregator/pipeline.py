@@ -171,7 +171,11 @@ def run_once(
         batch.flush()
         log.debug("read and staged %d records in %.2fs", len(batch.candidates), _since(started))
         clusters = dedupe.cluster(batch.candidates)
-        counts = store.merge(clusters, now)
+        expired_before = (
+            now - timedelta(seconds=config.retention) if config.retention is not None else None
+        )
+        counts = store.merge(clusters, now, expired_before=expired_before,
+                             keep_newest=config.max_items)  # fmt: skip
         log.debug("merged %d articles in %.2fs", len(clusters), _since(started))
         for name, rows in batch.seed_files:
             store.remember_seed_files(name, rows, now)

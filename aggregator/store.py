@@ -182,15 +182,27 @@ class Store:
             )  # fmt: skip
 
     # -- merging clusters into articles -------------------------------------------------
-    def merge(self, clusters: Sequence[Sequence[Candidate]], now: datetime) -> MergeCounts:
+    def merge(
+        self,
+        clusters: Sequence[Sequence[Candidate]],
+        now: datetime,
+        *,
+        expired_before: datetime | None = None,
+        keep_newest: int = 0,
+    ) -> MergeCounts:
         """Fold each cluster into its stored article (or a new one). Never goes backwards:
         a revision older than the stored winner only adds history. The winning record lives
-        in `revisions`; `articles.content_hash` points at it."""
+        in `revisions`; `articles.content_hash` points at it. A new article that retention
+        would remove at once (published before `expired_before` and not among the newest
+        `keep_newest`) is not added: a feed still serving it must not bring it back each run."""
         counts = MergeCounts()
         seen = utc_text(now)
         with self.transaction():
             existing = self._existing_ids(clusters)
-            fresh = [g for i, g in enumerate(clusters) if i not in existing]
+            fresh = [
+                g for i, g in enumerate(clusters)
+                if i not in existing and not self._expired(g, expired_before, keep_newest)
+            ]  # fmt: skip
             self._insert_new(fresh, seen)
             counts.new = len(fresh)
             for i, aid in existing.items():
@@ -200,6 +212,19 @@ class Store:
             if counts.new or counts.updated:
                 self._mark_publish_pending()
         return counts
+
+    def _expired(
+        self, group: Sequence[Candidate], before: datetime | None, keep_newest: int
+    ) -> bool:
+        if before is None:
+            return False
+        earliest = utc_text(min(c.published for c in group))
+        if earliest >= utc_text(before):
+            return False
+        row = self._conn.execute(
+            "SELECT COUNT(*) FROM articles WHERE published > ?", (earliest,)
+        ).fetchone()
+        return int(row[0]) >= keep_newest
 
     def _insert_new(self, clusters: Sequence[Sequence[Candidate]], seen: str) -> None:
         """Articles no stored key points to: plain batched inserts (the cold-start path)."""

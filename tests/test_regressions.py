@@ -172,3 +172,25 @@ def test_state_paths_with_uri_characters_open_the_right_file(tmp_path: Path) -> 
     with Store.open(path):
         pass
     assert path.exists()
+
+
+def test_an_expired_item_a_source_keeps_serving_does_not_come_back(tmp_path: Path) -> None:
+    from tests.seedmaker import tgrt_seed
+
+    cfg = write_config(tmp_path, max_items=1)
+    cfg.write_text(cfg.read_text().replace("retention: never", "retention: 30d"))
+    old = datetime(2020, 1, 1, 12, tzinfo=ISTANBUL)
+    for i, day in enumerate((old, T0)):
+        (tmp_path / "seeds" / f"{i}.txt").write_text(
+            tgrt_seed(title=f"Eski yeni haber {i} başlığı", spot=f"Spot {i}.", giris=day),
+            encoding="utf-8",
+        )
+    assert regen(cfg) == 0
+    (tmp_path / "seeds" / "0.txt").write_text(  # the old one changes: it is read again
+        tgrt_seed(title="Eski yeni haber 0 başlığı", spot="Spot 0, düzeltildi.", giris=old),
+        encoding="utf-8",
+    )
+    done = subprocess.run([sys.executable, "-m", "aggregator", "regenerate", "--config",
+                           str(cfg)], capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "0 new" in done.stdout and "wrote 0 files" in done.stdout
