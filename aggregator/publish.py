@@ -165,6 +165,21 @@ def atom_bytes(site: Site, entries: Sequence[Entry], name: str = "atom.xml",
         data.replace(b"</feed>", b"  <fh:archive/>\n</feed>"))  # fmt: skip
 
 
+def atom_and_rss_bytes(
+    site: Site, entries: Sequence[Entry], folder: str, title: str,
+    links: Sequence[tuple[str, str]] = (),
+) -> tuple[bytes, bytes]:  # fmt: skip
+    """Both formats of one feed from one FeedGenerator (building it is most of the cost);
+    the same bytes as atom_bytes and rss_bytes."""
+    fg = _generator(site, entries, folder + "atom.xml", title or site.title, links)
+    atom: bytes = fg.atom_str(pretty=True)
+    fg.link([{"href": site.url + folder + "rss.xml", "rel": "self"},
+             {"href": site.url, "rel": "alternate", "type": "text/html"}],
+            replace=True)  # fmt: skip
+    rss: bytes = fg.rss_str(pretty=True)
+    return _styled(atom, folder + "atom.xml"), _styled(rss, folder + "rss.xml")
+
+
 def rss_bytes(site: Site, entries: Sequence[Entry], name: str = "rss.xml",
               title: str = "") -> bytes:  # fmt: skip
     data: bytes = _generator(site, entries, name, title or site.title).rss_str(pretty=True)
@@ -245,8 +260,8 @@ def render_feed(site: Site, feed: FeedSet) -> list[tuple[str, bytes]]:
         out.append((name, atom_bytes(site, page, name, feed.title, nav, archive=True)))
     if count:
         links.append(("prev-archive", f"{site.url}{f}archive/{count}.xml"))
-    out.append((f + "atom.xml", atom_bytes(site, feed.entries, f + "atom.xml", feed.title, links)))
-    out.append((f + "rss.xml", rss_bytes(site, feed.entries, f + "rss.xml", feed.title)))
+    atom, rss = atom_and_rss_bytes(site, feed.entries, f, feed.title, links)
+    out += [(f + "atom.xml", atom), (f + "rss.xml", rss)]
     out.append((f + "feed.json", json_feed_bytes(site, feed.entries, f + "feed.json", feed.title)))
     return out
 
