@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,13 +216,20 @@ def _build(path: Path, data: dict[str, Any]) -> Config:
     )
 
 
-def _feed(raw: object, prefix: str, source_names: set[str]) -> FeedConfig:
+def _named(raw: object, prefix: str, allowed: Sequence[str], expected: str) -> dict[str, Any]:
+    """A list item of sources: or feeds: as a mapping with known keys and a valid name."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{prefix[:-1]}: expected a mapping with name and a filter")
-    _unknown(raw, set(FEED_KEYS), prefix)
+        raise ConfigError(f"{prefix[:-1]}: expected a mapping with {expected}")
+    _unknown(raw, set(allowed), prefix)
     name = _take(raw, "name", prefix, str)
     if not _NAME.match(name):
         raise ConfigError(f"{prefix}name: use letters, digits, '-', '_' or '.', got {name!r}")
+    return raw
+
+
+def _feed(raw: object, prefix: str, source_names: set[str]) -> FeedConfig:
+    raw = _named(raw, prefix, FEED_KEYS, "name and a filter")
+    name = raw["name"]
 
     def strings(key: str) -> tuple[str, ...]:
         value = _take(raw, key, prefix, (list, str), [])
@@ -255,12 +263,8 @@ def _http_url(url: str, key: str) -> None:
 
 
 def _source(raw: object, prefix: str, base: Path) -> SourceConfig:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{prefix[:-1]}: expected a mapping with name, type and path or url")
-    _unknown(raw, set(SOURCE_KEYS), prefix)
-    name = _take(raw, "name", prefix, str)
-    if not _NAME.match(name):
-        raise ConfigError(f"{prefix}name: use letters, digits, '-', '_' or '.', got {name!r}")
+    raw = _named(raw, prefix, SOURCE_KEYS, "name, type and path or url")
+    name = raw["name"]
     kind = _take(raw, "type", prefix, str)
     if kind not in SOURCE_TYPES:
         raise ConfigError(f"{prefix}type: expected one of {', '.join(SOURCE_TYPES)}, got {kind!r}")
