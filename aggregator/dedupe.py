@@ -23,10 +23,11 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 
 from aggregator.model import Article
 from aggregator.normalize import canonical_url, fold, html_to_text
+from aggregator.records import utc_text
 
 ID_SCHEME = "v1"
 ID_NAMESPACE = uuid.UUID("0b6f3c1e-5a0d-5f2b-9d0e-616767726567")
@@ -39,8 +40,8 @@ class Candidate:
 
     ref: int
     keys: tuple[str, ...]
-    updated: datetime
-    published: datetime
+    updated: str  # fixed-width UTC text (records.utc_text): string order is time order,
+    published: str  # and it is the form the store keeps, computed once in the worker
     content_hash: str
     source: str = ""
     origin: str = ""
@@ -48,8 +49,15 @@ class Candidate:
     has_link: bool = False
 
     @property
-    def rank(self) -> tuple[datetime, bool, str]:
+    def rank(self) -> tuple[str, bool, str]:
         return (self.updated, self.has_link, self.content_hash)
+
+    def __reduce__(self) -> tuple[type[Candidate], tuple[object, ...]]:
+        # positional: a frozen slots dataclass otherwise pickles through dataclasses.fields()
+        # on every object, the costliest part of handing 100k candidates back from workers
+        return (Candidate, (self.ref, self.keys, self.updated, self.published,
+                            self.content_hash, self.source, self.origin, self.categories,
+                            self.has_link))  # fmt: skip
 
 
 def lead_text(article: Article) -> str:
@@ -90,8 +98,8 @@ def candidate(ref: int, article: Article) -> Candidate:
     return Candidate(
         ref=ref,
         keys=match_keys(article),
-        updated=article.updated,
-        published=article.published,
+        updated=utc_text(article.updated),
+        published=utc_text(article.published),
         content_hash=article.content_hash(),
         source=article.source,
         origin=article.origin,

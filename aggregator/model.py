@@ -118,6 +118,9 @@ class SeedFileState:
     mtime_ns: int
     digest: str
 
+    def __reduce__(self) -> tuple[type[SeedFileState], tuple[int, int, str]]:
+        return (SeedFileState, (self.size, self.mtime_ns, self.digest))  # cheap to pickle
+
 
 @dataclass(frozen=True, slots=True)
 class SourceState:

@@ -1,15 +1,17 @@
-"""The stored form of a record: JSON (orjson, exact stdlib where orjson would round), zlib'd.
-Also the fixed-width UTC text the store keeps times in. Pure."""
+"""The stored form of a record: JSON (orjson, exact stdlib where orjson would round),
+zstd-compressed. Also the fixed-width UTC text the store keeps times in. Pure."""
 
 from __future__ import annotations
 
 import json
+import threading
 import zlib
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import zstandard
 
 from aggregator.model import Article
 
@@ -50,13 +52,29 @@ def _minutes(value: datetime) -> bool:
     return offset is None or not offset.seconds % 60
 
 
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_codecs = threading.local()  # a zstd (de)compressor is not safe to share between threads
+
+
 def pack_record(article: Article) -> bytes:
-    """Stored form of a record: zlib'd JSON (Turkish news text shrinks about 3x)."""
-    return zlib.compress(record_bytes(article), 1)
+    """Stored form of a record: zstd level 1 (Turkish news JSON shrinks about 2.9x, like
+    zlib, at a third of zlib's cost: this runs once per parsed input)."""
+    compressor = getattr(_codecs, "compressor", None)
+    if compressor is None:
+        compressor = _codecs.compressor = zstandard.ZstdCompressor(level=1)
+    return compressor.compress(record_bytes(article))
 
 
 def unpack_record(blob: bytes | str) -> bytes | str:
-    return blob if isinstance(blob, str) else zlib.decompress(blob)
+    """Reads every stored form: zstd, zlib (stores written by earlier versions), plain text."""
+    if isinstance(blob, str):
+        return blob
+    if blob[:4] != _ZSTD_MAGIC:
+        return zlib.decompress(blob)
+    decompressor = getattr(_codecs, "decompressor", None)
+    if decompressor is None:
+        decompressor = _codecs.decompressor = zstandard.ZstdDecompressor()
+    return decompressor.decompress(blob)
 
 
 def article_from_json(text: str | bytes) -> Article:

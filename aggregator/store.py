@@ -99,6 +99,7 @@ class Store:
             if not readonly:  # only now: switching to WAL rewrites a foreign file's header
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn.execute("PRAGMA cache_size=-65536")
             if version < SCHEMA_VERSION:
                 if readonly:
                     raise StoreError(f"{self.path}: state needs migrating; run regenerate once")
@@ -175,7 +176,7 @@ class Store:
                 "INSERT INTO revisions (id, article_id, content_hash, updated, origin, record,"
                 " seen) VALUES (?, NULL, ?, ?, ?, ?, ?)",
                 (
-                    (self._stage_base + c.ref, c.content_hash, utc_text(c.updated), c.origin,
+                    (self._stage_base + c.ref, c.content_hash, c.updated, c.origin,
                      record, seen)
                     for c, record in rows
                 ),
@@ -218,7 +219,7 @@ class Store:
     ) -> bool:
         if before is None:
             return False
-        earliest = utc_text(min(c.published for c in group))
+        earliest = min(c.published for c in group)
         if earliest >= utc_text(before):
             return False
         row = self._conn.execute(
@@ -233,7 +234,7 @@ class Store:
             "INSERT INTO articles (id, published, updated, has_link, content_hash, source,"
             " first_seen, last_changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                (aid, utc_text(min(c.published for c in g)), utc_text(best.updated),
+                (aid, min(c.published for c in g), best.updated,
                  int(best.has_link), best.content_hash, best.source, seen, seen)
                 for aid, g in zip(ids, clusters, strict=True)
                 for best in (winner(g),)
@@ -302,18 +303,18 @@ class Store:
         self, group: Sequence[Candidate], aid: str, seen: str, counts: MergeCounts
     ) -> None:
         best = winner(group)
-        earliest = utc_text(min(c.published for c in group))
+        earliest = min(c.published for c in group)
         stored_published, *stored_rank = self._conn.execute(
             "SELECT published, updated, has_link, content_hash FROM articles WHERE id = ?", (aid,)
         ).fetchone()
-        newer = (utc_text(best.updated), int(best.has_link), best.content_hash) > tuple(stored_rank)
+        newer = (best.updated, int(best.has_link), best.content_hash) > tuple(stored_rank)
         earlier = earliest < stored_published
         if newer:
             self._conn.execute(
                 "UPDATE articles SET updated = ?, has_link = ?, content_hash = ?, source = ?,"
                 " last_changed = ? WHERE id = ?",
                 (
-                    utc_text(best.updated),
+                    best.updated,
                     int(best.has_link),
                     best.content_hash,
                     best.source,

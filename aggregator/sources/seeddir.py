@@ -41,6 +41,10 @@ class FileOutcome:
     unchanged: bool = False
     reason: str | None = None
 
+    def __reduce__(self) -> tuple[type[FileOutcome], tuple[object, ...]]:
+        return (FileOutcome, (self.key, self.state, self.record, self.candidate, self.warnings,
+                              self.unchanged, self.reason))  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class _Job:
@@ -126,14 +130,15 @@ def _read_one(job: _Job, source: str, tz: ZoneInfo, language: str) -> FileOutcom
             raise ParseError(f"file is {job.size} bytes, over the {MAX_SEED_BYTES}-byte limit")
         # O_NONBLOCK: a file swapped for a FIFO since the stat must not hang the run
         fd = os.open(job.key, os.O_RDONLY | os.O_NONBLOCK)
-        with open(fd, "rb") as f:
+        try:  # plain os.read: a file object per seed costs more than the read itself
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise ParseError("not a regular file")
-            # read(n) allocates n bytes up front: ask for the file's size, not the limit
-            data = f.read(min(st.st_size, MAX_SEED_BYTES) + 1)
+            data = _read_upto(fd, min(st.st_size, MAX_SEED_BYTES) + 1)
             if len(data) > st.st_size:  # it grew since the stat: read on, up to the limit
-                data += f.read(MAX_SEED_BYTES + 1 - len(data))
+                data += _read_upto(fd, MAX_SEED_BYTES + 1 - len(data))
+        finally:
+            os.close(fd)
         if len(data) > MAX_SEED_BYTES:
             raise ParseError(f"file grew past the {MAX_SEED_BYTES}-byte limit while read")
     except OSError as e:
@@ -155,3 +160,13 @@ def _read_one(job: _Job, source: str, tz: ZoneInfo, language: str) -> FileOutcom
         candidate=dedupe.candidate(-1, article),
         warnings=article.warnings,
     )
+
+
+def _read_upto(fd: int, limit: int) -> bytes:
+    """Up to `limit` bytes (fewer only at end of file; os.read alone may stop short)."""
+    parts = [os.read(fd, limit)]
+    got = len(parts[0])
+    while parts[-1] and got < limit:
+        parts.append(os.read(fd, limit - got))
+        got += len(parts[-1])
+    return b"".join(parts) if len(parts) > 1 else parts[0]
