@@ -31,6 +31,7 @@ from aggregator.records import utc_text
 
 ID_SCHEME = "v1"
 ID_NAMESPACE = uuid.UUID("0b6f3c1e-5a0d-5f2b-9d0e-616767726567")
+_NAMESPACE_BYTES = ID_NAMESPACE.bytes
 _MIN_WORDS = 3
 
 
@@ -109,10 +110,19 @@ def candidate(ref: int, article: Article) -> Candidate:
 
 
 def article_id(identity_key: str) -> str:
-    return "urn:uuid:" + str(uuid.uuid5(ID_NAMESPACE, f"{ID_SCHEME}|{identity_key}"))
+    """uuid5(ID_NAMESPACE, "v1|" + key), spelled out: uuid.uuid5 costs 3x as much, and a
+    cold run names every article."""
+    name = f"{ID_SCHEME}|{identity_key}".encode()
+    raw = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"urn:uuid:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def identity_key(cluster: Sequence[Candidate]) -> str:
+    if len(cluster) == 1:
+        return cluster[0].keys[0]
     earliest = min(cluster, key=lambda c: (c.updated, c.published, c.keys[0]))
     return earliest.keys[0]
 

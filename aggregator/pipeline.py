@@ -33,8 +33,6 @@ class _Batch:
     candidates: list[dedupe.Candidate] = field(default_factory=list)
     now: datetime | None = None
     pending: list[tuple[dedupe.Candidate, bytes]] = field(default_factory=list)
-    # saved only after the merge commits: a crash in between must not mark inputs as seen
-    seed_files: list[tuple[str, list[tuple[str, SeedFileState]]]] = field(default_factory=list)
     states: list[SourceState] = field(default_factory=list)
 
     def add(self, article: Article) -> None:
@@ -101,6 +99,11 @@ def read_seeds(
             continue
         if outcome.state is not None:
             remember.append((outcome.key, outcome.state))
+            if len(remember) >= _STAGE_BATCH:
+                # the run's one transaction: a crash before the merge commits forgets these
+                # too, so no input is ever marked seen without its record merged
+                store.remember_seed_files(source.name, remember, now)
+                remember.clear()
         if outcome.unchanged:
             unchanged += 1
             continue
@@ -110,7 +113,7 @@ def read_seeds(
         batch.add_staged(outcome.candidate, outcome.record)
         read += 1
     batch.flush()
-    batch.seed_files.append((source.name, remember))
+    store.remember_seed_files(source.name, remember, now)
     return SourceReport(name=source.name, read=read, unchanged=unchanged, rejected=tuple(rejected))
 
 
@@ -177,8 +180,6 @@ def run_once(
         counts = store.merge(clusters, now, expired_before=expired_before,
                              keep_newest=config.max_items)  # fmt: skip
         log.debug("merged %d articles in %.2fs", len(clusters), _since(started))
-        for name, rows in batch.seed_files:
-            store.remember_seed_files(name, rows, now)
         for state in batch.states:
             store.save_source_state(state)
     written: list[str] = []

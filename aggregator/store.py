@@ -230,14 +230,14 @@ class Store:
     def _insert_new(self, clusters: Sequence[Sequence[Candidate]], seen: str) -> None:
         """Articles no stored key points to: plain batched inserts (the cold-start path)."""
         ids = [article_id(identity_key(g)) for g in clusters]
+        bests = [g[0] if len(g) == 1 else winner(g) for g in clusters]
         self._conn.executemany(
             "INSERT INTO articles (id, published, updated, has_link, content_hash, source,"
             " first_seen, last_changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                (aid, min(c.published for c in g), best.updated,
-                 int(best.has_link), best.content_hash, best.source, seen, seen)
-                for aid, g in zip(ids, clusters, strict=True)
-                for best in (winner(g),)
+                (aid, best.published if len(g) == 1 else min(c.published for c in g),
+                 best.updated, int(best.has_link), best.content_hash, best.source, seen, seen)
+                for aid, g, best in zip(ids, clusters, bests, strict=True)
             ),
         )  # fmt: skip
         self._conn.executemany(
@@ -248,7 +248,7 @@ class Store:
         )  # fmt: skip
         pairs = ((aid, c) for aid, g in zip(ids, clusters, strict=True) for c in g)
         self._insert_revisions(pairs, seen)
-        self._set_categories([(aid, winner(g)) for aid, g in zip(ids, clusters, strict=True)])
+        self._set_categories(list(zip(ids, bests, strict=True)))
         for aid, g in zip(ids, clusters, strict=True):
             if len(g) > KEEP_REVISIONS:
                 self._prune(aid)

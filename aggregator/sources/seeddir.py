@@ -73,49 +73,80 @@ def scan(
     timezone: ZoneInfo,
     language: str,
 ) -> Iterator[FileOutcome]:
-    """Outcomes for every seed file in `folder`, in path order."""
-    jobs: list[_Job] = []
-    unlisted: list[OSError] = []
-    for key in seed_paths(folder, unlisted):
-        try:
-            key.encode("utf-8")
-        except UnicodeEncodeError:  # a Windows-1254 name from an unzipped scrape, say
-            shown = os.fsencode(key).decode("utf-8", "replace")
-            yield FileOutcome(key=shown, reason="file name is not UTF-8; rename the file")
-            continue
-        try:
-            st = os.stat(key)
-        except OSError as e:
-            yield FileOutcome(key=key, reason=f"cannot read: {e.strerror or e}")
-            continue
-        if not stat.S_ISREG(st.st_mode):  # a FIFO would block open() forever
-            yield FileOutcome(key=key, reason="not a regular file")
-            continue
-        prev = known.get(key)
-        if prev and prev.size == st.st_size and prev.mtime_ns == st.st_mtime_ns:
-            yield FileOutcome(key=key, unchanged=True)
-            continue
-        jobs.append(_Job(key, st.st_size, st.st_mtime_ns, prev.digest if prev else None))
-    for err in unlisted:
-        yield FileOutcome(key=str(err.filename), reason=f"cannot list folder: {err.strerror}")
+    """Outcomes for every seed file in `folder`, in path order (parsed ones may come
+    later than their neighbours: they wait for their chunk)."""
     settings = (source, timezone.key, language)
-    chunks = [(settings, jobs[i : i + _CHUNK]) for i in range(0, len(jobs), _CHUNK)]
-    workers = os.cpu_count() or 1
-    if len(jobs) < POOL_THRESHOLD or workers < 2:
-        for chunk in chunks:
-            yield from _read_chunk(chunk)
-        return
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        # a bounded window of chunks in flight: parsed records never pile up in memory
-        # faster than the caller stages them
-        window: deque[Future[list[FileOutcome]]] = deque()
-        for chunk in chunks:
-            window.append(pool.submit(_read_chunk, chunk))
-            if len(window) >= 3 * workers:
-                yield from window.popleft().result()
-        while window:
-            yield from window.popleft().result()
+    jobs: list[_Job] = []
+    chunker = _Chunker(settings)
+    try:
+        unlisted: list[OSError] = []
+        for key in seed_paths(folder, unlisted):
+            try:
+                key.encode("utf-8")
+            except UnicodeEncodeError:  # a Windows-1254 name from an unzipped scrape, say
+                shown = os.fsencode(key).decode("utf-8", "replace")
+                yield FileOutcome(key=shown, reason="file name is not UTF-8; rename the file")
+                continue
+            try:
+                st = os.stat(key)
+            except OSError as e:
+                yield FileOutcome(key=key, reason=f"cannot read: {e.strerror or e}")
+                continue
+            if not stat.S_ISREG(st.st_mode):  # a FIFO would block open() forever
+                yield FileOutcome(key=key, reason="not a regular file")
+                continue
+            prev = known.get(key)
+            if prev and prev.size == st.st_size and prev.mtime_ns == st.st_mtime_ns:
+                yield FileOutcome(key=key, unchanged=True)
+                continue
+            jobs.append(_Job(key, st.st_size, st.st_mtime_ns, prev.digest if prev else None))
+            if len(jobs) >= _CHUNK:  # parse while the walk goes on
+                yield from chunker.submit(jobs)
+                jobs = []
+        for err in unlisted:
+            yield FileOutcome(key=str(err.filename), reason=f"cannot list folder: {err.strerror}")
+        yield from chunker.submit(jobs)
+        yield from chunker.drain()
+    finally:  # also when the caller stops early: no worker outlives the scan
+        chunker.close()
+
+
+class _Chunker:
+    """Runs chunks of jobs in this process until there are POOL_THRESHOLD of them, then in
+    worker processes, with a bounded window in flight: parsed records never pile up in
+    memory faster than the caller stages them."""
+
+    def __init__(self, settings: tuple[str, str, str]) -> None:
+        self._settings = settings
+        self._held: list[_Job] = []
+        self._pool: ProcessPoolExecutor | None = None
+        self._window: deque[Future[list[FileOutcome]]] = deque()
+        self._workers = os.cpu_count() or 1
+
+    def submit(self, jobs: list[_Job]) -> Iterator[FileOutcome]:
+        if self._pool is None:
+            self._held += jobs
+            if len(self._held) < POOL_THRESHOLD or self._workers < 2:
+                return
+            context = multiprocessing.get_context("forkserver")
+            self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
+            jobs, self._held = self._held, []
+        for i in range(0, len(jobs), _CHUNK):
+            self._window.append(self._pool.submit(_read_chunk, (self._settings,
+                                                                jobs[i : i + _CHUNK])))  # fmt: skip
+            if len(self._window) >= 3 * self._workers:
+                yield from self._window.popleft().result()
+
+    def drain(self) -> Iterator[FileOutcome]:
+        for i in range(0, len(self._held), _CHUNK):  # too few for a pool
+            yield from _read_chunk((self._settings, self._held[i : i + _CHUNK]))
+        self._held = []
+        while self._window:
+            yield from self._window.popleft().result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
 
 
 def _read_chunk(chunk: tuple[tuple[str, str, str], list[_Job]]) -> list[FileOutcome]:
