@@ -12,7 +12,7 @@ import nh3
 # Characters XML 1.0 forbids (C0 controls but tab/newline/CR, surrogates, U+FFFE/U+FFFF).
 _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _SPACES = re.compile(r"\s+")
-_NON_WORD = re.compile(r"[\W_]+")
+_WORD_RUN = re.compile(r"[^\W_]+")  # str.isalnum() characters, as re's \w less "_"
 _LEADING_LABEL = re.compile(
     r"^\s*(?:(?:son\s*dakika|flaş|flas|güncelleme|guncelleme|sıcak\s*gelişme|özel\s*haber"
     r"|canlı|video|breaking)\s*[:|!\-–—]+|(?:son\s*dakika|flaş)\s)\s*",
@@ -50,7 +50,14 @@ def fold(text: str) -> str:
     t = turkish_lower(t)
     while (m := _LEADING_LABEL.match(t)) and m.end():
         t = t[m.end() :]
-    return _NON_WORD.sub(" ", t).strip()
+    # re.sub(r"[\W_]+", " ", t).strip(), twice as fast: most words need no regex
+    words: list[str] = []
+    for word in t.split():
+        if word.isalnum():
+            words.append(word)
+        else:
+            words += _WORD_RUN.findall(word)
+    return " ".join(words)
 
 
 def canonical_url(url: str) -> str:

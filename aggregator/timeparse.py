@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
@@ -50,6 +51,7 @@ def _month(word: str) -> int | None:
     return _MONTHS.get(w)
 
 
+@functools.lru_cache(maxsize=4096)  # a folder's pages share scrape days and GİRİŞ minutes
 def find_stamp(text: str, tz: tzinfo) -> Stamp | None:
     """The first date (with its time, if one follows) in `text`, in zone `tz`.
 

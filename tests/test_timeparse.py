@@ -114,3 +114,20 @@ def test_slugs() -> None:
     assert slugify("Gündem") == "gundem"
     assert slugify("Dünya") == "dunya"
     assert slugify("İŞ DÜNYASI") == "is-dunyasi"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=60))
+def test_fold_keeps_the_word_rule_stored_match_keys_were_made_with(text: str) -> None:
+    """Match keys in existing stores hash fold()'s output: a faster fold must not change
+    it. The rule: every run of non-word characters (re's \\W and "_") is one space."""
+    import re
+    import unicodedata
+
+    from aggregator.normalize import _LEADING_LABEL
+
+    t = unicodedata.normalize("NFKC", text)
+    t = turkish_lower(t)
+    while (m := _LEADING_LABEL.match(t)) and m.end():
+        t = t[m.end() :]
+    assert fold(text) == re.sub(r"[\W_]+", " ", t).strip()

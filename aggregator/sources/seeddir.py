@@ -53,6 +53,9 @@ class _Job:
     mtime_ns: int
     known_digest: str | None
 
+    def __reduce__(self) -> tuple[type[_Job], tuple[str, int, int, str | None]]:
+        return (_Job, (self.key, self.size, self.mtime_ns, self.known_digest))  # cheap pickle
+
 
 def seed_paths(folder: Path, errors: list[OSError] | None = None) -> Iterator[str]:
     """Every .txt file under `folder`, sorted, never following directory symlinks (no loops).

@@ -60,6 +60,7 @@ SECTIONS = frozenset(
 )
 _WORD_CHARS = re.compile(r"[A-Za-zÇĞİÖŞÜçğıöşüÂâÎîÛû]")
 _MAX_BYTES = 5 * 1024 * 1024
+_C0_FORBIDDEN = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
 _HEADER_LINES = 12  # content lines (noise aside) a meta block may follow: author, title...
 
 
@@ -73,23 +74,34 @@ class _Meta:
 
 
 def decode(data: bytes) -> str:
-    """Bytes -> text: UTF-8 (BOM or not), UTF-16 with BOM, else Windows-1254 (Turkish)."""
+    """Bytes -> XML-safe text: UTF-8 (BOM or not), UTF-16 with BOM, else Windows-1254."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return data.decode("utf-16")
+            return xml_safe(data.decode("utf-16"))
         except UnicodeDecodeError as e:
             raise ParseError(f"broken UTF-16 text ({e.reason})") from None
     if b"\x00" in data[:8192]:
         raise ParseError("binary file (NUL bytes), not a text scrape")
     if mostly_utf8(data):  # a stray byte (a scrape cut mid-character) must not turn
-        return data.decode("utf-8", errors="replace")  # every Turkish letter into mojibake
-    return data.decode("cp1254", errors="replace")
+        text = data.decode("utf-8", errors="replace")  # every Turkish letter into mojibake
+    else:
+        text = data.decode("cp1254", errors="replace")
+    # These two decoders yield an XML-forbidden character only from a C0 control byte or
+    # U+FFFE/U+FFFF's UTF-8 bytes: looking at the bytes is 4x cheaper than at the text.
+    if (
+        len(data.translate(None, _C0_FORBIDDEN)) != len(data)
+        or b"\xef\xbf\xbe" in data
+        or b"\xef\xbf\xbf" in data
+    ):
+        text = xml_safe(text)
+    return text
 
 
 def _lines(text: str) -> list[str]:
-    text = xml_safe(text.replace("\r\n", "\n").replace("\r", "\n"))
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     return [
         " ".join(line.split()) if ("  " in line or "\t" in line or "\xa0" in line) else line.strip()
         for line in text.split("\n")
