@@ -68,9 +68,10 @@ def lead_text(article: Article) -> str:
     return html_to_text(first_p)
 
 
-def match_keys(article: Article) -> tuple[str, ...]:
+def match_keys(article: Article, published_utc: str | None = None) -> tuple[str, ...]:
     """The record's match keys, each `kind:` + a 96-bit hash of its text (small in memory
-    and in the store; only equality matters)."""
+    and in the store; only equality matters). `published_utc`: utc_text(published), when
+    the caller has it already."""
     keys: list[str] = []
     if article.link:
         keys.append(_key("u", canonical_url(article.link)))
@@ -81,7 +82,13 @@ def match_keys(article: Article) -> tuple[str, ...]:
         if len(title.split()) >= _MIN_WORDS:
             keys.append(_key("d", f"{article.published.date().isoformat()}\x1f{title}"))
     else:
-        minute = article.published.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+        utc = published_utc or utc_text(article.published)
+        # strftime's minute, which pads years < 1000 differently from isoformat
+        minute = (
+            utc[:16]
+            if utc[0] != "0"
+            else article.published.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+        )
         if len(title.split()) >= _MIN_WORDS:
             keys.append(_key("t", f"{minute}\x1f{title}"))
         if len(lead.split()) >= _MIN_WORDS:
@@ -96,11 +103,12 @@ def _key(kind: str, text: str) -> str:
 
 
 def candidate(ref: int, article: Article) -> Candidate:
+    published = utc_text(article.published)
     return Candidate(
         ref=ref,
-        keys=match_keys(article),
-        updated=utc_text(article.updated),
-        published=utc_text(article.published),
+        keys=match_keys(article, published),
+        updated=published if article.updated == article.published else utc_text(article.updated),
+        published=published,
         content_hash=article.content_hash(),
         source=article.source,
         origin=article.origin,

@@ -168,7 +168,8 @@ def _read_one(job: _Job, source: str, tz: ZoneInfo, language: str) -> FileOutcom
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise ParseError("not a regular file")
-            data = _read_upto(fd, min(st.st_size, MAX_SEED_BYTES) + 1)
+            # one read: a regular file returns fewer bytes than asked only at its end
+            data = os.read(fd, min(st.st_size, MAX_SEED_BYTES) + 1)
             if len(data) > st.st_size:  # it grew since the stat: read on, up to the limit
                 data += _read_upto(fd, MAX_SEED_BYTES + 1 - len(data))
         finally:

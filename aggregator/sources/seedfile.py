@@ -84,10 +84,13 @@ def decode(data: bytes) -> str:
             raise ParseError(f"broken UTF-16 text ({e.reason})") from None
     if b"\x00" in data[:8192]:
         raise ParseError("binary file (NUL bytes), not a text scrape")
-    if mostly_utf8(data):  # a stray byte (a scrape cut mid-character) must not turn
-        text = data.decode("utf-8", errors="replace")  # every Turkish letter into mojibake
-    else:
-        text = data.decode("cp1254", errors="replace")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        if mostly_utf8(data):  # a stray byte (a scrape cut mid-character) must not turn
+            text = data.decode("utf-8", errors="replace")  # every Turkish letter to mojibake
+        else:
+            text = data.decode("cp1254", errors="replace")
     # These two decoders yield an XML-forbidden character only from a C0 control byte or
     # U+FFFE/U+FFFF's UTF-8 bytes: looking at the bytes is 4x cheaper than at the text.
     if (
