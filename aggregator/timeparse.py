@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 
 from aggregator.errors import ParseError
 
@@ -58,36 +58,32 @@ def find_stamp(text: str, tz: tzinfo) -> Stamp | None:
     Returns None when the text holds no date; raises ParseError for an impossible one.
     """
     for m in _STAMP.finditer(text):
-        g = m.groupdict()
-        if g["iy"]:
-            y, mo, d = int(g["iy"]), int(g["im"]), int(g["id"])
-        elif g["y"]:
-            y, mo, d = int(g["y"]), int(g["m"]), int(g["d"])
+        iy, y_num, hour = m.group("iy", "y", "h")
+        if iy:
+            y, mo, d = int(iy), int(m.group("im")), int(m.group("id"))
+        elif y_num:
+            y, mo, d = int(y_num), int(m.group("m")), int(m.group("d"))
         else:
-            month = _month(g["tm"])
+            month = _month(m.group("tm"))
             if month is None:
                 continue  # "12 kişi 2026" is not a date
-            y, mo, d = int(g["ty"]), month, int(g["td"])
-        try:
-            day = date(y, mo, d)
+            y, mo, d = int(m.group("ty")), month, int(m.group("td"))
+        try:  # one constructor checks day and clock; which was wrong matters only then
+            if hour is None:
+                when = datetime(y, mo, d, tzinfo=tz)
+            else:
+                mi, sec = m.group("mi", "s")
+                when = datetime(y, mo, d, int(hour), int(mi), int(sec or 0), tzinfo=tz)
         except ValueError:
-            raise ParseError(f"impossible date {m.group(0).strip()!r}") from None
-        if g["h"] is None:
-            when = datetime.combine(day, time(0, 0), tz)
-        else:
             try:
-                clock = time(int(g["h"]), int(g["mi"]), int(g["s"] or 0))
+                date(y, mo, d)
             except ValueError:
-                raise ParseError(f"impossible time {m.group(0).strip()!r}") from None
-            when = _localize(datetime.combine(day, clock), tz)
-        if in_utc_range(when) is None:
+                raise ParseError(f"impossible date {m.group(0).strip()!r}") from None
+            raise ParseError(f"impossible time {m.group(0).strip()!r}") from None
+        if (y <= 1 or y >= 9999) and in_utc_range(when) is None:
             raise ParseError(f"date out of range {m.group(0).strip()!r}")
-        return Stamp(when, has_time=g["h"] is not None)
+        return Stamp(when, has_time=hour is not None)
     return None
-
-
-def _localize(naive: datetime, tz: tzinfo) -> datetime:
-    return naive.replace(tzinfo=tz)
 
 
 def parse_iso(text: str, tz: tzinfo) -> datetime | None:
