@@ -232,3 +232,22 @@ def test_entities_after_a_long_comment_are_refused_but_cdata_words_are_not() -> 
         "<pubDate>Thu, 01 Jan 2026 10:00:00 +0300</pubDate></item>"
     )
     assert parse(harmless).articles[0].title == "XML güvenliği yazısı"
+
+
+def test_relative_links_resolve_against_the_feed_url_and_xml_base() -> None:
+    rss_doc = rss(
+        "<item><title>Göreli bağlantı</title><link>/haber/7</link>"
+        '<enclosure url="img/7.jpg" type="image/jpeg" length="1"/>'
+        "<pubDate>Thu, 01 Jan 2026 19:16:00 +0300</pubDate></item>"
+    )
+    (item,) = parse(rss_doc, url=BASE + "/rss/feed.xml").articles
+    assert item.link == BASE + "/haber/7"
+    assert item.image == BASE + "/rss/img/7.jpg"
+    atom_doc = (
+        '<feed xmlns="http://www.w3.org/2005/Atom" xml:base="http://cdn.haber.test/a/">'
+        "<title>T</title><id>x</id><updated>2026-01-01T19:16:00+03:00</updated>"
+        "<entry><title>Tabanlı</title><id>e1</id><link href='yazi/1'/>"
+        "<updated>2026-01-01T19:16:00+03:00</updated></entry></feed>"
+    ).encode()
+    (entry,) = parse(atom_doc).articles
+    assert entry.link == "http://cdn.haber.test/a/yazi/1"
