@@ -15,9 +15,8 @@ from datetime import datetime, timedelta
 
 from aggregator import __version__, dedupe, feedplan
 from aggregator.config import Config, SourceConfig
-from aggregator.model import Article, Rejection, RunReport, SeedFileState, SourceReport, SourceState
+from aggregator.model import Rejection, RunReport, SeedFileState, SourceReport, SourceState
 from aggregator.publish import Site, publish
-from aggregator.records import pack_record
 from aggregator.sources import Harvest, seeddir
 from aggregator.store import Store
 
@@ -34,9 +33,6 @@ class _Batch:
     now: datetime | None = None
     pending: list[tuple[dedupe.Candidate, bytes]] = field(default_factory=list)
     states: list[SourceState] = field(default_factory=list)
-
-    def add(self, article: Article) -> None:
-        self.add_staged(dedupe.candidate(-1, article), pack_record(article))
 
     def add_staged(self, candidate: dedupe.Candidate, record: bytes) -> None:
         c = dedupe.Candidate(
@@ -162,12 +158,12 @@ def run_once(
                 reports.append(report)
                 batch.states.append(_seed_state(store.source_state(source.name), report, now))
         for harvest in harvests:
-            for article in harvest.articles:
-                batch.add(article)
+            for cand, record in harvest.records:
+                batch.add_staged(cand, record)
             if harvest.state is not None:
                 batch.states.append(harvest.state)
             reports.append(SourceReport(
-                name=harvest.name, read=len(harvest.articles), unchanged=harvest.unchanged,
+                name=harvest.name, read=len(harvest.records), unchanged=harvest.unchanged,
                 rejected=harvest.rejected, error=harvest.error,
                 not_modified=harvest.not_modified,
             ))  # fmt: skip

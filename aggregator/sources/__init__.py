@@ -6,20 +6,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from aggregator.dedupe import Candidate, candidate
 from aggregator.model import Article, Rejection, SourceState
+from aggregator.records import article_from_json, pack_record, unpack_record
+
+Staged = tuple[Candidate, bytes]
+"""A parsed record ready for the store: its de-duplication candidate and packed form."""
+
+
+def staged(articles: Iterable[Article]) -> tuple[Staged, ...]:
+    """Done where the parsing is (a worker process): the main process only stages."""
+    return tuple((candidate(-1, a), pack_record(a)) for a in articles)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Harvest:
     """What one web source gave in one run. `error` set means the source failed as a whole;
-    `state` is its new HTTP/back-off state to persist (None: leave as is)."""
+    `state` is its new HTTP/back-off state to persist (None: leave as is). Records are kept
+    packed (a third of an Article's memory); `articles` unpacks them for a look."""
 
     name: str
-    articles: tuple[Article, ...] = ()
+    records: tuple[Staged, ...] = ()
     rejected: tuple[Rejection, ...] = ()
     unchanged: int = 0
     not_modified: bool = False
     error: str | None = None
     state: SourceState | None = None
+
+    @property
+    def articles(self) -> tuple[Article, ...]:
+        return tuple(article_from_json(unpack_record(record)) for _, record in self.records)

@@ -16,12 +16,12 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import FetchError, ParseError, SourceError
-from aggregator.model import Article, Rejection, SourceState
-from aggregator.sources import Harvest
+from aggregator.model import Rejection, SourceState
+from aggregator.sources import Harvest, Staged, staged
 from aggregator.sources.feed import FeedResult, parse_feed
 from aggregator.sources.html import article_links, parse_page
 from aggregator.sources.http import Response, RetryLater, WebClient, retry_after_seconds
@@ -187,14 +187,26 @@ async def _feed(
     if isinstance(fetched, Harvest):
         return fetched
     r, digest = fetched
-    result: FeedResult = await parse(functools.partial(
-        parse_feed, r.body, url=r.url, content_type=r.content_type, source=source.name,
+    records, rejected, ttl = await parse(functools.partial(
+        _feed_records, r.body, url=r.url, content_type=r.content_type, source=source.name,
         tz=config.timezone, language=config.language,
     ))  # fmt: skip
     return Harvest(
-        name=source.name, articles=result.articles, rejected=result.rejected,
-        state=succeeded(state, source, r, now, ttl=result.ttl, digest=digest),
+        name=source.name, records=records, rejected=rejected,
+        state=succeeded(state, source, r, now, ttl=ttl, digest=digest),
     )  # fmt: skip
+
+
+def _feed_records(
+    data: bytes, **options: Any
+) -> tuple[tuple[Staged, ...], tuple[Rejection, ...], float | None]:
+    result: FeedResult = parse_feed(data, **options)
+    return staged(result.articles), result.rejected, result.ttl
+
+
+def _page_record(data: bytes, **options: Any) -> Staged:
+    (record,) = staged([parse_page(data, **options)])
+    return record
 
 
 async def _html(
@@ -212,7 +224,7 @@ async def _html(
     pages = await asyncio.gather(*(_page(web, parse, source, config, link) for link in links))
     return Harvest(
         name=source.name,
-        articles=tuple(p for p in pages if isinstance(p, Article)),
+        records=tuple(p for p in pages if not isinstance(p, Rejection)),
         rejected=tuple(p for p in pages if isinstance(p, Rejection)),
         state=succeeded(state, source, r, now, digest=digest),
     )
@@ -220,11 +232,11 @@ async def _html(
 
 async def _page(
     web: WebClient, parse: _Parser, source: SourceConfig, config: Config, url: str
-) -> Article | Rejection:
+) -> Staged | Rejection:
     try:
         r = await web.fetch(url)
         return await parse(functools.partial(
-            parse_page, r.body, url=r.url, content_type=r.content_type, source=source.name,
+            _page_record, r.body, url=r.url, content_type=r.content_type, source=source.name,
             tz=config.timezone, language=config.language, selectors=source.selectors,
         ))  # fmt: skip
     except (FetchError, ParseError) as e:
