@@ -41,6 +41,8 @@ class Store:
         self.path = path
         self._conn = conn
         self._lock_fd = lock_fd
+        self._cold = False
+        self._founds: dict[int, str] = {}  # cold staging: ref -> the id it was staged under
 
     # -- lifecycle -------------------------------------------------------------------
     @classmethod
@@ -167,6 +169,12 @@ class Store:
             self._conn.execute("DELETE FROM revisions WHERE article_id IS NULL")
             row = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM revisions").fetchone()
             self._stage_base = int(row[0]) + 1
+            # An empty store (a first run over a big seed archive): a record is staged
+            # already owned by the article it would found alone, which it does unless a
+            # revision of another joins it; `merge` moves only those (rewriting a staged
+            # row is half of a cold merge).
+            self._cold = self._conn.execute("SELECT 1 FROM articles LIMIT 1").fetchone() is None
+            self._founds = {}
 
     def stage(self, rows: Iterable[tuple[Candidate, bytes]], now: datetime) -> None:
         """Park (candidate, packed record) rows until `merge` decides their article."""
@@ -174,13 +182,20 @@ class Store:
         with self._translate("staging"):
             self._conn.executemany(
                 "INSERT INTO revisions (id, article_id, content_hash, updated, origin, record,"
-                " seen) VALUES (?, NULL, ?, ?, ?, ?, ?)",
+                # a repeat of a record staged already (same article, same content): skipped
+                " seen) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (
-                    (self._stage_base + c.ref, c.content_hash, c.updated, c.origin,
-                     record, seen)
+                    (self._stage_base + c.ref, self._founding_id(c) if self._cold else None,
+                     c.content_hash, c.updated, c.origin, record, seen)
                     for c, record in rows
                 ),
             )  # fmt: skip
+
+    def _founding_id(self, c: Candidate) -> str:
+        aid = self._founds.get(c.ref)
+        if aid is None:
+            aid = self._founds[c.ref] = article_id(c.keys[0])
+        return aid
 
     # -- merging clusters into articles -------------------------------------------------
     def merge(
@@ -200,16 +215,21 @@ class Store:
         seen = utc_text(now)
         with self.transaction():
             existing = self._existing_ids(clusters)
-            fresh = [
-                g for i, g in enumerate(clusters)
-                if i not in existing and not self._expired(g, expired_before, keep_newest)
-            ]  # fmt: skip
+            fresh: list[Sequence[Candidate]] = []
+            for i, g in enumerate(clusters):
+                if i in existing:
+                    continue
+                if self._expired(g, expired_before, keep_newest):
+                    self._insert_revisions(((None, c) for c in g), seen)  # unowned: deleted
+                else:
+                    fresh.append(g)
             self._insert_new(fresh, seen)
             counts.new = len(fresh)
             for i, aid in existing.items():
                 self._merge_one(clusters[i], aid, seen, counts)
             # repeats of a revision the article already has
             self._conn.execute("DELETE FROM revisions WHERE article_id IS NULL")
+            self._cold, self._founds = False, {}  # staged from now on: unowned until merged
             if counts.new or counts.updated:
                 self._mark_publish_pending()
         return counts
@@ -229,7 +249,11 @@ class Store:
 
     def _insert_new(self, clusters: Sequence[Sequence[Candidate]], seen: str) -> None:
         """Articles no stored key points to: plain batched inserts (the cold-start path)."""
-        ids = [article_id(identity_key(g)) for g in clusters]
+        ids = [
+            self._founding_id(g[0]) if self._cold and len(g) == 1
+            else article_id(identity_key(g))
+            for g in clusters
+        ]  # fmt: skip
         bests = [g[0] if len(g) == 1 else winner(g) for g in clusters]
         self._conn.executemany(
             "INSERT INTO articles (id, published, updated, has_link, content_hash, source,"
@@ -247,20 +271,25 @@ class Store:
             sorted((k, aid) for aid, g in zip(ids, clusters, strict=True)
                    for k in {k for c in g for k in c.keys}),
         )  # fmt: skip
-        pairs = ((aid, c) for aid, g in zip(ids, clusters, strict=True) for c in g)
+        pairs = (
+            (aid, c) for aid, g in zip(ids, clusters, strict=True)
+            if not (self._cold and len(g) == 1)  # staged under the id it founds
+            for c in g if not (self._cold and self._founding_id(c) == aid)
+        )  # fmt: skip
         self._insert_revisions(pairs, seen)
         self._set_categories(list(zip(ids, bests, strict=True)))
         for aid, g in zip(ids, clusters, strict=True):
             if len(g) > KEEP_REVISIONS:
                 self._prune(aid)
 
-    def _insert_revisions(self, rows: Iterable[tuple[str, Candidate]], seen: str) -> None:
-        """Give staged revisions their article; a repeat of a known revision stays unowned
-        (and is deleted at the end of the merge)."""
+    def _insert_revisions(self, rows: Iterable[tuple[str | None, Candidate]], seen: str) -> None:
+        """Give staged revisions their article (None: none); a repeat of a revision the
+        article has is left unowned, and deleted at the end of the merge."""
         self._conn.executemany(
-            "UPDATE revisions SET article_id = ?, seen = ? WHERE id = ? AND NOT EXISTS ("
-            " SELECT 1 FROM revisions WHERE article_id = ? AND content_hash = ?)",
-            ((aid, seen, self._stage_base + c.ref, aid, c.content_hash) for aid, c in rows),
+            "UPDATE revisions SET seen = ?, article_id = CASE WHEN EXISTS ("
+            " SELECT 1 FROM revisions WHERE article_id = ? AND content_hash = ?)"
+            " THEN NULL ELSE ? END WHERE id = ?",
+            ((seen, aid, c.content_hash, aid, self._stage_base + c.ref) for aid, c in rows),
         )
 
     def _prune(self, aid: str) -> None:

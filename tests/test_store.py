@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aggregator import dedupe
 from aggregator.errors import LockError, StoreError
@@ -23,13 +26,13 @@ def revision(minutes: int, title: str = "Köprü trafiğe kapatıldı bugün") -
                    source="seeds", origin=f"{minutes}.txt")  # fmt: skip
 
 
-def merge(store: Store, articles: list[Article]) -> dedupe.Candidate:
+def merge(store: Store, articles: list[Article], **retention: Any) -> dedupe.Candidate:
     with store.transaction():
         store.stage_begin()
         cands = [dedupe.candidate(i, a) for i, a in enumerate(articles)]
         store.stage(((c, pack_record(a)) for c, a in zip(cands, articles,
                      strict=True)), T0)  # fmt: skip
-        store.merge(dedupe.cluster(cands), T0)
+        store.merge(dedupe.cluster(cands), T0, **retention)
     return dedupe.winner(cands)
 
 
@@ -87,3 +90,49 @@ def test_a_damaged_schema_version_is_a_store_error(tmp_path: Path) -> None:
         conn.execute("UPDATE schema_meta SET value = 'zwei' WHERE key = 'version'")
     with pytest.raises(StoreError, match="damaged schema version"):
         Store.open(path)
+
+
+def _state(store: Store) -> tuple[set[tuple[str, ...]], set[tuple[str, str]], int]:
+    conn = store._conn
+    articles = set(conn.execute("SELECT id, published, updated, content_hash FROM articles"))
+    revisions = set(conn.execute("SELECT article_id, content_hash FROM revisions"))
+    orphans = conn.execute(
+        "SELECT COUNT(*) FROM revisions WHERE article_id IS NULL"
+        " OR article_id NOT IN (SELECT id FROM articles)"
+    ).fetchone()[0]
+    return articles, revisions, orphans
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 6), st.booleans(),
+                          st.integers(0, 2)), min_size=1, max_size=14))  # fmt: skip
+def test_a_first_run_into_an_empty_store_stores_what_any_run_would(
+    tmp_path_factory: pytest.TempPathFactory, shape: list[tuple[int, int, bool, int]]
+) -> None:
+    """The empty-store fast path (records staged under the article they would found) must
+    end in the same articles and revisions as the general path, with no orphan rows:
+    repeats, revisions that join another's article, same text under two guids."""
+    articles = []
+    for story, minutes, retitled, guid in shape:
+        title = f"Haber {story} köprü trafiğe kapatıldı" + (" (güncellendi)" if retitled else "")
+        articles.append(Article(
+            title=title, summary=f"Haber {story} için spot metni yazıldı bugün.",
+            published=T0 + timedelta(hours=story), source="feed", origin=f"{story}.xml",
+            updated=T0 + timedelta(hours=story, minutes=minutes), guid=f"g{story}-{guid}",
+        ))  # fmt: skip
+    long_ago = T0 - timedelta(days=9)
+    unrelated = Article(title="Bambaşka bir konuda uzun başlık", source="x", origin="x",
+                        published=long_ago, updated=long_ago)  # fmt: skip
+    root = tmp_path_factory.mktemp("cold")
+    with Store.open(root / "cold.sqlite3") as cold, Store.open(root / "warm.sqlite3") as warm:
+        merge(warm, [unrelated])
+        # stories 0 and 1 (published before T0 + 2h) are aged out at once
+        retention = {"expired_before": T0 + timedelta(hours=2), "keep_newest": 0}
+        merge(cold, articles, **retention)
+        merge(warm, articles, **retention)
+        cold_articles, cold_revisions, cold_orphans = _state(cold)
+        warm_articles, warm_revisions, warm_orphans = _state(warm)
+    (seeded,) = [a for a in warm_articles if a[1] < (T0 - timedelta(days=1)).isoformat()]
+    assert cold_orphans == warm_orphans == 0
+    assert cold_articles == warm_articles - {seeded}
+    assert cold_revisions == {r for r in warm_revisions if r[0] != seeded[0]}
