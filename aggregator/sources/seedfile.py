@@ -82,7 +82,7 @@ def decode(data: bytes) -> str:
             return xml_safe(data.decode("utf-16"))
         except UnicodeDecodeError as e:
             raise ParseError(f"broken UTF-16 text ({e.reason})") from None
-    if b"\x00" in data[:8192]:
+    if data.find(b"\x00", 0, 8192) != -1:
         raise ParseError("binary file (NUL bytes), not a text scrape")
     try:
         text = data.decode("utf-8")
@@ -165,7 +165,7 @@ def _meta_span(lines: list[str], start: int) -> int:
                 i += 1
                 continue
             break
-        if _LABEL.search(line) or _BARE_LABEL.match(line):
+        if (":" in line and _LABEL.search(line)) or _BARE_LABEL.match(line):
             expect_value = line.startswith(_SOURCE_WORDS) and (
                 line.endswith(":") or bool(_BARE_LABEL.match(line))
             )
@@ -184,7 +184,7 @@ def _find_meta(lines: list[str]) -> int | None:
     (`1 Ocak 2026 Perşembe 19:18`)."""
     content = 0
     for i, line in enumerate(lines):
-        if _LABEL.search(line):
+        if ":" in line and _LABEL.search(line):  # the cheap test first: labels end in ":"
             start = i
             if i > 0 and _BARE_LABEL.match(lines[i - 1]):
                 start = i - 1
