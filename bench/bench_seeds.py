@@ -13,6 +13,7 @@ import os
 import random
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -66,11 +67,21 @@ def run(config: Path) -> tuple[float, str]:
     return elapsed, done.stdout.strip()
 
 
+def timed_run(config: Path, label: str, files: int) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    elapsed, summary = run(config)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(f"{label:>16}: {elapsed:6.2f}s  {files / elapsed:9.0f} files/s  "
+          f"peak RSS {max(peak, before) / 1024:.0f} MB  | {summary}", flush=True)  # fmt: skip
+    return elapsed
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=10_000)
     ap.add_argument("--revisions", type=float, default=0.2, help="share of later revisions")
     ap.add_argument("--dir", type=Path, default=Path(__file__).parent / "out")
+    ap.add_argument("--runs", type=int, default=1, help="cold runs (each from scratch)")
     args = ap.parse_args()
     root = args.dir / f"seeds-{args.files}"
     if root.exists():
@@ -87,12 +98,15 @@ def main() -> None:
         encoding="utf-8",
     )
     print(f"cores: {os.cpu_count()}")
-    for label in ("cold", "nothing changed"):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        elapsed, summary = run(config)
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        print(f"{label:>16}: {elapsed:6.2f}s  {args.files / elapsed:9.0f} files/s  "
-              f"peak RSS {max(peak, before) / 1024:.0f} MB  | {summary}")  # fmt: skip
+    colds = []
+    for _ in range(args.runs):
+        for leftover in ("state", "out"):
+            shutil.rmtree(root / leftover, ignore_errors=True)
+        colds.append(timed_run(config, "cold", args.files))
+    if args.runs > 1:
+        print(f"cold runs: {', '.join(f'{t:.2f}' for t in colds)} s; median "
+              f"{statistics.median(colds):.2f} s")  # fmt: skip
+    timed_run(config, "nothing changed", args.files)
     store = root / "state" / "agg.sqlite3"
     size = sum(p.stat().st_size for p in store.parent.iterdir())
     print(f"store size: {size / 1e6:.1f} MB")
