@@ -136,3 +136,19 @@ def test_a_first_run_into_an_empty_store_stores_what_any_run_would(
     assert cold_orphans == warm_orphans == 0
     assert cold_articles == warm_articles - {seeded}
     assert cold_revisions == {r for r in warm_revisions if r[0] != seeded[0]}
+
+
+def test_records_stored_zlib_compressed_by_earlier_versions_still_publish(tmp_path: Path) -> None:
+    import zlib
+
+    from aggregator.records import record_bytes
+
+    with Store.open(tmp_path / "s.sqlite3") as store:
+        merge(store, [revision(1)])
+        (before,) = store.latest(1)
+        with store.transaction():  # what version 0.1.0 wrote: zlib'd JSON
+            store._conn.execute(
+                "UPDATE revisions SET record = ?", (zlib.compress(record_bytes(revision(1)), 1),)
+            )
+        (after,) = store.latest(1)
+    assert after == before
