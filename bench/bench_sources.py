@@ -143,7 +143,7 @@ def main() -> None:
             started = time.perf_counter()
             harvests = harvest(cfg.sources, {}, config=cfg, client=None, now=T0)
             took = time.perf_counter() - started
-            entries = sum(len(h.articles) for h in harvests)
+            entries = sum(len(h.records) for h in harvests)
             errors = [h.error for h in harvests if h.error]
             line("harvest only (fetch+parse)", took, args.sources, entries)
             if errors:
