@@ -73,9 +73,10 @@ Progress = Callable[[str, int], None]
 
 def read_seeds(
     source: SourceConfig, config: Config, store: Store, batch: _Batch, now: datetime,
-    progress: Progress | None = None,
+    progress: Progress | None = None, known: Mapping[str, SeedFileState] | None = None,
 ) -> SourceReport:  # fmt: skip
-    """Parse the seed files that are new or changed since the last run."""
+    """Parse the seed files that are new or changed since the last run. `known`: the
+    folder's seed-file state as the run began (read before any source saves its own)."""
     assert source.path is not None
     if not source.path.is_dir():
         return SourceReport(
@@ -85,7 +86,8 @@ def read_seeds(
     rejected: list[Rejection] = []
     read = unchanged = 0
     outcomes = seeddir.scan(
-        source.path, store.seed_files(source.name), source=source.name,
+        source.path, store.seed_files(source.name) if known is None else known,
+        source=source.name,
         timezone=config.timezone, language=config.language,
     )  # fmt: skip
     for seen, outcome in enumerate(outcomes, start=1):
@@ -183,9 +185,13 @@ def _run_once(
     with store.transaction():
         store.stage_begin()
         batch = _Batch(store, now=now)
+        # state saved as a folder is read must not hide files from a second source that
+        # (oddly) reads the same folder
+        known = {s.name: store.seed_files(s.name) for s in selected if s.type == "seeds"}
         for source in selected:
             if source.type == "seeds":
-                report = read_seeds(source, config, store, batch, now, progress)
+                report = read_seeds(source, config, store, batch, now, progress,
+                                    known[source.name])  # fmt: skip
                 reports.append(report)
                 batch.states.append(_seed_state(store.source_state(source.name), report, now))
         for harvest in harvests:

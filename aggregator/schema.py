@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from aggregator.normalize import slugify
 from aggregator.records import unpack_record
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE articles (
@@ -79,6 +79,9 @@ MIGRATIONS: dict[int, str] = {
     3: """
     CREATE INDEX IF NOT EXISTS articles_by_source ON articles (source, published, id);
     """,
+    # records are written zstd-compressed (zlib ones are still read): no table changes, but
+    # an older aggregator must refuse this store instead of failing on a record it can't read
+    4: "",
 }
 
 

@@ -177,13 +177,15 @@ class Store:
             self._founds = {}
 
     def stage(self, rows: Iterable[tuple[Candidate, bytes]], now: datetime) -> None:
-        """Park (candidate, packed record) rows until `merge` decides their article."""
+        """Park (candidate, packed record) rows until `merge` decides their article. Every
+        candidate staged must be in the clusters given to the next `merge`."""
         seen = utc_text(now)
         with self._translate("staging"):
             self._conn.executemany(
                 "INSERT INTO revisions (id, article_id, content_hash, updated, origin, record,"
                 # a repeat of a record staged already (same article, same content): skipped
-                " seen) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                " seen) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (article_id, content_hash) DO NOTHING",
                 (
                     (self._stage_base + c.ref, self._founding_id(c) if self._cold else None,
                      c.content_hash, c.updated, c.origin, record, seen)

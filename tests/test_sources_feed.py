@@ -234,20 +234,23 @@ def test_entities_after_a_long_comment_are_refused_but_cdata_words_are_not() -> 
     assert parse(harmless).articles[0].title == "XML güvenliği yazısı"
 
 
-def test_relative_links_resolve_against_the_feed_url_and_xml_base() -> None:
+def test_relative_links_guids_and_images_resolve_as_stored_records_expect() -> None:
+    """Links and permalink guids against the feed URL (or xml:base), images against the
+    item's page: ids and content hashes in existing stores depend on exactly this."""
     rss_doc = rss(
-        "<item><title>Göreli bağlantı</title><link>/haber/7</link>"
+        "<item><title>Göreli bağlantı</title><link>/haber/7</link><guid>/kalici/7</guid>"
         '<enclosure url="img/7.jpg" type="image/jpeg" length="1"/>'
         "<pubDate>Thu, 01 Jan 2026 19:16:00 +0300</pubDate></item>"
     )
     (item,) = parse(rss_doc, url=BASE + "/rss/feed.xml").articles
     assert item.link == BASE + "/haber/7"
-    assert item.image == BASE + "/rss/img/7.jpg"
+    assert item.guid == BASE + "/kalici/7"
+    assert item.image == BASE + "/haber/img/7.jpg"
     atom_doc = (
-        '<feed xmlns="http://www.w3.org/2005/Atom" xml:base="http://cdn.haber.test/a/">'
+        '<feed xmlns="http://www.w3.org/2005/Atom" xml:base="/a/">'
         "<title>T</title><id>x</id><updated>2026-01-01T19:16:00+03:00</updated>"
         "<entry><title>Tabanlı</title><id>e1</id><link href='yazi/1'/>"
         "<updated>2026-01-01T19:16:00+03:00</updated></entry></feed>"
     ).encode()
     (entry,) = parse(atom_doc).articles
-    assert entry.link == "http://cdn.haber.test/a/yazi/1"
+    assert (entry.link, entry.guid) == (BASE + "/a/yazi/1", BASE + "/a/e1")

@@ -98,7 +98,8 @@ def decode(data: bytes) -> str:
         or b"\xef\xbf\xbe" in data
         or b"\xef\xbf\xbf" in data
     ):
-        text = xml_safe(text)
+        # line ends first: a control character between CR and LF still ends two lines
+        text = xml_safe(text.replace("\r\n", "\n").replace("\r", "\n"))
     return text
 
 
