@@ -254,3 +254,22 @@ def test_relative_links_guids_and_images_resolve_as_stored_records_expect() -> N
     ).encode()
     (entry,) = parse(atom_doc).articles
     assert (entry.link, entry.guid) == (BASE + "/a/yazi/1", BASE + "/a/e1")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["", "http://haber.test/rss/feed.xml", "https://a.test/x/", "javascript:x"]),
+    st.one_of(st.none(), st.sampled_from(["", "/a/", "b/c", "../d", "javascript:alert(1)",
+                                          "http://b.test/", "//c.test/e", "?q=1", "#f"]),
+              st.text(max_size=12)),
+)  # fmt: skip
+def test_memoized_feedparser_uri_joins_answer_as_feedparser_does(
+    base: str, rel: str | None
+) -> None:
+    import feedparser.mixin
+
+    for name in ("make_safe_absolute_uri", "_urljoin"):
+        patched = getattr(feedparser.mixin, name)
+        original = patched.__wrapped__
+        args = (base, rel) if name == "make_safe_absolute_uri" or rel is not None else (base, "")
+        assert patched(*args) == original(*args) == patched(*args)

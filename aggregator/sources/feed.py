@@ -15,17 +15,19 @@ declares XML entities is refused (no external or exponential entity expansion).
 from __future__ import annotations
 
 import email.utils
+import functools
 import hashlib
 import html
 import io
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import feedparser
+import feedparser.mixin
 
 from aggregator.errors import ParseError
 from aggregator.model import Article, Rejection
@@ -40,6 +42,32 @@ from aggregator.normalize import (
 )
 from aggregator.sources.http import decode_body
 from aggregator.timeparse import find_stamp, in_utc_range, parse_iso
+
+
+def _memoized(fn: Callable[..., Any], size: int) -> Callable[..., Any]:
+    cached = functools.lru_cache(maxsize=size)(fn)
+
+    def call(*args: Any) -> Any:
+        try:
+            return cached(*args)
+        except TypeError:  # an unhashable argument: no cache
+            return fn(*args)
+
+    call.__wrapped__ = fn  # type: ignore[attr-defined]
+    return call
+
+
+def _memoize_feedparser_uri_joins() -> None:
+    """feedparser re-joins the base URI at every element start, always with the same few
+    arguments (30% of its time on a typical feed). Both functions are pure: memoized, they
+    return the same values, so relative links and guids resolve exactly as before."""
+    for name, size in (("make_safe_absolute_uri", 256), ("_urljoin", 4096)):
+        original = getattr(feedparser.mixin, name, None)
+        if callable(original) and not hasattr(original, "__wrapped__"):
+            setattr(feedparser.mixin, name, _memoized(original, size))
+
+
+_memoize_feedparser_uri_joins()
 
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
