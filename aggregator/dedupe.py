@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 
-from aggregator.model import Article
+from aggregator.model import Article, PicklesPositionally
 from aggregator.normalize import canonical_url, fold, html_to_text
 from aggregator.records import utc_text
 
@@ -36,7 +36,7 @@ _MIN_WORDS = 3
 
 
 @dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(PicklesPositionally):
     """What de-duplication needs of a record, without its body (memory stays small)."""
 
     ref: int
@@ -52,13 +52,6 @@ class Candidate:
     @property
     def rank(self) -> tuple[str, bool, str]:
         return (self.updated, self.has_link, self.content_hash)
-
-    def __reduce__(self) -> tuple[type[Candidate], tuple[object, ...]]:
-        # positional: a frozen slots dataclass otherwise pickles through dataclasses.fields()
-        # on every object, the costliest part of handing 100k candidates back from workers
-        return (Candidate, (self.ref, self.keys, self.updated, self.published,
-                            self.content_hash, self.source, self.origin, self.categories,
-                            self.has_link))  # fmt: skip
 
 
 def lead_text(article: Article) -> str:

@@ -7,6 +7,18 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 
+class PicklesPositionally:
+    """Base of the frozen slots dataclasses that cross between processes by the thousand:
+    pickled by position, not through dataclasses.fields() per object (3x the cost)."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        cls = type(self)
+        fields_in_order: tuple[str, ...] = cls.__slots__  # dataclass(slots=True) field order
+        return (cls, tuple(getattr(self, name) for name in fields_in_order))
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Article:
     """One revision of one article, as read from one input.
@@ -116,25 +128,19 @@ class RunReport:
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(PicklesPositionally):
     """A published article: its permanent id and the winning revision.
     `article.published` is the earliest GİRİŞ seen across revisions."""
 
     id: str
     article: Article
 
-    def __reduce__(self) -> tuple[type[Entry], tuple[str, Article]]:
-        return (Entry, (self.id, self.article))
-
 
 @dataclass(frozen=True, slots=True)
-class SeedFileState:
+class SeedFileState(PicklesPositionally):
     size: int
     mtime_ns: int
     digest: str
-
-    def __reduce__(self) -> tuple[type[SeedFileState], tuple[int, int, str]]:
-        return (SeedFileState, (self.size, self.mtime_ns, self.digest))  # cheap to pickle
 
 
 @dataclass(frozen=True, slots=True)

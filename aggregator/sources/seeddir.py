@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from aggregator import dedupe
 from aggregator.errors import ParseError
-from aggregator.model import SeedFileState
+from aggregator.model import PicklesPositionally, SeedFileState
 from aggregator.records import pack_record
 from aggregator.sources.seedfile import parse_seed
 
@@ -30,7 +30,7 @@ _CHUNK = 200
 
 
 @dataclass(frozen=True, slots=True)
-class FileOutcome:
+class FileOutcome(PicklesPositionally):
     """One file's fate. Exactly one of: parsed (record set), unchanged, rejected (reason)."""
 
     key: str
@@ -41,20 +41,13 @@ class FileOutcome:
     unchanged: bool = False
     reason: str | None = None
 
-    def __reduce__(self) -> tuple[type[FileOutcome], tuple[object, ...]]:
-        return (FileOutcome, (self.key, self.state, self.record, self.candidate, self.warnings,
-                              self.unchanged, self.reason))  # fmt: skip
-
 
 @dataclass(frozen=True, slots=True)
-class _Job:
+class _Job(PicklesPositionally):
     key: str
     size: int
     mtime_ns: int
     known_digest: str | None
-
-    def __reduce__(self) -> tuple[type[_Job], tuple[str, int, int, str | None]]:
-        return (_Job, (self.key, self.size, self.mtime_ns, self.known_digest))  # cheap pickle
 
 
 def seed_paths(folder: Path, errors: list[OSError] | None = None) -> Iterator[str]:
