@@ -22,10 +22,10 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC
+from typing import NamedTuple
 
-from aggregator.model import Article, PicklesPositionally
+from aggregator.model import Article
 from aggregator.normalize import canonical_url, fold, html_to_text
 from aggregator.records import utc_text
 
@@ -35,9 +35,10 @@ _NAMESPACE_BYTES = ID_NAMESPACE.bytes
 _MIN_WORDS = 3
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate(PicklesPositionally):
-    """What de-duplication needs of a record, without its body (memory stays small)."""
+class Candidate(NamedTuple):
+    """What de-duplication needs of a record, without its body (memory stays small).
+    A tuple: 100,000 of them cross from worker processes in a cold run, and a tuple
+    pickles at a third of a dataclass's cost."""
 
     ref: int
     keys: tuple[str, ...]

@@ -1,22 +1,15 @@
-"""The one record type that flows through the pipeline, and the report a run returns."""
+"""The one record type that flows through the pipeline, and the report a run returns.
+
+The small records that cross between processes by the thousand (Entry here, Candidate,
+FileOutcome) are NamedTuples: a frozen slots dataclass pickles through
+dataclasses.fields() per object, several times the cost."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-
-
-class PicklesPositionally:
-    """Base of the frozen slots dataclasses that cross between processes by the thousand:
-    pickled by position, not through dataclasses.fields() per object (3x the cost)."""
-
-    __slots__ = ()
-
-    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
-        cls = type(self)
-        fields_in_order: tuple[str, ...] = cls.__slots__  # dataclass(slots=True) field order
-        return (cls, tuple(getattr(self, name) for name in fields_in_order))
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -127,8 +120,7 @@ class RunReport:
         return tuple(s for s in self.sources if s.error)
 
 
-@dataclass(frozen=True, slots=True)
-class Entry(PicklesPositionally):
+class Entry(NamedTuple):
     """A published article: its permanent id and the winning revision.
     `article.published` is the earliest GİRİŞ seen across revisions."""
 
@@ -136,8 +128,9 @@ class Entry(PicklesPositionally):
     article: Article
 
 
-@dataclass(frozen=True, slots=True)
-class SeedFileState(PicklesPositionally):
+class SeedFileState(NamedTuple):
+    """What a seed file was when last read: unchanged size and mtime skip the read."""
+
     size: int
     mtime_ns: int
     digest: str

@@ -2,7 +2,9 @@
 
 Incremental: a file whose size and mtime match the stored state is not opened; one whose
 bytes hash the same is not parsed. Workers return ready-to-stage records (JSON + Candidate),
-so the main process only talks to SQLite.
+so the main process only talks to SQLite. They return them as plain tuples (`_Wire`): a
+cold run moves 100,000 outcomes between processes, and plain tuples pickle and unpickle
+at a quarter of the cost of the named ones.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import stat
 from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from aggregator import dedupe
 from aggregator.errors import ParseError
-from aggregator.model import PicklesPositionally, SeedFileState
+from aggregator.model import SeedFileState
 from aggregator.records import pack_record
 from aggregator.sources.seedfile import parse_seed
 
@@ -29,8 +31,7 @@ POOL_THRESHOLD = 1000  # fewer files to parse than this: not worth starting proc
 _CHUNK = 200
 
 
-@dataclass(frozen=True, slots=True)
-class FileOutcome(PicklesPositionally):
+class FileOutcome(NamedTuple):
     """One file's fate. Exactly one of: parsed (record set), unchanged, rejected (reason)."""
 
     key: str
@@ -42,8 +43,7 @@ class FileOutcome(PicklesPositionally):
     reason: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Job(PicklesPositionally):
+class _Job(NamedTuple):
     key: str
     size: int
     mtime_ns: int
@@ -116,7 +116,7 @@ class _Chunker:
         self._settings = settings
         self._held: list[_Job] = []
         self._pool: ProcessPoolExecutor | None = None
-        self._window: deque[Future[list[FileOutcome]]] = deque()
+        self._window: deque[Future[list[_Wire]]] = deque()
         self._workers = os.cpu_count() or 1
 
     def submit(self, jobs: list[_Job]) -> Iterator[FileOutcome]:
@@ -131,24 +131,46 @@ class _Chunker:
             self._window.append(self._pool.submit(_read_chunk, (self._settings,
                                                                 jobs[i : i + _CHUNK])))  # fmt: skip
             if len(self._window) >= 3 * self._workers:
-                yield from self._window.popleft().result()
+                yield from map(_from_wire, self._window.popleft().result())
 
     def drain(self) -> Iterator[FileOutcome]:
         for i in range(0, len(self._held), _CHUNK):  # too few for a pool
-            yield from _read_chunk((self._settings, self._held[i : i + _CHUNK]))
+            yield from map(_from_wire, _read_chunk((self._settings, self._held[i : i + _CHUNK])))
         self._held = []
         while self._window:
-            yield from self._window.popleft().result()
+            yield from map(_from_wire, self._window.popleft().result())
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
 
 
-def _read_chunk(chunk: tuple[tuple[str, str, str], list[_Job]]) -> list[FileOutcome]:
+_Wire = tuple[Any, ...]  # FileOutcome with its state and candidate as plain tuples
+
+
+def _to_wire(o: FileOutcome) -> _Wire:
+    state = None if o.state is None else tuple(o.state)
+    candidate = None if o.candidate is None else tuple(o.candidate)
+    return (o.key, state, o.record, candidate, o.warnings, o.unchanged, o.reason)
+
+
+def _from_wire(w: _Wire) -> FileOutcome:
+    key, state, record, candidate, warnings, unchanged, reason = w
+    return FileOutcome(
+        key,
+        None if state is None else SeedFileState._make(state),
+        record,
+        None if candidate is None else dedupe.Candidate._make(candidate),
+        warnings,
+        unchanged,
+        reason,
+    )
+
+
+def _read_chunk(chunk: tuple[tuple[str, str, str], list[_Job]]) -> list[_Wire]:
     (source, zone, language), jobs = chunk
     tz = ZoneInfo(zone)
-    return [_read_one(job, source, tz, language) for job in jobs]
+    return [_to_wire(_read_one(job, source, tz, language)) for job in jobs]
 
 
 def _read_one(job: _Job, source: str, tz: ZoneInfo, language: str) -> FileOutcome:
