@@ -73,7 +73,7 @@ def match_keys(article: Article, published_utc: str | None = None) -> tuple[str,
         keys.append(_key("g", f"{article.source}\x1f{article.guid}"))
     title, lead = fold(article.title), fold(lead_text(article))
     if article.date_only:
-        if len(title.split()) >= _MIN_WORDS:
+        if _words(title) >= _MIN_WORDS:
             keys.append(_key("d", f"{article.published.date().isoformat()}\x1f{title}"))
     else:
         utc = published_utc or utc_text(article.published)
@@ -83,13 +83,18 @@ def match_keys(article: Article, published_utc: str | None = None) -> tuple[str,
             if utc[0] != "0"
             else article.published.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
         )
-        if len(title.split()) >= _MIN_WORDS:
+        if _words(title) >= _MIN_WORDS:
             keys.append(_key("t", f"{minute}\x1f{title}"))
-        if len(lead.split()) >= _MIN_WORDS:
+        if _words(lead) >= _MIN_WORDS:
             keys.append(_key("l", f"{minute}\x1f{lead}"))
     if not keys:  # nothing identifies it but itself
         keys.append("h:" + article.content_hash())
     return tuple(keys)
+
+
+def _words(folded: str) -> int:
+    """Words in a fold() result: single spaces between words, none at the ends."""
+    return folded.count(" ") + 1 if folded else 0
 
 
 def _key(kind: str, text: str) -> str:

@@ -106,6 +106,8 @@ def decode(data: bytes) -> str:
 def _lines(text: str) -> list[str]:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "  " not in text and "\t" not in text and "\xa0" not in text:  # most pages: no line
+        return [line.strip() for line in text.split("\n")]  # has a run to squeeze
     return [
         " ".join(line.split()) if ("  " in line or "\t" in line or "\xa0" in line) else line.strip()
         for line in text.split("\n")
