@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from aggregator.normalize import slugify
 from aggregator.records import unpack_record
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE articles (
@@ -82,6 +82,9 @@ MIGRATIONS: dict[int, str] = {
     # records are written zstd-compressed (zlib ones are still read): no table changes, but
     # an older aggregator must refuse this store instead of failing on a record it can't read
     4: "",
+    # match keys are looked up by key only; the by-article index served just expiry (now one
+    # pass over the keys per run that expires anything) and cost a quarter of a cold merge
+    5: "DROP INDEX IF EXISTS article_keys_by_article",
 }
 
 

@@ -409,12 +409,17 @@ class Store:
                     (cutoff, keep_newest),
                 )
             ]
-            for aid in doomed:
+            if doomed:
+                self._conn.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
+                self._conn.execute("DELETE FROM doomed")
+                self._conn.executemany("INSERT INTO doomed (id) VALUES (?)", ((a,) for a in doomed))
                 for table, column in (("articles", "id"), ("article_keys", "article_id"),
                                       ("revisions", "article_id"),
                                       ("article_categories", "article_id")):  # fmt: skip
-                    self._conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (aid,))
-            if doomed:
+                    self._conn.execute(
+                        f"DELETE FROM {table} WHERE {column} IN (SELECT id FROM doomed)"
+                    )
+                self._conn.execute("DELETE FROM doomed")
                 self._mark_publish_pending()
         return len(doomed)
 
