@@ -93,10 +93,9 @@ def decode(data: bytes) -> str:
             text = data.decode("cp1254", errors="replace")
     # These two decoders yield an XML-forbidden character only from a C0 control byte or
     # U+FFFE/U+FFFF's UTF-8 bytes: looking at the bytes is 4x cheaper than at the text.
-    if (
-        len(data.translate(None, _C0_FORBIDDEN)) != len(data)
-        or b"\xef\xbf\xbe" in data
-        or b"\xef\xbf\xbf" in data
+    # (Their lead byte 0xEF is rare in Turkish text; one byte is found at memchr speed.)
+    if len(data.translate(None, _C0_FORBIDDEN)) != len(data) or (
+        b"\xef" in data and (b"\xef\xbf\xbe" in data or b"\xef\xbf\xbf" in data)
     ):
         # line ends first: a control character between CR and LF still ends two lines
         text = xml_safe(text.replace("\r\n", "\n").replace("\r", "\n"))
