@@ -45,8 +45,6 @@ class FileOutcome(NamedTuple):
 
 class _Job(NamedTuple):
     key: str
-    size: int
-    mtime_ns: int
     known_digest: str | None
 
 
@@ -83,19 +81,20 @@ def scan(
                 shown = os.fsencode(key).decode("utf-8", "replace")
                 yield FileOutcome(key=shown, reason="file name is not UTF-8; rename the file")
                 continue
-            try:
-                st = os.stat(key)
-            except OSError as e:
-                yield FileOutcome(key=key, reason=f"cannot read: {e.strerror or e}")
-                continue
-            if not stat.S_ISREG(st.st_mode):  # a FIFO would block open() forever
-                yield FileOutcome(key=key, reason="not a regular file")
-                continue
             prev = known.get(key)
-            if prev and prev.size == st.st_size and prev.mtime_ns == st.st_mtime_ns:
-                yield FileOutcome(key=key, unchanged=True)
-                continue
-            jobs.append(_Job(key, st.st_size, st.st_mtime_ns, prev.digest if prev else None))
+            if prev is not None:  # a file never seen is not stat'ed here: its reader does
+                try:
+                    st = os.stat(key)
+                except OSError as e:
+                    yield FileOutcome(key=key, reason=f"cannot read: {e.strerror or e}")
+                    continue
+                if not stat.S_ISREG(st.st_mode):  # a FIFO would block open() forever
+                    yield FileOutcome(key=key, reason="not a regular file")
+                    continue
+                if prev.size == st.st_size and prev.mtime_ns == st.st_mtime_ns:
+                    yield FileOutcome(key=key, unchanged=True)
+                    continue
+            jobs.append(_Job(key, prev.digest if prev else None))
             if len(jobs) >= _CHUNK:  # parse while the walk goes on
                 yield from chunker.submit(jobs)
                 jobs = []
@@ -175,16 +174,18 @@ def _read_chunk(chunk: tuple[tuple[str, str, str], list[_Job]]) -> list[_Wire]:
 
 def _read_one(job: _Job, source: str, tz: ZoneInfo, language: str) -> FileOutcome:
     try:
-        if job.size > MAX_SEED_BYTES:
-            raise ParseError(f"file is {job.size} bytes, over the {MAX_SEED_BYTES}-byte limit")
-        # O_NONBLOCK: a file swapped for a FIFO since the stat must not hang the run
+        # O_NONBLOCK: a FIFO (or a file swapped for one since the walk) must not hang the run
         fd = os.open(job.key, os.O_RDONLY | os.O_NONBLOCK)
         try:  # plain os.read: a file object per seed costs more than the read itself
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise ParseError("not a regular file")
+            if st.st_size > MAX_SEED_BYTES:
+                raise ParseError(
+                    f"file is {st.st_size} bytes, over the {MAX_SEED_BYTES}-byte limit"
+                )
             # one read: a regular file returns fewer bytes than asked only at its end
-            data = os.read(fd, min(st.st_size, MAX_SEED_BYTES) + 1)
+            data = os.read(fd, st.st_size + 1)
             if len(data) > st.st_size:  # it grew since the stat: read on, up to the limit
                 data += _read_upto(fd, MAX_SEED_BYTES + 1 - len(data))
         finally:
@@ -196,7 +197,7 @@ def _read_one(job: _Job, source: str, tz: ZoneInfo, language: str) -> FileOutcom
     except ParseError as e:
         return FileOutcome(key=job.key, reason=str(e))
     digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-    state = SeedFileState(job.size, job.mtime_ns, digest)
+    state = SeedFileState(st.st_size, st.st_mtime_ns, digest)
     if digest == job.known_digest:
         return FileOutcome(key=job.key, state=state, unchanged=True)
     try:

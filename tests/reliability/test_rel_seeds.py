@@ -110,7 +110,7 @@ def test_seed_file_swapped_for_a_fifo_after_the_scan_is_not_waited_on(tmp_path: 
 
     fifo = tmp_path / "x.txt"
     os.mkfifo(fifo)
-    outcome = _read_one(_Job(str(fifo), 10, 0, None), "seeds", ISTANBUL, "tr")
+    outcome = _read_one(_Job(str(fifo), None), "seeds", ISTANBUL, "tr")
     assert outcome.reason == "not a regular file"
 
 
