@@ -46,7 +46,7 @@ def turkish_upper(text: str) -> str:
 def fold(text: str) -> str:
     """The comparison form of a title or lead: NFKC, Turkish case folding, no punctuation,
     no leading labels such as `SON DAKİKA |`. Equal folds mean the same words."""
-    t = text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
+    t = unicodedata.normalize("NFKC", text)  # returns `text` itself when already normal
     t = turkish_lower(t)
     while (m := _LEADING_LABEL.match(t)) and m.end():
         t = t[m.end() :]
