@@ -172,7 +172,7 @@ def _run_once(
         harvests = fetch_web(web_sources, states, config, client, now) if web_sources else []
         log.debug("fetched %d web sources in %.2fs", len(web_sources), _since(started))
     reports: list[SourceReport] = []
-    with store.transaction():
+    with store.transaction(bulk=store.is_empty()):
         store.stage_begin()
         batch = _Batch(store, now=now)
         # state saved as a folder is read must not hide files from a second source that

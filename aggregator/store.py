@@ -8,6 +8,7 @@ Every sqlite3 error is translated to StoreError naming the file.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,6 +24,7 @@ from aggregator.records import article_from_json, parse_time, unpack_record, utc
 from aggregator.schema import BACKFILLS, MIGRATIONS, SCHEMA_VERSION, category_slugs
 
 KEEP_REVISIONS = 5
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -147,20 +149,53 @@ class Store:
             raise StoreError(f"{self.path}: state store failed while {doing}: {e}{hint}") from e
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All or nothing. Nested use joins the outer transaction (a whole run commits once)."""
+    def transaction(self, *, bulk: bool = False) -> Iterator[None]:
+        """All or nothing. Nested use joins the outer transaction (a whole run commits once).
+
+        `bulk`: for a run into an empty store (a first import of a seed archive). It runs
+        with a rollback journal instead of the write-ahead log: pages the store did not
+        have are written once, where the log writes them twice (the log, then its
+        checkpoint): 0.4 s of a first run over 100,000 files. Just as safe: a crash rolls
+        back, and synchronous=FULL. The log is back once the transaction ends. Skipped
+        when another connection has the store open (switching needs it alone)."""
         if self._conn.in_transaction:
             yield
             return
         with self._translate("writing"):
-            self._conn.execute("BEGIN IMMEDIATE")
+            journal = self._rollback_journal() if bulk else False
             try:
-                yield
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:  # SQLite may have rolled back already
-                    self._conn.execute("ROLLBACK")
-                raise
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:  # SQLite may have rolled back already
+                        self._conn.execute("ROLLBACK")
+                    raise
+            finally:
+                if journal:
+                    self._write_ahead_log()
+
+    def is_empty(self) -> bool:
+        with self._translate("reading"):
+            return self._conn.execute("SELECT 1 FROM articles LIMIT 1").fetchone() is None
+
+    def _rollback_journal(self) -> bool:
+        try:
+            mode = self._conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+        except sqlite3.OperationalError:  # "database is locked": a reader is connected
+            return False
+        if mode != "delete":
+            return False
+        self._conn.execute("PRAGMA synchronous=FULL")
+        return True
+
+    def _write_ahead_log(self) -> None:
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as e:  # the next open switches it back
+            log.warning("%s: could not switch back to the write-ahead log: %s", self.path, e)
 
     # -- staging: parsed records go straight into `revisions`, owner to be decided ---------
     def stage_begin(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -152,3 +153,51 @@ def test_records_stored_zlib_compressed_by_earlier_versions_still_publish(tmp_pa
             )
         (after,) = store.latest(1)
     assert after == before
+
+
+def _journal_mode(path: Path) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_a_bulk_first_run_skips_the_log_and_leaves_it_on_after(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    with Store.open(path) as store:
+        assert store.is_empty()
+        with store.transaction(bulk=True):
+            merge(store, [revision(0), revision(5, "Yeni köprü açıldı bu sabah erken")])
+            # a rollback journal: no write-ahead log file while the transaction runs
+            assert not path.with_name("s.sqlite3-wal").exists()
+        assert not store.is_empty()
+        assert _journal_mode(path) == "wal"
+        assert store.count() == 2
+    assert not path.with_name("s.sqlite3-journal").exists()
+
+
+def test_a_bulk_run_with_a_reader_connected_keeps_the_log_and_still_commits(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.sqlite3"
+    with Store.open(path) as store:
+        reader = sqlite3.connect(path)  # `aggregator status`, say
+        try:
+            reader.execute("SELECT COUNT(*) FROM articles").fetchone()
+            with store.transaction(bulk=True):
+                merge(store, [revision(0)])
+        finally:
+            reader.close()
+        assert store.count() == 1
+    assert _journal_mode(path) == "wal"
+
+
+def test_a_failed_bulk_run_leaves_the_store_empty_and_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    with Store.open(path) as store:
+        with pytest.raises(RuntimeError), store.transaction(bulk=True):
+            merge(store, [revision(0)])
+            raise RuntimeError("crash in the middle of a first run")
+        assert store.is_empty()
+    assert _journal_mode(path) == "wal"
