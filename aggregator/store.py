@@ -304,9 +304,8 @@ class Store:
         self._conn.executemany(
             "INSERT INTO article_keys (match_key, article_id) VALUES (?, ?)"
             " ON CONFLICT DO NOTHING",
-            # in key order: appending to the key index beats inserting all over it (-30%)
-            sorted((k, aid) for aid, g in zip(ids, clusters, strict=True)
-                   for k in {k for c in g for k in c.keys}),
+            ((k, aid) for aid, g in zip(ids, clusters, strict=True)
+             for k in {k for c in g for k in c.keys}),
         )  # fmt: skip
         pairs = (
             (aid, c) for aid, g in zip(ids, clusters, strict=True)
