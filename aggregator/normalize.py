@@ -11,7 +11,6 @@ import nh3
 
 # Characters XML 1.0 forbids (C0 controls but tab/newline/CR, surrogates, U+FFFE/U+FFFF).
 _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_SPACES = re.compile(r"\s+")
 _WORD_RUN = re.compile(r"[^\W_]+")  # str.isalnum() characters, as re's \w less "_"
 _LEADING_LABEL = re.compile(
     r"^\s*(?:(?:son\s*dakika|flaş|flas|güncelleme|guncelleme|sıcak\s*gelişme|özel\s*haber"
@@ -31,7 +30,7 @@ def xml_safe(text: str) -> str:
 def collapse(text: str) -> str:
     """Whitespace folded, and characters XML 1.0 cannot carry dropped: every source's text
     passes here, and one control character in a title would break every feed."""
-    return xml_safe(_SPACES.sub(" ", text).strip())
+    return xml_safe(" ".join(text.split()))  # re's \s is str.isspace(): as \s+ -> " ", 5x faster
 
 
 def turkish_lower(text: str) -> str:

@@ -117,6 +117,17 @@ def test_slugs() -> None:
 
 
 @settings(max_examples=500, deadline=None)
+@given(st.text(st.characters(codec="utf-8"), max_size=60))
+def test_collapse_folds_whitespace_runs_as_the_regex_did(text: str) -> None:
+    """Every run of whitespace (re's \\s) is one space, none at the ends."""
+    import re
+
+    from aggregator.normalize import collapse, xml_safe
+
+    assert collapse(text) == xml_safe(re.sub(r"\s+", " ", text).strip())
+
+
+@settings(max_examples=500, deadline=None)
 @given(st.text(max_size=60))
 def test_fold_keeps_the_word_rule_stored_match_keys_were_made_with(text: str) -> None:
     """Match keys in existing stores hash fold()'s output: a faster fold must not change
