@@ -2,8 +2,10 @@
 
     python bench/bench_seeds.py --files 10000 [--revisions 0.2] [--dir bench/out]
 
-Prints files/s and peak memory (max RSS of the regenerate process) for a cold run, a second
-run with nothing changed, and de-duplication throughput on the parsed records.
+Prints the machine's reference rate (the issue's read + decode + split loop: its speed
+drifts, so figures compare only next to it), then files/s and peak memory (max RSS of the
+regenerate process) for cold runs, a second run with nothing changed, and de-duplication
+throughput on the parsed records.
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ def main() -> None:
         encoding="utf-8",
     )
     print(f"cores: {os.cpu_count()}")
+    reference_rate(root / "seeds")
     colds = []
     for _ in range(args.runs):
         for leftover in ("state", "out"):
@@ -115,6 +118,18 @@ def main() -> None:
     size = sum(p.stat().st_size for p in store.parent.iterdir())
     print(f"store size: {size / 1e6:.1f} MB")
     bench_dedupe(args.files)
+
+
+def reference_rate(folder: Path, limit: int = 30_000) -> None:
+    """The issue's yardstick for this machine right now: read, decode and split seed files
+    on one core ("about 43,000 files/s" when it was written). The machine's speed drifts,
+    so figures are only comparable next to this one."""
+    paths = sorted(folder.iterdir())[:limit]
+    started = time.perf_counter()
+    for path in paths:
+        path.read_bytes().decode("utf-8").splitlines()
+    rate = len(paths) / (time.perf_counter() - started)
+    print(f"reference: read + decode + split {rate:,.0f} files/s on one core (issue: ~43,000)")
 
 
 def bench_dedupe(n: int) -> None:
