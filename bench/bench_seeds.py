@@ -39,7 +39,7 @@ def sentence(rnd: random.Random, n: int) -> str:
     (str.capitalize() lowers the rest: "İzmir" became "i̇zmir", an i with a combining
     dot that no site publishes and that sent every fold through full NFKC.)"""
     text = " ".join(rnd.choice(WORDS) for _ in range(n))
-    return text[:1].upper() + text[1:]
+    return text[:1].replace("i", "İ").upper() + text[1:]
 
 
 def generate(folder: Path, files: int, revision_share: float, seed: int = 7) -> None:
