@@ -58,6 +58,7 @@ SECTIONS = frozenset(
     "Kültür Sanat Asayiş Otomobil Savunma Türkiye Medya Çevre Hava Durumu Finans Futbol "
     "Kadın Seyahat Tarih Din Aktüel Gastronomi Emlak".split()
 )
+_AUTHOR_SEPARATORS = re.compile(r",|&| ve | - ")
 _WORD_CHARS = re.compile(r"[A-Za-zÇĞİÖŞÜçğıöşüÂâÎîÛû]")
 _MAX_BYTES = 5 * 1024 * 1024
 _C0_FORBIDDEN = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
@@ -120,8 +121,8 @@ def _is_noise(line: str) -> bool:
 def _is_caps_heading(line: str) -> bool:
     if len(line) > 160 or line.endswith((".", ",", ";")) or line != turkish_upper(line):
         return False
-    letters = _WORD_CHARS.findall(line)
-    return len(letters) >= 4 and all(ch.isupper() for ch in letters)
+    letters = _WORD_CHARS.findall(line)  # all cased: one isupper() over them says it
+    return len(letters) >= 4 and "".join(letters).isupper()
 
 
 def _strip_chrome(text: str) -> str:
@@ -219,7 +220,7 @@ def _name_like(line: str) -> bool:
 
 
 def _split_authors(text: str) -> tuple[str, ...]:
-    names = [collapse(n) for n in re.split(r",|&| ve | - ", text)]
+    names = [collapse(n) for n in _AUTHOR_SEPARATORS.split(text)]
     return tuple(n for n in names if n)
 
 
