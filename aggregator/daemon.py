@@ -21,7 +21,7 @@ from datetime import datetime
 import uvicorn
 
 from aggregator.config import Config
-from aggregator.errors import ConfigError
+from aggregator.errors import ConfigError, StoreError
 from aggregator.model import SourceState
 from aggregator.schedule import Scheduler
 from aggregator.serve import create_app
@@ -137,14 +137,23 @@ def status_text(config: Config, now: datetime) -> str:
     states: dict[str, SourceState] = {}
     counts: dict[str, int] = {}
     total = 0
-    if config.state.exists():
-        with Store.open(config.state, lock=False, readonly=True) as store:
-            for s in config.sources:
-                states[s.name] = store.source_state(s.name)
-                counts[s.name] = store.count(s.name)
-            total = store.count()
+    importing = Store.importing(config.state)
+    if config.state.exists() and not importing:
+        try:
+            with Store.open(config.state, lock=False, readonly=True) as store:
+                for s in config.sources:
+                    states[s.name] = store.source_state(s.name)
+                    counts[s.name] = store.count(s.name)
+                total = store.count()
+        except StoreError:
+            if not Store.importing(config.state):  # a first run began as we read
+                raise
+            importing = True
     lines = [f"state: {config.state}" + ("" if config.state.exists() else " (not created yet)"),
              f"articles: {total}"]  # fmt: skip
+    if importing:
+        lines.append("a first run into this empty store is under way, or was stopped before it"
+                     " committed; its articles show here when a run completes")  # fmt: skip
     for s in config.sources:
         st = states.get(s.name, SourceState(name=s.name))
         where = s.path if s.type == "seeds" else s.url

@@ -45,6 +45,7 @@ class Store:
         self._lock_fd = lock_fd
         self._cold = False
         self._founds: dict[int, str] = {}  # cold staging: ref -> the id it was staged under
+        self._wal_pending = False  # a bulk run could not switch back to the log yet
 
     # -- lifecycle -------------------------------------------------------------------
     @classmethod
@@ -58,9 +59,10 @@ class Store:
             if lock:
                 lock_fd = _take_lock(path)
             uri = path.absolute().as_uri() + ("?mode=ro" if readonly else "")
-            conn = sqlite3.connect(
-                uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False
-            )
+            conn = sqlite3.connect(  # a reader waits only for a first run's lock (`bulk`)
+                uri, uri=True, timeout=2 if readonly else 30, isolation_level=None,
+                check_same_thread=False,
+            )  # fmt: skip
         except OSError as e:
             _release(lock_fd)
             raise StoreError(f"{path}: cannot open the state store: {e.strerror or e}") from e
@@ -156,12 +158,15 @@ class Store:
         with a rollback journal instead of the write-ahead log: pages the store did not
         have are written once, where the log writes them twice (the log, then its
         checkpoint): 0.4 s of a first run over 100,000 files. Just as safe: a crash rolls
-        back, and synchronous=FULL. The log is back once the transaction ends. Skipped
-        when another connection has the store open (switching needs it alone)."""
+        back, and synchronous=FULL. The log is back once the transaction ends (else at the
+        next transaction). Skipped when another connection has the store open (switching
+        needs it alone). Readers wait for such a run; `importing()` tells them."""
         if self._conn.in_transaction:
             yield
             return
         with self._translate("writing"):
+            if self._wal_pending:
+                self._write_ahead_log()
             journal = self._rollback_journal() if bulk else False
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -180,6 +185,13 @@ class Store:
         with self._translate("reading"):
             return self._conn.execute("SELECT 1 FROM articles LIMIT 1").fetchone() is None
 
+    @staticmethod
+    def importing(path: Path) -> bool:
+        """A first run into this (empty) store is under way, or was killed: its rollback
+        journal exists. Readers cannot read the store until a writer has ended or rolled
+        it back; nothing of it was committed."""
+        return path.with_name(path.name + "-journal").exists()
+
     def _rollback_journal(self) -> bool:
         try:
             mode = self._conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
@@ -187,14 +199,20 @@ class Store:
             return False
         if mode != "delete":
             return False
-        self._conn.execute("PRAGMA synchronous=FULL")
+        try:
+            self._conn.execute("PRAGMA synchronous=FULL")
+        except sqlite3.Error:
+            self._write_ahead_log()
+            return False
         return True
 
     def _write_ahead_log(self) -> None:
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
-        except sqlite3.Error as e:  # the next open switches it back
+            self._wal_pending = False
+        except sqlite3.Error as e:  # a reader mid-read for 30 s: the next transaction retries
+            self._wal_pending = True
             log.warning("%s: could not switch back to the write-ahead log: %s", self.path, e)
 
     # -- staging: parsed records go straight into `revisions`, owner to be decided ---------

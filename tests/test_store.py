@@ -201,3 +201,73 @@ def test_a_failed_bulk_run_leaves_the_store_empty_and_in_wal_mode(tmp_path: Path
             raise RuntimeError("crash in the middle of a first run")
         assert store.is_empty()
     assert _journal_mode(path) == "wal"
+
+
+def test_status_reads_a_store_whose_first_run_was_killed_mid_write(tmp_path: Path) -> None:
+    """A first run writes through a rollback journal; killed after it began writing pages,
+    it leaves a hot journal that a read-only `status` cannot roll back. Status says so
+    instead of failing, and the next run rolls it back and goes on."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from aggregator.config import load_config
+    from aggregator.daemon import status_text
+    from tests.reliability.helpers import add_seed, write_config
+
+    cfg_path = write_config(tmp_path)
+    add_seed(tmp_path / "seeds", 1)
+    config = load_config(cfg_path)
+    child = textwrap.dedent(f"""
+        import os
+        from pathlib import Path
+        from aggregator.store import Store
+        store = Store.open(Path({str(config.state)!r}))
+        with store.transaction(bulk=store.is_empty()):
+            store._conn.executemany(  # past the page cache: pages reach the file
+                "INSERT INTO publish_state (key, value) VALUES (?, ?)",
+                ((str(i), "x" * 1_000_000) for i in range(100)))
+            os._exit(9)
+    """)
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, timeout=60)
+    assert done.returncode == 9, done.stderr
+    assert Store.importing(config.state)
+    text = status_text(config, T0)
+    assert "articles: 0" in text and "first run" in text
+    with Store.open(config.state) as store:  # a writer rolls the journal back
+        assert store.is_empty()
+    assert not Store.importing(config.state)
+    assert _journal_mode(config.state) == "wal"
+    assert "first run" not in status_text(config, T0)
+
+
+def test_a_bulk_run_that_cannot_switch_back_to_the_log_retries_at_the_next_transaction(
+    tmp_path: Path,
+) -> None:
+    """The daemon keeps its connection: a failed switch back (a reader mid-read for the
+    whole busy timeout) must not leave it on the rollback journal for good."""
+    path = tmp_path / "s.sqlite3"
+
+    class RefusesWalOnce:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn, self.refused = conn, False
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            if sql == "PRAGMA journal_mode=WAL" and not self.refused:
+                self.refused = True
+                raise sqlite3.OperationalError("database is locked")
+            return self.conn.execute(sql, *args)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.conn, name)
+
+    with Store.open(path) as store:
+        real = store._conn
+        store._conn = RefusesWalOnce(real)  # type: ignore[assignment]
+        with store.transaction(bulk=True):
+            merge(store, [revision(0)])
+        assert _journal_mode(path) == "delete"
+        merge(store, [revision(5)])  # the next transaction switches back first
+        assert _journal_mode(path) == "wal"
+        assert real.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+        store._conn = real

@@ -9,6 +9,7 @@ at a quarter of the cost of the named ones.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import multiprocessing
 import os
@@ -175,7 +176,9 @@ def _read_chunk(chunk: tuple[tuple[str, str, str], list[_Job]]) -> list[_Wire]:
 def _read_one(job: _Job, source: str, tz: ZoneInfo, language: str) -> FileOutcome:
     try:
         # O_NONBLOCK: a FIFO (or a file swapped for one since the walk) must not hang the run
-        fd = os.open(job.key, os.O_RDONLY | os.O_NONBLOCK)
+        # (O_NOCTTY: a terminal device named *.txt is opened, checked and refused, never
+        # made this process's controlling terminal)
+        fd = os.open(job.key, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
         try:  # plain os.read: a file object per seed costs more than the read itself
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
@@ -193,6 +196,8 @@ def _read_one(job: _Job, source: str, tz: ZoneInfo, language: str) -> FileOutcom
         if len(data) > MAX_SEED_BYTES:
             raise ParseError(f"file grew past the {MAX_SEED_BYTES}-byte limit while read")
     except OSError as e:
+        if e.errno == errno.ENXIO:  # a socket: open() cannot open it at all
+            return FileOutcome(key=job.key, reason="not a regular file")
         return FileOutcome(key=job.key, reason=f"cannot read: {e.strerror or e}")
     except ParseError as e:
         return FileOutcome(key=job.key, reason=str(e))

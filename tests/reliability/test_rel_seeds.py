@@ -103,6 +103,20 @@ def test_fifo_seed_file_is_rejected_not_waited_on(tmp_path: Path) -> None:
     assert len(read_feeds(tmp_path / "out")) == 1
 
 
+def test_socket_named_like_a_seed_file_is_rejected_as_not_a_regular_file(tmp_path: Path) -> None:
+    import socket
+
+    cfg = write_config(tmp_path)
+    add_seed(tmp_path / "seeds", 1)
+    path = tmp_path / "seeds" / "s.txt"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.bind(str(path))
+        proc = regenerate(cfg, timeout=20)
+    assert proc.returncode == 1, proc.stderr
+    assert f"rejected: {path}: not a regular file" in proc.stderr
+    assert len(read_feeds(tmp_path / "out")) == 1
+
+
 def test_seed_file_swapped_for_a_fifo_after_the_scan_is_not_waited_on(tmp_path: Path) -> None:
     """The read itself never blocks either (O_NONBLOCK, then a regular-file check)."""
     from aggregator.sources.seeddir import _Job, _read_one
