@@ -226,7 +226,7 @@ class Store:
             # already owned by the article it would found alone, which it does unless a
             # revision of another joins it; `merge` moves only those (rewriting a staged
             # row is half of a cold merge).
-            self._cold = self._conn.execute("SELECT 1 FROM articles LIMIT 1").fetchone() is None
+            self._cold = self.is_empty()
             self._founds = {}
 
     def stage(self, rows: Iterable[tuple[Candidate, bytes]], now: datetime) -> None:
@@ -452,19 +452,15 @@ class Store:
     def expire(self, before: datetime, keep_newest: int) -> int:
         """Age out articles published before `before`, never the newest `keep_newest`."""
         with self.transaction():
-            cutoff = utc_text(before)
-            doomed = [
-                r[0]
-                for r in self._conn.execute(
-                    "SELECT id FROM articles WHERE published < ? AND id NOT IN ("
-                    " SELECT id FROM articles ORDER BY published DESC, id DESC LIMIT ?)",
-                    (cutoff, keep_newest),
-                )
-            ]
+            self._conn.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
+            self._conn.execute("DELETE FROM doomed")
+            doomed = self._conn.execute(
+                "INSERT INTO doomed (id) SELECT id FROM articles WHERE published < ?"
+                " AND id NOT IN (SELECT id FROM articles ORDER BY published DESC, id DESC"
+                " LIMIT ?)",
+                (utc_text(before), keep_newest),
+            ).rowcount
             if doomed:
-                self._conn.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
-                self._conn.execute("DELETE FROM doomed")
-                self._conn.executemany("INSERT INTO doomed (id) VALUES (?)", ((a,) for a in doomed))
                 for table, column in (("articles", "id"), ("article_keys", "article_id"),
                                       ("revisions", "article_id"),
                                       ("article_categories", "article_id")):  # fmt: skip
@@ -473,7 +469,7 @@ class Store:
                     )
                 self._conn.execute("DELETE FROM doomed")
                 self._mark_publish_pending()
-        return len(doomed)
+        return doomed
 
     # -- categories and publishing (per-category feeds, "nothing changed" skip) -------------
     def _set_categories(self, rows: Sequence[tuple[str, Candidate]], replace: bool = False) -> None:
