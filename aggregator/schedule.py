@@ -19,7 +19,7 @@ import concurrent.futures
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -151,6 +151,7 @@ class Scheduler:
         self._first_pass: set[str] = set()  # sources yet to run once before the first publish
         self._first_pass_done = asyncio.Event()
         self._generation: dict[str, int] = {}  # bumped when a reload changes or drops a source
+        self._reloading = asyncio.Lock()
         self.metrics = Metrics(config.state)
         self.metrics.track(s.name for s in config.sources)
 
@@ -161,8 +162,9 @@ class Scheduler:
         future.add_done_callback(self._inflight.discard)
         return await asyncio.wrap_future(future)
 
-    def _load_states(self) -> dict[str, SourceState]:
-        return {s.name: self.store.source_state(s.name) for s in self.config.sources}
+    def _load_states(self, sources: Sequence[SourceConfig] = ()) -> dict[str, SourceState]:
+        """Saved states of `sources` (default: every configured source)."""
+        return {s.name: self.store.source_state(s.name) for s in sources or self.config.sources}
 
     def _run_source(
         self, source: SourceConfig, harvests: list[Harvest] | None, started: datetime, t0: float
@@ -208,8 +210,7 @@ class Scheduler:
                 )  # fmt: skip
             outcome = await self._on_worker(self._run_source, source, harvests, started, t0)
             due = outcome.state.next_due or due
-            current = generation == self._generation.get(name, 0)
-            if current:
+            if name in self.states:  # not removed by a reload meanwhile
                 self.states[name] = outcome.state
                 self.metrics.source_run(
                     name, seconds=outcome.seconds, failed=bool(outcome.error),
@@ -222,7 +223,7 @@ class Scheduler:
                 self._changed.set()
         except AggregatorError as e:
             log.error("source %s: run failed: %s", name, e)
-            if generation == self._generation.get(name, 0):
+            if name in self.states:
                 self.metrics.source_run(
                     name,
                     seconds=time.perf_counter() - t0,
@@ -345,48 +346,55 @@ class Scheduler:
     async def reconfigure(self, new: Config) -> None:
         """Apply a reloaded config: sources added, changed (rescheduled to run now) and
         removed; feeds and site settings at the next publish. RESTART_ONLY settings keep
-        their running values, with a warning."""
-        kept = {}
-        for name, key in RESTART_ONLY:
-            if getattr(new, name) != getattr(self.config, name):
-                kept[name] = getattr(self.config, name)
-                log.warning("config reload: %s changed; it takes effect on restart "
-                            "(still %s)", key, kept[name])  # fmt: skip
-        new = replace(new, **kept)
-        before = {s.name: s for s in self.config.sources}
-        after = {s.name: s for s in new.sources}
-        removed = [n for n in before if n not in after]
-        changed = [n for n in after if n in before and after[n] != before[n]]
-        added = [n for n in after if n not in before]
+        their running values, with a warning. Reloads are applied one at a time."""
+        async with self._reloading:
+            if self._stopping:
+                return
+            kept = {}
+            for name, key in RESTART_ONLY:
+                if getattr(new, name) != getattr(self.config, name):
+                    kept[name] = getattr(self.config, name)
+                    log.warning("config reload: %s changed; it takes effect on restart "
+                                "(still %s)", key, kept[name])  # fmt: skip
+            new = replace(new, **kept)
+            before = {s.name: s for s in self.config.sources}
+            after = {s.name: s for s in new.sources}
+            removed = [n for n in before if n not in after]
+            changed = [n for n in after if n in before and after[n] != before[n]]
+            added = [after[n] for n in after if n not in before]
+            saved = await self._on_worker(self._load_states, added) if added else {}
+            if self._stopping:
+                return
+            self._apply(new, removed, changed, added, saved)
+        log.info("config reloaded: %d sources (added: %s; changed: %s; removed: %s)",
+                 len(new.sources), ", ".join(s.name for s in added) or "none",
+                 ", ".join(changed) or "none", ", ".join(removed) or "none")  # fmt: skip
+
+    def _apply(self, new: Config, removed: list[str], changed: list[str],
+               added: list[SourceConfig], saved: dict[str, SourceState]) -> None:  # fmt: skip
+        """The reload's changes, all at once (no await: /healthz never sees half of it)."""
         if self.client is None and any(s.type != "seeds" for s in new.sources):
             from aggregator.sources.http import WebClient
 
             self.client = WebClient()
         self.config = new
-        for name in added:  # until the store says more (healthz reads these meanwhile)
-            self.states[name] = SourceState(name=name)
         for name in (*removed, *changed):
             self._generation[name] = self._generation.get(name, 0) + 1
             self._aps.remove_job(f"source:{name}")
         for name in removed:
-            self.states.pop(name, None)
+            del self.states[name]
             self.metrics.forget(name)
             self._ran_once(name)
         now = self.clock()
         for name in changed:
-            self._add_job(after[name], now)
-        if added:
-            fresh = await self._on_worker(self._load_states)
-            self.metrics.track(added)
-            for i, name in enumerate(added):
-                self.states[name] = fresh[name]
-                self._add_job(after[name], first_due(fresh[name], after[name], i, len(added),
-                                                     now, self.rng))  # fmt: skip
+            self._add_job(next(s for s in new.sources if s.name == name), now)
+        self.metrics.track(s.name for s in added)
+        for i, source in enumerate(added):
+            self.states[source.name] = saved[source.name]
+            self._add_job(source, first_due(saved[source.name], source, i, len(added), now,
+                                            self.rng))  # fmt: skip
         self._dirty = True  # feeds, titles or filters may have changed: publish (cheap if not)
         self._changed.set()
-        log.info("config reloaded: %d sources (added: %s; changed: %s; removed: %s)",
-                 len(new.sources), ", ".join(added) or "none", ", ".join(changed) or "none",
-                 ", ".join(removed) or "none")  # fmt: skip
 
     async def stop(self) -> bool:
         """Stop scheduling, let running work finish (up to SHUTDOWN_GRACE), publish pending
