@@ -161,7 +161,10 @@ async def _reload(scheduler: Scheduler) -> None:
     except ConfigError as e:
         log.error("config reload failed, still running the previous config: %s", e)
         return
-    await scheduler.reconfigure(new)
+    try:
+        await scheduler.reconfigure(new)
+    except Exception:  # a bug: say so, keep serving what runs
+        log.exception("config reload failed (a bug; please report it)")
 
 
 def _when(value: datetime | None, config: Config, now: datetime) -> str:

@@ -58,8 +58,8 @@ class Metrics:
         for result in ITEM_RESULTS:
             self.items.remove(name, result)
 
-    def source_run(self, name: str, *, seconds: float, failed: bool, not_modified: bool,
-                   new: int, updated: int, rejected: int) -> None:  # fmt: skip
+    def source_run(self, name: str, *, seconds: float, failed: bool, not_modified: bool = False,
+                   new: int = 0, updated: int = 0, rejected: int = 0) -> None:  # fmt: skip
         self.fetches.labels(name).inc()
         self.seconds.labels(name).observe(seconds)
         if failed:

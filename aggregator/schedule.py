@@ -224,15 +224,7 @@ class Scheduler:
         except AggregatorError as e:
             log.error("source %s: run failed: %s", name, e)
             if name in self.states:
-                self.metrics.source_run(
-                    name,
-                    seconds=time.perf_counter() - t0,
-                    failed=True,
-                    not_modified=False,
-                    new=0,
-                    updated=0,
-                    rejected=0,
-                )
+                self.metrics.source_run(name, seconds=time.perf_counter() - t0, failed=True)
         except asyncio.CancelledError:
             log.warning("source %s: abandoned at shutdown", name)
         finally:

@@ -90,8 +90,13 @@ _FEED_TYPES = ("application/atom+xml", "application/rss+xml")
 
 
 def _for_browser(mime: str, accept: str) -> bool:
-    """A browser asking for a feed: its Accept names text/html (readers' never do)."""
-    return mime.startswith(_FEED_TYPES) and "text/html" in accept
+    """A browser asking for a feed: its Accept names text/html and no feed type at least as
+    high. (A reader names its feed types first, or nothing but `*/*`.)"""
+    if not mime.startswith(_FEED_TYPES):
+        return False
+    quality = _qualities(accept)
+    page = quality.get("text/html", 0.0)
+    return page > 0.0 and all(quality.get(t, 0.0) < page for t in _FEED_TYPES)
 
 
 def _cache_control(mime: str) -> str:
@@ -187,13 +192,19 @@ def resolve(root: Path, url_path: str) -> str | None:
     return real
 
 
-def _accepts_gzip(header: str) -> bool:
-    """An explicit `gzip` entry decides; otherwise `*` does (RFC 9110 12.5.3)."""
+def _qualities(header: str) -> dict[str, float]:
+    """`Accept`-style header -> {lower-case name: q}; the first mention of a name counts."""
     found: dict[str, float] = {}
     for item in header.split(","):
         name, _, params = item.strip().partition(";")
         q = params.strip().lower()
         found.setdefault(name.strip().lower(), _q(q[2:]) if q.startswith("q=") else 1.0)
+    return found
+
+
+def _accepts_gzip(header: str) -> bool:
+    """An explicit `gzip` entry decides; otherwise `*` does (RFC 9110 12.5.3)."""
+    found = _qualities(header)
     quality = found.get("gzip", found.get("*", 0.0))
     return quality > 0.0
 

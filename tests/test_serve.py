@@ -130,6 +130,10 @@ def test_a_browser_gets_an_html_view_of_each_feed(published: Path) -> None:
             client.get(path, {**READER, "If-None-Match": shown.headers["etag"]}).status_code == 200
         )
     assert "Perşembe" in client.get("/atom.xml", BROWSER).text  # 1 Ocak 2026 Perşembe
+    # a reader that also takes HTML, below its feed types, still gets the feed
+    picky = {"Accept": "application/atom+xml, application/rss+xml;q=0.9, text/html;q=0.5"}
+    assert client.get("/atom.xml", picky).headers["content-type"].startswith("application/atom")
+    assert client.get("/atom.xml", {"Accept": "*/*"}).content.startswith(b"<?xml")
 
 
 def test_conditional_get_and_head(client: Client) -> None:
