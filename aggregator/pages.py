@@ -343,6 +343,11 @@ def _parse_rss(root: ElementTree.Element) -> tuple[str, str, str, list[_Viewed]]
     return _child(channel, "title"), self_url, _child(channel, "link"), items
 
 
+def _web(url: str) -> str:
+    """Only http(s) addresses become links (never `javascript:` and the like)."""
+    return url if url.lower().startswith(("http://", "https://")) else ""
+
+
 def _iso(text: str) -> datetime | None:
     try:
         return datetime.fromisoformat(text)
@@ -371,7 +376,7 @@ def feed_view(data: bytes, tz: tzinfo | None = None) -> bytes:
         when = _when(v.published, tz or v.published.tzinfo or UTC) if v.published else ""
         meta = " · ".join(x for x in (when, _esc(v.byline)) if x)
         rows.append(
-            f'<li><a class="headline" href="{_esc(v.link)}">{_esc(v.title)}</a>'
+            f'<li><a class="headline" href="{_esc(_web(v.link))}">{_esc(v.title)}</a>'
             f'<div class="when">{meta}</div>' + (f"<p>{_esc(v.summary)}</p>" if v.summary else "")
             + "</li>"
         )  # fmt: skip
@@ -388,7 +393,7 @@ def feed_view(data: bytes, tz: tzinfo | None = None) -> bytes:
 <style>{_PAGE_STYLE}{_VIEW_STYLE}</style>
 </head>
 <body>
-<nav><a href="{_esc(home or "./")}">← Tüm akışlar</a></nav>
+<nav><a href="{_esc(_web(home) or "./")}">← Tüm akışlar</a></nav>
 <h1>{_esc(title)}</h1>
 <div class="subscribe">Bu sayfa bir haber akışıdır ({kind}). Haberleri takip etmek için bu
 adresi akış okuyucunuza ekleyin:
