@@ -3,16 +3,13 @@
 Feed readers and validators ignore `<?xml-stylesheet?>`; browsers apply it (over http, from
 the same origin) and show a readable page with the subscribe address instead of raw XML.
 XSLT 1.0 only, no disable-output-escaping (Firefox ignores it): an HTML description is shown
-as text (tags dropped, entities decoded, first SUMMARY_CHARS characters) and dates in Turkish
+as text (tags dropped, entities decoded, its first 600 characters) and dates in Turkish
 (`1 Ocak 2026 Perşembe 19:16`, in the feed's own offset), like every other page. `aggregator
 run` serves browsers an HTML view instead (pages.feed_view): browsers are removing XSLT; this
 stays for static hosting.
 """
 
-SUMMARY_CHARS = 600  # of an HTML description, tags included: bounds the recursion below
-
-FEED_XSL = (
-    """<?xml version="1.0" encoding="UTF-8"?>
+FEED_XSL = """<?xml version="1.0" encoding="UTF-8"?>
 <xsl:stylesheet version="1.0"
     xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
     xmlns:atom="http://www.w3.org/2005/Atom"
@@ -129,17 +126,14 @@ FEED_XSL = (
     <xsl:value-of select="$hm"/>
   </xsl:template>
 
-  <!-- the text of an HTML fragment: its first characters, tags dropped, entities decoded -->
+  <!-- the text of an HTML fragment: its first 600 characters (tags included: this bounds
+       the recursion), tags dropped, entities decoded -->
   <xsl:template name="text">
     <xsl:param name="html"/>
     <xsl:call-template name="untag">
-      <xsl:with-param name="s" select="substring($html, 1, """
-    + str(SUMMARY_CHARS)
-    + """)"/>
+      <xsl:with-param name="s" select="substring($html, 1, 600)"/>
     </xsl:call-template>
-    <xsl:if test="string-length($html) &gt; """
-    + str(SUMMARY_CHARS)
-    + """"> …</xsl:if>
+    <xsl:if test="string-length($html) &gt; 600"> …</xsl:if>
   </xsl:template>
 
   <xsl:template name="untag">
@@ -202,4 +196,3 @@ FEED_XSL = (
   </xsl:template>
 </xsl:stylesheet>
 """
-)
