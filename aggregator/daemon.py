@@ -26,7 +26,7 @@ from aggregator.config import Config, load_config
 from aggregator.errors import ConfigError, StoreError
 from aggregator.model import SourceState
 from aggregator.schedule import Scheduler
-from aggregator.serve import create_app
+from aggregator.serve import REVALIDATE, HttpProtocol, create_app
 from aggregator.store import Store
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,8 @@ async def _main(config: Config, store: Store, sock: socket.socket) -> bool:
         client = WebClient()  # one for the daemon's lifetime: connections are reused
     scheduler = Scheduler(config, store, client=client)  # a reload may add one later
     app = create_app(config.output_dir, scheduler.health, metrics=scheduler.metrics.render,
-                     timezone=config.timezone)  # fmt: skip
+                     timezone=config.timezone, revalidate=REVALIDATE)  # fmt: skip
+    scheduler.on_published = app.published
     debug = logging.getLogger().isEnabledFor(logging.DEBUG)
     if not debug:  # their per-job and startup lines would drown ours
         logging.getLogger("uvicorn").setLevel(logging.WARNING)
@@ -113,6 +114,7 @@ async def _main(config: Config, store: Store, sock: socket.socket) -> bool:
         uvicorn.Config(
             app, log_config=None, access_log=debug, lifespan="off", server_header=False,
             timeout_graceful_shutdown=3, proxy_headers=False,
+            http=HttpProtocol, ws="none",
         )
     )  # fmt: skip
     loop = asyncio.get_running_loop()

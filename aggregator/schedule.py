@@ -19,7 +19,7 @@ import concurrent.futures
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -154,6 +154,8 @@ class Scheduler:
         self._reloading = asyncio.Lock()
         self.metrics = Metrics(config.state)
         self.metrics.track(s.name for s in config.sources)
+        # told the files each publish wrote (the server reloads them) before /healthz shows it
+        self.on_published: Callable[[list[str]], Awaitable[None]] | None = None
 
     # -- the worker thread ------------------------------------------------------------
     async def _on_worker(self, fn: Callable[..., T], *args: Any) -> T:
@@ -288,6 +290,8 @@ class Scheduler:
                 log.exception("feeds not published (a bug; retrying in %.0fs)", PUBLISH_RETRY)
             asyncio.get_running_loop().call_later(PUBLISH_RETRY, self._changed.set)
             return False
+        if written and self.on_published is not None:
+            await self.on_published(written)
         self.last_publish, self.publish_error, self.articles = self.clock(), None, count
         self.metrics.published(seconds, count, self.last_publish.timestamp())
         if written:
