@@ -30,6 +30,7 @@ from aggregator.serve import REVALIDATE, HttpProtocol, create_app
 from aggregator.store import Store
 
 log = logging.getLogger(__name__)
+STORE_CACHE_KIB = 8 * 1024  # SQLite's page cache in the daemon; the OS caches the file too
 
 
 class _Server(uvicorn.Server):
@@ -85,6 +86,7 @@ def _remove_fresh_store(state: Path, folder_too: bool) -> None:
 
 def run(config: Config, store: Store, sock: socket.socket) -> int:
     """Serve and schedule until a signal arrives. Takes ownership of `store` and `sock`."""
+    store.limit_cache(STORE_CACHE_KIB)
     asyncio.run(_main(config, store, sock))
     # Leave without joining threads: a web fetch or a run may still be stuck in one (threads
     # cannot be interrupted). Fetches touch no store; the store is closed, or, if a run was

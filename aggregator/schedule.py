@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import logging
 import random
 import time
@@ -44,6 +45,11 @@ PUBLISH_QUIET = 1.0  # publish once no change arrived for this long...
 PUBLISH_MAX_WAIT = 10.0  # ...but never later than this after the first change
 PUBLISH_RETRY = 30.0  # after a failed publish
 SHUTDOWN_GRACE = 5.0  # running work gets this long to finish on SIGTERM
+FETCH_THREADS = 4  # web fetches at once (each parses its own body)
+# sources between the start of their fetch and the end of their merge: parsed items wait
+# for the one store thread, so this bounds how many sources' items are held in memory (all
+# of a first pass otherwise); enough that fetching goes on while a merge or publish runs
+IN_FLIGHT = 8 * FETCH_THREADS
 # a fresh store publishes once every source ran once, or this long after the start: a slow
 # source then joins at the next publish
 FIRST_PASS_MAX_WAIT = 10.0
@@ -139,7 +145,8 @@ class Scheduler:
         self.articles = 0
         self._worker = concurrent.futures.ThreadPoolExecutor(1, "aggregator-store")
         # web fetches touch no store: abandoning one at shutdown loses nothing
-        self._fetcher = concurrent.futures.ThreadPoolExecutor(4, "aggregator-fetch")
+        self._fetcher = concurrent.futures.ThreadPoolExecutor(FETCH_THREADS, "aggregator-fetch")
+        self._in_flight = asyncio.Semaphore(IN_FLIGHT)
         self._inflight: set[concurrent.futures.Future[Any]] = set()
         self._aps = AsyncIOScheduler(timezone=UTC)
         self._changed = asyncio.Event()
@@ -189,6 +196,9 @@ class Scheduler:
     def _publish(self) -> tuple[list[str], int, float]:
         t0 = time.perf_counter()
         written = publish_now(self.config, self.store, self.clock())
+        # runs raise the collector's thresholds (pipeline), so their cycles pile up in the
+        # oldest generation; a publish follows a burst of runs: free them here
+        gc.collect()
         return written, self.store.count(), time.perf_counter() - t0
 
     # -- jobs on the event loop -------------------------------------------------------
@@ -203,14 +213,8 @@ class Scheduler:
         due = self.clock() + timedelta(seconds=backoff(source.every, 1))
         started, t0 = self.clock(), time.perf_counter()
         try:
-            harvests = None
-            if source.type != "seeds":  # the network off the store's thread: others keep going
-                state = await self._on_worker(self.store.source_state, source.name)
-                harvests = await asyncio.get_running_loop().run_in_executor(
-                    self._fetcher, fetch_web, [source], {source.name: state}, self.config,
-                    self.client, started,
-                )  # fmt: skip
-            outcome = await self._on_worker(self._run_source, source, harvests, started, t0)
+            async with self._in_flight:
+                outcome = await self._fetch_and_merge(source, started, t0)
             due = outcome.state.next_due or due
             if name in self.states:  # not removed by a reload meanwhile
                 self.states[name] = outcome.state
@@ -236,6 +240,17 @@ class Scheduler:
             # a reload that changed or removed this source has scheduled its own job
             if not self._stopping and generation == self._generation.get(name, 0):
                 self._aps.modify_job(job_id, next_run_time=due)
+
+    async def _fetch_and_merge(self, source: SourceConfig, started: datetime,
+                               t0: float) -> _Outcome:  # fmt: skip
+        harvests = None
+        if source.type != "seeds":  # the network off the store's thread: others keep going
+            state = await self._on_worker(self.store.source_state, source.name)
+            harvests = await asyncio.get_running_loop().run_in_executor(
+                self._fetcher, fetch_web, [source], {source.name: state}, self.config,
+                self.client, started,
+            )  # fmt: skip
+        return await self._on_worker(self._run_source, source, harvests, started, t0)
 
     def _ran_once(self, name: str) -> None:
         self._first_pass.discard(name)

@@ -379,6 +379,8 @@ class FeedServer:
         now = time.monotonic()
         entry = self._files.get(key)
         if entry is not None:
+            if now - entry.checked <= self.revalidate:  # asked for by another name, e.g. `/`
+                return entry
             try:
                 st = os.stat(os.path.join(self.root, key[1:]))
             except OSError:
