@@ -95,6 +95,8 @@ class SourceReport:
     rejected: tuple[Rejection, ...] = ()
     error: str | None = None
     not_modified: bool = False
+    due: datetime | None = None  # not tried this run (not due yet): due then
+    backing_off: bool = False  # ... because it failed last time
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -106,6 +108,7 @@ class RunReport:
     published: int
     feeds_written: tuple[str, ...]
     seconds: float
+    expired: int = 0  # articles retention removed in this run
 
     @property
     def read(self) -> int:
@@ -118,6 +121,10 @@ class RunReport:
     @property
     def failed_sources(self) -> tuple[SourceReport, ...]:
         return tuple(s for s in self.sources if s.error)
+
+    @property
+    def skipped_sources(self) -> tuple[SourceReport, ...]:
+        return tuple(s for s in self.sources if s.due is not None)
 
 
 class Entry(NamedTuple):

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from aggregator.normalize import slugify
 from aggregator.records import unpack_record
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE articles (
@@ -85,6 +85,24 @@ MIGRATIONS: dict[int, str] = {
     # match keys are looked up by key only; the by-article index served just expiry (now one
     # pass over the keys per run that expires anything) and cost a quarter of a cold merge
     5: "DROP INDEX IF EXISTS article_keys_by_article",
+    # retention counts from first_seen; what it removed is remembered (by match key and the
+    # inputs it came from) so it is not added back every run, and is when retention rises;
+    # a seed file rejected is remembered with its reason, so it is reported once
+    6: """
+    CREATE INDEX IF NOT EXISTS articles_by_first_seen ON articles (first_seen);
+    CREATE TABLE expired (
+        article_id TEXT PRIMARY KEY,
+        first_seen TEXT NOT NULL,
+        expired_at TEXT NOT NULL,
+        origins TEXT NOT NULL
+    );
+    CREATE TABLE expired_keys (
+        match_key TEXT PRIMARY KEY,
+        article_id TEXT NOT NULL
+    );
+    CREATE INDEX expired_keys_by_article ON expired_keys (article_id);
+    ALTER TABLE seed_files ADD COLUMN rejected TEXT;
+    """,
 }
 
 

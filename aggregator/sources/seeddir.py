@@ -33,7 +33,8 @@ _CHUNK = 200
 
 
 class FileOutcome(NamedTuple):
-    """One file's fate. Exactly one of: parsed (record set), unchanged, rejected (reason)."""
+    """One file's fate. Exactly one of: parsed (record set), unchanged, rejected (reason;
+    with `state` when the rejection is the file's content, remembered until it changes)."""
 
     key: str
     state: SeedFileState | None = None
@@ -183,10 +184,11 @@ def _read_one(job: _Job, source: str, tz: ZoneInfo, language: str) -> FileOutcom
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise ParseError("not a regular file")
-            if st.st_size > MAX_SEED_BYTES:
-                raise ParseError(
-                    f"file is {st.st_size} bytes, over the {MAX_SEED_BYTES}-byte limit"
-                )
+            if st.st_size > MAX_SEED_BYTES:  # remembered: reported again once it changes
+                return FileOutcome(
+                    key=job.key, state=SeedFileState(st.st_size, st.st_mtime_ns, ""),
+                    reason=f"file is {st.st_size} bytes, over the {MAX_SEED_BYTES}-byte limit",
+                )  # fmt: skip
             # one read: a regular file returns fewer bytes than asked only at its end
             data = os.read(fd, st.st_size + 1)
             if len(data) > st.st_size:  # it grew since the stat: read on, up to the limit
@@ -207,8 +209,8 @@ def _read_one(job: _Job, source: str, tz: ZoneInfo, language: str) -> FileOutcom
         return FileOutcome(key=job.key, state=state, unchanged=True)
     try:
         article = parse_seed(data, origin=job.key, source=source, tz=tz, language=language)
-    except ParseError as e:
-        return FileOutcome(key=job.key, reason=str(e))
+    except ParseError as e:  # with its state: not read nor reported again until it changes
+        return FileOutcome(key=job.key, state=state, reason=str(e))
     return FileOutcome(
         key=job.key,
         state=state,
