@@ -14,9 +14,8 @@ import pytest
 from aggregator.config import Config, load_config
 from aggregator.model import SourceState
 from aggregator.pipeline import run_once
-from aggregator.sources import Harvest
+from aggregator.sources import Harvest, policy
 from aggregator.sources.http import HttpSettings, WebClient
-from aggregator.sources import policy
 from aggregator.sources.web import POOL_MIN_SOURCES, harvest
 from aggregator.store import Store
 from tests.conftest import ISTANBUL, SEED_DOC
