@@ -262,7 +262,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "check":
             from aggregator.diagnose import check
 
-            return check(config, quiet=args.quiet)
+            return check(config, quiet=args.quiet, now=_now())
         parser.error(f"unknown command {args.command!r}")
     except ConfigError as e:  # its message names the file, the key and what to do
         return _fail(e, EXIT_CONFIG, verbose)

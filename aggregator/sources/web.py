@@ -166,8 +166,44 @@ async def _feed(
 def _feed_records(
     data: bytes, **options: Any
 ) -> tuple[tuple[Staged, ...], tuple[Rejection, ...], float | None]:
-    result: FeedResult = parse_feed(data, **options)
+    try:
+        result: FeedResult = parse_feed(data, **options)
+    except ParseError as e:
+        if advice := _html_not_feed(data, options.get("content_type", ""), options["url"]):
+            raise ParseError(advice) from e
+        raise
     return staged(result.articles), result.rejected, result.ttl
+
+
+_FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json",
+               "application/json")  # fmt: skip
+
+
+def _html_not_feed(data: bytes, content_type: str, url: str) -> str | None:
+    """What to do when a `type: feed` URL answers with an HTML page: the feed it advertises
+    (`<link rel="alternate">`, feed autodiscovery), or `type: html`."""
+    head = data[:1024].lstrip().lower()
+    if "html" not in content_type.lower() and not head.startswith((b"<!doctype html", b"<html")):
+        return None
+    from urllib.parse import urljoin
+
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(data[: 512 * 1024], "html.parser")
+    for link in soup.find_all("link", href=True):
+        rel: Any = link.get("rel") or []
+        kind = str(link.get("type") or "").lower()
+        if "alternate" in [str(r).lower() for r in rel] and kind in _FEED_TYPES:
+            feed = urljoin(url, str(link["href"]))
+            return (
+                f"this is an HTML page, not a feed; it advertises the feed {feed}: set "
+                "url: to it, or set type: html to read the page's article links"
+            )
+    return (
+        "this is an HTML page, not a feed, and it advertises none (no <link "
+        'rel="alternate">): set type: html to read its article links, or find the '
+        "site's feed address"
+    )
 
 
 def _page_record(data: bytes, **options: Any) -> Staged:
