@@ -85,23 +85,22 @@ MIGRATIONS: dict[int, str] = {
     # match keys are looked up by key only; the by-article index served just expiry (now one
     # pass over the keys per run that expires anything) and cost a quarter of a cold merge
     5: "DROP INDEX IF EXISTS article_keys_by_article",
-    # retention counts from first_seen; what it removed is remembered (by match key and the
+    # retention counts from first_seen (no index: a scan per run costs less than keeping
+    # one up to date through a cold import); what it removed is remembered (by match key and the
     # inputs it came from) so it is not added back every run, and is when retention rises;
     # a seed file rejected is remembered with its reason, so it is reported once
     6: """
-    CREATE INDEX IF NOT EXISTS articles_by_first_seen ON articles (first_seen);
-    CREATE TABLE expired (
+    CREATE TABLE IF NOT EXISTS expired (
         article_id TEXT PRIMARY KEY,
         first_seen TEXT NOT NULL,
         expired_at TEXT NOT NULL,
         origins TEXT NOT NULL
     );
-    CREATE TABLE expired_keys (
+    CREATE TABLE IF NOT EXISTS expired_keys (
         match_key TEXT PRIMARY KEY,
         article_id TEXT NOT NULL
     );
-    CREATE INDEX expired_keys_by_article ON expired_keys (article_id);
-    ALTER TABLE seed_files ADD COLUMN rejected TEXT;
+    CREATE INDEX IF NOT EXISTS expired_keys_by_article ON expired_keys (article_id);
     """,
 }
 
@@ -133,4 +132,14 @@ def _backfill_categories(conn: sqlite3.Connection) -> None:
     )
 
 
-BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _backfill_categories}
+def _seed_file_rejections(conn: sqlite3.Connection) -> None:
+    """Migration 6: seed_files.rejected, the reason a file as it is now was rejected."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(seed_files)")}
+    if "rejected" not in columns:
+        conn.execute("ALTER TABLE seed_files ADD COLUMN rejected TEXT")
+
+
+BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    2: _backfill_categories,
+    6: _seed_file_rejections,
+}
