@@ -300,8 +300,6 @@ class Store:
         remembered in `expired`) and would remove again: first seen before `before` and not
         among the newest `keep_newest`. It stays out, or a feed or file still offering it
         would add it back and see it expire again every run."""
-        if before is None:
-            return False
         if self._any_expired is None:
             self._any_expired = (
                 self._conn.execute("SELECT 1 FROM expired LIMIT 1").fetchone() is not None
@@ -316,7 +314,7 @@ class Store:
         ).fetchone()
         if row[0] is None:
             return False
-        if row[0] >= utc_text(before):
+        if before is None or row[0] >= utc_text(before):
             self._revived = True  # back: expire() restores its first_seen
             return False
         earliest = min(c.published for c in group)

@@ -101,6 +101,10 @@ def test_raising_or_disabling_retention_brings_expired_articles_back(tmp_path: P
     with Store.open(config.state) as store:
         assert run_once(config, store, None, IMPORTED + timedelta(days=63)).new == 8
         assert store.count() == 10
+    with_retention(cfg, "60d")  # back with their first first_seen: they go again at once
+    config = load_config(cfg)
+    with Store.open(config.state) as store:
+        assert run_once(config, store, None, IMPORTED + timedelta(days=64)).expired == 8
 
 
 def test_check_says_how_many_stored_articles_retention_would_remove(tmp_path: Path) -> None:
