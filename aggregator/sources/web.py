@@ -169,7 +169,7 @@ def _feed_records(
     try:
         result: FeedResult = parse_feed(data, **options)
     except ParseError as e:
-        if advice := _html_not_feed(data, options.get("content_type", ""), options["url"]):
+        if advice := _html_not_feed(data, options["url"]):
             raise ParseError(advice) from e
         raise
     return staged(result.articles), result.rejected, result.ttl
@@ -179,11 +179,11 @@ _FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+
                "application/json")  # fmt: skip
 
 
-def _html_not_feed(data: bytes, content_type: str, url: str) -> str | None:
+def _html_not_feed(data: bytes, url: str) -> str | None:
     """What to do when a `type: feed` URL answers with an HTML page: the feed it advertises
     (`<link rel="alternate">`, feed autodiscovery), or `type: html`."""
-    head = data[:1024].lstrip().lower()
-    if "html" not in content_type.lower() and not head.startswith((b"<!doctype html", b"<html")):
+    head = data[:1024].lower()  # the body decides: feeds are often served as text/html
+    if b"<!doctype html" not in head and b"<html" not in head:
         return None
     from urllib.parse import urljoin
 
