@@ -22,9 +22,9 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aggregator import __version__
-from aggregator.config import Config, load_config
 from aggregator.errors import (
     AggregatorError,
     ConfigError,
@@ -32,8 +32,10 @@ from aggregator.errors import (
     PublishError,
     StoreError,
 )
-from aggregator.model import RunReport
-from aggregator.store import Store
+
+if TYPE_CHECKING:  # the rest is imported inside main(): a Ctrl-C in the imports is one line
+    from aggregator.config import Config
+    from aggregator.model import RunReport
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -170,6 +172,7 @@ def regenerate(
 ) -> int:
     from aggregator.diagnose import progress_bar
     from aggregator.pipeline import run_once
+    from aggregator.store import Store
 
     for name in only or ():
         if name not in {s.name for s in config.sources}:
@@ -200,6 +203,7 @@ def regenerate(
 
 def run(config: Config) -> int:
     from aggregator import daemon
+    from aggregator.store import Store
 
     # the lock: a second daemon or a regenerate is refused
     store = Store.open(config.state, holder="daemon")
@@ -249,6 +253,8 @@ def _main(argv: Sequence[str] | None) -> int:
 
             return parse_files(args.files, as_json=args.json, zone=args.timezone, url=args.url,
                                quiet=args.quiet)  # fmt: skip
+        from aggregator.config import load_config
+
         config = load_config(args.config or Path("config.yaml"), given=args.config is not None)
         default = config.log_level if args.command == "run" else "warning"
         level = "debug" if verbose else "error" if args.quiet else default

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -179,6 +181,36 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path: Path, server: App) -> None:
         proc.kill()
     assert proc.returncode == 130
     assert err.strip() == "aggregator: interrupted", err
+
+
+def test_ctrl_c_during_a_big_seed_import_is_one_line_and_keeps_nothing_half_done(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C goes to the whole process group, worker processes too: only this process
+    answers it. Sent at points across a run, from when the store is opened."""
+    cfg = write_config(tmp_path)
+    seeds(tmp_path / "seeds", 2500, step=timedelta(minutes=7))  # enough for worker processes
+    started = time.monotonic()
+    assert cli("regenerate", "--config", str(cfg), "-q").returncode == 0
+    typical = time.monotonic() - started
+    interrupted = 0
+    for fraction in [0.05 * i for i in range(10)]:  # the workers start early in a run
+        shutil.rmtree(tmp_path / "state")
+        proc = subprocess.Popen([SCRIPT, "regenerate", "--config", str(cfg), "-q"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)  # fmt: skip
+        while not (tmp_path / "state").exists() and proc.poll() is None:
+            time.sleep(0.005)  # past Python's own start-up (a Ctrl-C there is Python's)
+        time.sleep(typical * fraction)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode in (0, 130), err
+        if proc.returncode == 130:
+            interrupted += 1
+            assert err.strip() == "aggregator: interrupted", err
+        with Store.open(tmp_path / "state" / "agg.sqlite3") as store:
+            assert store.count() in (0, 2500)
+    assert interrupted, "every run finished before its Ctrl-C"
 
 
 def test_regenerate_names_sources_not_due_and_force_and_source_read_them(
