@@ -61,23 +61,23 @@ def server() -> Iterator[App]:
 
 # -- data safety: retention -----------------------------------------------------------------
 def test_a_fresh_import_of_old_articles_is_kept_and_expiry_is_counted(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, max_items=5)
+    cfg = write_config(tmp_path, max_items=50)
     with_retention(cfg, "90d")
-    seeds(tmp_path / "seeds", 60)  # January to March 2026, imported on 1 December
+    seeds(tmp_path / "seeds", 2500, step=timedelta(minutes=50))  # Jan to Mar 2026...
     config = load_config(cfg)
-    with Store.open(config.state) as store:
+    with Store.open(config.state) as store:  # ...imported on 1 December
         first = run_once(config, store, None, IMPORTED)
-        assert first.new == 60 and first.expired == 0 and store.count() == 60
+        assert first.new == 2500 and first.expired == 0 and store.count() == 2500
         again = run_once(config, store, None, IMPORTED + timedelta(days=89))
-        assert again.expired == 0 and store.count() == 60
+        assert again.expired == 0 and store.count() == 2500
         later = run_once(config, store, None, IMPORTED + timedelta(days=91))
-        assert later.expired == 55 and store.count() == 5  # the newest max_items stay
+        assert later.expired == 2450 and store.count() == 50  # the newest max_items stay
         # the files are still there and unchanged: nothing comes back, nothing re-expires
         steady = run_once(config, store, None, IMPORTED + timedelta(days=92))
-        assert (steady.new, steady.expired, store.count()) == (0, 0, 5)
+        assert (steady.new, steady.expired, store.count()) == (0, 0, 50)
     assert main(["regenerate", "--config", str(cfg)]) == 0  # the real clock: months later
     status = cli("status", "--config", str(cfg))
-    assert "expired: 55 articles removed by retention (90.0d from first seen)" in status.stdout
+    assert "expired: 2450 articles removed by retention (90.0d from first seen)" in status.stdout
 
 
 def test_raising_or_disabling_retention_brings_expired_articles_back(tmp_path: Path) -> None:
@@ -320,6 +320,11 @@ def test_config_errors_are_one_line_with_the_place_and_what_to_do(tmp_path: Path
                            "    links: 'a[[['\n")  # fmt: skip
     line = error_of(cfg)
     assert "sources[1].links" in line and "a[[[" in line and "not a valid CSS selector" in line
+    cfg.write_text(
+        cfg.read_text().replace("    links: 'a[[['\n", "    selectors:\n      title: 'h1 >> p'\n"),
+        encoding="utf-8",
+    )
+    assert "sources[1].selectors.title: not a valid CSS selector 'h1 >> p'" in error_of(cfg)
 
 
 def test_check_finds_output_and_seed_paths_that_are_files_and_port_mismatch(
