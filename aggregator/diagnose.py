@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aggregator.config import Config
-from aggregator.errors import ParseError
+from aggregator.errors import ParseError, StoreError
 from aggregator.model import Article
 from aggregator.normalize import html_to_text
 from aggregator.records import article_to_json
@@ -155,8 +155,11 @@ def _retention(config: Config, now: datetime) -> str:
     setting = f"{config.retention:g}s from first seen"
     if not config.state.exists() or Store.importing(config.state):
         return setting
-    with Store.open(config.state, lock=False, readonly=True) as store:
-        doomed, total = store.would_expire(cutoff, config.max_items), store.count()
+    try:
+        with Store.open(config.state, lock=False, readonly=True) as store:
+            doomed, total = store.would_expire(cutoff, config.max_items), store.count()
+    except StoreError as e:  # the config is still checked; the store is `status`'s business
+        return f"{setting} (stored articles not counted: {e})"
     return f"{setting}; would remove {doomed} of the {total} stored articles now"
 
 

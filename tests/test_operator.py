@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -119,6 +120,11 @@ def test_check_says_how_many_stored_articles_retention_would_remove(tmp_path: Pa
     done = cli("check", "--config", str(cfg))
     assert done.returncode == 0, done.stderr
     assert "would remove 9 of the 12 stored articles now" in done.stdout
+    with sqlite3.connect(config.state) as conn:  # as an older aggregator left it
+        conn.execute("UPDATE schema_meta SET value = '5' WHERE key = 'version'")
+    conn.close()
+    older = cli("check", "--config", str(cfg))
+    assert older.returncode == 0 and "stored articles not counted" in older.stdout
 
 
 # -- data safety: a broken seed file is reported once ---------------------------------------
