@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 
 from aggregator.errors import ParseError
 
@@ -25,6 +25,9 @@ _MONTHS = {
 }  # fmt: skip
 MONTH_NAMES = ("Ocak", "Şubat", "Mart", "Nisan", "Mayıs", "Haziran", "Temmuz",
                "Ağustos", "Eylül", "Ekim", "Kasım", "Aralık")  # fmt: skip
+FUTURE_SLACK = timedelta(days=1)
+"""A date further than this after the run's `now` is not believed (clock skew and zone
+mistakes stay within it; an input dated 2099 does not pin itself to the top for good)."""
 WEEKDAY_NAMES = ("Pazartesi", "Salı", "Çarşamba", "Perşembe", "Cuma", "Cumartesi", "Pazar")
 
 _WORD = r"[A-Za-zÇĞİÖŞÜçğıöşüÂâÎîÛû]+"
@@ -136,3 +139,33 @@ def printable(value: datetime) -> datetime:
     if offset is not None and offset.total_seconds() % 60:
         return value.astimezone(UTC)
     return value
+
+
+FOREIGN_MAX_CHARS = 100
+"""Longer date text is not handed to dateparser (its cost grows with the text)."""
+_FOREIGN_SETTINGS = {
+    "PARSERS": ["custom-formats", "absolute-time"],  # never "2 hours ago": no clock here
+    "REQUIRE_PARTS": ["day", "month", "year"],  # a missing part would come from the clock
+}
+_FOREIGN_SHAPE = re.compile(r"(?<!\d)\d{4}(?!\d)")  # a year: without one it is no full date
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_foreign(text: str, tz: tzinfo) -> datetime | None:
+    """A date with another language's day and month names (`Seg, 24 Set 2018 19:42:40
+    -0300`) via dateparser: a last resort, some milliseconds a call, imported on first use.
+    Naive results get `tz`; None when it reads no full date."""
+    raw = text.strip()
+    if len(raw) > FOREIGN_MAX_CHARS or not _FOREIGN_SHAPE.search(raw):
+        return None
+    import dateparser  # here: a heavy import (and data load) most runs never need
+
+    try:
+        value = dateparser.parse(raw, settings=_FOREIGN_SETTINGS)
+    except (ValueError, OverflowError, TypeError, LookupError):
+        return None
+    if value is None:
+        return None
+    offset = value.utcoffset()  # dateparser's own tzinfo class becomes a plain offset
+    value = value.replace(tzinfo=tz if offset is None else timezone(offset))
+    return in_utc_range(value)
