@@ -16,7 +16,7 @@ from aggregator.config import Config, load_config
 from aggregator.model import Article
 from aggregator.pipeline import run_once
 from aggregator.sources import Harvest, staged
-from aggregator.sources.feed import parse_feed, title_from_url
+from aggregator.sources.feed import parse_feed, parse_time, title_from_url
 from aggregator.store import Store
 from aggregator.timeparse import parse_foreign
 from tests.conftest import ISTANBUL
@@ -135,6 +135,20 @@ def test_title_from_url(link: str, title: str) -> None:
 )
 def test_dates_in_other_languages(raw: str, expected: datetime | None) -> None:
     assert parse_foreign(raw, ISTANBUL) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # a US Drupal site: only the month/day reading is a Friday
+        ("Fri, 05/03/2019 - 15:21", datetime(2019, 5, 3, 15, 21, tzinfo=ISTANBUL)),
+        ("05/03/2019 15:21", datetime(2019, 3, 5, 15, 21, tzinfo=ISTANBUL)),  # Turkish order
+        ("Tue, 05/03/2019 15:21", datetime(2019, 3, 5, 15, 21, tzinfo=ISTANBUL)),
+        ("Thu, 09 Feb 2006 16:59:45 G", datetime(2006, 2, 9, 16, 59, 45, tzinfo=UTC)),  # RFC 2822
+    ],
+)
+def test_numeric_and_military_forms(raw: str, expected: datetime) -> None:
+    assert parse_time(raw, ISTANBUL) == expected
 
 
 def test_feed_with_portuguese_dates_publishes_them(tmp_path: Path) -> None:

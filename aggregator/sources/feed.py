@@ -313,10 +313,28 @@ def parse_time(raw: str | None, tz: tzinfo) -> datetime | None:
             stamp = find_stamp(raw, tz)
         except ParseError:
             return None
-        return stamp.when if stamp else None
-    if when.tzinfo is None:  # RFC 2822's "-0000": UTC, origin unknown; a missing zone: tz
-        when = when.replace(tzinfo=UTC if raw.endswith("-0000") else tz)
+        return _weekday_decides(raw, stamp.when) if stamp else None
+    if when.tzinfo is None:  # "-0000" and military letters (RFC 2822): UTC; no zone: tz
+        when = when.replace(tzinfo=UTC if _UTC_UNKNOWN.search(raw) else tz)
     return in_utc_range(when)
+
+
+_UTC_UNKNOWN = re.compile(r"(?:-0000|\s[A-IK-Za-ik-z])$")
+_ENGLISH_WEEKDAY = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun)", re.IGNORECASE)
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _weekday_decides(raw: str, when: datetime) -> datetime:
+    """`Fri, 05/03/2019` (a US site's Drupal): day/month is how Turkish sites write it, but
+    an English weekday that only the month/day reading matches decides."""
+    m = _ENGLISH_WEEKDAY.match(raw)
+    if m is None or when.day > 12:
+        return when
+    weekday = _WEEKDAYS.index(m.group(1).lower())
+    if when.weekday() == weekday:
+        return when
+    swapped = when.replace(month=when.day, day=when.month)  # both are <= 12: always valid
+    return swapped if swapped.weekday() == weekday else when
 
 
 def _article(item: _Item, *, url: str, source: str, tz: tzinfo, now: datetime | None) -> Article:
