@@ -151,19 +151,25 @@ _FOREIGN_SHAPE = re.compile(r"(?<!\d)\d{4}(?!\d)")  # a year: without one it is 
 
 
 @functools.lru_cache(maxsize=1024)
-def parse_foreign(text: str, tz: tzinfo) -> datetime | None:
+def parse_foreign(text: str, tz: tzinfo, language: str = "") -> datetime | None:
     """A date with another language's day and month names (`Seg, 24 Set 2018 19:42:40
-    -0300`) via dateparser: a last resort, some milliseconds a call, imported on first use.
-    Naive results get `tz`; None when it reads no full date."""
+    -0300`) via dateparser: a last resort, imported on first use. `language` (the feed's,
+    `pt-BR`) is tried first: about 1 ms a call, where guessing among all languages costs
+    15-70 ms. Naive results get `tz`; None when it reads no full date."""
     raw = text.strip()
     if len(raw) > FOREIGN_MAX_CHARS or not _FOREIGN_SHAPE.search(raw):
         return None
     import dateparser  # here: a heavy import (and data load) most runs never need
 
-    try:
-        value = dateparser.parse(raw, settings=_FOREIGN_SETTINGS)
-    except (ValueError, OverflowError, TypeError, LookupError):
-        return None
+    hint = language.split("-")[0].split("_")[0].lower()
+    value = None
+    for languages in ([hint], None) if hint.isalpha() else (None,):
+        try:
+            value = dateparser.parse(raw, languages=languages, settings=_FOREIGN_SETTINGS)
+        except (ValueError, OverflowError, TypeError, LookupError):
+            value = None  # an unknown language code, or a date dateparser cannot hold
+        if value is not None:
+            break
     if value is None:
         return None
     offset = value.utcoffset()  # dateparser's own tzinfo class becomes a plain offset

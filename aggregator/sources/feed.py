@@ -369,9 +369,9 @@ def _times(
 ) -> tuple[datetime | None, datetime | None, tuple[str, ...]]:
     """(published, updated, warnings): the believable dates of an entry, None where none.
     Our layouts, then feedparser's reading, then (slow, rare) other languages' names."""
-    updated = parse_time(item.updated, tz) or _foreign(item.updated, tz)
+    updated = parse_time(item.updated, tz) or _foreign(item.updated, tz, item.language)
     published = parse_time(item.published, tz) or updated or item.fallback_time
-    published = published or _foreign(item.published, tz)
+    published = published or _foreign(item.published, tz, item.language)
     warnings: list[str] = []
     if now is not None:
         limit = now + FUTURE_SLACK
@@ -383,8 +383,8 @@ def _times(
     return published or updated, updated, tuple(warnings)
 
 
-def _foreign(raw: str | None, tz: tzinfo) -> datetime | None:
-    return parse_foreign(raw, tz) if raw else None
+def _foreign(raw: str | None, tz: tzinfo, language: str) -> datetime | None:
+    return parse_foreign(raw, tz, language) if raw else None
 
 
 def title_from_url(link: str) -> str:
