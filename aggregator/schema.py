@@ -89,7 +89,7 @@ MIGRATIONS: dict[int, str] = {
     # when an undated feed item was first seen (its date, never recomputed); `served`: when
     # a feed last served it (the least recently served are forgotten first)
     6: """
-    CREATE TABLE first_seen (
+    CREATE TABLE IF NOT EXISTS first_seen (
         source TEXT NOT NULL,
         item_key TEXT NOT NULL,
         seen TEXT NOT NULL,

@@ -166,8 +166,8 @@ def parse_foreign(text: str, tz: tzinfo, language: str = "") -> datetime | None:
     for languages in ([hint], None) if hint.isalpha() else (None,):
         try:
             value = dateparser.parse(raw, languages=languages, settings=_FOREIGN_SETTINGS)
-        except (ValueError, OverflowError, TypeError, LookupError):
-            value = None  # an unknown language code, or a date dateparser cannot hold
+        except Exception:  # an unknown language code, a date it cannot hold, its own bugs
+            value = None  # on odd text: whatever it is, it is no date we can use
         if value is not None:
             break
     if value is None:
