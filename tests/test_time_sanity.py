@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,12 +17,12 @@ from aggregator.config import Config, load_config
 from aggregator.model import Article
 from aggregator.pipeline import run_once
 from aggregator.sources import Harvest, staged
-from aggregator.sources.feed import parse_feed, parse_time, title_from_url
+from aggregator.sources.feed import parse_time, title_from_url
 from aggregator.store import Store
 from aggregator.timeparse import parse_foreign
 from tests.conftest import ISTANBUL
 from tests.localserver import App, Reply, serve_in_thread
-from tests.reliability.helpers import write_config
+from tests.reliability.helpers import regenerate, write_config
 from tests.seedmaker import tgrt_seed
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=ISTANBUL)
@@ -92,6 +93,26 @@ def test_undated_items_keep_their_first_seen_time_and_feeds_do_not_churn(tmp_pat
     assert {e.published for e in got[1:]} == {T0.astimezone(UTC).isoformat()}
 
 
+def test_two_regenerate_runs_publish_the_same_bytes_for_undated_items(tmp_path: Path) -> None:
+    """`aggregator regenerate` as a user runs it (the real clock): the second run, a while
+    later and with the feed's channel changed, rewrites nothing."""
+    with serve_in_thread(App()) as app:
+        cfg = site(tmp_path, app, "eski")
+        app.route("/eski.xml", Reply(body=rss("".join(item(n) for n in range(10))),
+                                     content_type=RSS))  # fmt: skip
+        first = regenerate(tmp_path / "config.yaml")
+        assert first.returncode == 0, first.stderr
+        before = out_files(cfg)
+        app.route("/eski.xml", Reply(body=rss("".join(item(n) for n in range(10)), build="B"),
+                                     content_type=RSS))  # fmt: skip
+        time.sleep(1.2)  # the source (every: 1s) is due again
+        second = regenerate(tmp_path / "config.yaml")
+        assert second.returncode == 0, second.stderr
+        assert app.hits["/eski.xml"] == 2  # fetched and parsed again, not skipped
+    assert len(entries(cfg)) == 10
+    assert out_files(cfg) == before
+
+
 def test_an_item_with_only_a_link_is_titled_from_its_url(tmp_path: Path) -> None:
     body = rss('<item><link>http://site.test/2024/07/03/meclis-yeni-yasayi-kabul-etti.html'
                '</link></item><item><link>http://site.test/</link></item>')  # fmt: skip
@@ -153,12 +174,19 @@ def test_numeric_and_military_forms(raw: str, expected: datetime) -> None:
 
 def test_feed_with_portuguese_dates_publishes_them(tmp_path: Path) -> None:
     dates = ["Seg, 24 Set 2018 19:42:40 -0300", "Ter, 25 Set 2018 08:00:00 -0300"]
-    body = rss(item(1, dates[0]) + item(2, dates[1]))
-    result = parse_feed(body, url="http://site.test/f", source="pt", tz=ISTANBUL, now=T0)
-    assert not result.rejected
-    assert [(a.published, a.published_source) for a in result.articles] == [
-        (datetime(2018, 9, 24, 22, 42, 40, tzinfo=UTC), "source"),
-        (datetime(2018, 9, 25, 11, 0, tzinfo=UTC), "source"),
+    body = rss(item(1, dates[0]) + item(2, dates[1])).replace(
+        b"<title>Kanal</title>", b"<title>Kanal</title><language>pt-BR</language>"
+    )
+    with serve_in_thread(App()) as app:
+        cfg = site(tmp_path, app, "pt")
+        app.route("/pt.xml", Reply(body=body, content_type=RSS))
+        with Store.open(cfg.state) as store:
+            report = run_once(cfg, store, None, T0)
+            sources = {e.article.published_source for e in store.latest(10)}
+    assert not report.rejections and sources == {"source"}
+    assert sorted(e.published for e in entries(cfg)) == [
+        "2018-09-24T19:42:40-03:00",
+        "2018-09-25T08:00:00-03:00",
     ]
 
 
