@@ -15,7 +15,7 @@ import pytest
 
 from aggregator.errors import FetchError
 from tests.localserver import XML, App, Reply, serve_in_thread
-from tests.reliability.helpers import REPO, read_feeds, write_config
+from tests.reliability.helpers import REPO, add_seed, read_feeds, write_config
 
 ADDRESS_SPACE_MIB = 400
 GOOD = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
@@ -122,3 +122,45 @@ def test_unasked_and_stacked_encodings_are_refused(encoding: str, reason: str) -
 
     with pytest.raises(FetchError, match=reason):
         inflate(b"\x1f\x8b", encoding, 1000)
+
+
+# -- row 12: two configs, one output folder ----------------------------------------------------
+ROUNDS = 20
+
+
+@pytest.mark.slow
+def test_two_configs_sharing_an_output_folder_never_fail_each_other(tmp_path: Path) -> None:
+    """Each config has its own store (so its own lock): both publish into one folder at once.
+    One run's sweep of temporary files must never delete the other's file in flight."""
+    shared = tmp_path / "shared-out"
+    sites = [tmp_path / "a", tmp_path / "b"]
+    configs = [write_config(site, out=str(shared)) for site in sites]
+    for site in sites:
+        for n in range(30):
+            add_seed(site / "seeds", n)
+    for round_ in range(ROUNDS):
+        for i, site in enumerate(sites):
+            add_seed(site / "seeds", 100 + round_ * 2 + i)  # every publish changes files
+        runs = [subprocess.Popen([sys.executable, "-m", "aggregator", "regenerate", "-q",
+                                  "--config", str(cfg)], cwd=REPO, stderr=subprocess.PIPE,
+                                 text=True) for cfg in configs]  # fmt: skip
+        for run in runs:
+            _, err = run.communicate(timeout=120)
+            assert run.returncode == 0, f"round {round_}: exit {run.returncode}: {err}"
+    read_feeds(shared, agree=False)  # each file is the last writer's: the pair may differ
+    assert not list(shared.rglob(".*.tmp"))
+
+
+def test_the_sweep_keeps_a_live_writers_temporary_file(tmp_path: Path) -> None:
+    from aggregator.publish import sweep_temporaries
+
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as live:
+        ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                               capture_output=True, text=True, check=True)  # fmt: skip
+        dead = ended.stdout.strip()
+        (tmp_path / f".atom.xml.{live.pid}-k2j3h4.tmp").write_bytes(b"<feed")
+        (tmp_path / f".rss.xml.{dead}-a1b2c3.tmp").write_bytes(b"<rss")
+        (tmp_path / ".feed.json.x9y8z7.tmp").write_bytes(b"{")  # an older version's name
+        assert sweep_temporaries(tmp_path) == 2
+        assert [p.name for p in tmp_path.iterdir()] == [f".atom.xml.{live.pid}-k2j3h4.tmp"]
+        live.kill()
