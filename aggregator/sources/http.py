@@ -18,17 +18,19 @@ import asyncio
 import codecs
 import email.utils
 import io
+import ipaddress
 import itertools
 import re
+import socket
 import threading
 import zlib
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import zstandard
@@ -86,6 +88,18 @@ class Response:
     @property
     def not_modified(self) -> bool:
         return self.status == 304
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchPolicy:
+    """Where one fetch may go, redirects included: with a `site`, only to its host (and
+    port) or one of `allow_hosts` (`host` or `host:port`); with `block_private`, never to an
+    address that is not globally routable (loopback, private, link-local...), checked on
+    the addresses the host name resolves to."""
+
+    site: str | None = None
+    allow_hosts: tuple[str, ...] = ()
+    block_private: bool = False
 
 
 class RetryLater(FetchError):
@@ -239,6 +253,76 @@ _STEPS: dict[str, Callable[[bytes], Iterator[bytes]]] = {
 }
 
 
+def without_userinfo(url: str) -> str:
+    """`url` without `user:pass@` (httpx would send it as an Authorization header)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _origin(host: str, port: int | None, scheme: str = "") -> tuple[str, int | None]:
+    """(host, port) compared loosely: case, a trailing dot, `www.` and default ports aside."""
+    host = host.lower().rstrip(".").removeprefix("www.")
+    return host, None if port == {"http": 80, "https": 443}.get(scheme) else port
+
+
+def on_site(url: str, site: str, allow_hosts: Sequence[str] = ()) -> bool:
+    """Whether `url` is on the host (and port) of `site` or on one of `allow_hosts`."""
+    try:
+        target, home = urlsplit(url), urlsplit(site)
+        origin = _origin(target.hostname or "", target.port, target.scheme)
+        allowed = [_origin(home.hostname or "", home.port, home.scheme)]
+        for entry in allow_hosts:
+            parts = urlsplit(f"//{entry}")
+            allowed.append(_origin(parts.hostname or "", parts.port))
+    except ValueError:
+        return False
+    return origin in allowed
+
+
+def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host written as a number stands for, in every form a resolver takes
+    (`127.0.0.1`, `127.1`, `0x7f000001`, `2130706433`, `[::1]`); None for a name."""
+    host = host.strip("[]")
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
+        return None
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+async def _refuse_private(url: str) -> None:
+    """FetchError unless every address of `url`'s host is public (fetch.block_private)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    literal = literal_address(host)
+    if literal is not None:
+        addresses = [literal]
+    else:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, parts.port or (443 if parts.scheme == "https" else 80),
+                type=socket.SOCK_STREAM,
+            )  # fmt: skip
+        except OSError as e:
+            raise FetchError(f"cannot resolve {host}: {e}") from None
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    for address in addresses:
+        if not is_public(address):
+            raise FetchError(f"refused {host}: {address} is not a public address"
+                             " (fetch.block_private)")  # fmt: skip
+
+
 # -- the client ----------------------------------------------------------------------------
 @dataclass
 class _Slot:
@@ -342,14 +426,17 @@ class WebClient:
             yield slot.client
 
     async def fetch(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
-    ) -> Response:
-        """GET `url` (conditionally). Raises FetchError (RetryLater for 429/503) naming why."""
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None,
+        policy: FetchPolicy = FetchPolicy(),
+    ) -> Response:  # fmt: skip
+        """GET `url` (conditionally) within `policy`. Raises FetchError (RetryLater for
+        429/503) naming why."""
         total = self.settings.total_timeout
+        headers = conditional_headers(etag, last_modified)
         async with self._slot(url) as client:
             try:
                 async with asyncio.timeout(total):
-                    return await self._follow(client, url, conditional_headers(etag, last_modified))
+                    return await self._follow(client, url, headers, policy)
             except TimeoutError:
                 raise FetchError(f"no complete answer within {total:g}s") from None
             except httpx.TimeoutException as e:
@@ -362,10 +449,16 @@ class WebClient:
                 raise FetchError(f"invalid URL: {e}") from e
 
     async def _follow(
-        self, client: httpx.AsyncClient, url: str, headers: dict[str, str]
+        self, client: httpx.AsyncClient, url: str, headers: dict[str, str], policy: FetchPolicy
     ) -> Response:
         current = url
         for _ in range(self.settings.max_redirects + 1):
+            current = without_userinfo(current)
+            if policy.site is not None and not on_site(current, policy.site, policy.allow_hosts):
+                raise FetchError(f"refused {current}: not on the host of {policy.site}"
+                                 " (fetch.allow_hosts lists other hosts)")  # fmt: skip
+            if policy.block_private:
+                await _refuse_private(current)
             async with client.stream("GET", current, headers=headers) as r:
                 if r.status_code in _REDIRECTS and "location" in r.headers:
                     location = r.headers["location"]

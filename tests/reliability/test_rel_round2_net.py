@@ -5,19 +5,28 @@ fd pressure, two configs sharing one output folder. Real local servers, real sub
 from __future__ import annotations
 
 import functools
+import re
 import resource
 import subprocess
 import sys
 import zlib
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from aggregator.errors import FetchError
-from tests.localserver import XML, App, Reply, serve_in_thread
+from aggregator.config import load_config
+from aggregator.errors import ConfigError, FetchError
+from aggregator.sources import Harvest
+from aggregator.sources.http import is_public, literal_address
+from aggregator.sources.web import harvest
+from tests.conftest import ISTANBUL
+from tests.localserver import HTML, XML, App, Reply, serve_in_thread
 from tests.reliability.helpers import REPO, add_seed, read_feeds, write_config
 
 ADDRESS_SPACE_MIB = 400
+NOW = datetime(2026, 1, 5, 12, 0, tzinfo=ISTANBUL)
 GOOD = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
         "<link>{base}/</link><item><title>Sağlam haber</title><link>{base}/h/1</link>"
         "<pubDate>Fri, 02 Jan 2026 08:00:00 +0300</pubDate></item></channel></rss>")  # fmt: skip
@@ -164,3 +173,137 @@ def test_the_sweep_keeps_a_live_writers_temporary_file(tmp_path: Path) -> None:
         assert sweep_temporaries(tmp_path) == 2
         assert [p.name for p in tmp_path.iterdir()] == [f".atom.xml.{live.pid}-k2j3h4.tmp"]
         live.kill()
+
+
+# -- row 8: the fetch policy -------------------------------------------------------------------
+PAGE = ('<html><head><title>{title}</title><meta property="article:published_time"'
+        ' content="2026-01-02T08:00:00+03:00"></head><body><article><p>Haberin metni: {title}.'
+        "</p></article></body></html>")  # fmt: skip
+NUMERIC = ("2130706433", "0x7f000001", "127.1")  # 127.0.0.1 written as a number
+
+
+def _listing(app: App, other: App) -> None:
+    """`/listing/` links to this host, userinfo, other hosts and ports, numeric hosts and a
+    redirect off the host; every `/news/` page is an article titled by its path."""
+    port = app.base.rsplit(":", 1)[1]
+    links = [
+        "/news/ayni-host",
+        f"http://user:pass@127.0.0.1:{port}/news/gizli",
+        f"http://localhost:{port}/news/baska-host",
+        f"{other.base}/news/baska-port",
+        *(f"http://{host}:{port}/news/sayi-{host}" for host in NUMERIC),
+        "/news/yonlendir",
+    ]
+    body = "".join(f'<article><h2><a href="{link}">{i}</a></h2></article>'
+                   for i, link in enumerate(links))  # fmt: skip
+    for server in (app, other):
+        server.route("/listing/", Reply(body=body.encode(), content_type=HTML))
+        server.prefix("/news/", lambda r: Reply(body=PAGE.format(title=r.path).encode(),
+                                                content_type=HTML))  # fmt: skip
+    app.route(
+        "/news/yonlendir", Reply(302, headers={"Location": f"http://localhost:{port}/news/hedef"})
+    )
+
+
+def _harvest_html(tmp_path: Path, url: str, fetch: str) -> Harvest:
+    cfg = write_config(tmp_path, sources=f"  - name: site\n    type: html\n    url: {url}\n"
+                                         f"    fetch: {fetch}\n")  # fmt: skip
+    config = load_config(cfg)
+    web = [s for s in config.sources if s.type == "html"]
+    (site,) = harvest(web, {}, config=config, client=None, now=NOW)
+    return site
+
+
+def _hosts(app: App) -> list[str]:
+    """The Host header of each article page request the server saw."""
+    return sorted(r.headers["host"].rsplit(":", 1)[0] for r in app.requests
+                  if r.path.startswith("/news/"))  # fmt: skip
+
+
+@pytest.fixture
+def listing() -> Iterator[tuple[App, App]]:
+    with (
+        serve_in_thread(App(), fixtures=False) as app,
+        serve_in_thread(App(), fixtures=False) as other,
+    ):
+        _listing(app, other)
+        yield app, other
+
+
+def test_links_stay_on_the_listing_host_and_userinfo_is_never_sent(
+    tmp_path: Path, listing: tuple[App, App]
+) -> None:
+    app, other = listing
+    site = _harvest_html(tmp_path, app.base + "/listing/", "{block_private: false}")
+    assert site.error is None, site.error
+    assert _hosts(app) == ["127.0.0.1"] * 3 and not _hosts(other)  # same host only
+    assert not any("authorization" in r.headers for r in app.requests)
+    links = sorted(a.link or "" for a in site.articles)
+    assert links == [f"{app.base}/news/ayni-host", f"{app.base}/news/gizli"]  # no user:pass@
+    [refused] = site.rejected
+    assert refused.origin.endswith("/news/yonlendir") and "not on the host" in refused.reason
+
+
+def test_allowed_hosts_are_followed_and_numeric_loopback_forms_reach_loopback(
+    tmp_path: Path, listing: tuple[App, App]
+) -> None:
+    app, other = listing
+    port, other_port = app.base.rsplit(":", 1)[1], other.base.rsplit(":", 1)[1]
+    allowed = [f"localhost:{port}", f"127.0.0.1:{other_port}", *(f"{h}:{port}" for h in NUMERIC)]
+    site = _harvest_html(tmp_path, app.base + "/listing/",
+                         f"{{block_private: false, allow_hosts: {allowed}}}")  # fmt: skip
+    assert site.error is None and not site.rejected, (site.error, site.rejected)
+    # the numeric forms really are 127.0.0.1: this server answered them
+    assert _hosts(app) == sorted(["127.0.0.1"] * 3 + ["localhost"] * 2 + list(NUMERIC))
+    assert _hosts(other) == ["127.0.0.1"]
+
+
+def test_discovered_links_to_private_addresses_are_refused_by_default(
+    tmp_path: Path, listing: tuple[App, App]
+) -> None:
+    app, other = listing
+    port, other_port = app.base.rsplit(":", 1)[1], other.base.rsplit(":", 1)[1]
+    allowed = [f"localhost:{port}", f"127.0.0.1:{other_port}", *(f"{h}:{port}" for h in NUMERIC)]
+    site = _harvest_html(tmp_path, app.base + "/listing/", f"{{allow_hosts: {allowed}}}")
+    assert site.error is None  # the configured listing on 127.0.0.1 is the operator's choice
+    assert app.hits["/listing/"] == 1 and not _hosts(app) and not _hosts(other)
+    assert len(site.rejected) == 8 and not site.records
+    assert all("not a public address" in r.reason for r in site.rejected), site.rejected
+    numeric = [r.reason for r in site.rejected if "sayi-" in r.origin]
+    assert numeric == [f"refused {h}: 127.0.0.1 is not a public address (fetch.block_private)"
+                       for h in NUMERIC]  # fmt: skip
+
+
+def test_block_private_true_refuses_the_configured_url_too(
+    tmp_path: Path, listing: tuple[App, App]
+) -> None:
+    app, _ = listing
+    site = _harvest_html(tmp_path, app.base + "/listing/", "{block_private: true}")
+    assert site.error and "(source 'site')" in site.error, site.error
+    assert "127.0.0.1 is not a public address" in site.error
+    assert not app.requests
+
+
+@pytest.mark.parametrize(
+    ("host", "public"),
+    [("2130706433", False), ("0x7f000001", False), ("127.1", False), ("0177.0.0.1", False),
+     ("[::1]", False), ("[::ffff:127.0.0.1]", False), ("169.254.169.254", False),
+     ("10.1.2.3", False), ("0.0.0.0", False), ("100.64.0.1", False), ("93.184.215.14", True)],
+)  # fmt: skip
+def test_numeric_hosts_are_recognised(host: str, public: bool) -> None:
+    address = literal_address(host)
+    assert address is not None and is_public(address) is public
+
+
+@pytest.mark.parametrize(
+    ("fetch", "key"),
+    [("{block_private: yes please}", "sources[1].fetch.block_private"),
+     ("{allow_hosts: [http://x.test/]}", "sources[1].fetch.allow_hosts[0]"),
+     ("{allow_hosts: [x.test:99999]}", "sources[1].fetch.allow_hosts[0]"),
+     ("{allowed_hosts: []}", "sources[1].fetch.allowed_hosts")],
+)  # fmt: skip
+def test_fetch_settings_errors_name_the_key(tmp_path: Path, fetch: str, key: str) -> None:
+    cfg = write_config(tmp_path, sources=f"  - name: s\n    type: html\n    url: http://x.test/\n"
+                                         f"    fetch: {fetch}\n")  # fmt: skip
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        load_config(cfg)
