@@ -21,6 +21,7 @@ from datetime import datetime
 import uvicorn
 
 from aggregator.config import Config
+from aggregator.connections import quiet_accept_errors, server_settings
 from aggregator.errors import ConfigError, StoreError
 from aggregator.model import SourceState
 from aggregator.schedule import Scheduler
@@ -85,10 +86,11 @@ async def _main(config: Config, store: Store, sock: socket.socket) -> bool:
     server = _Server(
         uvicorn.Config(
             app, log_config=None, access_log=debug, lifespan="off", server_header=False,
-            timeout_graceful_shutdown=3, proxy_headers=False,
+            timeout_graceful_shutdown=3, proxy_headers=False, **server_settings(),
         )
     )  # fmt: skip
     loop = asyncio.get_running_loop()
+    quiet_accept_errors(loop)
 
     def on_signal(name: str) -> None:
         if server.should_exit:

@@ -7,8 +7,10 @@ from __future__ import annotations
 import functools
 import re
 import resource
+import socket
 import subprocess
 import sys
+import time
 import zlib
 from collections.abc import Iterator
 from datetime import datetime
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.config import load_config
+from aggregator.connections import HEADER_TIMEOUT
 from aggregator.errors import ConfigError, FetchError
 from aggregator.sources import Harvest
 from aggregator.sources.http import is_public, literal_address
@@ -307,3 +310,113 @@ def test_fetch_settings_errors_name_the_key(tmp_path: Path, fetch: str, key: str
                                          f"    fetch: {fetch}\n")  # fmt: skip
     with pytest.raises(ConfigError, match=re.escape(key)):
         load_config(cfg)
+
+
+# -- row 9: the daemon under fd pressure -------------------------------------------------------
+OPEN_FILES = 1024
+IDLE_CONNECTIONS = 1100
+
+
+def _raise_own_fd_limit(needed: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            pytest.skip(f"needs {needed} open files, the hard limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+def _status_within(port: int, path: str, seconds: float) -> int:
+    """The status of GET `path`, every socket operation bounded by what is left of
+    `seconds` (a timeout raises: the bound is the socket's, not an assertion on a clock)."""
+    deadline = time.monotonic() + seconds
+    with socket.create_connection(("127.0.0.1", port), timeout=seconds) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        head = b""
+        while b"\r\n" not in head:
+            s.settimeout(max(0.001, deadline - time.monotonic()))
+            piece = s.recv(256)
+            assert piece, f"{path}: connection closed before an answer"
+            head += piece
+    return int(head.split()[1])
+
+
+@pytest.mark.slow
+def test_healthz_answers_with_1100_idle_connections_at_ulimit_1024(tmp_path: Path) -> None:
+    _raise_own_fd_limit(IDLE_CONNECTIONS + 200)
+    cfg = write_config(tmp_path)
+    add_seed(tmp_path / "seeds", 1)
+    log_path = tmp_path / "daemon.log"
+
+    def limit_fds() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
+
+    idle: list[socket.socket] = []
+    with open(log_path, "wb") as log:
+        daemon = subprocess.Popen([sys.executable, "-m", "aggregator", "run", "--config", str(cfg)],
+                                  cwd=REPO, stdout=subprocess.DEVNULL, stderr=log,
+                                  preexec_fn=limit_fds)  # fmt: skip
+    try:
+        port = _daemon_port(daemon, log_path)
+        started = time.monotonic()
+        for _ in range(IDLE_CONNECTIONS):  # accepted, never a byte sent
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        opened = time.monotonic()
+        assert _status_within(port, "/healthz", 1.0) == 200
+        answered = time.monotonic()
+        assert _status_within(port, "/atom.xml", 1.0) == 200
+        # an idle connection is closed by the server within the header timeout
+        newest = idle[-1]
+        newest.settimeout(HEADER_TIMEOUT + 5)
+        assert newest.recv(1) == b""
+        print(f"{IDLE_CONNECTIONS} idle connections opened in {opened - started:.2f}s; /healthz"
+              f" answered in {(answered - opened) * 1000:.0f} ms; the newest idle one closed"
+              f" {time.monotonic() - opened:.1f}s after")  # fmt: skip
+    finally:
+        for s in idle:
+            s.close()
+        daemon.terminate()
+        daemon.wait(timeout=20)
+    text = log_path.read_text(encoding="utf-8", errors="replace")
+    assert daemon.returncode == 0, text
+    assert "Traceback" not in text, text[-3000:]
+    emfile = [line for line in text.splitlines() if "open files" in line or "EMFILE" in line]
+    assert len(emfile) <= 3, emfile[:5]
+
+
+def _daemon_port(daemon: subprocess.Popen[bytes], log_path: Path) -> int:
+    """The daemon's port from its log, once /healthz says a first publish happened."""
+    for _ in range(200):
+        if daemon.poll() is not None:
+            raise AssertionError(f"daemon exited {daemon.returncode}: {log_path.read_text()}")
+        m = re.search(r"at http://127\.0\.0\.1:(\d+)/", log_path.read_text())
+        if m:
+            try:
+                if _status_within(int(m.group(1)), "/healthz", 5.0) == 200:
+                    return int(m.group(1))
+            except OSError:
+                pass
+        time.sleep(0.05)
+    raise AssertionError(f"daemon never became healthy: {log_path.read_text()}")
+
+
+def test_accept_errors_are_one_line_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    import errno
+
+    from aggregator.connections import quiet_accept_errors
+
+    loop = asyncio.new_event_loop()
+    try:
+        quiet_accept_errors(loop)
+        emfile = OSError(errno.EMFILE, "Too many open files")
+        for _ in range(1000):  # asyncio retries a failed accept() every second
+            loop.call_exception_handler({"message": "socket.accept() out of system resource",
+                                         "exception": emfile})  # fmt: skip
+        loop.call_exception_handler({"message": "something else", "exception": ValueError("x")})
+    finally:
+        loop.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert lines[0] == ("cannot accept connections: Too many open files (1 failed attempts since"
+                        " the last such line; retrying every second)")  # fmt: skip
+    assert "something else" in lines[1]  # other loop errors keep asyncio's own report
