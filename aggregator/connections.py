@@ -8,8 +8,10 @@
   for the store, the output and the web client. A connection past the limit closes the one
   that has waited longest without a request in progress (an idle or a slow one), so a
   reader that sends its request promptly is always answered.
-- The listen backlog, which is also how many connections asyncio accepts in one go, is
-  small, so the limit is enforced between batches and accept() never meets EMFILE.
+- asyncio accepts BACKLOG connections in one go, so the limit is enforced between small
+  batches and accept() does not meet EMFILE; the kernel's listen queue is widened again
+  after start (asyncio sets it to the batch size) so a flood does not drop the SYN of a
+  reader that comes after it (a one-second retransmit).
 - If accept() fails anyway (EMFILE, ENFILE: fds taken elsewhere), one warning a minute with
   a count, not a traceback per attempt (asyncio retries every second).
 """
@@ -20,6 +22,7 @@ import asyncio
 import errno
 import logging
 import resource
+import socket
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -30,6 +33,9 @@ KEEP_ALIVE_TIMEOUT = 5
 RESERVED_FDS = 256
 """File descriptors kept free of client connections: store, logs, output, web client."""
 BACKLOG = 64
+"""How many connections asyncio accepts in one go (it also makes this the listen queue)."""
+LISTEN_QUEUE = 1024
+"""Connections the kernel holds before they are accepted: they cost us no fd until then."""
 ACCEPT_ERROR_INTERVAL = 60.0
 _ACCEPT_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
@@ -97,6 +103,11 @@ def server_settings() -> dict[str, Any]:
     limits = {"limit": connection_limit(open_files), "order": {}}
     protocol = type("GuardedH11Protocol", (GuardedH11Protocol,), limits)
     return {"http": protocol, "backlog": BACKLOG, "timeout_keep_alive": KEEP_ALIVE_TIMEOUT}
+
+
+def widen_listen_queue(sockets: list[socket.socket]) -> None:
+    for sock in sockets:
+        sock.listen(LISTEN_QUEUE)
 
 
 class _AcceptErrors:

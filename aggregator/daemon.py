@@ -21,7 +21,7 @@ from datetime import datetime
 import uvicorn
 
 from aggregator.config import Config
-from aggregator.connections import quiet_accept_errors, server_settings
+from aggregator.connections import quiet_accept_errors, server_settings, widen_listen_queue
 from aggregator.errors import ConfigError, StoreError
 from aggregator.model import SourceState
 from aggregator.schedule import Scheduler
@@ -38,6 +38,10 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        widen_listen_queue(sockets or [])
 
 
 def listen(host: str, port: int) -> socket.socket:
