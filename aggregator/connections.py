@@ -65,7 +65,8 @@ class GuardedH11Protocol(H11Protocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()
         self._deadline.cancel()
-        self._arm()
+        if not self.transport.is_closing():  # else connection_lost comes next
+            self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._deadline.cancel()

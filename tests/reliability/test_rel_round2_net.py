@@ -26,34 +26,19 @@ from aggregator.sources.http import is_public, literal_address
 from aggregator.sources.web import harvest
 from tests.conftest import ISTANBUL
 from tests.localserver import HTML, XML, App, Reply, serve_in_thread
-from tests.reliability.helpers import REPO, add_seed, read_feeds, write_config
+from tests.reliability.helpers import (
+    REPO,
+    add_seed,
+    read_feeds,
+    regenerate_measured,
+    write_config,
+)
 
 ADDRESS_SPACE_MIB = 400
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=ISTANBUL)
 GOOD = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
         "<link>{base}/</link><item><title>Sağlam haber</title><link>{base}/h/1</link>"
         "<pubDate>Fri, 02 Jan 2026 08:00:00 +0300</pubDate></item></channel></rss>")  # fmt: skip
-
-
-def _limited(
-    cfg: Path, tmp: Path, *, timeout: float = 120
-) -> tuple[subprocess.CompletedProcess[str], float]:
-    """`regenerate` under RLIMIT_AS (a memory bomb fails the run instead of the machine);
-    returns the process and its peak RSS in MiB (RUSAGE_CHILDREN of a wrapper)."""
-    limit = ADDRESS_SPACE_MIB * 1024 * 1024
-    peak_file = tmp / "peak-rss.txt"
-    wrapper = ("import resource, subprocess, sys\n"
-               "rc = subprocess.call(sys.argv[2:])\n"
-               "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
-               "open(sys.argv[1], 'w').write(str(peak))\n"
-               "sys.exit(rc)\n")  # fmt: skip
-    proc = subprocess.run(
-        [sys.executable, "-c", wrapper, str(peak_file), sys.executable, "-m", "aggregator",
-         "regenerate", "-q", "--config", str(cfg)],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout,
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)),
-    )  # fmt: skip
-    return proc, int(peak_file.read_text()) / 1024
 
 
 # -- rows 3 and 4: compression bombs -----------------------------------------------------------
@@ -95,7 +80,7 @@ def test_compression_bombs_stop_at_the_limit_under_an_address_space_limit(tmp_pa
                                             headers={"Content-Encoding": encoding}))  # fmt: skip
         urls = {name: f"{app.base}/{name}.xml" for name in ["good", *bombs]}
         cfg = write_config(tmp_path, sources=feed_sources(urls))
-        proc, peak = _limited(cfg, tmp_path)
+        proc, peak = regenerate_measured(cfg, tmp_path, address_space_mib=ADDRESS_SPACE_MIB)
     assert proc.returncode == 1, proc.stderr  # published; the bombs failed
     assert "Traceback" not in proc.stderr and "MemoryError" not in proc.stderr, proc.stderr
     lines = {name: [line for line in proc.stderr.splitlines() if f"'{name}'" in line]
