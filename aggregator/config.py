@@ -332,7 +332,7 @@ def fetch_config(raw: object, prefix: str, inherited: FetchConfig) -> FetchConfi
     configured, links = inherited.block_private_configured, inherited.block_private_links
     if "block_private" in raw:
         block = raw["block_private"]
-        if block not in (True, False, "links"):
+        if not isinstance(block, bool) and block != "links":
             raise ConfigError(
                 f"{prefix}block_private: expected true, false or links, got {block!r}"
             )

@@ -286,6 +286,7 @@ def test_numeric_hosts_are_recognised(host: str, public: bool) -> None:
 @pytest.mark.parametrize(
     ("fetch", "key"),
     [("{block_private: yes please}", "sources[1].fetch.block_private"),
+     ("{block_private: 1}", "sources[1].fetch.block_private"),
      ("{allow_hosts: [http://x.test/]}", "sources[1].fetch.allow_hosts[0]"),
      ("{allow_hosts: [x.test:99999]}", "sources[1].fetch.allow_hosts[0]"),
      ("{allowed_hosts: []}", "sources[1].fetch.allowed_hosts")],
