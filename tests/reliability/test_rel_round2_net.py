@@ -26,6 +26,8 @@ from aggregator.connections import HEADER_TIMEOUT, quiet_accept_errors
 from aggregator.errors import ConfigError, FetchError
 from aggregator.publish import sweep_temporaries
 from aggregator.sources import Harvest
+from aggregator.sources.feed import parse_feed
+from aggregator.sources.html import parse_page
 from aggregator.sources.http import ACCEPT_ENCODING, inflate, is_public, literal_address
 from aggregator.sources.web import harvest
 from tests.conftest import ISTANBUL
@@ -419,3 +421,18 @@ def test_accept_errors_are_one_line_a_minute(caplog: pytest.LogCaptureFixture) -
     assert lines[0] == ("cannot accept connections: Too many open files (1 failed attempts since"
                         " the last such line; retrying every second)")  # fmt: skip
     assert "something else" in lines[1]  # other loop errors keep asyncio's own report
+
+
+def test_credentials_in_a_page_or_feed_link_are_never_published() -> None:
+    page = PAGE.format(title="Gizli").replace(
+        "<head>", '<head><link rel="canonical" href="https://ali:s3cret@haber.test/gizli">'
+    )
+    article = parse_page(page.encode(), url="https://haber.test/x", source="s", tz=ISTANBUL)
+    assert article.link == "https://haber.test/gizli"
+    item = ("<item><title>Haber</title><link>http://ali:s3cret@haber.test/h/1</link>"
+            "<pubDate>Fri, 02 Jan 2026 08:00:00 +0300</pubDate></item>")  # fmt: skip
+    rss = GOOD.replace(GOOD[GOOD.index("<item>") : GOOD.index("</channel>")], item)
+    [entry] = parse_feed(
+        rss.encode(), url="http://haber.test/rss", source="s", tz=ISTANBUL
+    ).articles
+    assert entry.link == "http://haber.test/h/1"
