@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
@@ -34,7 +34,7 @@ from aggregator.normalize import (
     shorten,
 )
 from aggregator.sources.feed import parse_time
-from aggregator.sources.http import decode_body
+from aggregator.sources.http import decode_body, on_site, without_userinfo
 from aggregator.sources.seedfile import parse_seed
 
 DEFAULT_LINKS = (
@@ -86,31 +86,32 @@ def _select(soup: BeautifulSoup | Tag, selector: str) -> list[Tag]:
 
 def article_links(
     data: bytes, *, url: str, content_type: str = "", selector: str | None = None,
-    limit: int = 20,
+    limit: int = 20, allow_hosts: Sequence[str] = (),
 ) -> tuple[str, ...]:  # fmt: skip
-    """The article URLs a listing page links to, in page order, at most `limit`."""
+    """The article URLs a listing page links to, in page order, at most `limit`: only on the
+    listing's host (and port) or one of `allow_hosts`, never with `user:pass@`."""
     soup = _soup(data, content_type)
     base = _base(soup, url)
-    found = _links(_select(soup, selector or DEFAULT_LINKS), base, url)
+    found = _links(_select(soup, selector or DEFAULT_LINKS), base, url, allow_hosts)
     if not found and selector is None:
-        host = urlsplit(url).hostname
         slugs = [a for a in soup.find_all("a", href=True) if isinstance(a, Tag)]
-        found = [
-            link for link in _links(slugs, base, url)
-            if urlsplit(link).hostname == host and _SLUG.search(urlsplit(link).path)
-        ]  # fmt: skip
+        found = [link for link in _links(slugs, base, url, allow_hosts)
+                 if _SLUG.search(urlsplit(link).path)]  # fmt: skip
     return tuple(found[:limit])
 
 
-def _links(anchors: list[Tag], base: str, page: str) -> list[str]:
+def _links(anchors: list[Tag], base: str, page: str, allow_hosts: Sequence[str]) -> list[str]:
     seen = {canonical_url(page)}
     links: list[str] = []
     for a in anchors:
         href = a.get("href")
         link = absolute_url(base, href) if isinstance(href, str) else None
-        if link and (key := canonical_url(link)) not in seen:
+        if not link or not on_site(link, page, allow_hosts):
+            continue
+        link = without_userinfo(link.split("#", 1)[0])
+        if (key := canonical_url(link)) not in seen:
             seen.add(key)
-            links.append(link.split("#", 1)[0])
+            links.append(link)
     return links
 
 
