@@ -33,6 +33,7 @@ from aggregator.normalize import (
     sanitize_html,
     shorten,
 )
+from aggregator.sources.extract import credited, day_start, is_url, main_content, url_day
 from aggregator.sources.feed import parse_time
 from aggregator.sources.http import decode_body
 from aggregator.sources.seedfile import parse_seed
@@ -47,6 +48,8 @@ _BLOCKS = ("p", "div", "section", "article", "header", "footer", "main", "aside"
            "h1", "h2", "h3", "h4", "h5", "h6", "li", "ul", "ol", "br", "tr", "table",
            "blockquote", "figure", "figcaption", "pre", "hr", "dd", "dt", "form")  # fmt: skip
 _INVISIBLE = ("script", "style", "noscript", "template", "svg", "iframe", "head", "object")
+_AUTHOR_META = ("article:author", "author", "parsely-author", "sailthru.author", "dc.creator")
+_CDATA = re.compile(r"^\s*(?://\s*)?<!\[CDATA\[|(?://\s*)?\]\]>\s*$")  # XHTML-era wrapping
 _SLUG = re.compile(r"/[^/?#]*[a-z0-9]+-[a-z0-9]+-[^/?#]*", re.IGNORECASE)
 
 
@@ -138,9 +141,12 @@ def parse_page(
     if node is not None:
         _from_jsonld(f, node, base, tz)
     _from_meta(f, soup, base, tz)
+    main = main_content(decode_body(data, content_type), url=base)
+    f.fill(title=main.title)
+    f.fill(title=_headline(soup))
     lang = _attr(soup.find("html"), "lang") or language
     seed_error = ""
-    if f.published is None or not f.content_html or not f.title:
+    if f.published is None or not f.content_html or not f.title or not f.authors:
         try:
             seed = parse_seed(_visible_text(soup).encode("utf-8"), origin=url, source=source,
                               tz=tz, language=lang)  # fmt: skip
@@ -150,6 +156,9 @@ def parse_page(
             f.fill(title=seed.title, summary=seed.summary, content_html=seed.content_html,
                    authors=seed.authors, categories=seed.categories, agency=seed.agency,
                    published=seed.published, updated=seed.updated)  # fmt: skip
+    # a page laid out like a scrape reads like one (so the two agree); others: trafilatura
+    f.fill(content_html=main.content_html, authors=main.authors,
+           published=day_start(main.day, tz) if main.day else url_day(link, tz))  # fmt: skip
     if not f.content_html and isinstance(article := soup.find("article"), Tag):
         f.content_html = sanitize_html(article.decode_contents(), base)
     if f.published is None:
@@ -157,14 +166,14 @@ def parse_page(
     # titles, spots and bylines are text: RSS readers take a title as HTML, so markup from
     # og:title or JSON-LD (unescaped by then) is stripped, not republished
     f.title, f.summary = _text(f.title), _text(f.summary)
-    f.authors = tuple(_text(a) for a in f.authors)
+    authors, agency = credited(tuple(_text(a) for a in f.authors))
     title = f.title or shorten(f.summary)
     if not title:
         raise ParseError("no title on the page")
     updated = max(f.updated or f.published, f.published)
     return Article(
         title=title, summary=f.summary if f.summary != title else "",
-        content_html=f.content_html, authors=f.authors, agency=f.agency,
+        content_html=f.content_html, authors=authors, agency=f.agency or agency,
         categories=f.categories, language=lang.split("-")[0].lower() or language,
         link=clean_link(link), image=f.image, published=f.published, updated=updated,
         source=source, origin=url,
@@ -237,7 +246,7 @@ def _walk(doc: object, depth: int = 0) -> Iterator[dict[str, Any]]:
 def _jsonld(soup: BeautifulSoup) -> dict[str, Any] | None:
     for script in soup.find_all("script", attrs={"type": re.compile(r"ld\+json", re.I)}):
         try:
-            doc = json.loads(script.get_text() or "null", strict=False)
+            doc = json.loads(_CDATA.sub("", script.get_text()) or "null", strict=False)
         except (ValueError, RecursionError):
             continue
         for node in _walk(doc):
@@ -260,6 +269,14 @@ def _texts(value: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t for t in out if t))
 
 
+def _names(value: object) -> tuple[str, ...]:
+    """A JSON-LD author (person, organization, list, string) -> names; a profile URL
+    is not a name."""
+    items = value if isinstance(value, list) else [value]
+    names = (item.get("name") if isinstance(item, dict) else item for item in items)
+    return _texts([n for n in names if isinstance(n, str) and not is_url(n)])
+
+
 def _first(value: object) -> str:
     found = _texts(value)
     return found[0] if found else ""
@@ -275,7 +292,7 @@ def _from_jsonld(f: _Fields, node: dict[str, Any], base: str, tz: tzinfo) -> Non
     f.fill(
         title=_first(node.get("headline") or node.get("name")),
         summary=_first(node.get("description")),
-        authors=_texts(node.get("author")),
+        authors=_names(node.get("author")),
         categories=_texts(node.get("articleSection")) + _texts(keywords),
         published=parse_time(_first(node.get("datePublished")), tz),
         updated=parse_time(_first(node.get("dateModified")), tz),
@@ -292,17 +309,14 @@ def _paragraphs(text: str) -> str:
 def _from_meta(f: _Fields, soup: BeautifulSoup, base: str, tz: tzinfo) -> None:
     times = [t for t in soup.find_all("time") if _attr(t, "datetime")]
     modified = [t for t in times if "modified" in _attr(t, "itemprop").lower()]
-    h1 = soup.find("h1")
-    title_tag = soup.find("title")
     image = _meta(soup, "og:image", "twitter:image")
     body = soup.select_one("[itemprop=articleBody]")
     section = _meta(soup, "article:section")
     f.fill(
-        title=_meta(soup, "og:title", "twitter:title")
-        or (collapse(h1.get_text(" ")) if h1 else "")
-        or (collapse(title_tag.get_text(" ")) if title_tag else ""),
+        title=_meta(soup, "og:title", "twitter:title"),
         summary=_meta(soup, "og:description", "description", "twitter:description"),
-        authors=(a,) if (a := _meta(soup, "article:author", "author")) else (),
+        authors=tuple(a for a in (_meta(soup, name) for name in _AUTHOR_META)
+                      if a and not is_url(a))[:1],
         categories=(section,) if section else (),
         published=parse_time(_meta(soup, "article:published_time", "datePublished"), tz)
         or (parse_time(_attr(times[0], "datetime"), tz) if times else None),
@@ -312,6 +326,13 @@ def _from_meta(f: _Fields, soup: BeautifulSoup, base: str, tz: tzinfo) -> None:
         image=absolute_url(base, image) if image else None,
         content_html=sanitize_html(body.decode_contents(), base) if isinstance(body, Tag) else "",
     )  # fmt: skip
+
+
+def _headline(soup: BeautifulSoup) -> str:
+    for name in ("h1", "title"):
+        if isinstance(tag := soup.find(name), Tag) and (text := collapse(tag.get_text(" "))):
+            return text
+    return ""
 
 
 def _visible_text(soup: BeautifulSoup) -> str:
