@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from aggregator.normalize import slugify
 from aggregator.records import unpack_record
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE articles (
@@ -85,6 +85,14 @@ MIGRATIONS: dict[int, str] = {
     # match keys are looked up by key only; the by-article index served just expiry (now one
     # pass over the keys per run that expires anything) and cost a quarter of a cold merge
     5: "DROP INDEX IF EXISTS article_keys_by_article",
+    # `fulltext` feeds: the items (by their feed content hash) whose page was fetched
+    6: """
+    CREATE TABLE fulltext_seen (
+        source TEXT NOT NULL,
+        item TEXT NOT NULL,
+        PRIMARY KEY (source, item)
+    ) WITHOUT ROWID;
+    """,
 }
 
 

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -178,6 +178,24 @@ def parse_page(
         link=clean_link(link), image=f.image, published=f.published, updated=updated,
         source=source, origin=url,
     )  # fmt: skip
+
+
+def page_body(
+    data: bytes, *, url: str, content_type: str = "",
+    selectors: tuple[tuple[str, str], ...] = (),
+) -> str:  # fmt: skip
+    """Only the article body of a page (sanitized; "" when none is found), chosen as
+    parse_page chooses it: for feeds that carry just a summary."""
+    soup = _soup(data, content_type)
+    base = _base(soup, url)
+    f = _Fields()
+    _from_selectors(f, soup, dict(selectors), base, UTC)
+    node = _jsonld(soup)
+    if node is not None:
+        _from_jsonld(f, node, base, UTC)
+    _from_meta(f, soup, base, UTC)
+    f.fill(content_html=main_content(decode_body(data, content_type), url=base).content_html)
+    return f.content_html
 
 
 def _attr(tag: object, name: str) -> str:
