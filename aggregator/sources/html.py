@@ -134,13 +134,14 @@ def parse_page(
     """One article page -> one Article. Raises ParseError with a reason a user can act on."""
     soup = _soup(data, content_type)
     base = _base(soup, url)
-    link = _canonical(soup, base) or url
+    metas = _metas(soup)
+    link = _canonical(soup, metas, base) or url
     f = _Fields()
     _from_selectors(f, soup, dict(selectors), base, tz)
     node = _jsonld(soup)
     if node is not None:
         _from_jsonld(f, node, base, tz)
-    _from_meta(f, soup, base, tz)
+    _from_meta(f, soup, metas, base, tz)
     main = main_content(decode_body(data, content_type), url=base)
     f.fill(title=main.title)
     f.fill(title=_headline(soup))
@@ -193,7 +194,7 @@ def page_body(
     node = _jsonld(soup)
     if node is not None:
         _from_jsonld(f, node, base, UTC)
-    _from_meta(f, soup, base, UTC)
+    _from_meta(f, soup, _metas(soup), base, UTC)
     f.fill(content_html=main_content(decode_body(data, content_type), url=base).content_html)
     return f.content_html
 
@@ -203,23 +204,33 @@ def _attr(tag: object, name: str) -> str:
     return collapse(value) if isinstance(value, str) else ""
 
 
-def _canonical(soup: BeautifulSoup, base: str) -> str | None:
+def _canonical(soup: BeautifulSoup, metas: Mapping[str, str], base: str) -> str | None:
     for tag in soup.find_all("link", href=True):
         rel = tag.get("rel") if isinstance(tag, Tag) else None
         if rel and "canonical" in [str(r).lower() for r in rel]:
             found = absolute_url(base, _attr(tag, "href"))
             if found:
                 return found
-    og = _meta(soup, "og:url")
+    og = _meta(metas, "og:url")
     return absolute_url(base, og) if og else None
 
 
-def _meta(soup: BeautifulSoup, *names: str) -> str:
-    for name in names:
+def _metas(soup: BeautifulSoup) -> dict[str, str]:
+    """<meta property|name|itemprop=... content=...>: the first non-empty one per name,
+    gathered in one pass (a search per name walked the whole page a dozen times)."""
+    found: dict[str, str] = {}
+    for tag in soup.find_all("meta", attrs={"content": True}):
+        content = _attr(tag, "content")
         for key in ("property", "name", "itemprop"):
-            tag = soup.find("meta", attrs={key: name})
-            if value := _attr(tag, "content"):
-                return html.unescape(value)
+            if content and (name := _attr(tag, key)):
+                found.setdefault(name, content)
+    return found
+
+
+def _meta(metas: Mapping[str, str], *names: str) -> str:
+    for name in names:
+        if value := metas.get(name):
+            return html.unescape(value)
     return ""
 
 
@@ -324,21 +335,22 @@ def _paragraphs(text: str) -> str:
     return "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in parts if p)
 
 
-def _from_meta(f: _Fields, soup: BeautifulSoup, base: str, tz: tzinfo) -> None:
+def _from_meta(f: _Fields, soup: BeautifulSoup, metas: Mapping[str, str], base: str,
+               tz: tzinfo) -> None:  # fmt: skip
     times = [t for t in soup.find_all("time") if _attr(t, "datetime")]
     modified = [t for t in times if "modified" in _attr(t, "itemprop").lower()]
-    image = _meta(soup, "og:image", "twitter:image")
+    image = _meta(metas, "og:image", "twitter:image")
     body = soup.select_one("[itemprop=articleBody]")
-    section = _meta(soup, "article:section")
+    section = _meta(metas, "article:section")
     f.fill(
-        title=_meta(soup, "og:title", "twitter:title"),
-        summary=_meta(soup, "og:description", "description", "twitter:description"),
-        authors=tuple(a for a in (_meta(soup, name) for name in _AUTHOR_META)
+        title=_meta(metas, "og:title", "twitter:title"),
+        summary=_meta(metas, "og:description", "description", "twitter:description"),
+        authors=tuple(a for a in (_meta(metas, name) for name in _AUTHOR_META)
                       if a and not is_url(a))[:1],
         categories=(section,) if section else (),
-        published=parse_time(_meta(soup, "article:published_time", "datePublished"), tz)
+        published=parse_time(_meta(metas, "article:published_time", "datePublished"), tz)
         or (parse_time(_attr(times[0], "datetime"), tz) if times else None),
-        updated=parse_time(_meta(soup, "article:modified_time", "og:updated_time",
+        updated=parse_time(_meta(metas, "article:modified_time", "og:updated_time",
                                  "dateModified"), tz)  # fmt: skip
         or (parse_time(_attr(modified[0], "datetime"), tz) if modified else None),
         image=absolute_url(base, image) if image else None,
