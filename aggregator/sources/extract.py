@@ -6,6 +6,9 @@
 - `credited`: a byline that names an agency (AA, DHA, İHA, `Haber Merkezi`...) is the
   story's source, not its author; a byline that is a URL (a profile page in
   `article:author`) is nobody's name.
+- `labelled_times`: Turkish pages' visible date labels (`05.04.2025 - Güncelleme :
+  05.04.2025`, `Yayınlanma: ...`, `Oluşturulma Tarihi: ...`), for pages whose markup has no
+  date; `dateline_agency`: the agency of a Turkish dateline (`ANKARA (AA) - ...`).
 - `url_day`: the last resort for a date, one in the URL path (`/2024/07/03/`).
 """
 
@@ -19,7 +22,9 @@ from datetime import date, datetime, time, tzinfo
 
 from lxml import etree  # type: ignore[import-untyped]
 
+from aggregator.errors import ParseError
 from aggregator.normalize import collapse, fold, sanitize_html
+from aggregator.timeparse import Stamp, find_stamp
 
 MAX_TAGS = 200_000
 """A page with more tags than this gets no trafilatura pass (its cost grows with them)."""
@@ -32,6 +37,14 @@ _AGENCIES = {  # by their fold(): Turkish lower case, no punctuation
     "reuters": "Reuters", "afp": "AFP", "associated press": "AP",
 }  # fmt: skip
 _NEWSROOM = re.compile(r"\bhaber merkezi$")
+LABEL_LINES = 400
+"""Visible lines searched for date labels and datelines (they sit near the top)."""
+_UPDATED = re.compile(r"(?i)(son\s+)?g(ü|u)ncelle(me|nme)(\s+tarihi)?\s*:?")
+_PUBLISHED = re.compile(
+    r"(?i)(yay(ı|i)nlanma|yay(ı|i)n\s+tarihi|olu(ş|s)turulma(\s+tarihi)?|giri(ş|s)(\s+tarihi)?"
+    r"|eklenme(\s+tarihi)?|haber\s+giri(ş|s))\s*:?"
+)
+_DATELINE = re.compile(r"^[A-ZÇĞİÖŞÜ][A-ZÇĞİÖŞÜa-zçğıöşü .'/-]{1,40}\s*\(([^()]{2,30})\)\s*[-–—]")
 _URL_DAY = re.compile(
     r"/((?:19|20)\d\d)([/-])(0?[1-9]|1[0-2])\2(0?[1-9]|[12]\d|3[01])(?:/|$|[-_.])"
 )
@@ -62,7 +75,9 @@ def main_content(text: str, *, url: str) -> MainContent:
             text, url=url, with_metadata=True, include_formatting=True, include_links=True,
             include_images=True, include_comments=False,
         )  # fmt: skip
-    except (ValueError, TypeError, etree.LxmlError, RecursionError):
+    except Exception as e:  # noqa: BLE001 - a heuristic's crash (htmldate asserts on an
+        # <svg>-rooted page) means "found nothing", never a lost page: our layers still read it
+        logging.getLogger(__name__).debug("trafilatura failed on %s: %r", url, e)
         return MainContent()
     if doc is None or isinstance(doc, dict):
         return MainContent()
@@ -132,3 +147,38 @@ def url_day(url: str, tz: tzinfo) -> datetime | None:
 
 def day_start(day: date, tz: tzinfo) -> datetime:
     return datetime.combine(day, time(), tzinfo=tz)
+
+
+def _stamp(text: str, tz: tzinfo) -> Stamp | None:
+    try:
+        return find_stamp(text, tz)
+    except ParseError:
+        return None
+
+
+def labelled_times(lines: list[str], tz: tzinfo) -> tuple[Stamp | None, Stamp | None]:
+    """(published, updated) from the first visible line with a date label: what precedes
+    a `Güncelleme` label (or follows a `Yayınlanma`/`Oluşturulma`/`Giriş` one) is the
+    publication, what follows `Güncelleme` the update."""
+    published: Stamp | None = None
+    updated: Stamp | None = None
+    for line in lines[:LABEL_LINES]:
+        if len(line) > 200:
+            continue
+        update = _UPDATED.search(line)
+        if update:
+            updated = updated or _stamp(line[update.end() :], tz)
+            published = published or _stamp(line[: update.start()], tz)
+        elif label := _PUBLISHED.search(line):
+            published = published or _stamp(line[label.end() :], tz)
+        if published and updated:
+            break
+    return published, updated
+
+
+def dateline_agency(lines: list[str]) -> str:
+    """The agency of the first `CITY (AA) -` dateline among the visible lines, or ""."""
+    for line in lines[:LABEL_LINES]:
+        if (m := _DATELINE.match(line)) and (found := agency_of(m.group(1))):
+            return found
+    return ""

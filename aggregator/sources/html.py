@@ -29,11 +29,20 @@ from aggregator.normalize import (
     canonical_url,
     clean_link,
     collapse,
+    fold,
     plain_text,
     sanitize_html,
     shorten,
 )
-from aggregator.sources.extract import credited, day_start, is_url, main_content, url_day
+from aggregator.sources.extract import (
+    credited,
+    dateline_agency,
+    day_start,
+    is_url,
+    labelled_times,
+    main_content,
+    url_day,
+)
 from aggregator.sources.feed import parse_time
 from aggregator.sources.http import decode_body
 from aggregator.sources.seedfile import parse_seed
@@ -147,10 +156,14 @@ def parse_page(
     f.fill(title=_headline(soup))
     lang = _attr(soup.find("html"), "lang") or language
     seed_error = ""
-    if f.published is None or not f.content_html or not f.title or not f.authors:
+    lines: list[str] = []  # the visible text, read when the markup left something out
+    turkish = lang.lower().startswith("tr")
+    if f.published is None or not f.content_html or not f.title or not f.authors or turkish:
+        visible = _visible_text(soup)
+        lines = visible.split("\n")
         try:
-            seed = parse_seed(_visible_text(soup).encode("utf-8"), origin=url, source=source,
-                              tz=tz, language=lang)  # fmt: skip
+            seed = parse_seed(visible.encode("utf-8"), origin=url, source=source, tz=tz,
+                              language=lang)  # fmt: skip
         except ParseError as e:
             seed_error = str(e)
         else:
@@ -158,8 +171,16 @@ def parse_page(
                    authors=seed.authors, categories=seed.categories, agency=seed.agency,
                    published=seed.published, updated=seed.updated)  # fmt: skip
     # a page laid out like a scrape reads like one (so the two agree); others: trafilatura
-    f.fill(content_html=main.content_html, authors=main.authors,
-           published=day_start(main.day, tz) if main.day else url_day(link, tz))  # fmt: skip
+    f.fill(content_html=main.content_html, authors=main.authors)
+    date_only = False
+    if f.published is None:
+        shown, revised = labelled_times(lines, tz)
+        if stamp := shown or revised:
+            f.published, date_only = stamp.when, not stamp.has_time
+            f.fill(updated=revised.when if revised else None)
+    if f.published is None:
+        f.published = day_start(main.day, tz) if main.day else url_day(link, tz)
+        date_only = f.published is not None
     if not f.content_html and isinstance(article := soup.find("article"), Tag):
         f.content_html = sanitize_html(article.decode_contents(), base)
     if f.published is None:
@@ -168,16 +189,20 @@ def parse_page(
     # og:title or JSON-LD (unescaped by then) is stripped, not republished
     f.title, f.summary = _text(f.title), _text(f.summary)
     authors, agency = credited(tuple(_text(a) for a in f.authors))
+    agency = f.agency or agency or dateline_agency(lines)
+    if agency and (site := fold(_meta(metas, "og:site_name"))):
+        # a site relaying an agency's story names itself as the author: the agency is it
+        authors = tuple(a for a in authors if fold(a) != site)
     title = f.title or shorten(f.summary)
     if not title:
         raise ParseError("no title on the page")
     updated = max(f.updated or f.published, f.published)
     return Article(
         title=title, summary=f.summary if f.summary != title else "",
-        content_html=f.content_html, authors=authors, agency=f.agency or agency,
+        content_html=f.content_html, authors=authors, agency=agency,
         categories=f.categories, language=lang.split("-")[0].lower() or language,
         link=clean_link(link), image=f.image, published=f.published, updated=updated,
-        source=source, origin=url,
+        source=source, origin=url, date_only=date_only,
     )  # fmt: skip
 
 
