@@ -190,9 +190,12 @@ def parse_page(
     f.title, f.summary = _text(f.title), _text(f.summary)
     authors, agency = credited(tuple(_text(a) for a in f.authors))
     agency = f.agency or agency or dateline_agency(lines)
-    if agency and (site := fold(_meta(metas, "og:site_name"))):
-        # a site relaying an agency's story names itself as the author: the agency is it
-        authors = tuple(a for a in authors if fold(a) != site)
+    if agency or turkish:
+        # a site relaying an agency's story, or a Turkish desk's unsigned copy, names the
+        # site itself as the author: that is the publisher, not a byline
+        sites = {fold(_meta(metas, "og:site_name")),
+                 fold(_first(node.get("publisher"))) if node else ""} - {""}  # fmt: skip
+        authors = tuple(a for a in authors if fold(a) not in sites)
     title = f.title or shorten(f.summary)
     if not title:
         raise ParseError("no title on the page")
