@@ -87,7 +87,7 @@ MIGRATIONS: dict[int, str] = {
     5: "DROP INDEX IF EXISTS article_keys_by_article",
     # `fulltext` feeds: the items (by their feed content hash) whose page was fetched
     6: """
-    CREATE TABLE fulltext_seen (
+    CREATE TABLE IF NOT EXISTS fulltext_seen (
         source TEXT NOT NULL,
         item TEXT NOT NULL,
         PRIMARY KEY (source, item)
