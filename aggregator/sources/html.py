@@ -1,9 +1,11 @@
 """HTML listing pages -> article links; article pages -> Articles. Pure (BeautifulSoup + lxml).
 
 Each field is taken from the first place that has it, most explicit first:
-configured selector, JSON-LD NewsArticle/Article, OpenGraph/meta, <time datetime>, and
-last the visible text read by the seed-file parser (KAYNAK/GİRİŞ/GÜNCELLEME blocks,
-`Giriş Tarihi:`, `1 Ocak 2026 Perşembe 19:18`...), so a page and its scrape agree.
+configured selector, JSON-LD NewsArticle/Article, OpenGraph/meta, <time datetime>, the
+visible text read by the seed-file parser (KAYNAK/GİRİŞ/GÜNCELLEME blocks,
+`Giriş Tarihi:`, `1 Ocak 2026 Perşembe 19:18`...), so a page and its scrape agree, then
+the visible date labels and datelines and trafilatura's reading (sources/extract.py),
+and last a date in the URL path. Bylines pass extract.credited (agencies are the source).
 The link (and identity) is the page's <link rel=canonical> or og:url, else its own URL.
 """
 
