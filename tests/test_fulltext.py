@@ -127,3 +127,13 @@ def test_fulltext_is_a_feed_option(tmp_path: Path) -> None:
     cfg = config(tmp_path, source("x", "feed", "http://127.0.0.1:1/", "    fulltext: true\n"))
     assert cfg.sources[0].fulltext
     assert load_config(cfg.path).sources[0].fulltext
+
+
+def test_an_unreachable_robots_txt_allows_no_page_this_run(app: App, tmp_path: Path) -> None:
+    app.route("/robots.txt", Reply(500, b"down"))
+    cfg = config(tmp_path, source("ozet", "feed", app.base + "/feed.xml", "    fulltext: true\n"))
+    with Store.open(cfg.state) as store:
+        report = run_once(cfg, store, None, T0)
+    assert report.sources[0].fulltext_failed == 4 and report.new == 4
+    assert app.hits["/robots.txt"] == 1 and app.hits["/a/1"] == 0
+    assert entries(tmp_path)["Birinci haber"].summary == "Özet: Birinci haber."
