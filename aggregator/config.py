@@ -25,7 +25,9 @@ TOP_KEYS = ("site", "output", "state", "server", "sources", "feeds", "retention"
 SITE_KEYS = ("title", "url", "language", "timezone")
 OUTPUT_KEYS = ("dir", "max_items", "archive")
 SERVER_KEYS = ("host", "port")
-SOURCE_KEYS = ("name", "type", "path", "url", "every", "links", "limit", "selectors", "fetch")
+SOURCE_KEYS = (
+    "name", "type", "path", "url", "every", "links", "limit", "selectors", "fetch", "fulltext",
+)  # fmt: skip
 FEED_KEYS = ("name", "title", "sources", "categories", "match")
 FETCH_KEYS = ("allow_hosts", "block_private")
 
@@ -61,6 +63,8 @@ class SourceConfig:
     limit: int = 20
     selectors: tuple[tuple[str, str], ...] = ()
     fetch: FetchConfig = field(default_factory=FetchConfig)
+    fulltext: bool = False
+    """feed sources: publish each new item's page body (see sources/fulltext.py)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -285,6 +289,9 @@ def _source(raw: object, prefix: str, base: Path) -> SourceConfig:
     if kind not in SOURCE_TYPES:
         raise ConfigError(f"{prefix}type: expected one of {', '.join(SOURCE_TYPES)}, got {kind!r}")
     every = parse_duration(raw.get("every", "5m"), f"{prefix}every")
+    fulltext = _take(raw, "fulltext", prefix, bool, False)
+    if fulltext and kind != "feed":
+        raise ConfigError(f"{prefix}fulltext: only feed sources fetch their items' pages")
     if kind == "seeds":
         for key in ("url", "links", "selectors"):
             if key in raw:
@@ -314,7 +321,7 @@ def _source(raw: object, prefix: str, base: Path) -> SourceConfig:
     return SourceConfig(
         name=name, type=kind, every=every, url=url,
         links=_take(raw, "links", prefix, str, None), limit=limit,
-        selectors=tuple(sorted(selectors.items())),
+        selectors=tuple(sorted(selectors.items())), fulltext=fulltext,
     )  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from aggregator.normalize import slugify
 from aggregator.records import unpack_record
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE articles (
@@ -96,6 +96,14 @@ MIGRATIONS: dict[int, str] = {
         served TEXT NOT NULL,
         PRIMARY KEY (source, item_key)
     );
+    """,
+    # `fulltext` feeds: the items (by their feed content hash) whose page was fetched
+    7: """
+    CREATE TABLE IF NOT EXISTS fulltext_seen (
+        source TEXT NOT NULL,
+        item TEXT NOT NULL,
+        PRIMARY KEY (source, item)
+    ) WITHOUT ROWID;
     """,
 }
 

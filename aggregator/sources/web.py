@@ -23,6 +23,7 @@ from aggregator.errors import FetchError, ParseError, SourceError
 from aggregator.model import Rejection, SourceState
 from aggregator.sources import Harvest, Staged, staged
 from aggregator.sources.feed import FeedResult, parse_feed
+from aggregator.sources.fulltext import Robots, with_pages
 from aggregator.sources.html import article_links, parse_page
 from aggregator.sources.http import (
     FetchPolicy,
@@ -79,6 +80,7 @@ class _Parser:
     def __init__(self, web: WebClient, *, pooled: bool) -> None:
         self._web = web
         self._pooled = pooled
+        self.robots = Robots(web)  # one run's robots.txt, for `fulltext` feeds
 
     async def __call__(self, job: Callable[[], T]) -> T:
         if not self._pooled:
@@ -200,6 +202,14 @@ async def _feed(
         _feed_records, r.body, url=r.url, content_type=r.content_type, source=source.name,
         tz=config.timezone, language=config.language, now=now,
     ))  # fmt: skip
+    if source.fulltext:
+        done = await with_pages(web, parse, parse.robots, source, records, state.fulltext_seen)
+        return Harvest(
+            name=source.name, records=done.records, rejected=rejected,
+            unchanged=done.unchanged, fulltext_failed=done.failed,
+            state=replace(succeeded(state, source, r, now, ttl=ttl, digest=digest),
+                          fulltext_seen=done.seen),
+        )  # fmt: skip
     return Harvest(
         name=source.name, records=records, rejected=rejected,
         state=succeeded(state, source, r, now, ttl=ttl, digest=digest),
