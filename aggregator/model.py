@@ -100,6 +100,8 @@ class SourceReport:
     not_modified: bool = False
     due: datetime | None = None  # not tried this run (not due yet): due then
     backing_off: bool = False  # ... because it failed last time
+    fulltext_failed: int = 0
+    """`fulltext` feeds: items whose page gave no body (the feed's content was kept)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -157,3 +159,6 @@ class SourceState:
     failures: int = 0
     next_due: datetime | None = None
     feed_digest: str | None = None
+    fulltext_seen: frozenset[str] | None = None
+    """`fulltext` feeds: content hashes of the items whose page was fetched (None: none
+    recorded; the store keeps what it has)."""

@@ -205,7 +205,7 @@ def _run_once(
                 name=harvest.name, read=len(harvest.records), unchanged=harvest.unchanged,
                 rejected=harvest.rejected, error=harvest.error,
                 not_modified=harvest.not_modified, due=harvest.due,
-                backing_off=harvest.backing_off,
+                backing_off=harvest.backing_off, fulltext_failed=harvest.fulltext_failed,
             ))  # fmt: skip
         batch.flush()
         log.debug("read and staged %d records in %.2fs", len(batch.candidates), _since(started))
