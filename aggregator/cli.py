@@ -144,8 +144,12 @@ def regenerate(config: Config, quiet: bool) -> int:
         print(f"rejected: {rejection}", file=sys.stderr)
     for source in report.failed_sources:
         print(f"source failed: {source.name}: {source.error}", file=sys.stderr)
+    for failure in report.output_failures:
+        print(f"output failed: {failure}", file=sys.stderr)
     if not quiet:
         print(_summary(report))
+    if report.output_failures:
+        return EXIT_OUTPUT
     return EXIT_PARTIAL if report.rejections or report.failed_sources else EXIT_OK
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 import unicodedata
@@ -160,6 +161,20 @@ def slugify(text: str) -> str:
     t = t.translate(str.maketrans("çğıöşüâîû", "cgiosuaiu"))
     t = unicodedata.normalize("NFKD", t).encode("ascii", "ignore").decode("ascii")
     return re.sub(r"[^a-z0-9]+", "-", t).strip("-") or "genel"
+
+
+SLUG_BYTES = 80  # a folder name on any file system (NAME_MAX is 255 bytes, eCryptfs 143)
+
+
+def path_slug(text: str) -> str:
+    """slugify, short enough to be a folder name: a longer slug is cut and given a short
+    hash of the whole, so distinct long names stay distinct. (A slug is ASCII: a byte a
+    character.)"""
+    slug = slugify(text)
+    if len(slug) <= SLUG_BYTES:
+        return slug
+    digest = hashlib.blake2b(slug.encode("ascii"), digest_size=5).hexdigest()
+    return f"{slug[: SLUG_BYTES - len(digest) - 1].rstrip('-')}-{digest}"
 
 
 def shorten(text: str, limit: int = 110) -> str:

@@ -13,7 +13,7 @@ from datetime import datetime, tzinfo
 from itertools import groupby
 
 from aggregator.model import Entry
-from aggregator.normalize import slugify
+from aggregator.normalize import path_slug
 from aggregator.timeparse import printable, turkish_long
 
 FORMATS = (
@@ -119,7 +119,7 @@ def article_page(site: Site, entry: Entry) -> bytes:
         meta.append(f"<span><b>Güncelleme:</b> {_when(a.updated, site.timezone)}</span>")
     names = [c.lstrip("#") for c in a.categories if c.lstrip("#")]
     links = [
-        f'<a href="{_esc(site.url)}categories/{slugify(n)}/atom.xml">{_esc(n)}</a>'
+        f'<a href="{_esc(site.url)}categories/{path_slug(n)}/atom.xml">{_esc(n)}</a>'
         for n in dict.fromkeys(names)
     ]
     footer = f"<footer>Kategoriler: {', '.join(links)}</footer>" if links else ""

@@ -24,7 +24,7 @@ import orjson
 from feedgen.feed import FeedGenerator
 
 from aggregator import __version__, pages
-from aggregator.errors import PublishError
+from aggregator.errors import OutputIncomplete, PublishError
 from aggregator.model import Entry
 from aggregator.pages import Site, entry_link, page_path
 from aggregator.stylesheet import FEED_XSL
@@ -282,7 +282,12 @@ def _render_all(site: Site, feeds: Sequence[FeedSet]) -> Iterator[list[tuple[str
 
 def publish(site: Site, output_dir: Path, feeds: Sequence[FeedSet], total: int) -> list[str]:
     """Write every output file that changed; return the relative paths written.
-    `feeds[0]` is the combined feed; `total` is the number of stored articles."""
+    `feeds[0]` is the combined feed; `total` is the number of stored articles.
+
+    One file that cannot be written never stops the others: every file is tried. A failure
+    in the output folder itself (combined feed, index, OPML) is a PublishError; failures
+    only under a derived feed's folder (categories/x/, sources/x/, feeds/x/, articles/)
+    are OutputIncomplete, one line per feed."""
     sweep_temporaries(output_dir)
     with _Writer(output_dir) as writer:
         done: set[str] = set()
@@ -303,6 +308,15 @@ def publish(site: Site, output_dir: Path, feeds: Sequence[FeedSet], total: int) 
         writer.put("index.html", pages.index_page(site, listing, total))
         writer.put("opml.xml", pages.opml(site, listing))
         writer.put(STYLESHEET, FEED_XSL.encode("utf-8"))
+    by_folder: dict[str, str] = {}
+    for rel, error in writer.failed:
+        by_folder.setdefault(rel.rpartition("/")[0], str(error))
+    if "" in by_folder:
+        raise next(error for rel, error in writer.failed if "/" not in rel)
+    if by_folder:
+        raise OutputIncomplete(
+            writer.written, [f"{folder}/: {error}" for folder, error in by_folder.items()]
+        )
     return writer.written
 
 
@@ -315,6 +329,7 @@ class _Writer:
     def __init__(self, output_dir: Path) -> None:
         self.output_dir = output_dir
         self.written: list[str] = []
+        self.failed: list[tuple[str, PublishError]] = []
         self._pending: list[tuple[str, bytes]] = []
         self._pool = ThreadPoolExecutor(8, "aggregator-write")
 
@@ -325,9 +340,17 @@ class _Writer:
 
     def flush(self) -> None:
         batch, self._pending = self._pending, []
-        changed = self._pool.map(lambda item: write_atomic(self.output_dir / item[0], item[1]),
-                                 batch)  # fmt: skip
-        self.written.extend(rel for (rel, _), wrote in zip(batch, changed, strict=True) if wrote)
+        for (rel, _), outcome in zip(batch, self._pool.map(self._write, batch), strict=True):
+            if isinstance(outcome, PublishError):
+                self.failed.append((rel, outcome))
+            elif outcome:
+                self.written.append(rel)
+
+    def _write(self, item: tuple[str, bytes]) -> bool | PublishError:
+        try:
+            return write_atomic(self.output_dir / item[0], item[1])
+        except PublishError as e:
+            return e
 
     def __enter__(self) -> _Writer:
         return self

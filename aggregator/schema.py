@@ -9,10 +9,11 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable
 
-from aggregator.normalize import slugify
+from aggregator.model import MAX_NAME, MAX_NAMES
+from aggregator.normalize import SLUG_BYTES, path_slug
 from aggregator.records import unpack_record
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE articles (
@@ -85,24 +86,28 @@ MIGRATIONS: dict[int, str] = {
     # match keys are looked up by key only; the by-article index served just expiry (now one
     # pass over the keys per run that expires anything) and cost a quarter of a cold merge
     5: "DROP INDEX IF EXISTS article_keys_by_article",
+    # category slugs are bounded (at most MAX_NAMES per article, SLUG_BYTES long): the rows
+    # of articles stored before are redone by the backfill
+    6: "",
 }
 
 
 def category_slugs(categories: Iterable[str]) -> list[tuple[str, str]]:
-    """(slug, name) pairs: `#Gündem` and `Gündem` are one category, `gundem`."""
+    """(slug, name) pairs: `#Gündem` and `Gündem` are one category, `gundem`. The slug
+    names the category's folder, so it is short enough for any file system."""
     out: dict[str, str] = {}
-    for raw in categories:
-        name = raw.lstrip("#").strip()
+    for raw in list(categories)[:MAX_NAMES]:
+        name = raw.lstrip("#").strip()[:MAX_NAME]
         if name:
-            out.setdefault(slugify(name), name)
+            out.setdefault(path_slug(name), name)
     return list(out.items())
 
 
-def _backfill_categories(conn: sqlite3.Connection) -> None:
+def _backfill_categories(conn: sqlite3.Connection, where: str = "") -> None:
     """Migration 2: categories of the articles a version-1 store already holds."""
     rows = conn.execute(
         "SELECT a.id, r.record FROM articles a"
-        " JOIN revisions r ON r.article_id = a.id AND r.content_hash = a.content_hash"
+        " JOIN revisions r ON r.article_id = a.id AND r.content_hash = a.content_hash" + where
     )
     conn.executemany(
         "INSERT INTO article_categories (article_id, slug, name) VALUES (?, ?, ?)"
@@ -115,4 +120,19 @@ def _backfill_categories(conn: sqlite3.Connection) -> None:
     )
 
 
-BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _backfill_categories}
+def _bound_categories(conn: sqlite3.Connection) -> None:
+    """Migration 6: the categories of articles that had too many or too long ones, redone."""
+    conn.execute(
+        "CREATE TEMP TABLE unbounded AS SELECT article_id FROM article_categories"
+        " GROUP BY article_id HAVING COUNT(*) > ? OR MAX(length(slug)) > ?",
+        (MAX_NAMES, SLUG_BYTES),
+    )
+    conn.execute("DELETE FROM article_categories WHERE article_id IN temp.unbounded")
+    _backfill_categories(conn, " WHERE a.id IN temp.unbounded")
+    conn.execute("DROP TABLE temp.unbounded")
+
+
+BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    2: _backfill_categories,
+    6: _bound_categories,
+}

@@ -30,7 +30,7 @@ import feedparser
 import feedparser.mixin
 
 from aggregator.errors import ParseError
-from aggregator.model import Article, Rejection
+from aggregator.model import MAX_NAMES, Article, Rejection
 from aggregator.normalize import (
     absolute_url,
     clean_link,
@@ -68,6 +68,25 @@ def _memoize_feedparser_uri_joins() -> None:
 
 
 _memoize_feedparser_uri_joins()
+
+
+def _bound_feedparser_tags() -> None:
+    """feedparser keeps an entry's tags unique by a linear search per tag: N `<category>`
+    cost N². An article keeps only the first MAX_NAMES, so later ones are not looked at."""
+    mixin = getattr(feedparser.mixin, "_FeedParserMixin", None)
+    add = getattr(mixin, "_add_tag", None)
+    if mixin is None or add is None or hasattr(add, "__wrapped__"):
+        return
+
+    def add_bounded(self: Any, term: Any, scheme: Any, label: Any) -> None:
+        if len(self._get_context().get("tags", ())) < MAX_NAMES:
+            add(self, term, scheme, label)
+
+    add_bounded.__wrapped__ = add  # type: ignore[attr-defined]
+    mixin._add_tag = add_bounded
+
+
+_bound_feedparser_tags()
 
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)

@@ -1,0 +1,108 @@
+"""Issue 14, second campaign, rows 1, 2, 6, 10 and 11: inputs that made the cost of a run
+grow with their size (50,000 tags, 1,000,000 items, 100,000 nested blockquotes, a quadratic
+entity expansion) or froze publishing (a category name too long for a folder). Each runs
+`regenerate` in a subprocess under a memory limit (RLIMIT_AS) and a timeout; the bound is
+what the subprocess must finish within, never a timed assertion here."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import feedparser
+
+from aggregator.model import MAX_NAMES
+from tests.localserver import XML, App, Reply, serve_in_thread
+from tests.reliability.helpers import REPO, T0, read_feeds, write_config
+from tests.seedmaker import tgrt_seed
+
+MEMORY_LIMIT = 1024 * 1024 * 1024  # address space, bytes: the old runs took 24 GB and 632 MiB
+TIMEOUT = 90  # seconds: the old runs took over 200 s
+
+
+def regenerate_bounded(cfg: Path, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
+    """`regenerate` with at most MEMORY_LIMIT of address space; a timeout fails the test."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+    return subprocess.run(
+        [sys.executable, "-m", "aggregator", "regenerate", "-q", "--config", str(cfg)],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, preexec_fn=limit,
+    )  # fmt: skip
+
+
+def _feed_source(name: str, url: str) -> str:
+    return f"  - name: {name}\n    type: feed\n    url: {url}\n    every: 1s\n"
+
+
+def _rss(items: str, prolog: str = "") -> bytes:
+    head = f'<?xml version="1.0" encoding="utf-8"?>\n{prolog}<rss version="2.0"><channel>'
+    return f"{head}<title>T</title><link>http://127.0.0.1/</link>{items}</channel></rss>".encode()
+
+
+def _item(n: int, extra: str = "", title: str = "") -> str:
+    head = f"<item><title>{title or f'Haber {n}'}</title><link>http://127.0.0.1/h/{n}</link>"
+    return f"{head}<pubDate>Fri, 02 Jan 2026 08:{n % 60:02d}:00 +0300</pubDate>{extra}</item>"
+
+
+def test_fifty_thousand_tags_and_categories_publish_a_bounded_number_of_feeds(
+    tmp_path: Path,
+) -> None:
+    """Row 1: every tag was a category feed repeating every tag (N²: 24 GB at N=50,000)."""
+    tags = "\n".join(f"#Etiket{n}" for n in range(50_000))
+    with serve_in_thread(App(), fixtures=False) as app:
+        categories = "".join(f"<category>Kategori {n}</category>" for n in range(50_000))
+        app.route("/tags.xml", Reply(body=_rss(_item(1, categories)), content_type=XML))
+        cfg = write_config(tmp_path, sources=_feed_source("tags", app.base + "/tags.xml"))
+        seed = tgrt_seed(title="Etiket yağmuru", spot="Elli bin etiketli haber.", giris=T0,
+                         body=("Metin.", tags))  # fmt: skip
+        (tmp_path / "seeds" / "tags.txt").write_text(seed, encoding="utf-8")
+        proc = regenerate_bounded(cfg)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    assert len(read_feeds(tmp_path / "out")) == 2
+    folders = sorted(p.name for p in (tmp_path / "out" / "categories").iterdir())
+    assert len(folders) == 2 * MAX_NAMES, folders[:5]
+    one = feedparser.parse((tmp_path / "out" / "categories" / folders[0] / "atom.xml").read_bytes())
+    assert one.bozo == 0 and len(one.entries) == 1
+    assert len(one.entries[0].tags) <= MAX_NAMES
+
+
+def test_a_category_folder_that_cannot_be_written_stops_nothing_else(tmp_path: Path) -> None:
+    """Row 2: a 300-byte category name (ENAMETOOLONG) froze every feed and every later run
+    exited 5. Now its folder name is cut and hashed, and a category folder that cannot be
+    written (a file in its place) is one line; the combined feed and index still update."""
+    cfg = write_config(tmp_path)
+    seeds = tmp_path / "seeds"
+    # two names alike but for their ends (slugs past 80 bytes), one of 400 bytes
+    tags = ("#" + "Çok" * 30 + "Birinci", "#" + "Çok" * 30 + "İkinci", "#" + "Ğ" * 200, "#Spor")
+    for n, tag in enumerate(tags):
+        (seeds / f"{n}.txt").write_text(
+            tgrt_seed(title=f"Haber {n}", spot=f"Özet {n}.", giris=T0, body=("Metin.", tag)),
+            encoding="utf-8",
+        )
+    out = tmp_path / "out"
+    (out / "categories").mkdir(parents=True)
+    (out / "categories" / "spor").write_text("a file where a folder should be")
+    proc = regenerate_bounded(cfg)
+    assert proc.returncode == 5, proc.stderr
+    failed = [line for line in proc.stderr.splitlines() if line.startswith("output failed:")]
+    assert len(failed) == 1 and "categories/spor/" in failed[0], proc.stderr
+    assert len(read_feeds(out)) == 4
+    folders = [p.name for p in (out / "categories").iterdir() if p.name != "spor"]
+    assert len(folders) == 3 and all(len(name.encode()) <= 80 for name in folders), folders
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert all(f"categories/{name}/" in index for name in folders)
+
+    (seeds / "4.txt").write_text(tgrt_seed(title="Haber 4", spot="Yeni.", giris=T0,
+                                           body=("Metin.", "#Spor")), encoding="utf-8")  # fmt: skip
+    proc = regenerate_bounded(cfg)
+    assert proc.returncode == 5 and "categories/spor/" in proc.stderr
+    assert len(read_feeds(out)) == 5, "the combined feed must keep updating"
+    (out / "categories" / "spor").unlink()
+    proc = regenerate_bounded(cfg)
+    assert proc.returncode == 0, proc.stderr
+    spor = feedparser.parse((out / "categories" / "spor" / "atom.xml").read_bytes())
+    assert len(spor.entries) == 2
