@@ -21,6 +21,7 @@ import html
 import io
 import json
 import re
+import xml.parsers.expat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
@@ -28,6 +29,7 @@ from typing import Any
 
 import feedparser
 import feedparser.mixin
+import feedparser.sanitizer
 
 from aggregator.errors import ParseError
 from aggregator.model import MAX_NAMES, Article, Rejection
@@ -89,9 +91,6 @@ def _bound_feedparser_tags() -> None:
 _bound_feedparser_tags()
 
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
-_DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
-_COMMENT = re.compile(rb"<!--.*?-->", re.DOTALL)
-_FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")
 _XML_DECL_ENCODING = re.compile(r"""^(\s*<\?xml[^>]*?encoding\s*=\s*)["'][^"']*["']""")
 _JSON_FEED = "https://jsonfeed.org/version/1"
 _TAG = re.compile(r"<[A-Za-z/!?]")
@@ -135,8 +134,10 @@ def parse_feed(
     if "json" in content_type.lower() or stripped.startswith("{"):
         items, ttl = _json_items(stripped, url, language)
     else:
-        _refuse_entities(text.encode("utf-8", "replace"))  # as decoded: UTF-16 hides nothing
-        items, ttl = _xml_items(text, url, language)
+        # as decoded (UTF-16 hides nothing), the very bytes feedparser reads
+        utf8 = _XML_DECL_ENCODING.sub(r'\1"utf-8"', text, count=1).encode("utf-8", "replace")
+        _refuse_entities(utf8)
+        items, ttl = _xml_items(utf8, url, language)
     articles: list[Article] = []
     rejected: list[Rejection] = []
     for i, item in enumerate(items):
@@ -148,21 +149,47 @@ def parse_feed(
     return FeedResult(articles=_split_shared_guids(articles), rejected=tuple(rejected), ttl=ttl)
 
 
+class _PrologRead(Exception):
+    """The root element started: the prolog (where any DOCTYPE must be) is all read."""
+
+
 def _refuse_entities(data: bytes) -> None:
-    """Entity declarations can only sit in the prolog (before the root element), however
-    long the comments before it are; the same words in an article's CDATA are harmless."""
-    if not _DOCTYPE.search(data):
+    """Refuse a document that declares entities (internal, external or parameter), so no
+    entity is ever expanded. Found by expat itself, so no comment, processing instruction,
+    CDATA or encoding trick hides a declaration or fakes the root element; checked on the
+    bytes as given and as feedparser rewrites its DOCTYPE for its parsers. Only the prolog
+    is parsed: expat stops at the root element, before any entity could be expanded."""
+    if not _ENTITY_DECL.search(data):  # no declaration without these bytes, in either form
         return
-    no_comments = _COMMENT.sub(b"", data)
-    root = _FIRST_ELEMENT.search(no_comments)
-    prolog = no_comments[: root.start()] if root else no_comments
-    if _DOCTYPE.search(prolog) and _ENTITY_DECL.search(prolog):
-        raise ParseError("the XML declares entities (<!ENTITY> in its DOCTYPE); refused for safety")
+    _, rewritten, loose_entities = feedparser.sanitizer.replace_doctype(data)
+    if loose_entities:
+        raise ParseError("the XML declares entities (<!ENTITY>); refused for safety")
+
+    def declared(name: str, *_: object) -> None:
+        raise ParseError(f"the XML declares entities (<!ENTITY {name}>); refused for safety")
+
+    def root(*_: object) -> None:
+        raise _PrologRead
+
+    for form in (data, rewritten):
+        parser = xml.parsers.expat.ParserCreate(encoding="utf-8")  # whatever it says
+        parser.EntityDeclHandler = declared
+        parser.UnparsedEntityDeclHandler = declared
+        parser.StartElementHandler = root
+        try:
+            parser.Parse(form.lstrip(b"\xef\xbb\xbf \t\r\n"), True)
+        except _PrologRead:
+            continue
+        except xml.parsers.expat.ExpatError:
+            # not well-formed before its root, with `<!ENTITY` somewhere: feedparser's loose
+            # parser would read it its own way
+            raise ParseError(
+                "the XML declares entities (<!ENTITY>) in a malformed prolog; refused for safety"
+            ) from None
 
 
 # -- XML feeds (feedparser) ----------------------------------------------------------------
-def _xml_items(text: str, url: str, language: str) -> tuple[list[_Item], float | None]:
-    utf8 = _XML_DECL_ENCODING.sub(r'\1"utf-8"', text, count=1).encode("utf-8", "replace")
+def _xml_items(utf8: bytes, url: str, language: str) -> tuple[list[_Item], float | None]:
     try:
         d = feedparser.parse(
             io.BytesIO(utf8),

@@ -12,8 +12,12 @@ import sys
 from pathlib import Path
 
 import feedparser
+import pytest
 
+from aggregator.errors import ParseError
 from aggregator.model import MAX_NAMES
+from aggregator.sources.feed import parse_feed
+from tests.conftest import ISTANBUL
 from tests.localserver import XML, App, Reply, serve_in_thread
 from tests.reliability.helpers import REPO, T0, read_feeds, write_config
 from tests.seedmaker import tgrt_seed
@@ -106,3 +110,66 @@ def test_a_category_folder_that_cannot_be_written_stops_nothing_else(tmp_path: P
     assert proc.returncode == 0, proc.stderr
     spor = feedparser.parse((out / "categories" / "spor" / "atom.xml").read_bytes())
     assert len(spor.entries) == 2
+
+
+_BIG = "x" * 10_000
+_ENTITIES = f'<!DOCTYPE rss [<!ENTITY a "{_BIG}">]>'
+PROLOGS = {
+    "plain": _ENTITIES,
+    "pi-with-a-tag": "<?foo <a ?>" + _ENTITIES,  # the bypass: the PI looked like the root
+    "pi-with-the-root": "<?foo <rss> ?>\n" + _ENTITIES,
+    "comment-with-a-tag": "<!-- <a> -->" + _ENTITIES,
+    "comment-then-pi": "<!-- <?x --><?y <b ?>\n" + _ENTITIES,
+    "whitespace": "\n\n  " + _ENTITIES.replace("<!DOCTYPE rss [", "<!DOCTYPE\n rss\n [\n "),
+    "parameter-entity": '<!DOCTYPE rss [<!ENTITY % p "x">]>',
+    "external": '<!DOCTYPE rss [<!ENTITY a SYSTEM "file:///etc/passwd">]>',
+    # feedparser finds declarations at a line start itself, even inside a comment
+    "in-a-comment": f'<!--\n<!DOCTYPE rss>\n<!ENTITY a "{_BIG}">\n-->\n',
+    "malformed": _ENTITIES.replace("ENTITY", "entity"),
+}
+
+
+def _entity_feed(prolog: str, encoding: str) -> bytes:
+    item = _item(1, title="t" + "&a;" * 3000)
+    text = f'<?xml version="1.0" encoding="{encoding}"?>\n' + _rss(item, prolog).decode()[39:]
+    return text.encode(encoding)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+@pytest.mark.parametrize("prolog", PROLOGS.values(), ids=PROLOGS.keys())
+def test_entity_declarations_are_refused_wherever_they_hide(prolog: str, encoding: str) -> None:
+    """Row 6: `<?foo <a ?>` before the DOCTYPE passed the check; a quadratic expansion made
+    a 1 MB body a 60 MB title."""
+    with pytest.raises(ParseError, match="declares entities"):
+        parse_feed(_entity_feed(prolog, encoding), url="http://127.0.0.1/f", source="s",
+                   tz=ISTANBUL, content_type="application/xml")  # fmt: skip
+
+
+@pytest.mark.parametrize("prolog", [
+    '<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN"'
+    ' "http://my.netscape.com/publish/formats/rss-0.91.dtd">',
+    "<?foo <a ?><!-- <!ENTITY is only text here -->",
+])  # fmt: skip
+def test_feeds_without_entity_declarations_still_read(prolog: str) -> None:
+    cdata = "<description><![CDATA[<!DOCTYPE x [<!ENTITY y 'z'>]> XML dersi]]></description>"
+    data = _rss(_item(1, cdata), prolog)
+    result = parse_feed(data, url="http://127.0.0.1/f", source="s", tz=ISTANBUL)
+    assert [a.title for a in result.articles] == ["Haber 1"]
+
+
+def test_a_megabyte_of_quadratic_entities_is_refused_within_bounds(tmp_path: Path) -> None:
+    """Row 6 through a whole run: 632 MiB and 344 MB of output before; now the source fails
+    with one line and the good source beside it is published."""
+    big = "x" * 100_000
+    refs = "&a;" * 300_000  # 1 MB of references to a 100 KB entity: 30 GB expanded
+    body = _rss(_item(1, title="t" + refs), f'<?foo <a ?><!DOCTYPE rss [<!ENTITY a "{big}">]>')
+    with serve_in_thread(App(), fixtures=False) as app:
+        app.route("/bomb.xml", Reply(body=body, content_type=XML))
+        app.route("/good.xml", Reply(body=_rss(_item(2)), content_type=XML))
+        cfg = write_config(tmp_path, sources=_feed_source("bomb", app.base + "/bomb.xml")
+                           + _feed_source("good", app.base + "/good.xml"))  # fmt: skip
+        proc = regenerate_bounded(cfg)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "source failed: bomb:" in proc.stderr and "declares entities" in proc.stderr
+    assert len(proc.stderr) < 2000
+    assert list(read_feeds(tmp_path / "out").values()) == ["Haber 2"]
