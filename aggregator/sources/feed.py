@@ -29,6 +29,7 @@ from typing import Any
 
 import feedparser
 import feedparser.mixin
+import feedparser.namespaces._base
 import feedparser.sanitizer
 
 from aggregator.errors import ParseError
@@ -90,6 +91,31 @@ def _bound_feedparser_tags() -> None:
 
 _bound_feedparser_tags()
 
+MAX_ENTRIES = 2_000  # entries read per feed document: the first ones, as the feed lists them
+_SHOWN_REJECTIONS = 3  # more rejected entries than this in one document: one line for all
+
+
+def _bound_feedparser_entries() -> None:
+    """An entry that ends past the first MAX_ENTRIES is dropped at once, so a feed of
+    700,000 `<item/>` holds only MAX_ENTRIES parsed entries in memory."""
+    namespace = getattr(getattr(feedparser, "namespaces", None), "_base", None)
+    base = getattr(namespace, "Namespace", None)
+    mixin = getattr(feedparser.mixin, "_FeedParserMixin", None)
+    end = getattr(base, "_end_item", None)
+    if mixin is None or end is None or hasattr(end, "__wrapped__"):
+        return
+
+    def end_bounded(self: Any) -> None:
+        end(self)
+        if len(self.entries) > MAX_ENTRIES:
+            self.entries.pop()
+
+    end_bounded.__wrapped__ = end  # type: ignore[attr-defined]
+    mixin._end_item = mixin._end_entry = end_bounded
+
+
+_bound_feedparser_entries()
+
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
 _XML_DECL_ENCODING = re.compile(r"""^(\s*<\?xml[^>]*?encoding\s*=\s*)["'][^"']*["']""")
 _JSON_FEED = "https://jsonfeed.org/version/1"
@@ -140,13 +166,24 @@ def parse_feed(
         items, ttl = _xml_items(utf8, url, language)
     articles: list[Article] = []
     rejected: list[Rejection] = []
-    for i, item in enumerate(items):
+    for i, item in enumerate(items[:MAX_ENTRIES]):
         try:
             articles.append(_article(item, url=url, source=source, tz=tz))
         except ParseError as e:
             origin = f"{url} (entry {i + 1}{': ' + item.title[:60] if item.title else ''})"
             rejected.append(Rejection(source=source, origin=origin, reason=str(e)))
-    return FeedResult(articles=_split_shared_guids(articles), rejected=tuple(rejected), ttl=ttl)
+    return FeedResult(articles=_split_shared_guids(articles), rejected=_quiet(rejected, url),
+                      ttl=ttl)  # fmt: skip
+
+
+def _quiet(rejected: list[Rejection], url: str) -> tuple[Rejection, ...]:
+    """A flood of rejected entries is one line: the count and the first few reasons."""
+    if len(rejected) <= _SHOWN_REJECTIONS:
+        return tuple(rejected)
+    first = "; ".join(f"{r.origin.removeprefix(url + ' (').rstrip(')')}: {r.reason}"
+                      for r in rejected[:_SHOWN_REJECTIONS])  # fmt: skip
+    reason = f"{len(rejected)} entries rejected, the first: {first}"
+    return (Rejection(source=rejected[0].source, origin=url, reason=reason),)
 
 
 class _PrologRead(Exception):
@@ -289,7 +326,7 @@ def _json_items(text: str, url: str, language: str) -> tuple[list[_Item], float 
     if not isinstance(items, list):
         raise ParseError("not a JSON Feed: `items` is not a list")
     lang = str(doc.get("language") or language)
-    return [_from_json(i, lang) for i in items if isinstance(i, dict)], None
+    return [_from_json(i, lang) for i in items[:MAX_ENTRIES] if isinstance(i, dict)], None
 
 
 def _from_json(item: dict[str, Any], language: str) -> _Item:

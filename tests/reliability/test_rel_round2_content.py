@@ -6,6 +6,7 @@ what the subprocess must finish within, never a timed assertion here."""
 
 from __future__ import annotations
 
+import json
 import resource
 import subprocess
 import sys
@@ -16,7 +17,8 @@ import pytest
 
 from aggregator.errors import ParseError
 from aggregator.model import MAX_NAMES
-from aggregator.sources.feed import parse_feed
+from aggregator.sources.feed import MAX_ENTRIES, parse_feed
+from aggregator.store import Store
 from tests.conftest import ISTANBUL
 from tests.localserver import XML, App, Reply, serve_in_thread
 from tests.reliability.helpers import REPO, T0, read_feeds, write_config
@@ -173,3 +175,27 @@ def test_a_megabyte_of_quadratic_entities_is_refused_within_bounds(tmp_path: Pat
     assert "source failed: bomb:" in proc.stderr and "declares entities" in proc.stderr
     assert len(proc.stderr) < 2000
     assert list(read_feeds(tmp_path / "out").values()) == ["Haber 2"]
+
+
+def test_floods_of_items_are_read_to_a_bound_and_reported_in_one_line(tmp_path: Path) -> None:
+    """Row 10: 1,000,000 JSON items / 700,000 `<item/>` took 20-44 s, 330-440 MiB and
+    94-135 MB of stderr, one line per rejected item."""
+    empty_items = _rss("<item/>" * 700_000)
+    items = [{"title": f"Haber {n}", "date_published": "2026-01-02T08:00:00+03:00",
+              "url": f"http://127.0.0.1/j/{n}"} for n in range(5_000)]  # fmt: skip
+    items += [{}] * 995_000  # 3.4 MB
+    doc = {"version": "https://jsonfeed.org/version/1.1", "title": "T", "items": items}
+    with serve_in_thread(App(), fixtures=False) as app:
+        app.route("/empty.xml", Reply(body=empty_items, content_type=XML))
+        app.route("/million.json", Reply(body=json.dumps(doc, separators=(",", ":")).encode(),
+                                         content_type="application/feed+json"))  # fmt: skip
+        cfg = write_config(tmp_path, sources=_feed_source("empty", app.base + "/empty.xml")
+                           + _feed_source("million", app.base + "/million.json"))  # fmt: skip
+        proc = regenerate_bounded(cfg)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and len(proc.stderr) < 1000, proc.stderr[:3000]
+    assert lines[0].startswith(f"rejected: {app.base}/empty.xml: {MAX_ENTRIES} entries rejected")
+    with Store.open(tmp_path / "state" / "agg.sqlite3", lock=False, readonly=True) as store:
+        assert store.count("million") == MAX_ENTRIES
+        assert store.count("empty") == 0
