@@ -13,7 +13,7 @@ from datetime import datetime, tzinfo
 from itertools import groupby
 
 from aggregator.model import Entry
-from aggregator.normalize import path_slug
+from aggregator.normalize import path_slug, text_only
 from aggregator.timeparse import printable, turkish_long
 
 FORMATS = (
@@ -211,7 +211,10 @@ def index_page(site: Site, feeds: Sequence[Listed], total: int) -> bytes:
 
 def opml(site: Site, feeds: Sequence[Listed]) -> bytes:
     """OPML 2.0 listing every feed (Atom), grouped, for a reader's "import subscriptions"."""
-    q = _esc
+
+    def q(text: str) -> str:  # readers show these as text, some as HTML: no tag either way
+        return _esc(text_only(text))
+
     body = []
     for group, members in groupby(feeds, key=lambda f: f.group):
         body.append(f'    <outline text="{q(group)}" title="{q(group)}">')

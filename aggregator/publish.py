@@ -25,7 +25,8 @@ from feedgen.feed import FeedGenerator
 
 from aggregator import __version__, pages
 from aggregator.errors import OutputIncomplete, PublishError
-from aggregator.model import Entry
+from aggregator.model import Article, Entry
+from aggregator.normalize import text_only
 from aggregator.pages import Site, entry_link, page_path
 from aggregator.stylesheet import FEED_XSL
 from aggregator.timeparse import printable
@@ -84,7 +85,8 @@ def write_atomic(path: Path, data: bytes) -> bool:
 
 
 def _feed_title(site: Site, title: str) -> str:
-    return site.title if title == site.title else f"{site.title}: {title}"
+    """A feed's title: plain text (a category's name is an input's), for every format."""
+    return text_only(site.title if title == site.title else f"{site.title}: {title}")
 
 
 _ARCHIVE_PAGE = re.compile(r"(?:^|/)archive/\d+\.xml$")
@@ -118,25 +120,28 @@ def _generator(
         fe = fg.add_entry(order="append")
         fe.id(entry.id)
         fe.guid(entry.id, permalink=False)
-        fe.title(a.title)
+        fe.title(text_only(a.title))
         fe.link(href=entry_link(site, entry), rel="alternate", type="text/html")
         fe.published(printable(a.published))
         fe.updated(printable(max(a.updated, a.published)))
-        if a.authors:
-            fe.author([{"name": name} for name in a.authors])
-            fe.dc.dc_creator(list(a.authors))
-        elif a.agency:
-            fe.author({"name": a.agency})
-            fe.dc.dc_creator(a.agency)
+        names = _names(a)
+        if names:
+            fe.author([{"name": name} for name in names])
+            fe.dc.dc_creator(names)
         for term in a.categories:
-            fe.category(term=term)
+            fe.category(term=text_only(term))
         if a.summary:
-            fe.summary(a.summary)  # Atom: plain text
+            fe.summary(text_only(a.summary))  # Atom: plain text
             # RSS readers take <description> as HTML: the spot is text, so escape it once more.
             # (description() also sets Atom content; content() below replaces that.)
             fe.description(html.escape(a.summary, quote=False))
         fe.content(_content(a.summary, a.content_html), type="html")
     return fg
+
+
+def _names(a: Article) -> list[str]:
+    """Bylines as plain text: the authors, else the agency."""
+    return [text_only(n) for n in a.authors or ([a.agency] if a.agency else [])]
 
 
 def _content(summary: str, content_html: str) -> str:
@@ -196,20 +201,20 @@ def json_feed_bytes(site: Site, entries: Sequence[Entry], name: str = "feed.json
         item: dict[str, object] = {
             "id": entry.id,
             "url": entry_link(site, entry),
-            "title": a.title,
+            "title": text_only(a.title),
             "content_html": _content(a.summary, a.content_html),
         }
         if a.summary:
-            item["summary"] = a.summary
+            item["summary"] = text_only(a.summary)
         if a.image:
             item["image"] = a.image
         item["date_published"] = printable(a.published).isoformat()
         item["date_modified"] = printable(max(a.updated, a.published)).isoformat()
-        names = list(a.authors) or ([a.agency] if a.agency else [])
+        names = _names(a)
         if names:
             item["authors"] = [{"name": n} for n in names]
         if a.categories:
-            item["tags"] = list(a.categories)
+            item["tags"] = [text_only(c) for c in a.categories]
         if a.language:
             item["language"] = a.language
         items.append(item)

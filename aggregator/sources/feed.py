@@ -365,7 +365,8 @@ def _clean_id(value: object) -> str | None:
 
 
 def _names(values: Iterable[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(n for n in (collapse(v) for v in values) if n))
+    """Author or category names as plain text (`<b>Ad</b>` is `Ad`)."""
+    return tuple(dict.fromkeys(n for n in (_text_of(v, "text") for v in values) if n))
 
 
 def _paragraphs(text: str) -> str:

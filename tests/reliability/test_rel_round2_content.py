@@ -17,6 +17,7 @@ import pytest
 
 from aggregator.errors import ParseError
 from aggregator.model import MAX_NAMES
+from aggregator.normalize import MAX_DEPTH
 from aggregator.sources.feed import MAX_ENTRIES, parse_feed
 from aggregator.store import Store
 from tests.conftest import ISTANBUL
@@ -199,3 +200,26 @@ def test_floods_of_items_are_read_to_a_bound_and_reported_in_one_line(tmp_path: 
     with Store.open(tmp_path / "state" / "agg.sqlite3", lock=False, readonly=True) as store:
         assert store.count("million") == MAX_ENTRIES
         assert store.count("empty") == 0
+
+
+def test_deep_nesting_in_a_five_mebibyte_description_is_flattened(tmp_path: Path) -> None:
+    """Row 11: 100,000 nested `<blockquote>` / 50,000 nested lists took 56 s / 82 s
+    (quadratic in depth); a 5 MiB body would have taken far longer."""
+    quotes = "<blockquote>" * 150_000 + "derin alıntı" + "</blockquote>" * 150_000
+    lists = "<ul><li>" * 70_000 + "derin liste" + "</li></ul>" * 70_000
+    items = "".join(
+        _item(n, f"<description><![CDATA[{body}]]></description>")
+        for n, body in enumerate((quotes, lists), start=1)
+    )
+    data = _rss(items)
+    assert 4.5 * 2**20 < len(data) < 5 * 2**20
+    with serve_in_thread(App(), fixtures=False) as app:
+        app.route("/deep.xml", Reply(body=data, content_type=XML))
+        cfg = write_config(tmp_path, sources=_feed_source("deep", app.base + "/deep.xml"))
+        proc = regenerate_bounded(cfg, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    feed = feedparser.parse((tmp_path / "out" / "atom.xml").read_bytes())
+    content = {e.title: e.content[0].value for e in feed.entries}
+    assert "derin alıntı" in content["Haber 1"] and "derin liste" in content["Haber 2"]
+    assert content["Haber 1"].count("<blockquote>") <= MAX_DEPTH
+    assert content["Haber 2"].count("<ul>") <= MAX_DEPTH
