@@ -110,7 +110,7 @@ def _generator(
         fg.link(href=href, rel=rel)
     fg.link(href=site.url, rel="alternate", type="text/html")  # last: RSS <link> takes it
     fg.language(site.language)
-    fg.author({"name": site.title})  # Atom: entries without a byline inherit it
+    fg.author({"name": text_only(site.title)})  # Atom: entries without a byline inherit it
     fg.generator(GENERATOR, version=__version__)
     stamp = newest(entries) or EMPTY_FEED_UPDATED
     fg.updated(printable(stamp))
