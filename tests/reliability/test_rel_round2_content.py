@@ -16,6 +16,7 @@ import feedparser
 import pytest
 
 from aggregator.errors import ParseError
+from aggregator.feedplan import MAX_CATEGORY_FEEDS
 from aggregator.model import MAX_NAMES
 from aggregator.normalize import MAX_DEPTH
 from aggregator.sources.feed import MAX_ENTRIES, parse_feed
@@ -223,3 +224,23 @@ def test_deep_nesting_in_a_five_mebibyte_description_is_flattened(tmp_path: Path
     assert "derin alıntı" in content["Haber 1"] and "derin liste" in content["Haber 2"]
     assert content["Haber 1"].count("<blockquote>") <= MAX_DEPTH
     assert content["Haber 2"].count("<ul>") <= MAX_DEPTH
+
+
+def test_category_feeds_are_the_largest_thousand(tmp_path: Path) -> None:
+    """Row 1, across articles: every article may bring MAX_NAMES new categories, each a feed
+    of three files; only the MAX_CATEGORY_FEEDS largest are published."""
+    cfg = write_config(tmp_path)
+    per_article = MAX_NAMES - 1
+    count = MAX_CATEGORY_FEEDS // per_article + 2
+    for n in range(count):
+        tags = " ".join(f"#Tek{n}x{k}" for k in range(per_article)) + " #Ortak"
+        (tmp_path / "seeds" / f"{n}.txt").write_text(
+            tgrt_seed(title=f"Haber {n}", spot="Özet.", giris=T0, body=("Metin.", tags)),
+            encoding="utf-8",
+        )
+    proc = regenerate_bounded(cfg)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    folders = {p.name for p in (tmp_path / "out" / "categories").iterdir()}
+    assert len(folders) == MAX_CATEGORY_FEEDS and "ortak" in folders
+    ortak = feedparser.parse((tmp_path / "out" / "categories" / "ortak" / "atom.xml").read_bytes())
+    assert len(ortak.entries) == 50  # max_items
