@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import resource
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -179,6 +180,7 @@ def test_a_megabyte_of_quadratic_entities_is_refused_within_bounds(tmp_path: Pat
     assert list(read_feeds(tmp_path / "out").values()) == ["Haber 2"]
 
 
+@pytest.mark.slow
 def test_floods_of_items_are_read_to_a_bound_and_reported_in_one_line(tmp_path: Path) -> None:
     """Row 10: 1,000,000 JSON items / 700,000 `<item/>` took 20-44 s, 330-440 MiB and
     94-135 MB of stderr, one line per rejected item."""
@@ -244,3 +246,27 @@ def test_category_feeds_are_the_largest_thousand(tmp_path: Path) -> None:
     assert len(folders) == MAX_CATEGORY_FEEDS and "ortak" in folders
     ortak = feedparser.parse((tmp_path / "out" / "categories" / "ortak" / "atom.xml").read_bytes())
     assert len(ortak.entries) == 50  # max_items
+
+
+def test_a_store_from_before_the_bounds_gets_bounded_categories(tmp_path: Path) -> None:
+    """Schema 6: categories stored unbounded by an older version (50 per article, slugs of
+    300 bytes) are redone from the stored records when the store is opened."""
+    cfg = write_config(tmp_path)
+    tags = " ".join(f"#Etiket{n}" for n in range(50))
+    (tmp_path / "seeds" / "a.txt").write_text(
+        tgrt_seed(title="Haber", spot="Özet.", giris=T0, body=("Metin.", tags)), encoding="utf-8"
+    )
+    assert regenerate_bounded(cfg).returncode == 0
+    state = tmp_path / "state" / "agg.sqlite3"
+    with sqlite3.connect(state) as conn:  # what an older version wrote
+        (article_id,) = conn.execute("SELECT id FROM articles").fetchone()
+        conn.executemany(
+            "INSERT OR IGNORE INTO article_categories (article_id, slug, name) VALUES (?, ?, ?)",
+            [(article_id, f"etiket{n}", f"Etiket{n}") for n in range(50)]
+            + [(article_id, "x" * 300, "X" * 300)],
+        )
+        conn.execute("UPDATE schema_meta SET value = '5' WHERE key = 'version'")
+    with Store.open(state) as store:
+        categories = store.categories()
+    assert len(categories) == MAX_NAMES
+    assert all(len(slug) <= 80 for slug, _, _ in categories)
