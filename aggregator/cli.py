@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     loudness = _options(daemon, verbose="debug logging (with HTTP access lines) and tracebacks")
     loudness.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
                           help="log level (default: log_level in config.yaml)")  # fmt: skip
+    daemon.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="log lines as text (time with UTC offset) or one JSON object"
+                        " each, for log shippers")  # fmt: skip
     status = commands.add_parser(
         "status",
         help="print each source's last success, last error, next due time and article count",
@@ -116,12 +119,10 @@ def _options(
     return group
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _setup_logging(level: str, fmt: str = "text") -> None:
+    from aggregator.logs import setup
+
+    setup(level, fmt)
 
 
 def _summary(report: RunReport) -> str:
@@ -156,13 +157,7 @@ def regenerate(config: Config, quiet: bool) -> int:
 def run(config: Config) -> int:
     from aggregator import daemon
 
-    store = Store.open(config.state)  # the lock: a second daemon or a regenerate is refused
-    try:
-        sock = daemon.listen(config.host, config.port)
-    except BaseException:
-        store.close()
-        raise
-    return daemon.run(config, store, sock)
+    return daemon.start(config)
 
 
 def status(config: Config) -> int:
@@ -186,7 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config)
         default = config.log_level if args.command == "run" else "warning"
         level = "debug" if verbose else "error" if getattr(args, "quiet", False) else default
-        _setup_logging(getattr(args, "log_level", None) or level)
+        _setup_logging(getattr(args, "log_level", None) or level,
+                       getattr(args, "log_format", "text"))  # fmt: skip
         if args.command == "regenerate":
             return regenerate(config, args.quiet)
         if args.command == "run":

@@ -3,7 +3,8 @@ server, so there is one process to supervise and one place that handles signals.
 
 SIGTERM/SIGINT: the server stops accepting, scheduling stops, running work gets a few seconds,
 pending changes are published, the store is closed, exit 0. A kill -9 loses nothing that was
-published (files are replaced atomically; the store is SQLite in WAL mode).
+published (files are replaced atomically; the store is SQLite in WAL mode). SIGHUP reloads
+config.yaml; a config that fails validation is logged and the running one kept.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import socket
 import sys
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import uvicorn
 
-from aggregator.config import Config
+from aggregator.config import Config, load_config
 from aggregator.errors import ConfigError, StoreError
 from aggregator.model import SourceState
 from aggregator.schedule import Scheduler
@@ -57,6 +59,30 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def start(config: Config) -> int:
+    """Take the store's lock, bind, run. A start that fails (port taken) leaves no new,
+    empty state store behind: the next `check` or `status` should see a fresh setup."""
+    created = [p for p in (config.state.parent, config.state) if not p.exists()]
+    store = Store.open(config.state)  # the lock: a second daemon or a regenerate is refused
+    try:
+        sock = listen(config.host, config.port)
+    except BaseException:
+        store.close()
+        if config.state in created:
+            _remove_fresh_store(config.state, config.state.parent in created)
+        raise
+    return run(config, store, sock)
+
+
+def _remove_fresh_store(state: Path, folder_too: bool) -> None:
+    for path in (state, *(state.with_name(state.name + x) for x in ("-wal", "-shm", ".lock"))):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    if folder_too:
+        with contextlib.suppress(OSError):  # not empty: someone else put something there
+            state.parent.rmdir()
+
+
 def run(config: Config, store: Store, sock: socket.socket) -> int:
     """Serve and schedule until a signal arrives. Takes ownership of `store` and `sock`."""
     asyncio.run(_main(config, store, sock))
@@ -75,8 +101,9 @@ async def _main(config: Config, store: Store, sock: socket.socket) -> bool:
         from aggregator.sources.http import WebClient
 
         client = WebClient()  # one for the daemon's lifetime: connections are reused
-    scheduler = Scheduler(config, store, client=client)
-    app = create_app(config.output_dir, scheduler.health)
+    scheduler = Scheduler(config, store, client=client)  # a reload may add one later
+    app = create_app(config.output_dir, scheduler.health, metrics=scheduler.metrics.render,
+                     timezone=config.timezone)  # fmt: skip
     debug = logging.getLogger().isEnabledFor(logging.DEBUG)
     if not debug:  # their per-job and startup lines would drown ours
         logging.getLogger("uvicorn").setLevel(logging.WARNING)
@@ -99,6 +126,14 @@ async def _main(config: Config, store: Store, sock: socket.socket) -> bool:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_hangup() -> None:
+        task = asyncio.create_task(_reload(scheduler))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     log.info("serving %s at http://%s:%d/ (%d sources)", config.output_dir, shown, port,
@@ -109,10 +144,27 @@ async def _main(config: Config, store: Store, sock: socket.socket) -> bool:
     finally:
         clean = await scheduler.stop()
         sock.close()
-        if clean and client is not None:
-            client.close()
+        if clean and scheduler.client is not None:
+            from aggregator.sources.http import WebClient
+
+            if isinstance(scheduler.client, WebClient):
+                scheduler.client.close()
     log.info("stopped")
     return clean
+
+
+async def _reload(scheduler: Scheduler) -> None:
+    path = scheduler.config.path
+    log.info("SIGHUP received: reloading %s", path)
+    try:
+        new = await asyncio.to_thread(load_config, path)
+    except ConfigError as e:
+        log.error("config reload failed, still running the previous config: %s", e)
+        return
+    try:
+        await scheduler.reconfigure(new)
+    except Exception:  # a bug: say so, keep serving what runs
+        log.exception("config reload failed (a bug; please report it)")
 
 
 def _when(value: datetime | None, config: Config, now: datetime) -> str:

@@ -1,5 +1,5 @@
 """Feed sets -> files: Atom 1.0, RSS 2.0 and JSON Feed 1.1 per feed, RFC 5005 archive pages,
-article pages, index.html, opml.xml and the feed stylesheet. The only feedgen user.
+article pages, index.html, opml.xml (opml-all.xml) and the feed stylesheet. The only feedgen user.
 
 Every file is written atomically (temporary file in the same folder, fsync, rename) and only
 when its bytes change, so HTTP ETag/Last-Modified stay stable and readers never see half a file.
@@ -271,6 +271,7 @@ def render_feed(site: Site, feed: FeedSet) -> list[tuple[str, bytes]]:
     return out
 
 
+INDEX_HEADLINES = 15  # newest articles listed on index.html, above the feeds
 POOL_FEEDS = 24  # fewer feeds than this: rendering in this process beats starting workers
 
 
@@ -310,8 +311,10 @@ def publish(site: Site, output_dir: Path, feeds: Sequence[FeedSet], total: int) 
                          group=feed.group, count=len(feed.entries), newest=newest(feed.entries))
             for feed in feeds
         ]  # fmt: skip
-        writer.put("index.html", pages.index_page(site, listing, total))
-        writer.put("opml.xml", pages.opml(site, listing))
+        headlines = feeds[0].entries[:INDEX_HEADLINES] if feeds else ()
+        writer.put("index.html", pages.index_page(site, listing, total, headlines))
+        writer.put(pages.OPML, pages.opml(site, pages.for_readers(listing)))
+        writer.put(pages.OPML_ALL, pages.opml(site, listing))
         writer.put(STYLESHEET, FEED_XSL.encode("utf-8"))
     by_folder: dict[str, str] = {}
     for rel, error in writer.failed:
