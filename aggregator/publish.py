@@ -131,10 +131,11 @@ def _generator(
         for term in a.categories:
             fe.category(term=text_only(term))
         if a.summary:
-            fe.summary(text_only(a.summary))  # Atom: plain text
+            spot = text_only(a.summary)
+            fe.summary(spot)  # Atom: plain text
             # RSS readers take <description> as HTML: the spot is text, so escape it once more.
             # (description() also sets Atom content; content() below replaces that.)
-            fe.description(html.escape(a.summary, quote=False))
+            fe.description(html.escape(spot, quote=False))
         fe.content(_content(a.summary, a.content_html), type="html")
     return fg
 
