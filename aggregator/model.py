@@ -27,6 +27,8 @@ class Article:
     `link` is the site's own URL for it (tracking parameters dropped) or None (seed files
     have none); identity uses its canonical form (normalize.canonical_url).
     `date_only` marks records whose only date is a day (no clock time).
+    `published_source` is "source" (the date came from the input) or "seen" (no believable
+    date: `published` is the time the aggregator first saw the item).
     """
 
     title: str
@@ -44,6 +46,7 @@ class Article:
     guid: str | None = None
     image: str | None = None
     date_only: bool = False
+    published_source: str = "source"
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from aggregator import __version__, dedupe, feedplan
+from aggregator import __version__, dedupe, feedplan, firstseen
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import OutputIncomplete
 from aggregator.model import Rejection, RunReport, SeedFileState, SourceReport, SourceState
@@ -79,7 +79,7 @@ def read_seeds(
     outcomes = seeddir.scan(
         source.path, store.seed_files(source.name) if known is None else known,
         source=source.name,
-        timezone=config.timezone, language=config.language,
+        timezone=config.timezone, language=config.language, now=now,
     )  # fmt: skip
     for seen, outcome in enumerate(outcomes, start=1):
         if progress is not None and seen % 500 == 0:
@@ -186,7 +186,7 @@ def _run_once(
                 reports.append(report)
                 batch.states.append(_seed_state(store.source_state(source.name), report, now))
         for harvest in harvests:
-            for cand, record in harvest.records:
+            for cand, record in firstseen.settle(store, harvest.name, harvest.records, now):
                 batch.add_staged(cand, record)
             if harvest.state is not None:
                 batch.states.append(harvest.state)

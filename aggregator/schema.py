@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 
 from aggregator.model import MAX_NAME, MAX_NAMES
 from aggregator.normalize import SLUG_BYTES, path_slug
 from aggregator.records import unpack_record
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE articles (
@@ -86,9 +87,20 @@ MIGRATIONS: dict[int, str] = {
     # match keys are looked up by key only; the by-article index served just expiry (now one
     # pass over the keys per run that expires anything) and cost a quarter of a cold merge
     5: "DROP INDEX IF EXISTS article_keys_by_article",
+    # when an undated feed item was first seen (its date, never recomputed); `served`: when
+    # a feed last served it (the least recently served are forgotten first)
+    6: """
+    CREATE TABLE IF NOT EXISTS first_seen (
+        source TEXT NOT NULL,
+        item_key TEXT NOT NULL,
+        seen TEXT NOT NULL,
+        served TEXT NOT NULL,
+        PRIMARY KEY (source, item_key)
+    );
+    """,
     # category slugs are bounded (at most MAX_NAMES per article, SLUG_BYTES long): the rows
     # of articles stored before are redone by the backfill
-    6: "",
+    7: "",
 }
 
 
@@ -120,8 +132,30 @@ def _backfill_categories(conn: sqlite3.Connection, where: str = "") -> None:
     )
 
 
+def _unbelieve_future_dates(conn: sqlite3.Connection) -> None:
+    """Migration 6: articles stored before future dates were refused (GİRİŞ or GÜNCELLEME
+    more than FUTURE_SLACK after the run that stored them) take that run's time instead,
+    so they neither stay on top nor make every later correction lose. The stored record
+    keeps its text; the published time shown and the rank a correction must beat are these
+    columns."""
+    slack = timedelta(days=1)
+    fixes = []
+    for aid, published, updated, first_seen, last_changed in conn.execute(
+        "SELECT id, published, updated, first_seen, last_changed FROM articles"
+    ):
+        new_published = published
+        if datetime.fromisoformat(published) > datetime.fromisoformat(first_seen) + slack:
+            new_published = first_seen
+        new_updated = updated
+        if datetime.fromisoformat(updated) > datetime.fromisoformat(last_changed) + slack:
+            new_updated = new_published
+        if (new_published, new_updated) != (published, updated):
+            fixes.append((new_published, max(new_updated, new_published), aid))
+    conn.executemany("UPDATE articles SET published = ?, updated = ? WHERE id = ?", fixes)
+
+
 def _bound_categories(conn: sqlite3.Connection) -> None:
-    """Migration 6: the categories of articles that had too many or too long ones, redone."""
+    """Migration 7: the categories of articles that had too many or too long ones, redone."""
     conn.execute(
         "CREATE TEMP TABLE unbounded AS SELECT article_id FROM article_categories"
         " GROUP BY article_id HAVING COUNT(*) > ? OR MAX(length(slug)) > ?",
@@ -134,5 +168,6 @@ def _bound_categories(conn: sqlite3.Connection) -> None:
 
 BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {
     2: _backfill_categories,
-    6: _bound_categories,
+    6: _unbelieve_future_dates,
+    7: _bound_categories,
 }

@@ -24,6 +24,9 @@ from aggregator.records import article_from_json, parse_time, unpack_record, utc
 from aggregator.schema import BACKFILLS, MIGRATIONS, SCHEMA_VERSION, category_slugs
 
 KEEP_REVISIONS = 5
+FIRST_SEEN_PER_SOURCE = 10_000
+"""First-seen times kept per source: far more than one feed document serves at once, so an
+item still served keeps its time; the table stays bounded however many ids a feed invents."""
 log = logging.getLogger(__name__)
 
 
@@ -625,6 +628,42 @@ class Store:
                  state.last_error, opt(state.last_error_at), state.failures,
                  opt(state.next_due), state.feed_digest),
             )  # fmt: skip
+
+    # -- first-seen dates of undated items (aggregator/firstseen.py) ----------------------
+    def first_seen_times(
+        self, source: str, keys: Sequence[str], now: datetime
+    ) -> dict[str, datetime]:
+        """When each of these items of `source` was first seen: `now` for a new one, else
+        the time stored then (never recomputed). All of them are marked served `now`; beyond
+        FIRST_SEEN_PER_SOURCE rows a source's least recently served are forgotten."""
+        served = utc_text(now)
+        with self.transaction():
+            self._conn.executemany(
+                "INSERT INTO first_seen (source, item_key, seen, served) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (source, item_key) DO UPDATE SET served = excluded.served",
+                ((source, k, served, served) for k in keys),
+            )
+            times: dict[str, datetime] = {}
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                times.update(
+                    (k, parse_time(seen))
+                    for k, seen in self._conn.execute(
+                        "SELECT item_key, seen FROM first_seen WHERE source = ?"
+                        f" AND item_key IN ({', '.join('?' * len(chunk))})",
+                        (source, *chunk),
+                    )
+                )
+            (count,) = self._conn.execute(
+                "SELECT COUNT(*) FROM first_seen WHERE source = ?", (source,)
+            ).fetchone()
+            if count > FIRST_SEEN_PER_SOURCE:
+                self._conn.execute(
+                    "DELETE FROM first_seen WHERE source = ? AND item_key NOT IN (SELECT item_key"
+                    " FROM first_seen WHERE source = ? ORDER BY served DESC, seen DESC LIMIT ?)",
+                    (source, source, FIRST_SEEN_PER_SOURCE),
+                )
+        return times
 
 
 _ENTRY_SELECT = (

@@ -17,6 +17,7 @@ import stat
 from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -67,10 +68,12 @@ def scan(
     source: str,
     timezone: ZoneInfo,
     language: str,
+    now: datetime | None = None,
 ) -> Iterator[FileOutcome]:
     """Outcomes for every seed file in `folder`, in path order (parsed ones may come
-    later than their neighbours: they wait for their chunk)."""
-    settings = (source, timezone.key, language)
+    later than their neighbours: they wait for their chunk). `now`: the run's time (dates
+    far after it are not believed)."""
+    settings = (source, timezone.key, language, now)
     jobs: list[_Job] = []
     chunker = _Chunker(settings)
     try:
@@ -112,7 +115,7 @@ class _Chunker:
     worker processes, with a bounded window in flight: parsed records never pile up in
     memory faster than the caller stages them."""
 
-    def __init__(self, settings: tuple[str, str, str]) -> None:
+    def __init__(self, settings: _Settings) -> None:
         self._settings = settings
         self._held: list[_Job] = []
         self._pool: ProcessPoolExecutor | None = None
@@ -145,6 +148,7 @@ class _Chunker:
             self._pool.shutdown(cancel_futures=True)
 
 
+_Settings = tuple[str, str, str, datetime | None]  # source, zone key, language, the run's now
 _Wire = tuple[Any, ...]  # FileOutcome with its state and candidate as plain tuples
 
 
@@ -167,13 +171,15 @@ def _from_wire(w: _Wire) -> FileOutcome:
     )
 
 
-def _read_chunk(chunk: tuple[tuple[str, str, str], list[_Job]]) -> list[_Wire]:
-    (source, zone, language), jobs = chunk
+def _read_chunk(chunk: tuple[_Settings, list[_Job]]) -> list[_Wire]:
+    (source, zone, language, now), jobs = chunk
     tz = ZoneInfo(zone)
-    return [_to_wire(_read_one(job, source, tz, language)) for job in jobs]
+    return [_to_wire(_read_one(job, source, tz, language, now)) for job in jobs]
 
 
-def _read_one(job: _Job, source: str, tz: ZoneInfo, language: str) -> FileOutcome:
+def _read_one(
+    job: _Job, source: str, tz: ZoneInfo, language: str, now: datetime | None = None
+) -> FileOutcome:
     try:
         # O_NONBLOCK: a FIFO (or a file swapped for one since the walk) must not hang the run
         # (O_NOCTTY: a terminal device named *.txt is opened, checked and refused, never
@@ -206,7 +212,8 @@ def _read_one(job: _Job, source: str, tz: ZoneInfo, language: str) -> FileOutcom
     if digest == job.known_digest:
         return FileOutcome(key=job.key, state=state, unchanged=True)
     try:
-        article = parse_seed(data, origin=job.key, source=source, tz=tz, language=language)
+        article = parse_seed(data, origin=job.key, source=source, tz=tz, language=language,
+                             now=now)  # fmt: skip
     except ParseError as e:
         return FileOutcome(key=job.key, reason=str(e))
     return FileOutcome(

@@ -189,7 +189,7 @@ async def _feed(
     r, digest = fetched
     records, rejected, ttl = await parse(functools.partial(
         _feed_records, r.body, url=r.url, content_type=r.content_type, source=source.name,
-        tz=config.timezone, language=config.language,
+        tz=config.timezone, language=config.language, now=now,
     ))  # fmt: skip
     return Harvest(
         name=source.name, records=records, rejected=rejected,
