@@ -95,7 +95,8 @@ def _clamp(a: Article) -> None:
         if len(values) > MAX_NAMES or any(len(v) > MAX_NAME for v in values):
             kept = tuple(dict.fromkeys(v[:MAX_NAME].rstrip() for v in values[:MAX_NAMES]))
             object.__setattr__(a, name, kept)
-            cut.append(f"{len(values)} {name} cut to {MAX_NAMES} of {MAX_NAME} characters")
+            cut.append(f"{len(values)} {name}: the first {MAX_NAMES} kept, {MAX_NAME} characters"
+                       " each")  # fmt: skip
     if cut:
         object.__setattr__(a, "warnings", (*a.warnings, *cut))
 

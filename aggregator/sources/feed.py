@@ -188,7 +188,7 @@ def _quiet(rejected: list[Rejection], url: str) -> tuple[Rejection, ...]:
     """A flood of rejected entries is one line: the count and the first few reasons."""
     if len(rejected) <= _SHOWN_REJECTIONS:
         return tuple(rejected)
-    first = "; ".join(f"{r.origin.removeprefix(url + ' (').rstrip(')')}: {r.reason}"
+    first = "; ".join(f"{r.origin.removeprefix(url + ' (').removesuffix(')')}: {r.reason}"
                       for r in rejected[:_SHOWN_REJECTIONS])  # fmt: skip
     reason = f"{len(rejected)} entries rejected, the first: {first}"
     return (Rejection(source=rejected[0].source, origin=url, reason=reason),)
