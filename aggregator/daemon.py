@@ -23,6 +23,7 @@ from pathlib import Path
 import uvicorn
 
 from aggregator.config import Config, load_config
+from aggregator.connections import quiet_accept_errors, server_settings, widen_listen_queue
 from aggregator.errors import ConfigError, StoreError
 from aggregator.model import SourceState
 from aggregator.schedule import Scheduler
@@ -39,6 +40,10 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        widen_listen_queue(sockets or [])
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -112,10 +117,11 @@ async def _main(config: Config, store: Store, sock: socket.socket) -> bool:
     server = _Server(
         uvicorn.Config(
             app, log_config=None, access_log=debug, lifespan="off", server_header=False,
-            timeout_graceful_shutdown=3, proxy_headers=False,
+            timeout_graceful_shutdown=3, proxy_headers=False, **server_settings(),
         )
     )  # fmt: skip
     loop = asyncio.get_running_loop()
+    quiet_accept_errors(loop)
 
     def on_signal(name: str) -> None:
         if server.should_exit:

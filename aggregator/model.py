@@ -125,6 +125,8 @@ class SourceReport:
     rejected: tuple[Rejection, ...] = ()
     error: str | None = None
     not_modified: bool = False
+    fulltext_failed: int = 0
+    """`fulltext` feeds: items whose page gave no body (the feed's content was kept)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -178,3 +180,6 @@ class SourceState:
     failures: int = 0
     next_due: datetime | None = None
     feed_digest: str | None = None
+    fulltext_seen: frozenset[str] | None = None
+    """`fulltext` feeds: content hashes of the items whose page was fetched (None: none
+    recorded; the store keeps what it has)."""

@@ -193,7 +193,7 @@ def _run_once(
             reports.append(SourceReport(
                 name=harvest.name, read=len(harvest.records), unchanged=harvest.unchanged,
                 rejected=harvest.rejected, error=harvest.error,
-                not_modified=harvest.not_modified,
+                not_modified=harvest.not_modified, fulltext_failed=harvest.fulltext_failed,
             ))  # fmt: skip
         batch.flush()
         log.debug("read and staged %d records in %.2fs", len(batch.candidates), _since(started))

@@ -14,7 +14,7 @@ from aggregator.model import MAX_NAME, MAX_NAMES
 from aggregator.normalize import SLUG_BYTES, path_slug
 from aggregator.records import unpack_record
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE articles (
@@ -98,9 +98,17 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (source, item_key)
     );
     """,
+    # `fulltext` feeds: the items (by their feed content hash) whose page was fetched
+    7: """
+    CREATE TABLE IF NOT EXISTS fulltext_seen (
+        source TEXT NOT NULL,
+        item TEXT NOT NULL,
+        PRIMARY KEY (source, item)
+    ) WITHOUT ROWID;
+    """,
     # category slugs are bounded (at most MAX_NAMES per article, SLUG_BYTES long): the rows
     # of articles stored before are redone by the backfill
-    7: "",
+    8: "",
 }
 
 
@@ -155,7 +163,7 @@ def _unbelieve_future_dates(conn: sqlite3.Connection) -> None:
 
 
 def _bound_categories(conn: sqlite3.Connection) -> None:
-    """Migration 7: the categories of articles that had too many or too long ones, redone."""
+    """Migration 8: the categories of articles that had too many or too long ones, redone."""
     conn.execute(
         "CREATE TEMP TABLE unbounded AS SELECT article_id FROM article_categories"
         " GROUP BY article_id HAVING COUNT(*) > ? OR MAX(length(slug)) > ?",
@@ -169,5 +177,5 @@ def _bound_categories(conn: sqlite3.Connection) -> None:
 BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {
     2: _backfill_categories,
     6: _unbelieve_future_dates,
-    7: _bound_categories,
+    8: _bound_categories,
 }

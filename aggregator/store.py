@@ -601,14 +601,17 @@ class Store:
                 " next_due, feed_digest FROM source_state WHERE name = ?",
                 (name,),
             ).fetchone()
+            seen = frozenset(item for (item,) in self._conn.execute(
+                "SELECT item FROM fulltext_seen WHERE source = ?", (name,)))  # fmt: skip
         if row is None:
-            return SourceState(name=name)
+            return SourceState(name=name, fulltext_seen=seen or None)
         etag, lm, ok, err, err_at, failures, due, digest = row
         return SourceState(
             name=name, etag=etag, last_modified=lm,
             last_success=parse_time(ok) if ok else None, last_error=err,
             last_error_at=parse_time(err_at) if err_at else None, failures=int(failures),
             next_due=parse_time(due) if due else None, feed_digest=digest,
+            fulltext_seen=seen or None,
         )  # fmt: skip
 
     def save_source_state(self, state: SourceState) -> None:
@@ -628,6 +631,12 @@ class Store:
                  state.last_error, opt(state.last_error_at), state.failures,
                  opt(state.next_due), state.feed_digest),
             )  # fmt: skip
+            if state.fulltext_seen is not None:
+                self._conn.execute("DELETE FROM fulltext_seen WHERE source = ?", (state.name,))
+                self._conn.executemany(
+                    "INSERT INTO fulltext_seen (source, item) VALUES (?, ?)",
+                    ((state.name, item) for item in sorted(state.fulltext_seen)),
+                )
 
     # -- first-seen dates of undated items (aggregator/firstseen.py) ----------------------
     def first_seen_times(

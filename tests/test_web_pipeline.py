@@ -46,6 +46,8 @@ output:
   dir: out
 state: state/agg.sqlite3
 retention: never
+fetch:
+  block_private: false  # the test server is on 127.0.0.1
 sources:
 {sources}""", encoding="utf-8")  # fmt: skip
     return load_config(path)

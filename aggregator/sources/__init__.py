@@ -32,6 +32,7 @@ class Harvest:
     records: tuple[Staged, ...] = ()
     rejected: tuple[Rejection, ...] = ()
     unchanged: int = 0
+    fulltext_failed: int = 0
     not_modified: bool = False
     error: str | None = None
     state: SourceState | None = None

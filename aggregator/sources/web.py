@@ -23,8 +23,15 @@ from aggregator.errors import FetchError, ParseError, SourceError
 from aggregator.model import Rejection, SourceState
 from aggregator.sources import Harvest, Staged, staged
 from aggregator.sources.feed import FeedResult, parse_feed
+from aggregator.sources.fulltext import Robots, with_pages
 from aggregator.sources.html import article_links, parse_page
-from aggregator.sources.http import Response, RetryLater, WebClient, retry_after_seconds
+from aggregator.sources.http import (
+    FetchPolicy,
+    Response,
+    RetryLater,
+    WebClient,
+    retry_after_seconds,
+)
 
 T = TypeVar("T")
 POOL_MIN_SOURCES = 16
@@ -73,6 +80,7 @@ class _Parser:
     def __init__(self, web: WebClient, *, pooled: bool) -> None:
         self._web = web
         self._pooled = pooled
+        self.robots = Robots(web)  # one run's robots.txt, for `fulltext` feeds
 
     async def __call__(self, job: Callable[[], T]) -> T:
         if not self._pooled:
@@ -171,7 +179,10 @@ async def _fetch_changed(
     """The source's body and its digest, or a "not modified" Harvest (304, or the same bytes
     as last time: nothing to parse)."""
     assert source.url is not None
-    r = await web.fetch(source.url, etag=state.etag, last_modified=state.last_modified)
+    policy = FetchPolicy(site=source.url, allow_hosts=source.fetch.allow_hosts,
+                         block_private=source.fetch.block_private_configured)  # fmt: skip
+    r = await web.fetch(source.url, etag=state.etag, last_modified=state.last_modified,
+                        policy=policy)  # fmt: skip
     digest = _digest(r.body)
     if r.not_modified or digest == state.feed_digest:
         return Harvest(name=source.name, not_modified=True,
@@ -191,6 +202,14 @@ async def _feed(
         _feed_records, r.body, url=r.url, content_type=r.content_type, source=source.name,
         tz=config.timezone, language=config.language, now=now,
     ))  # fmt: skip
+    if source.fulltext:
+        done = await with_pages(web, parse, parse.robots, source, records, state.fulltext_seen)
+        return Harvest(
+            name=source.name, records=done.records, rejected=rejected,
+            unchanged=done.unchanged, fulltext_failed=done.failed,
+            state=replace(succeeded(state, source, r, now, ttl=ttl, digest=digest),
+                          fulltext_seen=done.seen),
+        )  # fmt: skip
     return Harvest(
         name=source.name, records=records, rejected=rejected,
         state=succeeded(state, source, r, now, ttl=ttl, digest=digest),
@@ -219,9 +238,13 @@ async def _html(
     if isinstance(fetched, Harvest):
         return fetched
     r, digest = fetched
+    allow = source.fetch.allow_hosts
     links = article_links(r.body, url=r.url, content_type=r.content_type,
-                          selector=source.links, limit=source.limit)  # fmt: skip
-    pages = await asyncio.gather(*(_page(web, parse, source, config, link) for link in links))
+                          selector=source.links, limit=source.limit, allow_hosts=allow)  # fmt: skip
+    policy = FetchPolicy(site=r.url, allow_hosts=allow,
+                         block_private=source.fetch.block_private_links)  # fmt: skip
+    pages = await asyncio.gather(*(_page(web, parse, source, config, link, policy)
+                                   for link in links))  # fmt: skip
     return Harvest(
         name=source.name,
         records=tuple(p for p in pages if not isinstance(p, Rejection)),
@@ -231,10 +254,11 @@ async def _html(
 
 
 async def _page(
-    web: WebClient, parse: _Parser, source: SourceConfig, config: Config, url: str
-) -> Staged | Rejection:
+    web: WebClient, parse: _Parser, source: SourceConfig, config: Config, url: str,
+    policy: FetchPolicy,
+) -> Staged | Rejection:  # fmt: skip
     try:
-        r = await web.fetch(url)
+        r = await web.fetch(url, policy=policy)
         return await parse(functools.partial(
             _page_record, r.body, url=r.url, content_type=r.content_type, source=source.name,
             tz=config.timezone, language=config.language, selectors=source.selectors,
