@@ -139,19 +139,60 @@ def _unknown(data: dict[str, Any], allowed: set[str], prefix: str) -> None:
             raise ConfigError(f"{prefix}{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
 
 
-def load_config(path: Path) -> Config:
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (YAML's last-one-wins would
+    silently drop the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str | int | float | bool) and key in first:
+                raise ConfigError(
+                    f"line {line}: the key {key!r} is given twice (first on line "
+                    f"{first[key]}); keep one of them"
+                )
+            first.setdefault(key, line)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml(text: str, path: Path) -> object:
+    """The document, or one line naming the file, line and column of the first problem."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except ConfigError as e:
+        raise ConfigError(f"{path}:{e}".replace(":line ", ":")) from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = " ".join(p for p in (e.context, e.problem) if p)
+        raise ConfigError(f"{where}: not valid YAML: {problem}".replace("\n", " ")) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}".replace("\n", " ")) from None
+
+
+def load_config(path: Path, *, given: bool = True) -> Config:
+    """`given`: the path came from --config (else it is the default ./config.yaml)."""
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        how = ("check the --config path" if given else "run in the folder that holds "
+               "config.yaml, or pass --config PATH (before or after the command)")  # fmt: skip
+        raise ConfigError(f"{path}: no such config file ({how})") from e
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the config file: {e.strerror or e}") from e
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: config is not UTF-8 text: {e.reason}") from e
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}".replace("\n", " ")) from e
+    data = _yaml(text, path)
+    if data is None:
+        raise ConfigError(f"{path}: the config file is empty (README, \"Configuration\", "
+                          "has a complete example)")  # fmt: skip
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+        raise ConfigError(f"{path}: expected a mapping of settings (key: value lines) at "
+                          "the top level")  # fmt: skip
     try:
         return _build(path.resolve(), data)
     except ConfigError as e:
@@ -282,6 +323,18 @@ def _http_url(url: str, key: str) -> None:
         raise ConfigError(f"{key}: expected an http(s) URL, got {url!r}")
 
 
+def _css(selector: str, key: str) -> None:
+    """Refuse a selector soupsieve cannot compile now, not at the first fetch."""
+    import soupsieve  # BeautifulSoup's selector engine, the one html sources use
+
+    try:
+        soupsieve.compile(selector)
+    except soupsieve.SelectorSyntaxError as e:
+        reason = str(e).splitlines()[0] if str(e) else "syntax error"
+        raise ConfigError(f"{key}: not a valid CSS selector {selector!r}: {reason}; fix "
+                          "the selector") from None  # fmt: skip
+
+
 def _source(raw: object, prefix: str, base: Path) -> SourceConfig:
     raw = _named(raw, prefix, SOURCE_KEYS, "name, type and path or url")
     name = raw["name"]
@@ -315,12 +368,16 @@ def _source(raw: object, prefix: str, base: Path) -> SourceConfig:
             )
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{prefix}selectors.{key}: expected a CSS selector string")
+        _css(value, f"{prefix}selectors.{key}")
+    links = _take(raw, "links", prefix, str, None)
+    if links is not None:
+        _css(links, f"{prefix}links")
     if kind == "feed" and ("links" in raw or selectors):
         key = "links" if "links" in raw else "selectors"
         raise ConfigError(f"{prefix}{key}: only html sources take links: and selectors:")
     return SourceConfig(
         name=name, type=kind, every=every, url=url,
-        links=_take(raw, "links", prefix, str, None), limit=limit,
+        links=links, limit=limit,
         selectors=tuple(sorted(selectors.items())), fulltext=fulltext,
     )  # fmt: skip
 

@@ -125,6 +125,8 @@ class SourceReport:
     rejected: tuple[Rejection, ...] = ()
     error: str | None = None
     not_modified: bool = False
+    due: datetime | None = None  # not tried this run (not due yet): due then
+    backing_off: bool = False  # ... because it failed last time
     fulltext_failed: int = 0
     """`fulltext` feeds: items whose page gave no body (the feed's content was kept)."""
 
@@ -138,6 +140,7 @@ class RunReport:
     published: int
     feeds_written: tuple[str, ...]
     seconds: float
+    expired: int = 0  # articles retention removed in this run
     output_failures: tuple[str, ...] = ()  # feeds not written (errors.OutputIncomplete)
 
     @property
@@ -151,6 +154,10 @@ class RunReport:
     @property
     def failed_sources(self) -> tuple[SourceReport, ...]:
         return tuple(s for s in self.sources if s.error)
+
+    @property
+    def skipped_sources(self) -> tuple[SourceReport, ...]:
+        return tuple(s for s in self.sources if s.due is not None)
 
 
 class Entry(NamedTuple):

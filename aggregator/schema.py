@@ -14,7 +14,7 @@ from aggregator.model import MAX_NAME, MAX_NAMES
 from aggregator.normalize import SLUG_BYTES, path_slug
 from aggregator.records import unpack_record
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE articles (
@@ -106,9 +106,26 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (source, item)
     ) WITHOUT ROWID;
     """,
+    # retention counts from first_seen (no index: a scan per run costs less than keeping
+    # one up to date through a cold import); what it removed is remembered (by match key and
+    # the inputs it came from) so it is not added back every run, and is when retention
+    # rises; a seed file rejected is remembered with its reason, so it is reported once
+    8: """
+    CREATE TABLE IF NOT EXISTS expired (
+        article_id TEXT PRIMARY KEY,
+        first_seen TEXT NOT NULL,
+        expired_at TEXT NOT NULL,
+        origins TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS expired_keys (
+        match_key TEXT PRIMARY KEY,
+        article_id TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS expired_keys_by_article ON expired_keys (article_id);
+    """,
     # category slugs are bounded (at most MAX_NAMES per article, SLUG_BYTES long): the rows
     # of articles stored before are redone by the backfill
-    8: "",
+    9: "",
 }
 
 
@@ -162,8 +179,15 @@ def _unbelieve_future_dates(conn: sqlite3.Connection) -> None:
     conn.executemany("UPDATE articles SET published = ?, updated = ? WHERE id = ?", fixes)
 
 
+def _seed_file_rejections(conn: sqlite3.Connection) -> None:
+    """Migration 8: seed_files.rejected, the reason a file as it is now was rejected."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(seed_files)")}
+    if "rejected" not in columns:
+        conn.execute("ALTER TABLE seed_files ADD COLUMN rejected TEXT")
+
+
 def _bound_categories(conn: sqlite3.Connection) -> None:
-    """Migration 8: the categories of articles that had too many or too long ones, redone."""
+    """Migration 9: the categories of articles that had too many or too long ones, redone."""
     conn.execute(
         "CREATE TEMP TABLE unbounded AS SELECT article_id FROM article_categories"
         " GROUP BY article_id HAVING COUNT(*) > ? OR MAX(length(slug)) > ?",
@@ -177,5 +201,6 @@ def _bound_categories(conn: sqlite3.Connection) -> None:
 BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {
     2: _backfill_categories,
     6: _unbelieve_future_dates,
-    8: _bound_categories,
+    8: _seed_file_rejections,
+    9: _bound_categories,
 }

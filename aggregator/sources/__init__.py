@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from aggregator.dedupe import Candidate, candidate
 from aggregator.model import Article, Rejection, SourceState
@@ -36,6 +37,8 @@ class Harvest:
     not_modified: bool = False
     error: str | None = None
     state: SourceState | None = None
+    due: datetime | None = None  # not tried this run (not due yet): due then
+    backing_off: bool = False  # ... because it failed last time
 
     @property
     def articles(self) -> tuple[Article, ...]:

@@ -13,10 +13,13 @@ import errno
 import hashlib
 import multiprocessing
 import os
+import signal
 import stat
+import threading
 from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -34,7 +37,8 @@ _CHUNK = 200
 
 
 class FileOutcome(NamedTuple):
-    """One file's fate. Exactly one of: parsed (record set), unchanged, rejected (reason)."""
+    """One file's fate. Exactly one of: parsed (record set), unchanged, rejected (reason;
+    with `state` when the rejection is the file's content, remembered until it changes)."""
 
     key: str
     state: SeedFileState | None = None
@@ -128,11 +132,13 @@ class _Chunker:
             if len(self._held) < POOL_THRESHOLD or self._workers < 2:
                 return
             context = multiprocessing.get_context("forkserver")
+            _start_forkserver_deaf_to_ctrl_c()
             self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
             jobs, self._held = self._held, []
         for i in range(0, len(jobs), _CHUNK):
-            self._window.append(self._pool.submit(_read_chunk, (self._settings,
-                                                                jobs[i : i + _CHUNK])))  # fmt: skip
+            chunk = (self._settings, jobs[i : i + _CHUNK])
+            with _ctrl_c_deferred():
+                self._window.append(self._pool.submit(_read_chunk, chunk))
             if len(self._window) >= 3 * self._workers:
                 yield from map(_from_wire, self._window.popleft().result())
 
@@ -146,6 +152,40 @@ class _Chunker:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
+
+
+def _start_forkserver_deaf_to_ctrl_c() -> None:
+    """Start the forkserver (if not yet) with SIGINT ignored, which it, the resource
+    tracker and every worker keep: a Ctrl-C reaches only this process (one line, exit 130),
+    never a helper in the middle of its imports, which would print a traceback. A Ctrl-C in
+    the few milliseconds of the start is lost (press it again)."""
+    from multiprocessing import forkserver
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal.signal works in the main thread only (the daemon's worker is not)
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@contextmanager
+def _ctrl_c_deferred() -> Iterator[None]:
+    """A Ctrl-C while the pool starts a worker (inside `submit`) waits until it has: the
+    pool then knows the worker and its shutdown waits for it, where an interrupted start
+    leaves a worker reading queues this process is about to remove (a traceback)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread gets signals (the daemon's store thread is not it)
+        return
+    pressed: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, _frame: pressed.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if pressed:
+        raise KeyboardInterrupt
 
 
 _Settings = tuple[str, str, str, datetime | None]  # source, zone key, language, the run's now
@@ -189,10 +229,11 @@ def _read_one(
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise ParseError("not a regular file")
-            if st.st_size > MAX_SEED_BYTES:
-                raise ParseError(
-                    f"file is {st.st_size} bytes, over the {MAX_SEED_BYTES}-byte limit"
-                )
+            if st.st_size > MAX_SEED_BYTES:  # remembered: reported again once it changes
+                return FileOutcome(
+                    key=job.key, state=SeedFileState(st.st_size, st.st_mtime_ns, ""),
+                    reason=f"file is {st.st_size} bytes, over the {MAX_SEED_BYTES}-byte limit",
+                )  # fmt: skip
             # one read: a regular file returns fewer bytes than asked only at its end
             data = os.read(fd, st.st_size + 1)
             if len(data) > st.st_size:  # it grew since the stat: read on, up to the limit
@@ -214,8 +255,8 @@ def _read_one(
     try:
         article = parse_seed(data, origin=job.key, source=source, tz=tz, language=language,
                              now=now)  # fmt: skip
-    except ParseError as e:
-        return FileOutcome(key=job.key, reason=str(e))
+    except ParseError as e:  # with its state: not read nor reported again until it changes
+        return FileOutcome(key=job.key, state=state, reason=str(e))
     return FileOutcome(
         key=job.key,
         state=state,

@@ -249,7 +249,7 @@ def test_category_feeds_are_the_largest_thousand(tmp_path: Path) -> None:
 
 
 def test_a_store_from_before_the_bounds_gets_bounded_categories(tmp_path: Path) -> None:
-    """Schema 8: categories stored unbounded by an older version (50 per article, slugs of
+    """Schema 9: categories stored unbounded by an older version (50 per article, slugs of
     300 bytes) are redone from the stored records when the store is opened."""
     cfg = write_config(tmp_path)
     tags = " ".join(f"#Etiket{n}" for n in range(50))
@@ -265,7 +265,7 @@ def test_a_store_from_before_the_bounds_gets_bounded_categories(tmp_path: Path) 
             [(article_id, f"etiket{n}", f"Etiket{n}") for n in range(50)]
             + [(article_id, "x" * 300, "X" * 300)],
         )
-        conn.execute("UPDATE schema_meta SET value = '7' WHERE key = 'version'")
+        conn.execute("UPDATE schema_meta SET value = '8' WHERE key = 'version'")
     with Store.open(state) as store:
         categories = store.categories()
     assert len(categories) == MAX_NAMES
