@@ -177,7 +177,8 @@ class Representation:
 
 
 def represent(body: bytes, mime: str, tag: str, mtime: float, feed: bool) -> Representation:
-    """Hash-free part: the variants and headers of `body` served as `mime` with ETag `tag`."""
+    """`body` served as `mime` with ETag `tag`: plain and (when worth it) gzip, each with
+    its 200 and 304 headers built."""
     compressible = len(body) >= GZIP_MIN_BYTES and mime.startswith(_COMPRESSIBLE)
     vary = ["Accept-Encoding"] if compressible or feed else []
     if feed:  # the feed for readers, its HTML view for browsers
@@ -250,10 +251,10 @@ def load(real: str, checked: float) -> Entry | None:
     """Read, hash and compress one file (off the event loop: it may be large); None when it
     is not a regular file (gone, a directory, unreadable...)."""
     try:
+        if not stat.S_ISREG(os.stat(real).st_mode):
+            return None  # before opening: a FIFO would block the read
         with open(real, "rb") as f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                return None
+            st = os.fstat(f.fileno())  # the version these bytes are
             body = f.read()
     except OSError:
         return None

@@ -43,6 +43,7 @@ def site(tmp_path: Path) -> Path:
     (tmp_path / "config.yaml").write_text("secret: yes\n")
     (out / "leak.xml").symlink_to(tmp_path / "config.yaml")
     (out / "up").symlink_to(tmp_path)
+    os.mkfifo(out / "pipe.xml")  # opening it to read would wait for a writer forever
     return out
 
 
@@ -181,7 +182,8 @@ def test_a_changed_file_gets_a_new_etag(client: Client, site: Path) -> None:
 @pytest.mark.parametrize(
     "path",
     ["/leak.xml", "/up/config.yaml", "/.atom.xml.x1.tmp", "/articles/", "/articles",
-     "/nope.xml", "/%2e%2e/config.yaml", "/" + "a" * 300 + ".xml", "/atom.xml/x"],
+     "/nope.xml", "/%2e%2e/config.yaml", "/" + "a" * 300 + ".xml", "/atom.xml/x",
+     "/pipe.xml"],
 )  # fmt: skip
 def test_nothing_outside_the_output_dir(client: Client, path: str) -> None:
     assert client.get(path).status_code == 404
