@@ -20,6 +20,9 @@ class Article:
     `link` is the site's own URL for it (tracking parameters dropped) or None (seed files
     have none); identity uses its canonical form (normalize.canonical_url).
     `date_only` marks records whose only date is a day (no clock time).
+    `published_source`: "source" (the date came from the input) or "seen" (no believable
+    date: `published` is when the aggregator first saw it; such records match only by URL
+    or guid). Not part of `content_hash`.
     """
 
     title: str
@@ -37,6 +40,7 @@ class Article:
     guid: str | None = None
     image: str | None = None
     date_only: bool = False
+    published_source: str = "source"
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:

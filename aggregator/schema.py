@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from aggregator.normalize import slugify
 from aggregator.records import unpack_record
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE articles (
@@ -85,6 +85,16 @@ MIGRATIONS: dict[int, str] = {
     # match keys are looked up by key only; the by-article index served just expiry (now one
     # pass over the keys per run that expires anything) and cost a quarter of a cold merge
     5: "DROP INDEX IF EXISTS article_keys_by_article",
+    # revision identity v2: the article's site, where each published field comes from (with
+    # the composed record when it is not one revision's), a text signature (filled when
+    # first needed), and the ids retired by a bridging merge (aliases, never reissued)
+    # (the columns are added by _add_identity_columns)
+    6: """
+    CREATE TABLE IF NOT EXISTS article_aliases (
+        alias TEXT PRIMARY KEY,
+        article_id TEXT NOT NULL
+    );
+    """,
 }
 
 
@@ -115,4 +125,17 @@ def _backfill_categories(conn: sqlite3.Connection) -> None:
     )
 
 
-BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _backfill_categories}
+def _add_identity_columns(conn: sqlite3.Connection) -> None:
+    """Migration 6: articles.site, fields, record, signature (NULL: one revision gives every
+    field; no site fixed yet; signature computed when first needed). No id changes."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(articles)")}
+    for column, kind in (("site", "TEXT"), ("fields", "TEXT"), ("record", "BLOB"),
+                         ("signature", "BLOB")):  # fmt: skip
+        if column not in have:
+            conn.execute(f"ALTER TABLE articles ADD COLUMN {column} {kind}")
+
+
+BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    2: _backfill_categories,
+    6: _add_identity_columns,
+}
