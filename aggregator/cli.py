@@ -128,7 +128,8 @@ def _summary(report: RunReport) -> str:
     failed = len(report.failed_sources)
     return (
         f"read {report.read} inputs ({sum(s.unchanged for s in report.sources)} unchanged), "
-        f"{report.new} new, {report.updated} updated; published {report.published} articles; "
+        f"{report.new} new, {report.updated} updated, {report.merged} merged; "
+        f"published {report.published} articles; "
         f"rejected {len(report.rejections)} inputs; {failed} sources failed; "
         f"wrote {len(report.feeds_written)} files in {report.seconds:.2f}s"
     )

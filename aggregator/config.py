@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from aggregator.dedupe import site_host
 from aggregator.errors import ConfigError
 from aggregator.normalize import slugify
 
@@ -24,7 +25,7 @@ TOP_KEYS = ("site", "output", "state", "server", "sources", "feeds", "retention"
 SITE_KEYS = ("title", "url", "language", "timezone")
 OUTPUT_KEYS = ("dir", "max_items", "archive")
 SERVER_KEYS = ("host", "port")
-SOURCE_KEYS = ("name", "type", "path", "url", "every", "links", "limit", "selectors")
+SOURCE_KEYS = ("name", "type", "path", "url", "every", "links", "limit", "selectors", "site")
 FEED_KEYS = ("name", "title", "sources", "categories", "match")
 
 
@@ -47,6 +48,7 @@ class SourceConfig:
     links: str | None = None
     limit: int = 20
     selectors: tuple[tuple[str, str], ...] = ()
+    site: str = ""  # seeds: the host its scrapes come from (dedupe.site_host form)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -262,6 +264,16 @@ def _http_url(url: str, key: str) -> None:
         raise ConfigError(f"{key}: expected an http(s) URL, got {url!r}")
 
 
+def _site(value: str, key: str) -> str:
+    """A seeds source's `site:`: a host (`www.example.com.tr`) or a URL naming it."""
+    if not value:
+        return ""
+    host = site_host(value if "//" in value else f"https://{value}")
+    if not host or "." not in host:
+        raise ConfigError(f"{key}: expected a host name such as www.example.com.tr, got {value!r}")
+    return host
+
+
 def _source(raw: object, prefix: str, base: Path) -> SourceConfig:
     raw = _named(raw, prefix, SOURCE_KEYS, "name, type and path or url")
     name = raw["name"]
@@ -276,9 +288,12 @@ def _source(raw: object, prefix: str, base: Path) -> SourceConfig:
         return SourceConfig(
             name=name, type=kind, every=every,
             path=(base / _take(raw, "path", prefix, str)).resolve(),
+            site=_site(_take(raw, "site", prefix, str, ""), f"{prefix}site"),
         )  # fmt: skip
     if "path" in raw:
         raise ConfigError(f"{prefix}path: a {kind} source reads url:, not path:")
+    if "site" in raw:
+        raise ConfigError(f"{prefix}site: only seeds sources take site: (a {kind} has URLs)")
     url = _take(raw, "url", prefix, str)
     _http_url(url, f"{prefix}url")
     limit = _take(raw, "limit", prefix, int, 20)

@@ -136,7 +136,7 @@ def status_text(config: Config, now: datetime) -> str:
     Reads the store without its lock, so it works while the daemon runs."""
     states: dict[str, SourceState] = {}
     counts: dict[str, int] = {}
-    total = 0
+    total = merged = 0
     importing = Store.importing(config.state)
     if config.state.exists() and not importing:
         try:
@@ -145,12 +145,13 @@ def status_text(config: Config, now: datetime) -> str:
                     states[s.name] = store.source_state(s.name)
                     counts[s.name] = store.count(s.name)
                 total = store.count()
+                merged = store.merges()
         except StoreError:
             if not Store.importing(config.state):  # a first run began as we read
                 raise
             importing = True
     lines = [f"state: {config.state}" + ("" if config.state.exists() else " (not created yet)"),
-             f"articles: {total}"]  # fmt: skip
+             f"articles: {total}", f"merged articles: {merged}"]  # fmt: skip
     if importing:
         lines.append("a first run into this empty store is under way, or was stopped before it"
                      " committed; its articles show here when a run completes")  # fmt: skip

@@ -228,7 +228,10 @@ def cluster(candidates: Sequence[Candidate]) -> list[list[Candidate]]:
 def signature(article: Article) -> bytes:
     """A compact sketch of the whole text (title, spot, body after Turkish folding): the
     number of distinct 3-word shingles, then the SIGNATURE_SIZE smallest of their CRC-32
-    hashes (a bottom-k MinHash), little-endian uint32s."""
+    hashes (a bottom-k MinHash), little-endian uint32s. Empty for a record dated when seen:
+    GİRİŞ is no anchor for it."""
+    if article.published_source == "seen":
+        return b""
     text = f"{article.title} {article.summary} {html_to_text(article.content_html)}"
     words = fold(text).split()[:SIGNATURE_WORDS]
     shingles = {
@@ -242,6 +245,8 @@ def signature(article: Article) -> bytes:
 def similarity(a: bytes, b: bytes) -> float:
     """Estimated share of the smaller text's shingles the other has (the overlap
     coefficient: a summary-only copy is as much the article as its full scrape)."""
+    if not a or not b:
+        return 0.0
     na: int
     nb: int
     na, *sa = struct.unpack(f"<{len(a) // 4}I", a)

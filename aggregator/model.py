@@ -110,6 +110,7 @@ class RunReport:
     published: int
     feeds_written: tuple[str, ...]
     seconds: float
+    merged: int = 0  # stored articles merged into another (a revision bridged them)
 
     @property
     def read(self) -> int:

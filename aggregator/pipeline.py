@@ -36,8 +36,9 @@ class _Batch:
     pending: list[tuple[dedupe.Candidate, bytes]] = field(default_factory=list)
     states: list[SourceState] = field(default_factory=list)
 
-    def add_staged(self, candidate: dedupe.Candidate, record: bytes) -> None:
-        c = dedupe.Candidate(len(self.candidates), *candidate[1:])  # this run's ref
+    def add_staged(self, candidate: dedupe.Candidate, record: bytes, site: str = "") -> None:
+        """`site`: the host a seeds source's scrapes speak for (its `site:` setting)."""
+        c = candidate._replace(ref=len(self.candidates), host=candidate.host or site)
         self.candidates.append(c)
         self.pending.append((c, record))
         if len(self.pending) >= _STAGE_BATCH:
@@ -100,7 +101,7 @@ def read_seeds(
         assert outcome.record is not None and outcome.candidate is not None
         for warning in outcome.warnings:
             log.warning("%s: %s", outcome.key, warning)
-        batch.add_staged(outcome.candidate, outcome.record)
+        batch.add_staged(outcome.candidate, outcome.record, source.site)
         read += 1
     batch.flush()
     store.remember_seed_files(source.name, remember, now)
@@ -218,6 +219,7 @@ def _run_once(
         published=min(store.count(), config.max_items),
         feeds_written=tuple(written),
         seconds=time.perf_counter() - started,
+        merged=counts.merged,
     )
 
 

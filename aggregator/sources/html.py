@@ -22,6 +22,7 @@ from bs4 import BeautifulSoup, CData, Tag
 from bs4.element import NavigableString, PageElement
 from soupsieve import SelectorSyntaxError
 
+from aggregator.dedupe import site_host
 from aggregator.errors import ParseError
 from aggregator.model import Article
 from aggregator.normalize import (
@@ -132,6 +133,8 @@ def parse_page(
     soup = _soup(data, content_type)
     base = _base(soup, url)
     link = _canonical(soup, base) or url
+    if site_host(link) != site_host(url):  # a canonical naming another site: not believed
+        link = url
     f = _Fields()
     _from_selectors(f, soup, dict(selectors), base, tz)
     node = _jsonld(soup)
