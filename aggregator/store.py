@@ -31,7 +31,7 @@ from aggregator.records import (
 from aggregator.schema import BACKFILLS, MIGRATIONS, SCHEMA_VERSION, category_slugs
 
 KEEP_REVISIONS = 5
-MAX_PEERS = 64  # articles of one GİRİŞ anchor compared by text (a bound on the work)
+MAX_PEERS = dedupe.MAX_PEERS
 log = logging.getLogger(__name__)
 
 
@@ -303,7 +303,7 @@ class Store:
             return []
         warm = self._conn.execute("SELECT 1 FROM article_keys LIMIT 1").fetchone() is not None
         matches = self._key_matches(clusters) if warm else {}
-        peers = _batch_peers(clusters)
+        peers = dedupe.anchor_peers(clusters, MAX_PEERS)
         if warm:
             peers += self._stored_peers(clusters, matches)
         signatures = self._signatures(clusters, peers) if peers else {}
@@ -789,19 +789,6 @@ def _fields(column: str | None, content_hash: str) -> dedupe.Fields:
     if column is None:
         return dedupe.Fields(*(content_hash,) * 6)
     return dedupe.Fields(*column.split(" "))
-
-
-def _batch_peers(clusters: Sequence[Sequence[Candidate]]) -> list[tuple[dedupe.Node, dedupe.Node]]:
-    """Pairs of this run's clusters sharing a GİRİŞ anchor (at most MAX_PEERS per anchor)."""
-    anchors: dict[str, list[int]] = {}
-    for i, g in enumerate(clusters):
-        for a in {c.anchor for c in g if c.anchor}:
-            anchors.setdefault(a, []).append(i)
-    pairs: list[tuple[dedupe.Node, dedupe.Node]] = []
-    for ids in anchors.values():
-        ids = ids[:MAX_PEERS]
-        pairs += [(a, b) for x, a in enumerate(ids) for b in ids[x + 1 :]]
-    return pairs
 
 
 def _entry(aid: str, published: str, record: bytes) -> Entry:

@@ -4,9 +4,10 @@ A stream is a list of events over a few stories: seed files written (body growth
 edits, Turkish case changes, `SON DAKİKA |` labels added and removed, a rewritten title and
 spot, title + spot + first paragraph lightly edited in one go), files renamed or deleted,
 late copies of old revisions, and the story arriving through the site's own RSS feed with
-its URL (summary only). Two stories share each GİRİŞ minute, and two stories on different
-days share a title, so "different articles, same minute" and "recurring title" are always in
-play. Every revision carries its story in its origin (`s<story>-...`).
+its URL (summary only). Two stories share each GİRİŞ minute (two of them also share the
+agency's closing paragraph), and two stories on different days share a title, so "different
+articles, same minute" and "recurring title" are always in play. Every revision carries its
+story in its origin (`s<story>-...`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ WORDS = (
 KINDS = ("grow", "retitle", "case", "label", "rewrite", "light", "rename", "late", "delete",
          "feed")  # fmt: skip
 RECURRING = "Günün özeti: öne çıkan gelişmeler ve son durum"
+BOILERPLATE = (
+    "Ajansımızın haberlerini kaynak göstermeden kullanmak yasaktır; ayrıntılar gelişmeler "
+    "oldukça güncellenecek, son dakika haberleri için bildirimleri açmayı unutmayın, "
+    "sosyal medya hesaplarımızdan bizi takip edebilir ve görüşlerinizi yorum bölümünde "
+    "paylaşabilirsiniz."
+)
 
 
 def _sentence(rnd: random.Random, n: int) -> str:
@@ -104,6 +111,8 @@ def first_revisions(stories: int, seed: int = 0) -> list[Revision]:
         if s == 3:
             title, giris = RECURRING, giris + timedelta(days=1)
         body = tuple(_sentence(r, 40) + "." for _ in range(4))
+        if s in (4, 5):  # one minute, two stories, the agency's closing paragraph in both
+            body += (BOILERPLATE,)
         out.append(Revision(s, 0, title, _sentence(r, 22) + ".", body, giris,
                             giris + timedelta(minutes=2)))  # fmt: skip
     return out
