@@ -446,8 +446,9 @@ def plan(
 
 
 def _first_site(revisions: Sequence[Candidate]) -> str:
-    """The host of the earliest copy that names one."""
-    hosts = [c for c in revisions if c.host]
+    """A seeds source's `site:` (a host on a copy without a link), else the host of the
+    earliest copy with a URL."""
+    hosts = [c for c in revisions if c.host and not c.has_link] or [c for c in revisions if c.host]
     if not hosts:
         return ""
     return min(hosts, key=lambda c: (c.published, c.updated, c.content_hash)).host

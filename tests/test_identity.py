@@ -188,3 +188,97 @@ def test_records_dated_when_seen_match_only_by_url_or_guid(tmp_path: Path) -> No
         run(store, [seen])
         run(store, [timed])
         assert len(store.latest(10)) == 2
+
+
+def test_a_pages_canonical_naming_another_host_is_not_its_identity() -> None:
+    from aggregator.sources.html import parse_page
+
+    html = (
+        "<html><head><title>Faiz kararı açıklandı bugün</title>"
+        "<link rel='canonical' href='https://{host}/haber/faiz/?utm_source=x#top'>"
+        "<meta property='article:published_time' content='2026-02-02T09:00:00+03:00'>"
+        "</head><body><article><h1>Faiz kararı açıklandı bugün</h1>"
+        "<p>Kurul toplantısı sona erdi ve karar açıklandı.</p></article></body></html>"
+    )
+    own = "https://kopya.test/a/1"
+    for host, link in (("www.haber.test", own), ("kopya.test", "https://kopya.test/haber/faiz/")):
+        data = html.format(host=host).encode()
+        article = parse_page(data, url=own, source="web", tz=revstream.ISTANBUL)
+        assert article.link == link
+
+
+SITE_FEED = """<rss version='2.0'><channel><title>x</title>{items}</channel></rss>"""
+
+
+def test_regenerate_keeps_a_seeds_sites_articles_from_another_hosts_feed(tmp_path: Path) -> None:
+    """`site:` fixes the seed articles' site: the site's own feed item merges and gives its
+    URL; another host's item with the same GİRİŞ minute and title merges as a copy only."""
+    from tests.localserver import XML, App, Reply, serve_in_thread
+    from tests.reliability.helpers import read_feeds, regenerate, write_config
+
+    ours, theirs = revstream.first_revisions(4)[0], revstream.first_revisions(4)[2]
+    later = {"minutes": 30}
+    own_item = replace(ours, spot="Sitenin kendi özeti.", guncelleme=ours.guncelleme)
+    stolen = replace(theirs, spot="Başka sitenin özeti.", body=("Başka metin.",),
+                     guncelleme=theirs.guncelleme + timedelta(**later))  # fmt: skip
+    items = own_item.rss_item() + stolen.rss_item().replace(SITE, "kopya.test")
+    app = App()
+    app.route("/rss.xml", Reply(body=SITE_FEED.format(items=items).encode(), content_type=XML))
+    with serve_in_thread(app, fixtures=False):
+        cfg = write_config(tmp_path, sources=(
+            f"  - {{name: site, type: feed, url: '{app.base}/rss.xml', every: 1s}}\n"))  # fmt: skip
+        text = cfg.read_text().replace("    path: seeds\n", f"    path: seeds\n    site: {SITE}\n")
+        cfg.write_text(text)
+        for rev in (ours, theirs):
+            (tmp_path / "seeds" / f"{rev.story}.txt").write_text(rev.seed_text(), encoding="utf-8")
+        done = regenerate(cfg)
+        assert done.returncode == 0, done.stderr
+    import feedparser
+
+    feed = feedparser.parse((tmp_path / "out" / "atom.xml").read_bytes())
+    by_title = {e.title: e for e in feed.entries}
+    assert len(feed.entries) == 2 and len(read_feeds(tmp_path / "out")) == 2
+    assert by_title[ours.title].link == ours.url  # the site's own URL
+    assert by_title[theirs.title].link.startswith("http://127.0.0.1:8080/articles/")
+    assert "Başka metin" not in by_title[theirs.title].content[0].value
+
+
+def test_site_setting_is_checked(tmp_path: Path) -> None:
+    from aggregator.config import load_config
+    from aggregator.errors import ConfigError
+    from tests.reliability.helpers import write_config
+
+    cfg = write_config(tmp_path, sources="  - {name: f, type: feed, url: 'https://x.test/r',"
+                                         " site: x.test}\n")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"sources\[1\]\.site: only seeds"):
+        load_config(cfg)
+    text = cfg.read_text().split("  - {name: f")[0]
+    for value, ok in (("https://www.Haber.test/x", "haber.test"), ("nohost", None)):
+        cfg.write_text(text.replace("    path: seeds\n", f"    path: seeds\n    site: {value}\n"))
+        if ok:
+            assert load_config(cfg).sources[0].site == ok
+        else:
+            with pytest.raises(ConfigError, match=r"sources\[0\]\.site: expected a host"):
+                load_config(cfg)
+
+
+def test_a_version_5_store_is_migrated_without_changing_an_id(tmp_path: Path) -> None:
+    import sqlite3
+
+    first = scrape("Faiz kararı açıklandı bugün", "Kurul toplantısı sona erdi.", BODY)
+    path = tmp_path / "s.sqlite3"
+    with Store.open(path) as store:
+        run(store, [first])
+        (before,) = store.latest(10)
+    with sqlite3.connect(path) as conn:  # what version 5 had
+        for column in ("site", "fields", "record", "signature"):
+            conn.execute(f"ALTER TABLE articles DROP COLUMN {column}")
+        conn.execute("DROP TABLE article_aliases")
+        conn.execute("UPDATE schema_meta SET value = '5' WHERE key = 'version'")
+    rewritten = scrape("Merkez Bankası faizi sabit tuttu", "Kurul sürpriz yapmadı.",
+                       (BODY[0].replace("bugün", "dün"), *BODY[1:]), minutes=9)  # fmt: skip
+    with Store.open(path) as store:
+        assert store.latest(10) == [before]
+        run(store, [rewritten])  # matched by text against the migrated article
+        (after,) = store.latest(10)
+    assert after.id == before.id and after.article.title == rewritten.title
