@@ -38,7 +38,9 @@ class _Batch:
 
     def add_staged(self, candidate: dedupe.Candidate, record: bytes, site: str = "") -> None:
         """`site`: the host a seeds source's scrapes speak for (its `site:` setting)."""
-        c = candidate._replace(ref=len(self.candidates), host=candidate.host or site)
+        c = dedupe.Candidate(len(self.candidates), *candidate[1:])  # this run's ref
+        if site and not c.host:
+            c = c._replace(host=site)
         self.candidates.append(c)
         self.pending.append((c, record))
         if len(self.pending) >= _STAGE_BATCH:
