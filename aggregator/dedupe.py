@@ -383,16 +383,16 @@ def anchor_peers(
     clusters: Sequence[Sequence[Candidate]], limit: int = MAX_PEERS
 ) -> list[tuple[Node, Node]]:
     """Pairs of clusters sharing a GİRİŞ anchor (the first `limit` of each anchor)."""
-    anchors: dict[str, list[int]] = {}
+    first: dict[str, int] = {}
+    shared: dict[str, list[int]] = {}
     for i, g in enumerate(clusters):
         for a in {c.anchor for c in g} if len(g) > 1 else (g[0].anchor,):
-            if a:
-                anchors.setdefault(a, []).append(i)
+            if a and (j := first.setdefault(a, i)) != i:
+                shared.setdefault(a, [j]).append(i)
     pairs: list[tuple[Node, Node]] = []
-    for ids in anchors.values():
-        if len(ids) > 1:
-            ids = ids[:limit]
-            pairs += [(a, b) for x, a in enumerate(ids) for b in ids[x + 1 :]]
+    for ids in shared.values():
+        ids = ids[:limit]
+        pairs += [(a, b) for x, a in enumerate(ids) for b in ids[x + 1 :]]
     return pairs
 
 
@@ -404,13 +404,16 @@ def plan(
     members: Sequence[Candidate],
     found: Sequence[Stored],
     aliases: Mapping[str, str] | None = None,
+    known_ids: Mapping[str, str] | None = None,
 ) -> Plan:
     """The decision for one article: this run's `members` and the stored articles `found`
-    to be one (the first published keeps its id; the others retire as its aliases)."""
+    to be one (the first published keeps its id; the others retire as its aliases).
+    `known_ids`: identity key -> article_id(key) already computed (a cold run's staging)."""
     if not found and len(members) == 1:  # most articles of a cold run: decided at once
         (only,) = members
         h = only.content_hash
-        aid = article_id(only.keys[0])
+        aid = known_ids.get(only.keys[0], "") if known_ids else ""
+        aid = aid or article_id(only.keys[0])
         return Plan(
             id=aliases.get(aid, aid) if aliases else aid, members=(only,), stored=None,
             retired=(), published=only.published, site=only.host,

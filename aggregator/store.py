@@ -53,7 +53,7 @@ class Store:
         self._conn = conn
         self._lock_fd = lock_fd
         self._cold = False
-        self._founds: dict[int, str] = {}  # cold staging: ref -> the id it was staged under
+        self._founds: dict[str, str] = {}  # cold staging: first key -> the id it founds
         self._wal_pending = False  # a bulk run could not switch back to the log yet
 
     # -- lifecycle -------------------------------------------------------------------
@@ -256,9 +256,9 @@ class Store:
             )  # fmt: skip
 
     def _founding_id(self, c: Candidate) -> str:
-        aid = self._founds.get(c.ref)
+        aid = self._founds.get(c.keys[0])
         if aid is None:
-            aid = self._founds[c.ref] = article_id(c.keys[0])
+            aid = self._founds[c.keys[0]] = article_id(c.keys[0])
         return aid
 
     # -- merging clusters into articles -------------------------------------------------
@@ -306,21 +306,30 @@ class Store:
         peers = dedupe.anchor_peers(clusters, MAX_PEERS)
         if warm:
             peers += self._stored_peers(clusters, matches)
+        aliases = self._aliases()
+        if not matches and not peers:  # nothing stored or alike: each cluster is new
+            plans = [dedupe.plan(g, (), aliases, self._founds) for g in clusters]
+            return self._survivors(plans, aliases) if aliases else plans
         signatures = self._signatures(clusters, peers) if peers else {}
         groups = dedupe.join(len(clusters), matches, peers, signatures)
         wanted = sorted({sid for _, ids in groups for sid in ids})
         stored = self._stored(wanted) if wanted else {}
-        aliases = self._aliases()
-        plans = []
-        for members, ids in groups:
-            group = [c for i in members for c in clusters[i]]
-            plan = dedupe.plan(group, [stored[s] for s in ids], aliases)
-            if plan.stored is None and aliases and plan.id in aliases.values():
-                # an input of a retired id whose survivor is stored: it joins the survivor
+        plans = [
+            dedupe.plan([c for i in members for c in clusters[i]], [stored[s] for s in ids],
+                        aliases, self._founds)
+            for members, ids in groups
+        ]  # fmt: skip
+        return self._survivors(plans, aliases) if aliases else plans
+
+    def _survivors(self, plans: list[dedupe.Plan], aliases: dict[str, str]) -> list[dedupe.Plan]:
+        """A new article whose id is a retired one's survivor still stored: an input of the
+        retired id, so it joins the survivor instead."""
+        targets = set(aliases.values())
+        for n, plan in enumerate(plans):
+            if plan.stored is None and plan.id in targets:
                 survivor = self._stored([plan.id]).get(plan.id)
                 if survivor is not None:
-                    plan = dedupe.plan(group, [survivor], aliases)
-            plans.append(plan)
+                    plans[n] = dedupe.plan(plan.members, [survivor], aliases)
         return plans
 
     def _key_matches(self, clusters: Sequence[Sequence[Candidate]]) -> dict[int, set[str]]:
@@ -465,7 +474,8 @@ class Store:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 (p.id, p.published, p.best.updated, int(p.best.has_link), p.best.content_hash,
-                 p.best.source, seen, seen, p.site or None, *self._composed(p))
+                 p.best.source, seen, seen, p.site or None,
+                 *((None, None) if p.fields.plain else self._composed(p)))
                 for p in plans
             ),
         )  # fmt: skip
