@@ -31,7 +31,6 @@ from aggregator.records import (
 from aggregator.schema import BACKFILLS, MIGRATIONS, SCHEMA_VERSION, category_slugs
 
 KEEP_REVISIONS = 5
-MAX_PEERS = dedupe.MAX_PEERS
 log = logging.getLogger(__name__)
 
 
@@ -303,7 +302,7 @@ class Store:
             return []
         warm = self._conn.execute("SELECT 1 FROM article_keys LIMIT 1").fetchone() is not None
         matches = self._key_matches(clusters) if warm else {}
-        peers = dedupe.anchor_peers(clusters, MAX_PEERS)
+        peers = dedupe.anchor_peers(clusters)
         if warm:
             peers += self._stored_peers(clusters, matches)
         aliases = self._aliases()
@@ -322,15 +321,20 @@ class Store:
         return self._survivors(plans, aliases) if aliases else plans
 
     def _survivors(self, plans: list[dedupe.Plan], aliases: dict[str, str]) -> list[dedupe.Plan]:
-        """A new article whose id is a retired one's survivor still stored: an input of the
-        retired id, so it joins the survivor instead."""
+        """New articles whose id is a retired one's survivor: inputs of the retired id. They
+        join the survivor when it is still stored, else each other (one id, one article)."""
         targets = set(aliases.values())
-        for n, plan in enumerate(plans):
+        kept: list[dedupe.Plan] = []
+        joined: dict[str, list[Candidate]] = {}
+        for plan in plans:
             if plan.stored is None and plan.id in targets:
-                survivor = self._stored([plan.id]).get(plan.id)
-                if survivor is not None:
-                    plans[n] = dedupe.plan(plan.members, [survivor], aliases)
-        return plans
+                joined.setdefault(plan.id, []).extend(plan.members)
+            else:
+                kept.append(plan)
+        for aid, members in joined.items():
+            survivor = self._stored([aid]).get(aid)
+            kept.append(dedupe.plan(members, [survivor] if survivor else [], aliases))
+        return kept
 
     def _key_matches(self, clusters: Sequence[Sequence[Candidate]]) -> dict[int, set[str]]:
         """Cluster index -> ids of the stored articles sharing a match key, in one query."""
@@ -356,7 +360,7 @@ class Store:
         self, clusters: Sequence[Sequence[Candidate]], matches: dict[int, set[str]]
     ) -> list[tuple[dedupe.Node, dedupe.Node]]:
         """(cluster, stored id) pairs sharing a GİRİŞ anchor and no key: compared by text.
-        At most MAX_PEERS stored articles per anchor."""
+        At most dedupe.MAX_PEERS stored articles per anchor."""
         anchors: dict[str, list[int]] = {}
         for i, g in enumerate(clusters):
             for a in {c.anchor for c in g if c.anchor}:
@@ -378,10 +382,10 @@ class Store:
             " ORDER BY b.anchor, a.published, a.id"
         ):
             ids = near.setdefault(a, [])
-            if len(ids) < MAX_PEERS:
+            if len(ids) < dedupe.MAX_PEERS:
                 ids.append(aid)
         self._conn.execute("DELETE FROM batch_anchors")
-        return [(i, aid) for a, ids in near.items() for i in anchors[a][:MAX_PEERS]
+        return [(i, aid) for a, ids in near.items() for i in anchors[a][: dedupe.MAX_PEERS]
                 for aid in ids if aid not in matches.get(i, ())]  # fmt: skip
 
     def _signatures(
