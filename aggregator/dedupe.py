@@ -80,7 +80,9 @@ class Candidate(NamedTuple):
 
 def lead_text(article: Article) -> str:
     """The first body paragraph (the spot is a key of its own)."""
-    first = article.content_html.split("</p>", 1)[0]
+    html = article.content_html
+    end = html.find("</p>")
+    first = html if end < 0 else html[:end]
     if first.startswith("<p>") and "<" not in first[3:] and "&" not in first:
         return first[3:]  # a plain paragraph, as seed files give (fold drops the rest)
     return html_to_text(first)
@@ -164,6 +166,7 @@ def candidate(ref: int, article: Article) -> Candidate:
     if not body or (body <= 2 * len(article.summary) + 16
                     and html_to_text(article.content_html) == article.summary):  # fmt: skip
         body = -1
+    plain_minute = not article.date_only and article.published_source != "seen"
     return Candidate(
         ref=ref,
         keys=match_keys(article, published),
@@ -175,7 +178,7 @@ def candidate(ref: int, article: Article) -> Candidate:
         categories=article.categories,
         has_link=article.link is not None,
         host=site_host(article.link),
-        anchor=anchor(article, published),
+        anchor=_minute(article, published) if plain_minute else anchor(article, published),
         body=body,
         has_authors=bool(article.authors),
         has_image=article.image is not None,
