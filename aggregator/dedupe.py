@@ -130,7 +130,10 @@ def anchor(article: Article, published_utc: str | None = None) -> str:
     if article.date_only:
         p = article.published
         start = datetime.combine(p.date(), datetime.min.time(), p.tzinfo)
-        return f"{utc_text(start)}~{utc_text(start + timedelta(days=1))}"
+        try:
+            return f"{utc_text(start)}~{utc_text(start + timedelta(days=1))}"
+        except OverflowError:  # a day at the very end (or start) of time: no span to compare
+            return ""
     return _minute(article, published_utc or utc_text(article.published))
 
 
