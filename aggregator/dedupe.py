@@ -426,18 +426,20 @@ def plan(
             fields=Fields(h, h, h, h, h, h), best=only, categories=only.categories, changed=True,
         )  # fmt: skip
     found = sorted(found, key=lambda s: (s.published, s.id))
-    survivor = found[0] if found else None
     history = [c for s in found for c in s.revisions]
     every = [*members, *history]
     site = next((s.site for s in found if s.site), "") or _first_site(every)
     own = [c for c in every if not (c.has_link and site and c.host and c.host != site)] or every
     fields, best, categories = _fields(own, site)
-    if survivor is None:
-        aid = article_id(identity_key(own))
-        if aliases:
-            aid = aliases.get(aid, aid)  # an id once retired maps to its survivor, for good
-    else:
+    aid = article_id(identity_key(own))
+    if len(found) > 1:  # the one holding the earliest revision was published first: it stays
+        first = next((s for s in found if s.id == aid), found[0])  # (as a rebuild would name it)
+        found = [first, *(s for s in found if s is not first)]
+    survivor = found[0] if found else None
+    if survivor is not None:
         aid = survivor.id
+    elif aliases:
+        aid = aliases.get(aid, aid)  # an id once retired maps to its survivor, for good
     published = min(c.published for c in own)
     if found:
         published = min(published, *(s.published for s in found))

@@ -161,6 +161,9 @@ def test_a_revision_matching_two_published_articles_merges_them_under_the_first_
         run(store, [late])  # an input of the retired id maps to the survivor
         assert [e.id for e in store.latest(10)] == [first.id]
     assert second.id != first.id
+    with Store.open(tmp_path / "rebuilt.sqlite3") as rebuilt:
+        run(rebuilt, [bridge, late, early])
+        assert [e.id for e in rebuilt.latest(10)] == [first.id]  # a rebuild names it alike
 
 
 def test_a_copy_from_another_host_never_takes_over_a_sites_article(tmp_path: Path) -> None:
