@@ -480,7 +480,8 @@ def _fields(revisions: Sequence[Candidate], site: str) -> tuple[Fields, Candidat
 
     linked = next((c for c in ranked if c.has_link and (not site or c.host == site)), best)
     fullest = max(ranked, key=lambda c: c.body)
-    content = fullest if best.body < 0 or 2 * best.body < fullest.body else best
+    summary_only = best.body < 0 or 2 * best.body < fullest.body
+    content = fullest if summary_only and fullest.body > max(best.body, 0) else best
     categories = newest(bool(best.categories), "categories")
     fields = Fields(
         base=best.content_hash,
