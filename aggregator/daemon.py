@@ -3,7 +3,8 @@ server, so there is one process to supervise and one place that handles signals.
 
 SIGTERM/SIGINT: the server stops accepting, scheduling stops, running work gets a few seconds,
 pending changes are published, the store is closed, exit 0. A kill -9 loses nothing that was
-published (files are replaced atomically; the store is SQLite in WAL mode).
+published (files are replaced atomically; the store is SQLite in WAL mode). SIGHUP reloads
+config.yaml; a config that fails validation is logged and the running one kept.
 """
 
 from __future__ import annotations
@@ -17,15 +18,18 @@ import socket
 import sys
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import uvicorn
 
-from aggregator.config import Config
+from aggregator.config import Config, load_config
+from aggregator.connections import quiet_accept_errors, server_settings, widen_listen_queue
 from aggregator.errors import ConfigError, StoreError
 from aggregator.model import SourceState
 from aggregator.schedule import Scheduler
 from aggregator.serve import create_app
-from aggregator.store import Store
+from aggregator.store import Store, lock_holder
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,10 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        widen_listen_queue(sockets or [])
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -57,6 +65,31 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def start(config: Config) -> int:
+    """Take the store's lock, bind, run. A start that fails (port taken) leaves no new,
+    empty state store behind: the next `check` or `status` should see a fresh setup."""
+    created = [p for p in (config.state.parent, config.state) if not p.exists()]
+    # the lock: a second daemon or a regenerate is refused
+    store = Store.open(config.state, holder="daemon")
+    try:
+        sock = listen(config.host, config.port)
+    except BaseException:
+        store.close()
+        if config.state in created:
+            _remove_fresh_store(config.state, config.state.parent in created)
+        raise
+    return run(config, store, sock)
+
+
+def _remove_fresh_store(state: Path, folder_too: bool) -> None:
+    for path in (state, *(state.with_name(state.name + x) for x in ("-wal", "-shm", ".lock"))):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    if folder_too:
+        with contextlib.suppress(OSError):  # not empty: someone else put something there
+            state.parent.rmdir()
+
+
 def run(config: Config, store: Store, sock: socket.socket) -> int:
     """Serve and schedule until a signal arrives. Takes ownership of `store` and `sock`."""
     asyncio.run(_main(config, store, sock))
@@ -75,8 +108,9 @@ async def _main(config: Config, store: Store, sock: socket.socket) -> bool:
         from aggregator.sources.http import WebClient
 
         client = WebClient()  # one for the daemon's lifetime: connections are reused
-    scheduler = Scheduler(config, store, client=client)
-    app = create_app(config.output_dir, scheduler.health)
+    scheduler = Scheduler(config, store, client=client)  # a reload may add one later
+    app = create_app(config.output_dir, scheduler.health, metrics=scheduler.metrics.render,
+                     timezone=config.timezone)  # fmt: skip
     debug = logging.getLogger().isEnabledFor(logging.DEBUG)
     if not debug:  # their per-job and startup lines would drown ours
         logging.getLogger("uvicorn").setLevel(logging.WARNING)
@@ -85,10 +119,11 @@ async def _main(config: Config, store: Store, sock: socket.socket) -> bool:
     server = _Server(
         uvicorn.Config(
             app, log_config=None, access_log=debug, lifespan="off", server_header=False,
-            timeout_graceful_shutdown=3, proxy_headers=False,
+            timeout_graceful_shutdown=3, proxy_headers=False, **server_settings(),
         )
     )  # fmt: skip
     loop = asyncio.get_running_loop()
+    quiet_accept_errors(loop)
 
     def on_signal(name: str) -> None:
         if server.should_exit:
@@ -99,6 +134,14 @@ async def _main(config: Config, store: Store, sock: socket.socket) -> bool:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_hangup() -> None:
+        task = asyncio.create_task(_reload(scheduler))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     log.info("serving %s at http://%s:%d/ (%d sources)", config.output_dir, shown, port,
@@ -109,10 +152,27 @@ async def _main(config: Config, store: Store, sock: socket.socket) -> bool:
     finally:
         clean = await scheduler.stop()
         sock.close()
-        if clean and client is not None:
-            client.close()
+        if clean and scheduler.client is not None:
+            from aggregator.sources.http import WebClient
+
+            if isinstance(scheduler.client, WebClient):
+                scheduler.client.close()
     log.info("stopped")
     return clean
+
+
+async def _reload(scheduler: Scheduler) -> None:
+    path = scheduler.config.path
+    log.info("SIGHUP received: reloading %s", path)
+    try:
+        new = await asyncio.to_thread(load_config, path)
+    except ConfigError as e:
+        log.error("config reload failed, still running the previous config: %s", e)
+        return
+    try:
+        await scheduler.reconfigure(new)
+    except Exception:  # a bug: say so, keep serving what runs
+        log.exception("config reload failed (a bug; please report it)")
 
 
 def _when(value: datetime | None, config: Config, now: datetime) -> str:
@@ -131,12 +191,14 @@ def _span(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-def status_text(config: Config, now: datetime) -> str:
-    """Every source with its last success, last error, next due time and article count.
-    Reads the store without its lock, so it works while the daemon runs."""
+def status_data(config: Config, now: datetime) -> dict[str, Any]:
+    """The state of the store and every source, JSON-ready (`status --json`; times ISO 8601
+    with offset, in site.timezone). Reads the store without its lock, so it works while the
+    daemon runs, and says who holds the lock."""
     states: dict[str, SourceState] = {}
     counts: dict[str, int] = {}
-    total = merged = 0
+    rejected: dict[str, list[tuple[str, str, datetime]]] = {}
+    total = expired = merged = 0
     importing = Store.importing(config.state)
     if config.state.exists() and not importing:
         try:
@@ -144,28 +206,86 @@ def status_text(config: Config, now: datetime) -> str:
                 for s in config.sources:
                     states[s.name] = store.source_state(s.name)
                     counts[s.name] = store.count(s.name)
-                total = store.count()
+                    if s.type == "seeds":
+                        rejected[s.name] = [r for r in store.rejected_files(s.name)
+                                            if os.path.exists(r[0])]  # fmt: skip
+                total, expired = store.count(), store.expired_count()
                 merged = store.merges()
         except StoreError:
             if not Store.importing(config.state):  # a first run began as we read
                 raise
             importing = True
-    lines = [f"state: {config.state}" + ("" if config.state.exists() else " (not created yet)"),
-             f"articles: {total}", f"merged articles: {merged}"]  # fmt: skip
-    if importing:
+    held = lock_holder(config.state)
+
+    def iso(value: datetime | None) -> str | None:
+        return value.astimezone(config.timezone).isoformat(timespec="seconds") if value else None
+
+    return {
+        "state": str(config.state),
+        "created": config.state.exists(),
+        "held_by": {"pid": held[0], "as": held[1]} if held else None,
+        "importing": importing,
+        "articles": total,
+        "expired": expired,
+        "merged": merged,
+        "retention": {"seconds": config.retention, "counted_from": "first_seen"},
+        "sources": [
+            {
+                "name": s.name,
+                "type": s.type,
+                "every": s.every,
+                "from": str(s.path if s.type == "seeds" else s.url),
+                "articles": counts.get(s.name, 0),
+                "last_success": iso(st.last_success),
+                "last_error": st.last_error,
+                "last_error_at": iso(st.last_error_at),
+                "failures": st.failures,
+                "next_due": iso(st.next_due),
+                "rejected_files": [
+                    {"path": p, "reason": r, "since": iso(t)}
+                    for p, r, t in rejected.get(s.name, [])
+                ],
+            }  # fmt: skip
+            for s in config.sources
+            for st in [states.get(s.name, SourceState(name=s.name))]
+        ],
+    }
+
+
+def status_text(config: Config, now: datetime) -> str:
+    """Every source with its last success, last error, next due time, article count and
+    remembered rejections; who holds the store; how many articles retention removed."""
+    data = status_data(config, now)
+
+    def when(value: str | None) -> str:
+        return _when(datetime.fromisoformat(value) if value else None, config, now)
+
+    held = data["held_by"]
+    lines = [
+        f"state: {config.state}" + ("" if data["created"] else " (not created yet)"),
+        "held by: " + (f"a running daemon (pid {held['pid']})" if held and held["as"] == "daemon"
+                       else f"a {held['as']} run (pid {held['pid']})" if held
+                       else "nobody (no daemon is running on this store)"),
+        f"articles: {data['articles']}",
+        f"merged articles: {data['merged']} (their ids kept as aliases of the survivors)",
+        f"expired: {data['expired']} articles removed by retention ("
+        + (f"{_span(config.retention)} from first seen)" if config.retention else "never)"),
+    ]  # fmt: skip
+    if data["importing"]:
         lines.append("a first run into this empty store is under way, or was stopped before it"
                      " committed; its articles show here when a run completes")  # fmt: skip
-    for s in config.sources:
-        st = states.get(s.name, SourceState(name=s.name))
-        where = s.path if s.type == "seeds" else s.url
+    for s, d in zip(config.sources, data["sources"], strict=True):
         lines += [
             "",
-            f"{s.name} ({s.type}, every {_span(s.every)}): {counts.get(s.name, 0)} articles",
-            f"  from:         {where}",
-            f"  last success: {_when(st.last_success, config, now)}",
-            f"  last error:   {_when(st.last_error_at, config, now)}"
-            + (f": {st.last_error}" if st.last_error else ""),
-            f"  failures:     {st.failures} in a row",
-            f"  next due:     {_when(st.next_due, config, now) if st.next_due else 'at start'}",
+            f"{s.name} ({s.type}, every {_span(s.every)}): {d['articles']} articles",
+            f"  from:         {d['from']}",
+            f"  last success: {when(d['last_success'])}",
+            f"  last error:   {when(d['last_error_at'])}"
+            + (f": {d['last_error']}" if d["last_error"] else ""),
+            f"  failures:     {d['failures']} in a row",
+            f"  next due:     {when(d['next_due']) if d['next_due'] else 'at start'}",
         ]
+        for r in d["rejected_files"]:
+            lines.append(f"  rejected:     {r['path']}: {r['reason']} (not read again until "
+                         "it changes)")  # fmt: skip
     return "\n".join(lines)

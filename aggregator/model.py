@@ -11,6 +11,13 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import NamedTuple
 
+# Bounds on what one input controls (docs/reliability.md, "Round 2: content bounds"): an
+# article keeps at most this much, so no input can make every feed or the store grow with it.
+MAX_TITLE = 500  # characters
+MAX_SUMMARY = 2_000
+MAX_NAMES = 20  # categories, and authors, per article (the first ones)
+MAX_NAME = 100  # characters of one category or author name
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Article:
@@ -20,9 +27,9 @@ class Article:
     `link` is the site's own URL for it (tracking parameters dropped) or None (seed files
     have none); identity uses its canonical form (normalize.canonical_url).
     `date_only` marks records whose only date is a day (no clock time).
-    `published_source`: "source" (the date came from the input) or "seen" (no believable
-    date: `published` is when the aggregator first saw it; such records match only by URL
-    or guid). Not part of `content_hash`.
+    `published_source` is "source" (the date came from the input) or "seen" (no believable
+    date: `published` is the time the aggregator first saw the item; such records match only
+    by URL or guid). Not part of `content_hash`.
     """
 
     title: str
@@ -46,6 +53,7 @@ class Article:
     def __post_init__(self) -> None:
         if self.published.tzinfo is None or self.updated.tzinfo is None:
             raise ValueError("Article datetimes must be timezone-aware")
+        _clamp(self)
 
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
         # a frozen slots dataclass pickles through dataclasses.fields() per object, slow
@@ -75,6 +83,25 @@ class Article:
 _ARTICLE_FIELDS = tuple(f.name for f in fields(Article))
 
 
+def _clamp(a: Article) -> None:
+    """Cut what is over a bound (every source builds Articles: one place holds for all)."""
+    cut: list[str] = []
+    for name, limit in (("title", MAX_TITLE), ("summary", MAX_SUMMARY)):
+        text: str = getattr(a, name)
+        if len(text) > limit:
+            object.__setattr__(a, name, text[: limit - 1].rstrip() + "…")
+            cut.append(f"{name} cut to {limit} characters")
+    for name in ("categories", "authors"):
+        values: tuple[str, ...] = getattr(a, name)
+        if len(values) > MAX_NAMES or any(len(v) > MAX_NAME for v in values):
+            kept = tuple(dict.fromkeys(v[:MAX_NAME].rstrip() for v in values[:MAX_NAMES]))
+            object.__setattr__(a, name, kept)
+            cut.append(f"{len(values)} {name}: the first {MAX_NAMES} kept, {MAX_NAME} characters"
+                       " each")  # fmt: skip
+    if cut:
+        object.__setattr__(a, "warnings", (*a.warnings, *cut))
+
+
 def _rebuild_article(*values: object) -> Article:
     return Article(**dict(zip(_ARTICLE_FIELDS, values, strict=True)))  # type: ignore[arg-type]
 
@@ -99,6 +126,10 @@ class SourceReport:
     rejected: tuple[Rejection, ...] = ()
     error: str | None = None
     not_modified: bool = False
+    due: datetime | None = None  # not tried this run (not due yet): due then
+    backing_off: bool = False  # ... because it failed last time
+    fulltext_failed: int = 0
+    """`fulltext` feeds: items whose page gave no body (the feed's content was kept)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -111,6 +142,8 @@ class RunReport:
     feeds_written: tuple[str, ...]
     seconds: float
     merged: int = 0  # stored articles merged into another (a revision bridged them)
+    expired: int = 0  # articles retention removed in this run
+    output_failures: tuple[str, ...] = ()  # feeds not written (errors.OutputIncomplete)
 
     @property
     def read(self) -> int:
@@ -123,6 +156,10 @@ class RunReport:
     @property
     def failed_sources(self) -> tuple[SourceReport, ...]:
         return tuple(s for s in self.sources if s.error)
+
+    @property
+    def skipped_sources(self) -> tuple[SourceReport, ...]:
+        return tuple(s for s in self.sources if s.due is not None)
 
 
 class Entry(NamedTuple):
@@ -152,3 +189,6 @@ class SourceState:
     failures: int = 0
     next_due: datetime | None = None
     feed_digest: str | None = None
+    fulltext_seen: frozenset[str] | None = None
+    """`fulltext` feeds: content hashes of the items whose page was fetched (None: none
+    recorded; the store keeps what it has)."""

@@ -1,13 +1,15 @@
 """When things run, never what they do: APScheduler jobs around pipeline.run_once.
 
-One interval job per source (jitter, max_instances=1, coalesce), staggered at start. After
-each run the due time is recomputed (interval, or exponential back-off while a source fails,
-or later if the source asked for it, e.g. Retry-After) and saved in the store, so due times
-survive restarts. A job pauses itself while it runs, so a slow run is never overlapped.
+One interval job per source (jitter, max_instances=1, coalesce), staggered at start. Each
+run saves its source's due time by `sources.policy` (interval, back-off while it fails, or
+later if the server asked, e.g. Retry-After); the job is rescheduled to it, jittered, and
+due times survive restarts. A job pauses itself while it runs, so a slow run is never overlapped.
 
 All store work (parsing, merging, feed writing) runs on ONE worker thread: the Store is not
 thread-safe, and the event loop stays free to serve HTTP. Changes are published once per
-burst (debounced), not once per source.
+burst (debounced), not once per source. On a fresh store the first publish waits for the
+first run of every source (at most FIRST_PASS_MAX_WAIT), so a reader never caches an empty feed.
+A reloaded config (SIGHUP) reschedules new, changed and removed sources in place.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import concurrent.futures
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -27,20 +29,26 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import AggregatorError
+from aggregator.metrics import Metrics
 from aggregator.model import SourceState
 from aggregator.pipeline import fetch_web, publish_now, run_once
-from aggregator.sources import Harvest
+from aggregator.sources import Harvest, policy
 from aggregator.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-BACKOFF_CAP = 3600.0  # a failing source is retried at least hourly (or at its interval)
 STAGGER_SPREAD = 60.0  # first runs of overdue sources are spread over this many seconds
 PUBLISH_QUIET = 1.0  # publish once no change arrived for this long...
 PUBLISH_MAX_WAIT = 10.0  # ...but never later than this after the first change
 PUBLISH_RETRY = 30.0  # after a failed publish
 SHUTDOWN_GRACE = 5.0  # running work gets this long to finish on SIGTERM
+# a fresh store publishes once every source ran once, or this long after the start: a slow
+# source then joins at the next publish
+FIRST_PASS_MAX_WAIT = 10.0
+# settings a reload cannot change in a running daemon: (Config field, config key)
+RESTART_ONLY = (("host", "server.host"), ("port", "server.port"), ("state", "state"),
+                ("output_dir", "output.dir"), ("log_level", "log_level"))  # fmt: skip
 
 
 def now_utc() -> datetime:
@@ -52,42 +60,19 @@ def jitter(every: float, rng: random.Random) -> float:
     return rng.uniform(0.0, min(every * 0.1, 30.0))
 
 
-def backoff(every: float, failures: int) -> float:
-    """Seconds until the next try after `failures` failures in a row (doubling, capped)."""
-    if failures <= 0:
-        return every
-    return min(every * 2.0 ** min(failures, 20), max(every, BACKOFF_CAP))
-
-
-def next_state(
-    before: SourceState,
-    after: SourceState,
-    source: SourceConfig,
-    error: str | None,
-    started: datetime,
-    finished: datetime,
-    rng: random.Random,
-) -> SourceState:
-    """The state to save after one run. `after` is what the run itself saved (HTTP validators,
-    perhaps a later next_due it was asked for); success resets the failure count."""
-    if error:
-        failures = max(before.failures + 1, after.failures)
-        state = replace(after, last_error=error, last_error_at=finished, failures=failures)
-    else:
-        failures = 0
-        state = replace(after, last_success=started, failures=0)
-    due = finished + timedelta(seconds=backoff(source.every, failures) + jitter(source.every, rng))
-    asked = after.next_due
-    if asked is not None and asked != before.next_due and asked > due:
-        due = asked
-    return replace(state, next_due=due)
+def next_state(after: SourceState, source: SourceConfig, finished: datetime,
+               rng: random.Random) -> SourceState:  # fmt: skip
+    """The state to save after one run: what the run saved by `policy` (failures, validators,
+    due time), the due time jittered so sources drift apart."""
+    due = after.next_due or finished + timedelta(seconds=source.every)
+    return replace(after, next_due=due + timedelta(seconds=jitter(source.every, rng)))
 
 
 def first_due(state: SourceState, source: SourceConfig, index: int, count: int,
               now: datetime, rng: random.Random) -> datetime:  # fmt: skip
     """A saved due time in the future is kept (back-off survives restarts); overdue sources
     are staggered so a restart does not hit every host at once."""
-    limit = now + timedelta(seconds=max(source.every, BACKOFF_CAP))
+    limit = policy.latest_due(source, now)
     if state.next_due is not None and state.next_due > now:
         return min(state.next_due, limit)
     spread = min(STAGGER_SPREAD, source.every) * index / max(count, 1)
@@ -103,6 +88,7 @@ class _Outcome:
     rejected: tuple[str, ...]
     error: str | None
     seconds: float
+    not_modified: bool
 
 
 class Scheduler:
@@ -138,6 +124,12 @@ class Scheduler:
         self._running: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._seen_rejections: set[str] = set()
+        self._first_pass: set[str] = set()  # sources yet to run once before the first publish
+        self._first_pass_done = asyncio.Event()
+        self._generation: dict[str, int] = {}  # bumped when a reload changes or drops a source
+        self._reloading = asyncio.Lock()
+        self.metrics = Metrics(config.state)
+        self.metrics.track(s.name for s in config.sources)
 
     # -- the worker thread ------------------------------------------------------------
     async def _on_worker(self, fn: Callable[..., T], *args: Any) -> T:
@@ -146,25 +138,25 @@ class Scheduler:
         future.add_done_callback(self._inflight.discard)
         return await asyncio.wrap_future(future)
 
-    def _load_states(self) -> dict[str, SourceState]:
-        return {s.name: self.store.source_state(s.name) for s in self.config.sources}
+    def _load_states(self, sources: Sequence[SourceConfig] = ()) -> dict[str, SourceState]:
+        """Saved states of `sources` (default: every configured source)."""
+        return {s.name: self.store.source_state(s.name) for s in sources or self.config.sources}
 
     def _run_source(
         self, source: SourceConfig, harvests: list[Harvest] | None, started: datetime, t0: float
     ) -> _Outcome:
-        before = self.store.source_state(source.name)
         report = run_once(self.config, self.store, self.client, started, only=[source.name],
                           publish_feeds=False, harvests=harvests)  # fmt: skip
         one = report.sources[0] if report.sources else None
         error = one.error if one else None
         after = self.store.source_state(source.name)
-        state = next_state(before, after, source, error, started, self.clock(), self.rng)
+        state = next_state(after, source, self.clock(), self.rng)
         self.store.save_source_state(state)
         return _Outcome(
             state=state, new=report.new, updated=report.updated,
             unchanged=report.unchanged + (one.unchanged if one else 0),
             rejected=tuple(str(r) for r in report.rejections), error=error,
-            seconds=time.perf_counter() - t0,
+            seconds=time.perf_counter() - t0, not_modified=bool(one and one.not_modified),
         )  # fmt: skip
 
     def _publish(self) -> tuple[list[str], int, float]:
@@ -175,14 +167,15 @@ class Scheduler:
     # -- jobs on the event loop -------------------------------------------------------
     async def source_job(self, name: str) -> None:
         source = next(s for s in self.config.sources if s.name == name)
+        generation = self._generation.get(name, 0)
         job_id = f"source:{name}"
         self._aps.pause_job(job_id)  # no second run of this source until we reschedule
         task = asyncio.current_task()
         if task:
             self._running.add(task)
-        due = self.clock() + timedelta(seconds=backoff(source.every, 1))
+        due = self.clock() + timedelta(seconds=policy.backoff(source.every, 1))
+        started, t0 = self.clock(), time.perf_counter()
         try:
-            started, t0 = self.clock(), time.perf_counter()
             harvests = None
             if source.type != "seeds":  # the network off the store's thread: others keep going
                 state = await self._on_worker(self.store.source_state, source.name)
@@ -192,20 +185,35 @@ class Scheduler:
                 )  # fmt: skip
             outcome = await self._on_worker(self._run_source, source, harvests, started, t0)
             due = outcome.state.next_due or due
-            self.states[name] = outcome.state
+            if name in self.states:  # not removed by a reload meanwhile
+                self.states[name] = outcome.state
+                self.metrics.source_run(
+                    name, seconds=outcome.seconds, failed=bool(outcome.error),
+                    not_modified=outcome.not_modified, new=outcome.new, updated=outcome.updated,
+                    rejected=len(outcome.rejected),
+                )  # fmt: skip
             self._log_outcome(source, outcome)
             if outcome.new or outcome.updated:
                 self._dirty = True
                 self._changed.set()
         except AggregatorError as e:
             log.error("source %s: run failed: %s", name, e)
+            if name in self.states:
+                self.metrics.source_run(name, seconds=time.perf_counter() - t0, failed=True)
         except asyncio.CancelledError:
             log.warning("source %s: abandoned at shutdown", name)
         finally:
             if task:
                 self._running.discard(task)
-            if not self._stopping:
+            self._ran_once(name)
+            # a reload that changed or removed this source has scheduled its own job
+            if not self._stopping and generation == self._generation.get(name, 0):
                 self._aps.modify_job(job_id, next_run_time=due)
+
+    def _ran_once(self, name: str) -> None:
+        self._first_pass.discard(name)
+        if not self._first_pass:
+            self._first_pass_done.set()
 
     def _log_outcome(self, source: SourceConfig, o: _Outcome) -> None:
         for text in o.rejected:
@@ -248,6 +256,7 @@ class Scheduler:
         except Exception as e:  # expected (AggregatorError) or a bug: never stop publishing
             self._dirty = True
             self.publish_error = str(e) or type(e).__name__
+            self.metrics.publish_failures.inc()
             if isinstance(e, AggregatorError):
                 log.error("feeds not published (retrying in %.0fs): %s", PUBLISH_RETRY, e)
             else:
@@ -255,6 +264,7 @@ class Scheduler:
             asyncio.get_running_loop().call_later(PUBLISH_RETRY, self._changed.set)
             return False
         self.last_publish, self.publish_error, self.articles = self.clock(), None, count
+        self.metrics.published(seconds, count, self.last_publish.timestamp())
         if written:
             log.info("feeds published: %d files written (%s), %d articles, %.2fs",
                      len(written), _names(written), count, seconds)  # fmt: skip
@@ -264,25 +274,94 @@ class Scheduler:
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
-        """Load saved states, publish what the store holds, schedule every source."""
+        """Load saved states, publish what the store holds (a fresh store: after every
+        source ran once), schedule every source."""
         self.states = await self._on_worker(self._load_states)
+        if self.config.sources and await self._on_worker(self.store.count) == 0:
+            self._first_pass = {s.name for s in self.config.sources}
+        else:
+            self._first_pass_done.set()
         self._publisher = asyncio.create_task(self.publish_then_loop())
         now = self.clock()
         count = len(self.config.sources)
         for i, source in enumerate(self.config.sources):
-            first = first_due(self.states[source.name], source, i, count, now, self.rng)
-            self._aps.add_job(
-                self.source_job, IntervalTrigger(seconds=source.every,
-                                                 jitter=min(source.every * 0.1, 30.0)),
-                args=[source.name], id=f"source:{source.name}", name=source.name,
-                max_instances=1, coalesce=True, misfire_grace_time=None, next_run_time=first,
-            )  # fmt: skip
-            log.debug("source %s: first run at %s", source.name, _hhmmss(first, self.config))
+            # a fresh store reads every source now (no stagger: there is no feed yet to keep
+            # fresh, and the first publish waits for them); the fetch pool bounds the burst
+            first = now if self._first_pass else first_due(self.states[source.name], source,
+                                                             i, count, now, self.rng)  # fmt: skip
+            self._add_job(source, first)
         self._aps.start()
 
+    def _add_job(self, source: SourceConfig, first: datetime) -> None:
+        self._aps.add_job(
+            self.source_job, IntervalTrigger(seconds=source.every,
+                                             jitter=min(source.every * 0.1, 30.0)),
+            args=[source.name], id=f"source:{source.name}", name=source.name,
+            max_instances=1, coalesce=True, misfire_grace_time=None, next_run_time=first,
+        )  # fmt: skip
+        log.debug("source %s: first run at %s", source.name, _hhmmss(first, self.config))
+
     async def publish_then_loop(self) -> None:
+        try:
+            await asyncio.wait_for(self._first_pass_done.wait(), FIRST_PASS_MAX_WAIT)
+        except TimeoutError:
+            log.warning("first run of %s not finished after %.0fs: publishing the others",
+                        ", ".join(sorted(self._first_pass)), FIRST_PASS_MAX_WAIT)  # fmt: skip
         await self.publish()
         await self._publish_loop()
+
+    async def reconfigure(self, new: Config) -> None:
+        """Apply a reloaded config: sources added, changed (rescheduled to run now) and
+        removed; feeds and site settings at the next publish. RESTART_ONLY settings keep
+        their running values, with a warning. Reloads are applied one at a time."""
+        async with self._reloading:
+            if self._stopping:
+                return
+            kept = {}
+            for name, key in RESTART_ONLY:
+                if getattr(new, name) != getattr(self.config, name):
+                    kept[name] = getattr(self.config, name)
+                    log.warning("config reload: %s changed; it takes effect on restart "
+                                "(still %s)", key, kept[name])  # fmt: skip
+            new = replace(new, **kept)
+            before = {s.name: s for s in self.config.sources}
+            after = {s.name: s for s in new.sources}
+            removed = [n for n in before if n not in after]
+            changed = [n for n in after if n in before and after[n] != before[n]]
+            added = [after[n] for n in after if n not in before]
+            saved = await self._on_worker(self._load_states, added) if added else {}
+            if self._stopping:
+                return
+            self._apply(new, removed, changed, added, saved)
+        log.info("config reloaded: %d sources (added: %s; changed: %s; removed: %s)",
+                 len(new.sources), ", ".join(s.name for s in added) or "none",
+                 ", ".join(changed) or "none", ", ".join(removed) or "none")  # fmt: skip
+
+    def _apply(self, new: Config, removed: list[str], changed: list[str],
+               added: list[SourceConfig], saved: dict[str, SourceState]) -> None:  # fmt: skip
+        """The reload's changes, all at once (no await: /healthz never sees half of it)."""
+        if self.client is None and any(s.type != "seeds" for s in new.sources):
+            from aggregator.sources.http import WebClient
+
+            self.client = WebClient()
+        self.config = new
+        for name in (*removed, *changed):
+            self._generation[name] = self._generation.get(name, 0) + 1
+            self._aps.remove_job(f"source:{name}")
+        for name in removed:
+            del self.states[name]
+            self.metrics.forget(name)
+            self._ran_once(name)
+        now = self.clock()
+        for name in changed:
+            self._add_job(next(s for s in new.sources if s.name == name), now)
+        self.metrics.track(s.name for s in added)
+        for i, source in enumerate(added):
+            self.states[source.name] = saved[source.name]
+            self._add_job(source, first_due(saved[source.name], source, i, len(added), now,
+                                            self.rng))  # fmt: skip
+        self._dirty = True  # feeds, titles or filters may have changed: publish (cheap if not)
+        self._changed.set()
 
     async def stop(self) -> bool:
         """Stop scheduling, let running work finish (up to SHUTDOWN_GRACE), publish pending

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 
-from aggregator.normalize import slugify
+from aggregator.model import MAX_NAME, MAX_NAMES
+from aggregator.normalize import SLUG_BYTES, path_slug
 from aggregator.records import unpack_record
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 10
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE articles (
@@ -85,11 +87,50 @@ MIGRATIONS: dict[int, str] = {
     # match keys are looked up by key only; the by-article index served just expiry (now one
     # pass over the keys per run that expires anything) and cost a quarter of a cold merge
     5: "DROP INDEX IF EXISTS article_keys_by_article",
+    # when an undated feed item was first seen (its date, never recomputed); `served`: when
+    # a feed last served it (the least recently served are forgotten first)
+    6: """
+    CREATE TABLE IF NOT EXISTS first_seen (
+        source TEXT NOT NULL,
+        item_key TEXT NOT NULL,
+        seen TEXT NOT NULL,
+        served TEXT NOT NULL,
+        PRIMARY KEY (source, item_key)
+    );
+    """,
+    # `fulltext` feeds: the items (by their feed content hash) whose page was fetched
+    7: """
+    CREATE TABLE IF NOT EXISTS fulltext_seen (
+        source TEXT NOT NULL,
+        item TEXT NOT NULL,
+        PRIMARY KEY (source, item)
+    ) WITHOUT ROWID;
+    """,
+    # retention counts from first_seen (no index: a scan per run costs less than keeping
+    # one up to date through a cold import); what it removed is remembered (by match key and
+    # the inputs it came from) so it is not added back every run, and is when retention
+    # rises; a seed file rejected is remembered with its reason, so it is reported once
+    8: """
+    CREATE TABLE IF NOT EXISTS expired (
+        article_id TEXT PRIMARY KEY,
+        first_seen TEXT NOT NULL,
+        expired_at TEXT NOT NULL,
+        origins TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS expired_keys (
+        match_key TEXT PRIMARY KEY,
+        article_id TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS expired_keys_by_article ON expired_keys (article_id);
+    """,
+    # category slugs are bounded (at most MAX_NAMES per article, SLUG_BYTES long): the rows
+    # of articles stored before are redone by the backfill
+    9: "",
     # revision identity v2: the article's site, where each published field comes from (with
     # the composed record when it is not one revision's), a text signature (filled when
     # first needed), and the ids retired by a bridging merge (aliases, never reissued)
     # (the columns are added by _add_identity_columns)
-    6: """
+    10: """
     CREATE TABLE IF NOT EXISTS article_aliases (
         alias TEXT PRIMARY KEY,
         article_id TEXT NOT NULL
@@ -99,20 +140,21 @@ MIGRATIONS: dict[int, str] = {
 
 
 def category_slugs(categories: Iterable[str]) -> list[tuple[str, str]]:
-    """(slug, name) pairs: `#Gündem` and `Gündem` are one category, `gundem`."""
+    """(slug, name) pairs: `#Gündem` and `Gündem` are one category, `gundem`. The slug
+    names the category's folder, so it is short enough for any file system."""
     out: dict[str, str] = {}
-    for raw in categories:
-        name = raw.lstrip("#").strip()
+    for raw in list(categories)[:MAX_NAMES]:
+        name = raw.lstrip("#").strip()[:MAX_NAME]
         if name:
-            out.setdefault(slugify(name), name)
+            out.setdefault(path_slug(name), name)
     return list(out.items())
 
 
-def _backfill_categories(conn: sqlite3.Connection) -> None:
+def _backfill_categories(conn: sqlite3.Connection, where: str = "") -> None:
     """Migration 2: categories of the articles a version-1 store already holds."""
     rows = conn.execute(
         "SELECT a.id, r.record FROM articles a"
-        " JOIN revisions r ON r.article_id = a.id AND r.content_hash = a.content_hash"
+        " JOIN revisions r ON r.article_id = a.id AND r.content_hash = a.content_hash" + where
     )
     conn.executemany(
         "INSERT INTO article_categories (article_id, slug, name) VALUES (?, ?, ?)"
@@ -125,8 +167,49 @@ def _backfill_categories(conn: sqlite3.Connection) -> None:
     )
 
 
+def _unbelieve_future_dates(conn: sqlite3.Connection) -> None:
+    """Migration 6: articles stored before future dates were refused (GİRİŞ or GÜNCELLEME
+    more than FUTURE_SLACK after the run that stored them) take that run's time instead,
+    so they neither stay on top nor make every later correction lose. The stored record
+    keeps its text; the published time shown and the rank a correction must beat are these
+    columns."""
+    slack = timedelta(days=1)
+    fixes = []
+    for aid, published, updated, first_seen, last_changed in conn.execute(
+        "SELECT id, published, updated, first_seen, last_changed FROM articles"
+    ):
+        new_published = published
+        if datetime.fromisoformat(published) > datetime.fromisoformat(first_seen) + slack:
+            new_published = first_seen
+        new_updated = updated
+        if datetime.fromisoformat(updated) > datetime.fromisoformat(last_changed) + slack:
+            new_updated = new_published
+        if (new_published, new_updated) != (published, updated):
+            fixes.append((new_published, max(new_updated, new_published), aid))
+    conn.executemany("UPDATE articles SET published = ?, updated = ? WHERE id = ?", fixes)
+
+
+def _seed_file_rejections(conn: sqlite3.Connection) -> None:
+    """Migration 8: seed_files.rejected, the reason a file as it is now was rejected."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(seed_files)")}
+    if "rejected" not in columns:
+        conn.execute("ALTER TABLE seed_files ADD COLUMN rejected TEXT")
+
+
+def _bound_categories(conn: sqlite3.Connection) -> None:
+    """Migration 9: the categories of articles that had too many or too long ones, redone."""
+    conn.execute(
+        "CREATE TEMP TABLE unbounded AS SELECT article_id FROM article_categories"
+        " GROUP BY article_id HAVING COUNT(*) > ? OR MAX(length(slug)) > ?",
+        (MAX_NAMES, SLUG_BYTES),
+    )
+    conn.execute("DELETE FROM article_categories WHERE article_id IN temp.unbounded")
+    _backfill_categories(conn, " WHERE a.id IN temp.unbounded")
+    conn.execute("DROP TABLE temp.unbounded")
+
+
 def _add_identity_columns(conn: sqlite3.Connection) -> None:
-    """Migration 6: articles.site, fields, record, signature (NULL: one revision gives every
+    """Migration 10: articles.site, fields, record, signature (NULL: one revision gives every
     field; no site fixed yet; signature computed when first needed). No id changes."""
     have = {row[1] for row in conn.execute("PRAGMA table_info(articles)")}
     for column, kind in (("site", "TEXT"), ("fields", "TEXT"), ("record", "BLOB"),
@@ -137,5 +220,8 @@ def _add_identity_columns(conn: sqlite3.Connection) -> None:
 
 BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {
     2: _backfill_categories,
-    6: _add_identity_columns,
+    6: _unbelieve_future_dates,
+    8: _seed_file_rejections,
+    9: _bound_categories,
+    10: _add_identity_columns,
 }

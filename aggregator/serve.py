@@ -1,10 +1,12 @@
-"""HTTP for feed readers: the output directory at `/`, plus `GET /healthz`.
+"""HTTP for feed readers: the output directory at `/`, plus `GET /healthz` and `GET /metrics`.
 
 Files are served from memory keyed by (inode, mtime, size): publishing replaces files
 atomically, so a new inode means new bytes. The ETag is a hash of the bytes (strong, and
 stable across restarts); the gzip variant gets its own tag, as RFC 9110 asks of strong tags.
 Nothing outside the output directory is reachable: dot segments, dotfiles and symlinks
-leading out all answer 404, and directories are never listed.
+leading out all answer 404, and directories are never listed. A browser asking for a feed
+(its Accept names text/html) gets an HTML view of it rendered here (pages.feed_view), with
+its own validators; feed readers get the feed.
 """
 
 from __future__ import annotations
@@ -15,16 +17,20 @@ import os
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import tzinfo
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from aggregator.pages import feed_view
 
 FEED_MAX_AGE = 300
 PAGE_MAX_AGE = 300
@@ -36,6 +42,7 @@ _BY_NAME = {
     "rss.xml": "application/rss+xml; charset=utf-8",
     "feed.json": "application/feed+json; charset=utf-8",
     "opml.xml": "text/x-opml; charset=utf-8",
+    "opml-all.xml": "text/x-opml; charset=utf-8",
 }
 _BY_SUFFIX = {
     ".atom": "application/atom+xml; charset=utf-8",
@@ -61,6 +68,7 @@ _BY_SUFFIX = {
 _COMPRESSIBLE = ("text/", "application/")
 
 Health = Callable[[], tuple[int, Mapping[str, Any]]]
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus text exposition
 
 
 def content_type(name: str) -> str:
@@ -81,12 +89,14 @@ def content_type(name: str) -> str:
 _FEED_TYPES = ("application/atom+xml", "application/rss+xml")
 
 
-def _for_browser(mime: str, accept: str) -> str:
-    """A browser asking for a feed (its Accept names text/html) gets it as application/xml,
-    the type browsers apply `<?xml-stylesheet?>` to; readers keep the feed's own type."""
-    if mime.startswith(_FEED_TYPES) and "text/html" in accept:
-        return "application/xml; charset=utf-8"
-    return mime
+def _for_browser(mime: str, accept: str) -> bool:
+    """A browser asking for a feed: its Accept names text/html and no feed type at least as
+    high. (A reader names its feed types first, or nothing but `*/*`.)"""
+    if not mime.startswith(_FEED_TYPES):
+        return False
+    quality = _qualities(accept)
+    page = quality.get("text/html", 0.0)
+    return page > 0.0 and all(quality.get(t, 0.0) < page for t in _FEED_TYPES)
 
 
 def _cache_control(mime: str) -> str:
@@ -154,6 +164,16 @@ def load(path: str, st: os.stat_result) -> _File:
     )  # fmt: skip
 
 
+def view(item: _File, tz: tzinfo | None) -> _File:
+    """The browser view of a feed file, with validators of its own (derived from the feed's:
+    the same feed bytes always give the same page)."""
+    body = feed_view(item.body, tz)
+    gzipped = gzip.compress(body, compresslevel=6, mtime=0)
+    tag = item.etag.strip('"')
+    return replace(item, body=body, gzipped=gzipped, etag=f'"{tag}-html"',
+                   gzip_etag=f'"{tag}-html-gz"', mime="text/html; charset=utf-8")  # fmt: skip
+
+
 def _size(item: _File) -> int:
     return len(item.body) + len(item.gzipped or b"")
 
@@ -172,13 +192,19 @@ def resolve(root: Path, url_path: str) -> str | None:
     return real
 
 
-def _accepts_gzip(header: str) -> bool:
-    """An explicit `gzip` entry decides; otherwise `*` does (RFC 9110 12.5.3)."""
+def _qualities(header: str) -> dict[str, float]:
+    """`Accept`-style header -> {lower-case name: q}; the first mention of a name counts."""
     found: dict[str, float] = {}
     for item in header.split(","):
         name, _, params = item.strip().partition(";")
         q = params.strip().lower()
         found.setdefault(name.strip().lower(), _q(q[2:]) if q.startswith("q=") else 1.0)
+    return found
+
+
+def _accepts_gzip(header: str) -> bool:
+    """An explicit `gzip` entry decides; otherwise `*` does (RFC 9110 12.5.3)."""
+    found = _qualities(header)
     quality = found.get("gzip", found.get("*", 0.0))
     return quality > 0.0
 
@@ -207,8 +233,15 @@ def _not_modified(request: Request, item: _File) -> bool:
     return False
 
 
-def create_app(output_dir: Path, health: Health | None = None) -> Starlette:
-    """The ASGI app. `health` returns (status code, JSON body) for /healthz."""
+def create_app(
+    output_dir: Path,
+    health: Health | None = None,
+    *,
+    metrics: Callable[[], bytes] | None = None,
+    timezone: tzinfo | None = None,
+) -> Starlette:
+    """The ASGI app. `health` returns (status code, JSON body) for /healthz, `metrics` the
+    Prometheus text for /metrics (404 without it); `timezone` is the browser view's."""
     root = Path(os.path.realpath(output_dir))
     cache = FileCache()
     not_found = PlainTextResponse("Not Found\n", status_code=404)
@@ -218,6 +251,12 @@ def create_app(output_dir: Path, health: Health | None = None) -> Starlette:
         return JSONResponse(dict(body), status_code=status,
                             headers={"Cache-Control": "no-store"})  # fmt: skip
 
+    async def scrape(request: Request) -> Response:
+        if metrics is None:
+            return not_found
+        return Response(metrics(), media_type=METRICS_TYPE,
+                        headers={"Cache-Control": "no-store"})  # fmt: skip
+
     async def serve_file(request: Request) -> Response:
         real = resolve(root, request.path_params["path"])
         if real is None:
@@ -226,12 +265,24 @@ def create_app(output_dir: Path, health: Health | None = None) -> Starlette:
             st = os.stat(real)
             if not os.path.isfile(real):
                 return not_found
-            item = cache.get(real, st)
-            if item is None:
-                item = await run_in_threadpool(load, real, st)
-                cache.put(real, st, item)
+            found = cache.get(real, st)
+            if found is None:
+                found = await run_in_threadpool(load, real, st)
+                cache.put(real, st, found)
         except OSError:  # gone, not a directory, unreadable, name too long...
             return not_found
+        item = found
+        feed_file = item.mime.startswith(_FEED_TYPES)
+        if _for_browser(item.mime, request.headers.get("accept", "")):
+            key = real + "\x00view"
+            shown = cache.get(key, st)
+            try:
+                if shown is None:
+                    shown = await run_in_threadpool(view, item, timezone)
+                    cache.put(key, st, shown)
+                item = shown
+            except ElementTree.ParseError:  # not a feed of ours after all: show it as it is
+                pass
         use_gzip = item.gzipped is not None and _accepts_gzip(
             request.headers.get("accept-encoding", "")
         )
@@ -241,9 +292,8 @@ def create_app(output_dir: Path, health: Health | None = None) -> Starlette:
             "Cache-Control": _cache_control(item.mime),
             "X-Content-Type-Options": "nosniff",
         }
-        mime = _for_browser(item.mime, request.headers.get("accept", ""))
-        vary = ["Accept-Encoding"] if item.gzipped is not None else []
-        if item.mime.startswith(_FEED_TYPES):
+        vary = ["Accept-Encoding"] if item.gzipped is not None or feed_file else []
+        if feed_file:  # the feed for readers, its HTML view for browsers
             vary.append("Accept")
         if vary:
             headers["Vary"] = ", ".join(vary)
@@ -252,13 +302,14 @@ def create_app(output_dir: Path, health: Health | None = None) -> Starlette:
         body = item.gzipped if use_gzip and item.gzipped is not None else item.body
         if use_gzip:
             headers["Content-Encoding"] = "gzip"
-        headers["Content-Type"] = mime
+        headers["Content-Type"] = item.mime
         headers["Content-Length"] = str(len(body))
         return Response(b"" if request.method == "HEAD" else body, headers=headers)
 
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
+            Route("/metrics", scrape, methods=["GET", "HEAD"]),
             Route("/{path:path}", serve_file, methods=["GET", "HEAD"]),
         ]
     )

@@ -2,7 +2,11 @@
 
 Feed readers and validators ignore `<?xml-stylesheet?>`; browsers apply it (over http, from
 the same origin) and show a readable page with the subscribe address instead of raw XML.
-XSLT 1.0 only, no disable-output-escaping (Firefox ignores it): summaries are plain text.
+XSLT 1.0 only, no disable-output-escaping (Firefox ignores it): an HTML description is shown
+as text (tags dropped, entities decoded, its first 600 characters) and dates in Turkish
+(`1 Ocak 2026 Perşembe 19:16`, in the feed's own offset), like every other page. `aggregator
+run` serves browsers an HTML view instead (pages.feed_view): browsers are removing XSLT; this
+stays for static hosting.
 """
 
 FEED_XSL = """<?xml version="1.0" encoding="UTF-8"?>
@@ -58,13 +62,20 @@ FEED_XSL = """<?xml version="1.0" encoding="UTF-8"?>
       <a href="{atom:link[not(@rel) or @rel='alternate']/@href}">
         <xsl:value-of select="atom:title"/></a>
       <div class="when">
-        <xsl:value-of select="substring(atom:published, 1, 10)"/>
-        <xsl:text> </xsl:text>
-        <xsl:value-of select="substring(atom:published, 12, 5)"/>
+        <xsl:call-template name="date">
+          <xsl:with-param name="y" select="number(substring(atom:published, 1, 4))"/>
+          <xsl:with-param name="m" select="number(substring(atom:published, 6, 2))"/>
+          <xsl:with-param name="d" select="number(substring(atom:published, 9, 2))"/>
+          <xsl:with-param name="hm" select="substring(atom:published, 12, 5)"/>
+        </xsl:call-template>
         <xsl:if test="atom:author/atom:name">
           · <xsl:value-of select="atom:author/atom:name"/></xsl:if>
       </div>
-      <p class="sum"><xsl:value-of select="atom:summary"/></p>
+      <p class="sum"><xsl:choose>
+        <xsl:when test="atom:summary"><xsl:value-of select="atom:summary"/></xsl:when>
+        <xsl:otherwise><xsl:call-template name="text">
+          <xsl:with-param name="html" select="atom:content"/></xsl:call-template></xsl:otherwise>
+      </xsl:choose></p>
     </li>
   </xsl:template>
 
@@ -72,11 +83,116 @@ FEED_XSL = """<?xml version="1.0" encoding="UTF-8"?>
     <li>
       <a href="{link}"><xsl:value-of select="title"/></a>
       <div class="when">
-        <xsl:value-of select="pubDate"/>
+        <xsl:call-template name="date">
+          <xsl:with-param name="y" select="number(substring(pubDate, 13, 4))"/>
+          <xsl:with-param name="m" select="string-length(substring-before(
+              'JanFebMarAprMayJunJulAugSepOctNovDec', substring(pubDate, 9, 3))) div 3 + 1"/>
+          <xsl:with-param name="d" select="number(substring(pubDate, 6, 2))"/>
+          <xsl:with-param name="hm" select="substring(pubDate, 18, 5)"/>
+        </xsl:call-template>
         <xsl:if test="dc:creator"> · <xsl:value-of select="dc:creator"/></xsl:if>
       </div>
-      <p class="sum"><xsl:value-of select="description"/></p>
+      <p class="sum"><xsl:call-template name="text">
+        <xsl:with-param name="html" select="description"/></xsl:call-template></p>
     </li>
+  </xsl:template>
+
+  <!-- 1 Ocak 2026 Perşembe 19:16; the weekday by Sakamoto's method (0 = Sunday) -->
+  <xsl:template name="date">
+    <xsl:param name="y"/><xsl:param name="m"/><xsl:param name="d"/><xsl:param name="hm"/>
+    <xsl:variable name="yy" select="$y - number($m &lt; 3)"/>
+    <xsl:variable name="w" select="($yy + floor($yy div 4) - floor($yy div 100)
+        + floor($yy div 400) + number(substring('032503514624', $m, 1)) + $d) mod 7"/>
+    <xsl:value-of select="$d"/>
+    <xsl:text> </xsl:text>
+    <xsl:choose>
+      <xsl:when test="$m = 1">Ocak</xsl:when><xsl:when test="$m = 2">Şubat</xsl:when>
+      <xsl:when test="$m = 3">Mart</xsl:when><xsl:when test="$m = 4">Nisan</xsl:when>
+      <xsl:when test="$m = 5">Mayıs</xsl:when><xsl:when test="$m = 6">Haziran</xsl:when>
+      <xsl:when test="$m = 7">Temmuz</xsl:when><xsl:when test="$m = 8">Ağustos</xsl:when>
+      <xsl:when test="$m = 9">Eylül</xsl:when><xsl:when test="$m = 10">Ekim</xsl:when>
+      <xsl:when test="$m = 11">Kasım</xsl:when><xsl:otherwise>Aralık</xsl:otherwise>
+    </xsl:choose>
+    <xsl:text> </xsl:text>
+    <xsl:value-of select="$y"/>
+    <xsl:text> </xsl:text>
+    <xsl:choose>
+      <xsl:when test="$w = 0">Pazar</xsl:when><xsl:when test="$w = 1">Pazartesi</xsl:when>
+      <xsl:when test="$w = 2">Salı</xsl:when><xsl:when test="$w = 3">Çarşamba</xsl:when>
+      <xsl:when test="$w = 4">Perşembe</xsl:when><xsl:when test="$w = 5">Cuma</xsl:when>
+      <xsl:otherwise>Cumartesi</xsl:otherwise>
+    </xsl:choose>
+    <xsl:text> </xsl:text>
+    <xsl:value-of select="$hm"/>
+  </xsl:template>
+
+  <!-- the text of an HTML fragment: its first 600 characters (tags included: this bounds
+       the recursion), tags dropped, entities decoded -->
+  <xsl:template name="text">
+    <xsl:param name="html"/>
+    <xsl:call-template name="untag">
+      <xsl:with-param name="s" select="substring($html, 1, 600)"/>
+    </xsl:call-template>
+    <xsl:if test="string-length($html) &gt; 600"> …</xsl:if>
+  </xsl:template>
+
+  <xsl:template name="untag">
+    <xsl:param name="s"/>
+    <xsl:choose>
+      <xsl:when test="contains($s, '&lt;')">
+        <xsl:call-template name="entities">
+          <xsl:with-param name="s" select="substring-before($s, '&lt;')"/>
+        </xsl:call-template>
+        <xsl:if test="substring-before($s, '&lt;') != ''"><xsl:text> </xsl:text></xsl:if>
+        <xsl:call-template name="untag">
+          <xsl:with-param name="s" select="substring-after(substring-after($s, '&lt;'), '&gt;')"/>
+        </xsl:call-template>
+      </xsl:when>
+      <xsl:otherwise>
+        <xsl:call-template name="entities"><xsl:with-param name="s" select="$s"/>
+        </xsl:call-template>
+      </xsl:otherwise>
+    </xsl:choose>
+  </xsl:template>
+
+  <!-- &lt; &gt; &quot; &#39; &#x27; &nbsp; and, last, &amp; -->
+  <xsl:template name="entities">
+    <xsl:param name="s"/>
+    <xsl:variable name="s0"><xsl:call-template name="replace">
+      <xsl:with-param name="s" select="$s"/><xsl:with-param name="from" select="'&amp;lt;'"/>
+      <xsl:with-param name="to" select="'&lt;'"/></xsl:call-template></xsl:variable>
+    <xsl:variable name="s1"><xsl:call-template name="replace">
+      <xsl:with-param name="s" select="$s0"/><xsl:with-param name="from" select="'&amp;gt;'"/>
+      <xsl:with-param name="to" select="'&gt;'"/></xsl:call-template></xsl:variable>
+    <xsl:variable name="s2"><xsl:call-template name="replace">
+      <xsl:with-param name="s" select="$s1"/><xsl:with-param name="from" select="'&amp;quot;'"/>
+      <xsl:with-param name="to" select="'&quot;'"/></xsl:call-template></xsl:variable>
+    <xsl:variable name="s3"><xsl:call-template name="replace">
+      <xsl:with-param name="s" select="$s2"/><xsl:with-param name="from" select="'&amp;#39;'"/>
+      <xsl:with-param name="to" select="&quot;'&quot;"/></xsl:call-template></xsl:variable>
+    <xsl:variable name="s4"><xsl:call-template name="replace">
+      <xsl:with-param name="s" select="$s3"/><xsl:with-param name="from" select="'&amp;#x27;'"/>
+      <xsl:with-param name="to" select="&quot;'&quot;"/></xsl:call-template></xsl:variable>
+    <xsl:variable name="s5"><xsl:call-template name="replace">
+      <xsl:with-param name="s" select="$s4"/><xsl:with-param name="from" select="'&amp;nbsp;'"/>
+      <xsl:with-param name="to" select="'&#160;'"/></xsl:call-template></xsl:variable>
+    <xsl:call-template name="replace">
+      <xsl:with-param name="s" select="$s5"/><xsl:with-param name="from" select="'&amp;amp;'"/>
+      <xsl:with-param name="to" select="'&amp;'"/></xsl:call-template>
+  </xsl:template>
+
+  <xsl:template name="replace">
+    <xsl:param name="s"/><xsl:param name="from"/><xsl:param name="to"/>
+    <xsl:choose>
+      <xsl:when test="contains($s, $from)">
+        <xsl:value-of select="concat(substring-before($s, $from), $to)"/>
+        <xsl:call-template name="replace">
+          <xsl:with-param name="s" select="substring-after($s, $from)"/>
+          <xsl:with-param name="from" select="$from"/><xsl:with-param name="to" select="$to"/>
+        </xsl:call-template>
+      </xsl:when>
+      <xsl:otherwise><xsl:value-of select="$s"/></xsl:otherwise>
+    </xsl:choose>
   </xsl:template>
 </xsl:stylesheet>
 """

@@ -4,8 +4,9 @@
 
 1. Starts `aggregator run` (every: 1s) on a temporary config with --files seed files.
 2. Requests/s for /atom.xml: conditional GETs answered 304, full GETs (identity) and full
-   GETs with gzip. With wrk installed it drives the load (--python to skip it); otherwise a
-   small asyncio client runs in a second process with --clients keep-alive connections.
+   GETs with gzip, and the HTML view a browser gets (full and 304). With wrk installed it
+   drives the load (--python to skip it); otherwise a small asyncio client runs in a second
+   process with --clients keep-alive connections.
 3. Lets the daemon run --cycles cycles of its source (1 s each; at the usual every: 5m an
    hour is 12 cycles), adding a seed file every few cycles so merges and publishes happen,
    and prints its resident memory before and after.
@@ -185,6 +186,12 @@ def main() -> int:
               {"Accept-Encoding": "identity"}))  # fmt: skip
         print("full GET gzip:      ", measure(url, args.seconds, args.clients,
               {"Accept-Encoding": "gzip"}))  # fmt: skip
+        browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+                   "Accept-Encoding": "gzip"}  # fmt: skip
+        print("browser view, gzip: ", measure(url, args.seconds, args.clients, browser))
+        view_etag = httpx.get(url, headers=browser).headers["etag"]
+        print("browser view, 304:  ", measure(url, args.seconds, args.clients,
+              {**browser, "If-None-Match": view_etag}))  # fmt: skip
 
         print(f"running {args.cycles} cycles of every: 1s (a new seed file every 5 cycles)...")
         rss_after_load = rss_kib(proc.pid)

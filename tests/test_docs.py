@@ -41,3 +41,25 @@ def test_the_shipped_config_uses_only_documented_keys() -> None:
 
 def test_readme_links_the_daemon_guide() -> None:
     assert "(docs/daemon.md)" in README and (ROOT / "docs" / "daemon.md").exists()
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    """The quick start's test line (a venv first: stock Debian 12 refuses a bare pip install)
+    is exactly what .ci/run runs."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    marker = next(i for i, line in enumerate(ci) if line.startswith("# The README's test command"))
+    command = ci[marker + 1]
+    assert command.startswith("python3 -m venv .venv && . .venv/bin/activate && ")
+    assert f"\n{command}\n" in README
+
+
+def test_the_readme_source_examples_load(tmp_path: Path) -> None:
+    from aggregator.config import load_config
+
+    block = README.split("A feed source (RSS, Atom or JSON Feed) and an HTML source, in full:")[1]
+    example = block.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "config.yaml").write_text(example, encoding="utf-8")
+    config = load_config(tmp_path / "config.yaml")
+    feed, page = config.sources
+    assert feed.type == "feed" and page.type == "html"
+    assert page.links and page.limit == 10 and len(page.selectors) == 5

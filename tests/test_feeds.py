@@ -3,6 +3,7 @@ the cheap "nothing changed" publish, and the operator commands `parse` and `chec
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 import sqlite3
@@ -83,12 +84,58 @@ def test_stylesheet_pi_opml_and_index(site: Path) -> None:
     etree.XSLT(etree.parse(str(out / "feed.xsl")))  # a valid stylesheet...
     page = etree.XSLT(etree.parse(str(out / "feed.xsl")))(etree.parse(str(out / "atom.xml")))
     assert "akış okuyucunuza" in str(page)  # ...that turns the feed into a page
-    opml = etree.parse(str(out / "opml.xml"))
-    urls = opml.xpath("//outline/@xmlUrl")
+    urls = etree.parse(str(out / "opml-all.xml")).xpath("//outline/@xmlUrl")
     assert "http://127.0.0.1:8080/categories/gundem/atom.xml" in urls and len(urls) >= 6
     index = (out / "index.html").read_text(encoding="utf-8")
     assert index.count('rel="alternate"') == 3 * len(urls)
     assert "Adresi kopyala" in index and "Gündem" in index and "haber · son güncelleme" in index
+
+
+def test_feed_xsl_shows_descriptions_as_text_and_dates_in_turkish(tmp_path: Path) -> None:
+    """The styled RSS view showed an item without a spot as literal `<p>` tags, and dates as
+    ISO or RFC 822 strings while every other page prints them in Turkish."""
+    cfg = write_config(tmp_path)
+    shutil.copy(SEED_DOC, tmp_path / "seeds")
+    shutil.copy(DATA / "layouts" / "tgrt_bodyonly.txt", tmp_path / "seeds")  # no spot
+    shutil.copy(DATA / "layouts" / "markup_text.txt", tmp_path / "seeds")  # "<img ...>" spot
+    assert regen(cfg) == EXIT_OK
+    out = tmp_path / "out"
+    xsl = etree.XSLT(etree.parse(str(out / "feed.xsl")))
+    for name in ("rss.xml", "atom.xml"):
+        page = etree.HTML(str(xsl(etree.parse(str(out / name)))))
+        text = " ".join(page.xpath("//ol//text()"))
+        assert "<p>" not in text and "&lt;" not in text and "&amp;" not in text, text
+        assert "Deprem bölgesinde yeniden yapılanma" in text  # the spot-less item's text
+        assert "\uff1cimg src=x onerror=alert(1)>" in text  # a spot with markup, as text
+        assert not page.xpath("//img")
+        whens = page.xpath("//div[@class='when']/text()")
+        assert any("1 Ocak 2026 Perşembe 19:16" in w for w in whens), whens
+        assert any("2 Nisan 2026 Perşembe" in w for w in whens), whens
+        assert not any("2026-" in w or "Thu," in w for w in whens), whens
+
+
+def test_opml_lists_the_combined_and_named_feeds_and_opml_all_every_feed(site: Path) -> None:
+    """Source and category feeds repeat the combined feed's ids: newsboat then shows the
+    combined feed empty, Miniflux and FreshRSS show each article several times."""
+    out = site / "out"
+    base = "http://127.0.0.1:8080/"
+    urls = etree.parse(str(out / "opml.xml")).xpath("//outline/@xmlUrl")
+    assert urls == [base + "atom.xml", base + "feeds/ukrayna/atom.xml",
+                    base + "feeds/gundem-seeds/atom.xml"]  # fmt: skip
+    every = etree.parse(str(out / "opml-all.xml")).xpath("//outline/@xmlUrl")
+    assert set(urls) < set(every) and base + "sources/seeds/atom.xml" in every
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert 'href="opml.xml"' in index and 'href="opml-all.xml"' in index
+
+
+def test_index_shows_the_newest_headlines_linking_to_their_articles(site: Path) -> None:
+    out = site / "out"
+    newest = parsed(out / "atom.xml").entries[:3]
+    index = (out / "index.html").read_text(encoding="utf-8")
+    headlines = index[: index.index("<h2>Akışlar</h2>")]  # above the feed list
+    for entry in newest:
+        assert f'<a href="{entry.link}">{html.escape(entry.title)}</a>' in headlines
+    assert "Ocak 2026" in headlines or "Mart 2026" in headlines
 
 
 def test_archive_pages_cover_everything_and_link_back(site: Path) -> None:

@@ -265,19 +265,24 @@ def test_site_setting_is_checked(tmp_path: Path) -> None:
                 load_config(cfg)
 
 
-def test_a_version_5_store_is_migrated_without_changing_an_id(tmp_path: Path) -> None:
+def test_a_store_from_before_identity_v2_is_migrated_without_changing_an_id(
+    tmp_path: Path,
+) -> None:
     import sqlite3
+
+    from aggregator.schema import SCHEMA_VERSION
 
     first = scrape("Faiz kararı açıklandı bugün", "Kurul toplantısı sona erdi.", BODY)
     path = tmp_path / "s.sqlite3"
     with Store.open(path) as store:
         run(store, [first])
         (before,) = store.latest(10)
-    with sqlite3.connect(path) as conn:  # what version 5 had
+    with sqlite3.connect(path) as conn:  # what the version before had
         for column in ("site", "fields", "record", "signature"):
             conn.execute(f"ALTER TABLE articles DROP COLUMN {column}")
         conn.execute("DROP TABLE article_aliases")
-        conn.execute("UPDATE schema_meta SET value = '5' WHERE key = 'version'")
+        conn.execute("UPDATE schema_meta SET value = ? WHERE key = 'version'",
+                     (str(SCHEMA_VERSION - 1),))  # fmt: skip
     rewritten = scrape("Merkez Bankası faizi sabit tuttu", "Kurul sürpriz yapmadı.",
                        (BODY[0].replace("bugün", "dün"), *BODY[1:]), minutes=9)  # fmt: skip
     with Store.open(path) as store:

@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import html
 import os
 import random
+import re
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import feedparser
 import httpx
 import pytest
 from starlette.types import ASGIApp
 
 from aggregator.config import SourceConfig
 from aggregator.model import SourceState
-from aggregator.schedule import backoff, first_due, next_state
+from aggregator.schedule import first_due, next_state
 from aggregator.serve import content_type, create_app
+from tests.conftest import DATA, ISTANBUL, SEED_DOC
+from tests.test_regenerate import regen, write_config
 
 ATOM = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<feed>' + b"<entry>Haber</entry>" * 100 + b"</feed>"
@@ -82,16 +88,52 @@ def test_content_types_carry_charset(client: Client) -> None:
     assert content_type("style.xsl").startswith("text/xsl")
 
 
-def test_a_browser_gets_feeds_as_xml_for_the_stylesheet(client: Client) -> None:
-    browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
-    reader = {"Accept": "application/atom+xml,application/rss+xml,application/xml;q=0.9"}
-    for path in ("/atom.xml", "/rss.xml"):
-        shown = client.get(path, browser)
-        assert shown.headers["content-type"] == "application/xml; charset=utf-8"
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+READER = {"Accept": "application/atom+xml,application/rss+xml,application/xml;q=0.9"}
+
+
+@pytest.fixture
+def published(tmp_path: Path) -> Path:
+    """A real published site: the seed document (1 January) and a noisy scrape (5 March)."""
+    cfg = write_config(tmp_path)
+    shutil.copy(SEED_DOC, tmp_path / "seeds" / SEED_DOC.name)
+    shutil.copy(DATA / "layouts" / "tgrt_noisy.txt", tmp_path / "seeds")
+    assert regen(cfg) == 0
+    return tmp_path / "out"
+
+
+def test_a_browser_gets_an_html_view_of_each_feed(published: Path) -> None:
+    client = Client(create_app(published, timezone=ISTANBUL))
+    for path in ("/atom.xml", "/rss.xml", "/categories/gundem/atom.xml"):
+        feed = feedparser.parse((published / path.lstrip("/")).read_bytes())
+        shown = client.get(path, BROWSER)
+        assert shown.status_code == 200
+        assert shown.headers["content-type"] == "text/html; charset=utf-8"
         assert "Accept" in shown.headers["vary"]
-        assert client.get(path, reader).headers["content-type"].startswith("application/")
-        assert "+xml" in client.get(path, reader).headers["content-type"]
-        assert shown.content == client.get(path, reader).content
+        page = shown.text
+        assert "<script" not in page and "xml-stylesheet" not in page
+        assert f'value="http://127.0.0.1:8080{path}"' in page  # the subscribe box
+        positions = [page.index(html.escape(e.title)) for e in feed.entries]
+        newest_first = sorted(feed.entries, key=lambda e: e.published_parsed, reverse=True)
+        assert [page.index(html.escape(e.title)) for e in newest_first] == sorted(positions)
+        assert re.search(r"\d{1,2} (Ocak|Mart) 2026 \w+ \d\d:\d\d", page)  # Turkish dates
+        assert "&lt;p&gt;" not in page and "<p><p>" not in page
+        # readers keep getting the feed itself, with its own validators
+        raw = client.get(path, READER)
+        assert raw.headers["content-type"].startswith(("application/atom+xml",
+                                                        "application/rss+xml"))  # fmt: skip
+        assert raw.content == (published / path.lstrip("/")).read_bytes()
+        assert raw.headers["etag"] != shown.headers["etag"]
+        again = client.get(path, {**BROWSER, "If-None-Match": shown.headers["etag"]})
+        assert again.status_code == 304
+        assert (
+            client.get(path, {**READER, "If-None-Match": shown.headers["etag"]}).status_code == 200
+        )
+    assert "Perşembe" in client.get("/atom.xml", BROWSER).text  # 1 Ocak 2026 Perşembe
+    # a reader that also takes HTML, below its feed types, still gets the feed
+    picky = {"Accept": "application/atom+xml, application/rss+xml;q=0.9, text/html;q=0.5"}
+    assert client.get("/atom.xml", picky).headers["content-type"].startswith("application/atom")
+    assert client.get("/atom.xml", {"Accept": "*/*"}).content.startswith(b"<?xml")
 
 
 def test_conditional_get_and_head(client: Client) -> None:
@@ -155,25 +197,13 @@ SOURCE = SourceConfig(name="s", type="seeds", every=60.0, path=Path("."))
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def test_backoff_doubles_and_is_capped() -> None:
-    assert backoff(60, 0) == 60
-    assert backoff(60, 1) == 120 and backoff(60, 3) == 480
-    assert backoff(60, 50) == 3600
-    assert backoff(7200, 5) == 7200  # a source slower than the cap keeps its own interval
-
-
-def test_next_state_counts_failures_and_honours_a_later_due_time() -> None:
+def test_next_state_keeps_the_policy_due_time_jittered() -> None:
     rng = random.Random(1)
-    before = SourceState(name="s", failures=2, next_due=T0)
-    failed = next_state(before, before, SOURCE, "boom", T0, T0, rng)
-    assert failed.failures == 3 and failed.last_error == "boom" and failed.last_error_at == T0
-    assert failed.next_due is not None and failed.next_due >= T0 + timedelta(seconds=480)
-    ok = next_state(failed, failed, SOURCE, None, T0, T0, rng)
-    assert ok.failures == 0 and ok.last_success == T0 and ok.last_error == "boom"
-    assert ok.next_due is not None and ok.next_due < T0 + timedelta(seconds=67)
-    asked = SourceState(name="s", next_due=T0 + timedelta(hours=2))  # e.g. Retry-After
-    later = next_state(before, asked, SOURCE, None, T0, T0, rng)
-    assert later.next_due == T0 + timedelta(hours=2)
+    asked = SourceState(name="s", failures=3, next_due=T0 + timedelta(hours=2))  # Retry-After
+    later = next_state(asked, SOURCE, T0, rng)
+    assert later.failures == 3
+    assert later.next_due is not None
+    assert T0 + timedelta(hours=2) <= later.next_due <= T0 + timedelta(hours=2, seconds=6)
 
 
 def test_first_runs_are_staggered_and_saved_due_times_kept() -> None:

@@ -6,7 +6,12 @@ A guid the feed repeats for different items is dropped for those items, so the U
 title/time keys decide (some feeds give every item the channel URL as its guid).
 
 Times: read from the raw text, not feedparser's `*_parsed` (which assume UTC), so a time
-without an offset is in the configured zone. `updated` is never earlier than `published`.
+without an offset is in the configured zone; then feedparser's reading; then, for other
+languages' day and month names, dateparser (slow: only when the others fail). `updated` is
+never earlier than `published`. An entry without a believable date (none readable, or more
+than FUTURE_SLACK after the run's `now`) gets `now` with `published_source="seen"`; the
+pipeline replaces it with the time the item was first seen (aggregator/firstseen.py).
+An entry with a link but neither title nor text is titled from its URL, as readers do.
 Safety: feedparser gets a byte stream (never a str/bytes it could take for a path or URL),
 its own sanitizer is off because nh3 cleans every HTML field we keep, and a document that
 declares XML entities is refused (no external or exponential entity expansion).
@@ -21,16 +26,20 @@ import html
 import io
 import json
 import re
+import xml.parsers.expat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import feedparser
 import feedparser.mixin
+import feedparser.namespaces._base
+import feedparser.sanitizer
 
 from aggregator.errors import ParseError
-from aggregator.model import Article, Rejection
+from aggregator.model import MAX_NAMES, Article, Rejection
 from aggregator.normalize import (
     absolute_url,
     clean_link,
@@ -41,7 +50,7 @@ from aggregator.normalize import (
     shorten,
 )
 from aggregator.sources.http import decode_body
-from aggregator.timeparse import find_stamp, in_utc_range, parse_iso
+from aggregator.timeparse import FUTURE_SLACK, find_stamp, in_utc_range, parse_foreign, parse_iso
 
 
 def _memoized(fn: Callable[..., Any], size: int) -> Callable[..., Any]:
@@ -69,10 +78,51 @@ def _memoize_feedparser_uri_joins() -> None:
 
 _memoize_feedparser_uri_joins()
 
+
+def _bound_feedparser_tags() -> None:
+    """feedparser keeps an entry's tags unique by a linear search per tag: N `<category>`
+    cost N². An article keeps only the first MAX_NAMES, so later ones are not looked at."""
+    mixin = getattr(feedparser.mixin, "_FeedParserMixin", None)
+    add = getattr(mixin, "_add_tag", None)
+    if mixin is None or add is None or hasattr(add, "__wrapped__"):
+        return
+
+    def add_bounded(self: Any, term: Any, scheme: Any, label: Any) -> None:
+        if len(self._get_context().get("tags", ())) < MAX_NAMES:
+            add(self, term, scheme, label)
+
+    add_bounded.__wrapped__ = add  # type: ignore[attr-defined]
+    mixin._add_tag = add_bounded
+
+
+_bound_feedparser_tags()
+
+MAX_ENTRIES = 2_000  # entries read per feed document: the first ones, as the feed lists them
+_SHOWN_REJECTIONS = 3  # more rejected entries than this in one document: one line for all
+
+
+def _bound_feedparser_entries() -> None:
+    """An entry that ends past the first MAX_ENTRIES is dropped at once, so a feed of
+    700,000 `<item/>` holds only MAX_ENTRIES parsed entries in memory."""
+    namespace = getattr(getattr(feedparser, "namespaces", None), "_base", None)
+    base = getattr(namespace, "Namespace", None)
+    mixin = getattr(feedparser.mixin, "_FeedParserMixin", None)
+    end = getattr(base, "_end_item", None)
+    if mixin is None or end is None or hasattr(end, "__wrapped__"):
+        return
+
+    def end_bounded(self: Any) -> None:
+        end(self)
+        if len(self.entries) > MAX_ENTRIES:
+            self.entries.pop()
+
+    end_bounded.__wrapped__ = end  # type: ignore[attr-defined]
+    mixin._end_item = mixin._end_entry = end_bounded
+
+
+_bound_feedparser_entries()
+
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
-_DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
-_COMMENT = re.compile(rb"<!--.*?-->", re.DOTALL)
-_FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")
 _XML_DECL_ENCODING = re.compile(r"""^(\s*<\?xml[^>]*?encoding\s*=\s*)["'][^"']*["']""")
 _JSON_FEED = "https://jsonfeed.org/version/1"
 _TAG = re.compile(r"<[A-Za-z/!?]")
@@ -108,42 +158,83 @@ class _Item:
 
 def parse_feed(
     data: bytes, *, url: str, content_type: str = "", source: str, tz: tzinfo,
-    language: str = "tr",
+    language: str = "tr", now: datetime | None = None,
 ) -> FeedResult:  # fmt: skip
-    """A feed document -> its articles. Raises ParseError if it is not a feed at all."""
+    """A feed document -> its articles. Raises ParseError if it is not a feed at all.
+    `now`: the run's time, given to undated entries; without it (a one-off parse) they are
+    rejected and no date is too far ahead."""
     text = decode_body(data, content_type)
     stripped = text.lstrip("\ufeff \t\r\n")
     if "json" in content_type.lower() or stripped.startswith("{"):
         items, ttl = _json_items(stripped, url, language)
     else:
-        _refuse_entities(text.encode("utf-8", "replace"))  # as decoded: UTF-16 hides nothing
-        items, ttl = _xml_items(text, url, language)
+        # as decoded (UTF-16 hides nothing), the very bytes feedparser reads
+        utf8 = _XML_DECL_ENCODING.sub(r'\1"utf-8"', text, count=1).encode("utf-8", "replace")
+        _refuse_entities(utf8)
+        items, ttl = _xml_items(utf8, url, language)
     articles: list[Article] = []
     rejected: list[Rejection] = []
-    for i, item in enumerate(items):
+    for i, item in enumerate(items[:MAX_ENTRIES]):
         try:
-            articles.append(_article(item, url=url, source=source, tz=tz))
+            articles.append(_article(item, url=url, source=source, tz=tz, now=now))
         except ParseError as e:
             origin = f"{url} (entry {i + 1}{': ' + item.title[:60] if item.title else ''})"
             rejected.append(Rejection(source=source, origin=origin, reason=str(e)))
-    return FeedResult(articles=_split_shared_guids(articles), rejected=tuple(rejected), ttl=ttl)
+    return FeedResult(articles=_split_shared_guids(articles), rejected=_quiet(rejected, url),
+                      ttl=ttl)  # fmt: skip
+
+
+def _quiet(rejected: list[Rejection], url: str) -> tuple[Rejection, ...]:
+    """A flood of rejected entries is one line: the count and the first few reasons."""
+    if len(rejected) <= _SHOWN_REJECTIONS:
+        return tuple(rejected)
+    first = "; ".join(f"{r.origin.removeprefix(url + ' (').removesuffix(')')}: {r.reason}"
+                      for r in rejected[:_SHOWN_REJECTIONS])  # fmt: skip
+    reason = f"{len(rejected)} entries rejected, the first: {first}"
+    return (Rejection(source=rejected[0].source, origin=url, reason=reason),)
+
+
+class _PrologRead(Exception):
+    """The root element started: the prolog (where any DOCTYPE must be) is all read."""
 
 
 def _refuse_entities(data: bytes) -> None:
-    """Entity declarations can only sit in the prolog (before the root element), however
-    long the comments before it are; the same words in an article's CDATA are harmless."""
-    if not _DOCTYPE.search(data):
+    """Refuse a document that declares entities (internal, external or parameter), so no
+    entity is ever expanded. Found by expat itself, so no comment, processing instruction,
+    CDATA or encoding trick hides a declaration or fakes the root element; checked on the
+    bytes as given and as feedparser rewrites its DOCTYPE for its parsers. Only the prolog
+    is parsed: expat stops at the root element, before any entity could be expanded."""
+    if not _ENTITY_DECL.search(data):  # no declaration without these bytes, in either form
         return
-    no_comments = _COMMENT.sub(b"", data)
-    root = _FIRST_ELEMENT.search(no_comments)
-    prolog = no_comments[: root.start()] if root else no_comments
-    if _DOCTYPE.search(prolog) and _ENTITY_DECL.search(prolog):
-        raise ParseError("the XML declares entities (<!ENTITY> in its DOCTYPE); refused for safety")
+    _, rewritten, loose_entities = feedparser.sanitizer.replace_doctype(data)
+    if loose_entities:
+        raise ParseError("the XML declares entities (<!ENTITY>); refused for safety")
+
+    def declared(name: str, *_: object) -> None:
+        raise ParseError(f"the XML declares entities (<!ENTITY {name}>); refused for safety")
+
+    def root(*_: object) -> None:
+        raise _PrologRead
+
+    for form in (data, rewritten):
+        parser = xml.parsers.expat.ParserCreate(encoding="utf-8")  # whatever it says
+        parser.EntityDeclHandler = declared
+        parser.UnparsedEntityDeclHandler = declared
+        parser.StartElementHandler = root
+        try:
+            parser.Parse(form.lstrip(b"\xef\xbb\xbf \t\r\n"), True)
+        except _PrologRead:
+            continue
+        except xml.parsers.expat.ExpatError:
+            # not well-formed before its root, with `<!ENTITY` somewhere: feedparser's loose
+            # parser would read it its own way
+            raise ParseError(
+                "the XML declares entities (<!ENTITY>) in a malformed prolog; refused for safety"
+            ) from None
 
 
 # -- XML feeds (feedparser) ----------------------------------------------------------------
-def _xml_items(text: str, url: str, language: str) -> tuple[list[_Item], float | None]:
-    utf8 = _XML_DECL_ENCODING.sub(r'\1"utf-8"', text, count=1).encode("utf-8", "replace")
+def _xml_items(utf8: bytes, url: str, language: str) -> tuple[list[_Item], float | None]:
     try:
         d = feedparser.parse(
             io.BytesIO(utf8),
@@ -243,7 +334,7 @@ def _json_items(text: str, url: str, language: str) -> tuple[list[_Item], float 
     if not isinstance(items, list):
         raise ParseError("not a JSON Feed: `items` is not a list")
     lang = str(doc.get("language") or language)
-    return [_from_json(i, lang) for i in items if isinstance(i, dict)], None
+    return [_from_json(i, lang) for i in items[:MAX_ENTRIES] if isinstance(i, dict)], None
 
 
 def _from_json(item: dict[str, Any], language: str) -> _Item:
@@ -282,7 +373,8 @@ def _clean_id(value: object) -> str | None:
 
 
 def _names(values: Iterable[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(n for n in (collapse(v) for v in values) if n))
+    """Author or category names as plain text (`<b>Ad</b>` is `Ad`)."""
+    return tuple(dict.fromkeys(n for n in (_text_of(v, "text") for v in values) if n))
 
 
 def _paragraphs(text: str) -> str:
@@ -305,39 +397,96 @@ def parse_time(raw: str | None, tz: tzinfo) -> datetime | None:
             stamp = find_stamp(raw, tz)
         except ParseError:
             return None
-        return stamp.when if stamp else None
-    if when.tzinfo is None:  # RFC 2822's "-0000": UTC, origin unknown; a missing zone: tz
-        when = when.replace(tzinfo=UTC if raw.endswith("-0000") else tz)
+        return _weekday_decides(raw, stamp.when) if stamp else None
+    if when.tzinfo is None:  # "-0000" and military letters (RFC 2822): UTC; no zone: tz
+        when = when.replace(tzinfo=UTC if _UTC_UNKNOWN.search(raw) else tz)
     return in_utc_range(when)
 
 
-def _article(item: _Item, *, url: str, source: str, tz: tzinfo) -> Article:
-    published = parse_time(item.published, tz)
-    updated = parse_time(item.updated, tz)
-    published = published or updated or item.fallback_time
-    if published is None:
-        raise ParseError("entry has no readable published/updated date")
-    updated = max(updated or published, published)
+_UTC_UNKNOWN = re.compile(r"(?:-0000|\s[A-IK-Za-ik-z])$")
+_ENGLISH_WEEKDAY = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun)", re.IGNORECASE)
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _weekday_decides(raw: str, when: datetime) -> datetime:
+    """`Fri, 05/03/2019` (a US site's Drupal): day/month is how Turkish sites write it, but
+    an English weekday that only the month/day reading matches decides."""
+    m = _ENGLISH_WEEKDAY.match(raw)
+    if m is None or when.day > 12:
+        return when
+    weekday = _WEEKDAYS.index(m.group(1).lower())
+    if when.weekday() == weekday:
+        return when
+    swapped = when.replace(month=when.day, day=when.month)  # both are <= 12: always valid
+    return swapped if swapped.weekday() == weekday else when
+
+
+def _article(item: _Item, *, url: str, source: str, tz: tzinfo, now: datetime | None) -> Article:
+    published, updated, warnings = _times(item, tz, now)
     page = absolute_url(url, item.link) if item.link else None
     link = clean_link(page) if page else None
     base = page or url
     content = sanitize_html(item.content_html, base) if item.content_html else ""
     summary = item.summary or (plain_text(content)[:500] if content else "")
-    title = item.title or shorten(summary)
+    title = item.title or shorten(summary) or (title_from_url(link) if link else "")
     if not title:
-        raise ParseError("entry has neither a title nor any text")
+        raise ParseError("entry has neither a title nor any text nor a link")
+    seen = published is None
+    if published is None:
+        if now is None:
+            raise ParseError("entry has no readable published/updated date")
+        published = now
+    updated = max(updated or published, published)
     image = absolute_url(base, item.image) if item.image else None
-    guid = item.guid or link or _hash_key(title, published)
+    guid = item.guid or link or _hash_key(title, None if seen else published)
     return Article(
         title=title, summary=summary if summary != title else "", content_html=content,
         authors=item.authors, categories=item.categories, language=item.language,
         link=link, guid=guid, image=image, published=published, updated=updated,
-        source=source, origin=url,
+        source=source, origin=url, published_source="seen" if seen else "source",
+        warnings=warnings,
     )  # fmt: skip
 
 
-def _hash_key(title: str, published: datetime) -> str:
-    raw = f"{fold(title)}\x1f{published.astimezone(UTC).isoformat()}"
+def _times(
+    item: _Item, tz: tzinfo, now: datetime | None
+) -> tuple[datetime | None, datetime | None, tuple[str, ...]]:
+    """(published, updated, warnings): the believable dates of an entry, None where none.
+    Our layouts, then feedparser's reading, then (slow, rare) other languages' names."""
+    updated = parse_time(item.updated, tz) or _foreign(item.updated, tz, item.language)
+    published = parse_time(item.published, tz) or updated or item.fallback_time
+    published = published or _foreign(item.published, tz, item.language)
+    warnings: list[str] = []
+    if now is not None:
+        limit = now + FUTURE_SLACK
+        for label, value in (("published", published), ("updated", updated)):
+            if value is not None and value > limit:
+                warnings.append(f"{label} date {value.isoformat()} is in the future; not believed")
+        published = published if published is not None and published <= limit else None
+        updated = updated if updated is not None and updated <= limit else None
+    return published or updated, updated, tuple(warnings)
+
+
+def _foreign(raw: str | None, tz: tzinfo, language: str) -> datetime | None:
+    return parse_foreign(raw, tz, language) if raw else None
+
+
+def title_from_url(link: str) -> str:
+    """What a reader shows for an untitled item: the link's last path segment made readable
+    (`/2024/07/yeni-yasa-onay.html` -> `yeni yasa onay`), else host and path."""
+    parts = urlsplit(link)
+    segments = [unquote(p) for p in parts.path.split("/") if p]
+    if segments:
+        words = collapse(re.sub(r"[-_+]+", " ", re.sub(r"\.[A-Za-z0-9]{1,5}$", "", segments[-1])))
+        if re.search(r"[^\W\d_]", words):
+            return words
+    return collapse(parts.netloc + unquote(parts.path).rstrip("/")) or link
+
+
+def _hash_key(title: str, published: datetime | None) -> str:
+    """Identity of an entry without guid or link; an undated one's is its title alone."""
+    when = published.astimezone(UTC).isoformat() if published else ""
+    raw = f"{fold(title)}\x1f{when}"
     return "sha1:" + hashlib.sha1(raw.encode("utf-8")).hexdigest()
 
 
