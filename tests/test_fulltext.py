@@ -259,3 +259,16 @@ def test_kept_pages_are_bounded_per_source_forgetting_items_the_feed_no_longer_c
         assert store.fulltext_bodies("ozet", [urls[0], urls[7]]) == {
             urls[0]: "<p>0</p>", urls[7]: "<p>7</p>"}  # fmt: skip
         assert store.source_state("other").fulltext_pages is None
+
+
+def test_a_304_to_a_request_that_was_not_conditional_keeps_the_feeds_content(
+    app: App, tmp_path: Path
+) -> None:
+    app.route("/a/1", Reply(304, headers={"ETag": '"v1"'}))  # a broken server or proxy
+    one_item(app, "İlk özet.")
+    cfg = config(tmp_path, source("ozet", "feed", app.base + "/feed.xml", "    fulltext: true\n"))
+    with Store.open(cfg.state) as store:
+        report = run_once(cfg, store, None, T0)
+    assert report.sources[0].fulltext_failed == 1 and report.new == 1
+    got = entries(tmp_path)["Birinci haber"]
+    assert got.summary == "İlk özet." == plain(body(got))
