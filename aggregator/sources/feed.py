@@ -40,6 +40,7 @@ from aggregator.normalize import (
     sanitize_html,
     shorten,
 )
+from aggregator.sources import fastfeed
 from aggregator.sources.http import decode_body
 from aggregator.timeparse import find_stamp, in_utc_range, parse_iso
 
@@ -144,8 +145,9 @@ def _refuse_entities(data: bytes) -> None:
 # -- XML feeds (feedparser) ----------------------------------------------------------------
 def _xml_items(text: str, url: str, language: str) -> tuple[list[_Item], float | None]:
     utf8 = _XML_DECL_ENCODING.sub(r'\1"utf-8"', text, count=1).encode("utf-8", "replace")
+    d = fastfeed.parse(utf8, url)  # None: not sure it reads the document as feedparser does
     try:
-        d = feedparser.parse(
+        d = d or feedparser.parse(
             io.BytesIO(utf8),
             response_headers={"content-type": "application/xml; charset=utf-8",
                               "content-location": url},
