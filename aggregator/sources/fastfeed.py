@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ _HANDLED = {n[7:].lower() for n in dir(_MIXIN) if n.startswith("_start_")} | {
 }
 _ATOM = "http://www.w3.org/2005/Atom"
 _XML_NS = "{http://www.w3.org/XML/1998/namespace}"
+_XML_BASE = _XML_NS + "base"
 # namespaces that make feedparser call a document RSS 0.90/1.0
 _OTHER_VERSIONS = {"http://purl.org/rss/1.0/", "http://my.netscape.com/rdf/simple/0.9/"}
 _XMLNS = re.compile(rb"""xmlns(?::([\w.-]+))?\s*=\s*["']([^"']*)["']""")
@@ -112,7 +114,9 @@ def _parser() -> etree.XMLParser:
 def parse(data: bytes, url: str) -> FeedParserDict | None:
     """The feedparser result for a UTF-8 RSS 2.0 / Atom 1.0 document at `url`, or None
     when feedparser must read it."""
-    if not _switch["on"] or not url.startswith(("http://", "https://")):
+    if not _switch["on"] or os.environ.get("AGGREGATOR_FASTFEED") == "0":
+        return None  # the environment's way out, should this reader ever be wrong
+    if not url.startswith(("http://", "https://")):
         return None
     if not _plain_document(data):
         return None
@@ -151,7 +155,7 @@ def _read(root: Any, url: str) -> FeedParserDict:
     lang = _attr(root, "lang")
     if lang:
         feed["language"] = lang.replace("_", "-")
-    base = _base(root, url)
+    base = _safe_base(url, _attr(root, "base") or url)
     if _key(root) == "rss":
         if not root.get("version", "").startswith("2."):
             raise _Unsure
@@ -205,7 +209,7 @@ class _Entry:
 
     def __init__(self, version: str) -> None:
         self.rss = not version.startswith("atom")
-        self.d = FeedParserDict()
+        self.d: dict[str, Any] = {}  # a FeedParserDict when done (its item access is slow)
         self.depths: dict[str, int] = {}
         self.title_depth = -1
         self.has_content = False
@@ -220,7 +224,7 @@ class _Entry:
             self.visit(child, 1, base)
         if len(self.d.get("tags", ())) > MAX_TAGS:
             raise _Unsure
-        return self.d
+        return FeedParserDict(self.d)
 
     def visit(self, el: Any, depth: int, parent_base: str) -> None:
         key = _key(el)
@@ -393,7 +397,7 @@ class _Entry:
     def save_author(self, key: str, value: str) -> None:
         _MIXIN._save_author(self, key, value)
 
-    def _get_context(self) -> FeedParserDict:  # for feedparser's own author and tag helpers
+    def _get_context(self) -> dict[str, Any]:  # for feedparser's own author and tag helpers
         return self.d
 
     def _sync_author_detail(self, key: str = "author") -> None:
@@ -419,11 +423,25 @@ class _Entry:
         _MIXIN._add_tag(self, term, scheme, label)  # as bounded by feed.py, if it is
 
 
+_KEYS: dict[str, str] = {}
+
+
 def _key(el: Any) -> str:
     """feedparser's name for an element: its module's standard prefix, `_`, the local name."""
     tag = el.tag
+    known = _KEYS.get(tag)
+    if known is not None:
+        return known
     if not isinstance(tag, str):
         raise _Unsure  # an entity reference left in place
+    key = _key_of(tag, el.prefix)
+    if tag[0] != "{" or tag[1:].split("}", 1)[0].lower() in _PREFIXES:
+        if len(_KEYS) < 4096:
+            _KEYS[tag] = key  # its namespace decides, not the prefix the document chose
+    return key
+
+
+def _key_of(tag: str, given: str | None) -> str:
     if tag[0] != "{":
         return tag.lower()
     uri, local = tag[1:].split("}", 1)
@@ -432,7 +450,7 @@ def _key(el: Any) -> str:
         return local.lower()
     prefix = _PREFIXES.get(low)
     if prefix is None:
-        prefix = (el.prefix or "").lower()
+        prefix = (given or "").lower()
         if not prefix:
             raise _Unsure  # an unknown default namespace
     return f"{prefix}_{local.lower()}" if prefix else local.lower()
@@ -452,6 +470,8 @@ def _text(raw: str, uri: str | None = None) -> str:
     out = raw.strip()
     if uri is not None and out:
         out = _urljoin(uri, out)
+    if out.isascii():
+        return out
     try:
         out = out.encode("iso-8859-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
@@ -496,8 +516,9 @@ def _enforce_href(attrs: dict[str, str]) -> dict[str, str]:
 
 def _base(el: Any, base: str) -> str:
     """The base URI inside `el`, as feedparser tracks it (only absolute, safe bases)."""
-    given = el.get(f"{_XML_NS}base") or el.get("base") or base
-    return _safe_base(base, given)
+    given = el.get(_XML_BASE) or el.get("base")
+    # feedparser re-joins the base with itself at every element: a no-op once it is joined
+    return _safe_base(base, given) if given else base
 
 
 @functools.lru_cache(maxsize=1024)
@@ -508,6 +529,16 @@ def _safe_base(base: str, given: str) -> str:
     return str(joined)
 
 
-@functools.lru_cache(maxsize=4096)
+# an absolute http(s) URL that feedparser's join returns unchanged (nothing to normalize)
+_PLAIN_URL = re.compile(
+    r"https?://[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]+)?(?:/[^\s?#;]*)?(?:\?[^\s#]+)?(?:#\S+)?\Z"
+)
+
+
 def _urljoin(base: str, uri: str) -> str:
+    return uri if _PLAIN_URL.match(uri) else _joined(base, uri)
+
+
+@functools.lru_cache(maxsize=4096)
+def _joined(base: str, uri: str) -> str:
     return str(feedparser.urls._urljoin(base, uri))
