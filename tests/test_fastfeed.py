@@ -144,8 +144,20 @@ def rss_item(draw: st.DrawFn) -> str:
     if image is not None:
         kind = draw(st.sampled_from(["enclosure", "media:content", "media:thumbnail"]))
         parts.append(f'<{kind} url="{image}" type="image/jpeg"/>')
-    if draw(st.booleans()):
-        parts.append(f"<media:title>{draw(TEXT)}</media:title>")
+    extras = {
+        "media": f"<media:title>{draw(TEXT)}</media:title>",
+        "group": '<media:group><media:content url="https://img.haber.test/g.jpg" medium="image">'
+        f'<media:title type="plain">{draw(TEXT)}</media:title></media:content>'
+        f"<media:description>{draw(TEXT)}</media:description></media:group>",
+        "subject": f"<dc:subject>{draw(TEXT)}</dc:subject>",
+        "itunes": f"<itunes:summary>{draw(TEXT)}</itunes:summary>"
+        f"<itunes:author>{draw(NAME)}</itunes:author>",
+        "atom": f'<atom:link rel="enclosure" type="image/png" href="{draw(LINK)}"/>'
+        f"<atom:summary>{draw(TEXT)}</atom:summary>",
+        "source": f'<source url="https://kaynak.test/rss">{draw(TEXT)}</source>',
+        "unknown": f'<slash:comments>3</slash:comments><x:y a="1">{draw(TEXT)}</x:y>',
+    }
+    parts += [extra for name, extra in extras.items() if draw(st.booleans())]
     parts = draw(st.permutations(parts))
     return f"<item{base_attr(draw(BASE))}>{''.join(parts)}</item>"
 
@@ -159,7 +171,9 @@ def rss_feed(draw: st.DrawFn) -> bytes:
         '<?xml version="1.0" encoding="UTF-8"?>'
         '<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/" '
         'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:media="http://search.yahoo.com/mrss/"'
-        ' xmlns:atom="http://www.w3.org/2005/Atom">'
+        ' xmlns:atom="http://www.w3.org/2005/Atom" xmlns:x="https://x.test/ns"'
+        ' xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"'
+        ' xmlns:slash="http://purl.org/rss/1.0/modules/slash/">'
         f"<channel{base_attr(draw(BASE))}><title>Haber</title><link>https://haber.test/</link>"
         f'{ttl}{lang}<atom:link rel="self" href="{URL}"/>{items}</channel></rss>'
     ).encode()
@@ -191,6 +205,10 @@ def atom_entry(draw: st.DrawFn) -> str:
             f"<email>{email}</email>" if email is not None else ""
         )
         parts.append(f"<author>{inner}</author>")
+    if draw(st.booleans()):
+        parts.append(f"<contributor><name>{draw(NAME)}</name></contributor>")
+    if draw(st.booleans()):
+        parts.append(f"<source><title>{draw(TEXT)}</title><id>urn:k</id></source>")
     for term in draw(st.lists(st.sampled_from(["gundem", "Spor", ""]), max_size=2)):
         label = draw(st.sampled_from(["", ' label="Gündem"']))
         parts.append(f'<category term="{term}"{label}/>')
@@ -210,7 +228,7 @@ def atom_feed(draw: st.DrawFn) -> bytes:
     ).encode()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=int(os.environ.get("FASTFEED_EXAMPLES", "300")), deadline=None)
 @given(rss_feed() | atom_feed())
 def test_generated_feeds_give_feedparsers_records(doc: bytes) -> None:
     assert fastfeed.parse(doc, URL) is not None  # the generated subset is the fast path's
