@@ -46,7 +46,6 @@ _XML_DECL = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([^"']*)["']""")
 _C1_CONTROLS = re.compile("[\x80-\x9f]")
 _HTML_TYPES = {"text/html", "application/xhtml+xml"}
 MAX_ENTRIES = 2_000  # more: feedparser's bounded reading decides
-MAX_TAGS = 20  # an entry with more tags: feedparser (whose tag list is bounded) decides
 
 _TITLE = {"title", "dc_title", "media_title"}
 _SUMMARY = {  # key -> default type
@@ -196,12 +195,9 @@ def _feed_element(el: Any, key: str, feed: FeedParserDict, base: str) -> None:
         feed["language" if key == "dc_language" else key] = _text(_leaf(el))
     elif key == "title" and "title" not in feed:
         feed["title"] = _text(_leaf(el))
-    elif key == "link" and "link" not in feed:
+    elif key == "link" and "link" not in feed and el.get("rel", "alternate") == "alternate":
         href = el.get("href")
-        if href is None:
-            feed["link"] = _urljoin(_base(el, base), _text(_leaf(el)))
-        elif el.get("rel", "alternate") == "alternate":
-            feed["link"] = _urljoin(_base(el, base), href)
+        feed["link"] = _text(_leaf(el) if href is None else href, uri=_base(el, base))
 
 
 class _Entry:
@@ -222,8 +218,6 @@ class _Entry:
         base = _base(el, base)
         for child in el:
             self.visit(child, 1, base)
-        if len(self.d.get("tags", ())) > MAX_TAGS:
-            raise _Unsure
         return FeedParserDict(self.d)
 
     def visit(self, el: Any, depth: int, parent_base: str) -> None:
@@ -263,7 +257,7 @@ class _Entry:
             thumbnail = _attrs(el)
             self.d.setdefault("media_thumbnail", []).append(thumbnail)
             text = _text(_leaf(el), uri=base)
-            if text.strip() and "url" not in thumbnail:
+            if text and "url" not in thumbnail:
                 thumbnail["url"] = text
         elif key == "source":
             self.source(el, depth)
@@ -309,8 +303,7 @@ class _Entry:
         raw = _leaf(el).strip()
         if self.rss and kind == "text/plain" and _MIXIN.looks_like_html(raw):
             kind = "text/html"
-        lang = _attr(el, "lang")
-        return _text(raw), FeedParserDict(type=kind, language=lang, base=base)
+        return _text(raw), FeedParserDict(type=kind, base=base)
 
     def title(self, el: Any, key: str, depth: int, base: str) -> None:
         value, detail = self.pushed(el, "text/plain", base)
@@ -349,6 +342,8 @@ class _Entry:
         attrs.setdefault("rel", "alternate")
         attrs.setdefault("type", "application/atom+xml" if attrs["rel"] == "self" else "text/html")
         _enforce_href(attrs)
+        if len(el):
+            raise _Unsure  # what a link holds, feedparser reads as the entry's
         links = self.d.setdefault("links", [])
         if "href" in attrs:
             attrs["href"] = _urljoin(base, attrs["href"])
@@ -371,7 +366,7 @@ class _Entry:
         attrs["rel"] = "enclosure"
         self.d.setdefault("links", []).append(FeedParserDict(attrs))
         for child in el:
-            self.visit(child, depth + 1, _base(child, base))
+            self.visit(child, depth + 1, base)
 
     def author(self, el: Any, depth: int, base: str) -> None:
         authors = self.d.setdefault("authors", [])
