@@ -156,6 +156,9 @@ def rss_item(draw: st.DrawFn) -> str:
         f"<atom:summary>{draw(TEXT)}</atom:summary>",
         "source": f'<source url="https://kaynak.test/rss">{draw(TEXT)}</source>',
         "unknown": f'<slash:comments>3</slash:comments><x:y a="1">{draw(TEXT)}</x:y>',
+        "image": "<image>https://img.haber.test/3.jpg</image>",
+        "keywords": "<media:keywords>seçim, Ankara,,spor</media:keywords>"
+        "<itunes:keywords>a,b</itunes:keywords>",
     }
     parts += [extra for name, extra in extras.items() if draw(st.booleans())]
     parts = draw(st.permutations(parts))

@@ -55,6 +55,7 @@ _SUMMARY = {  # key -> default type
 _CONTENT = {"content_encoded": "text/html", "content": "text/plain"}
 _AUTHOR = {"author", "dc_creator", "dc_author", "itunes_author", "managingeditor"}
 _CATEGORY = {"category", "keywords", "dc_subject", "media_category"}
+_KEYWORDS = {"media_keywords": None, "itunes_keywords": "http://www.itunes.com/", "tags": None}
 _DATES = {
     "pubdate": "published", "published": "published", "issued": "published",
     "dcterms_issued": "published", "updated": "updated", "modified": "updated",
@@ -261,6 +262,10 @@ class _Entry:
                 thumbnail["url"] = text
         elif key == "source":
             self.source(el, depth)
+        elif key in _KEYWORDS:
+            self.keywords(el, key, depth)
+        elif key == "image" and not len(el):  # an item's picture, as some feeds give it
+            self.title_depth = -1  # feedparser's image handler resets the first-title mark
         elif key in _HARMLESS:
             for sub in el.iter():
                 if sub is not el and _key(sub) in _HANDLED:
@@ -413,6 +418,17 @@ class _Entry:
             tags[-1]["term"] = value
         else:
             self.add_tag(value, None, None)
+
+    def keywords(self, el: Any, key: str, depth: int) -> None:
+        """Comma-separated tags; feedparser keeps media:keywords' text as a field too."""
+        if el.attrib and key != "tags":
+            raise _Unsure  # feedparser would not collect its text, and then fail on it
+        value = _text(_leaf(el))
+        if key == "media_keywords":
+            self.store(key, value, depth)
+        for term in value.split(","):
+            if term.strip() or key == "tags":
+                self.add_tag(term.strip(), _KEYWORDS[key], None)
 
     def add_tag(self, term: str | None, scheme: str | None, label: str | None) -> None:
         _MIXIN._add_tag(self, term, scheme, label)  # as bounded by feed.py, if it is
