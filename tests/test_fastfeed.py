@@ -237,3 +237,43 @@ def test_generated_feeds_give_feedparsers_records(doc: bytes) -> None:
     assert fastfeed.parse(doc, URL) is not None  # the generated subset is the fast path's
     fast, slow = both_ways(doc)
     assert fast == slow
+
+
+# -- element soup: any nesting of the elements feedparser gives a meaning ---------------
+SOUP_NAMES = [
+    "title", "link", "guid", "description", "content:encoded", "pubDate", "dc:date",
+    "author", "dc:creator", "name", "email", "category", "dc:subject", "media:content",
+    "media:thumbnail", "media:title", "media:description", "media:group", "media:keywords",
+    "enclosure", "source", "image", "comments", "x:y", "atom:link", "atom:summary",
+    "itunes:summary", "language", "url",
+]  # fmt: skip
+SOUP_ATTRS = st.sampled_from([
+    "", ' isPermaLink="false"', ' href="/h"', ' url="https://img.haber.test/s.jpg"',
+    ' type="html"', ' rel="enclosure" type="image/jpeg"', ' domain="d"', ' term="t"',
+    ' xml:base="/b/"', ' medium="image"',
+])  # fmt: skip
+
+
+@st.composite
+def soup(draw: st.DrawFn, depth: int = 0) -> str:
+    parts = []
+    for _ in range(draw(st.integers(0, 4 if depth < 2 else 0))):
+        name = draw(st.sampled_from(SOUP_NAMES))
+        inner = draw(soup(depth + 1)) if draw(st.booleans()) else draw(TEXT | RFC822 | LINK)
+        parts.append(f"<{name}{draw(SOUP_ATTRS)}>{inner}</{name}>")
+    return "".join(parts)
+
+
+@settings(max_examples=int(os.environ.get("FASTFEED_EXAMPLES", "300")), deadline=None)
+@given(st.lists(soup(), min_size=1, max_size=3))
+def test_any_nesting_gives_feedparsers_records_or_is_declined(items: list[str]) -> None:
+    entries = "".join(f"<item>{item}</item>" for item in items)
+    doc = (
+        '<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/" '
+        'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:media="http://search.yahoo.com/mrss/"'
+        ' xmlns:atom="http://www.w3.org/2005/Atom" xmlns:x="https://x.test/ns"'
+        ' xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd">'
+        f"<channel><title>Haber</title>{entries}</channel></rss>"
+    ).encode()
+    fast, slow = both_ways(doc)
+    assert fast == slow
