@@ -8,19 +8,23 @@ Exit codes (README, "Exit codes"):
   4  state store unusable (corrupt, newer schema, unwritable) or locked by another run
   5  output not writable
   70 internal error (a bug: please report it with the traceback)
+  130 interrupted (Ctrl-C): nothing half-done is kept, the next run starts where this began
+  141 the output pipe closed early (`status | head -1`): quiet, as for any Unix tool
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aggregator import __version__
-from aggregator.config import Config, load_config
 from aggregator.errors import (
     AggregatorError,
     ConfigError,
@@ -28,8 +32,10 @@ from aggregator.errors import (
     PublishError,
     StoreError,
 )
-from aggregator.model import RunReport
-from aggregator.store import Store
+
+if TYPE_CHECKING:  # the rest is imported inside main(): a Ctrl-C in the imports is one line
+    from aggregator.config import Config
+    from aggregator.model import RunReport
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -38,6 +44,8 @@ EXIT_CONFIG = 3
 EXIT_STORE = 4
 EXIT_OUTPUT = 5
 EXIT_BUG = 70
+EXIT_INTERRUPTED = 130
+EXIT_PIPE = 141
 
 log = logging.getLogger("aggregator")
 
@@ -52,17 +60,27 @@ def _parser() -> argparse.ArgumentParser:
         description="Turkish news feed aggregator: seed scrapes and web sources in, "
         "RSS 2.0 and Atom 1.0 out.",
         epilog="Exit codes: 0 ok, 1 published with rejected inputs or failed sources, "
-        "2 usage, 3 config, 4 state store, 5 output, 70 bug.",
+        "2 usage, 3 config, 4 state store, 5 output, 70 bug, 130 interrupted. "
+        "--config, -q and -v work before or after the command.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _options(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     regen = commands.add_parser(
         "regenerate",
-        help="read every source once, de-duplicate, publish the feeds, exit (for cron)",
-        description="Read every configured source once, de-duplicate, publish the feeds "
-        "and print a summary.",
+        help="read the sources once, de-duplicate, publish the feeds, exit (for cron)",
+        description="Read every seed folder and every web source that is due (by its "
+        "`every:` and back-off; --force: all of them now), de-duplicate, publish the feeds "
+        "and print a summary naming the sources skipped and when they are due.",
     )
     _options(regen)
+    regen.add_argument(
+        "--force",
+        action="store_true",
+        help="read every web source now, due or not (also those backing off)",
+    )
+    regen.add_argument("--source", action="append", metavar="NAME", dest="sources",
+                       help="read only this source, now (repeatable)")  # fmt: skip
     daemon = commands.add_parser(
         "run",
         help="keep the feeds fresh on each source's schedule and serve them over HTTP",
@@ -81,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Print the state of every source; works with or without a running daemon.",
     )
     _options(status)
+    status.add_argument("--json", action="store_true", help="print the state as JSON")
     check = commands.add_parser(
         "check",
         help="validate config.yaml and list each source and feed it would read and publish",
@@ -108,14 +127,20 @@ def _options(
     *,
     config: bool = True,
     verbose: str = "debug logging and tracebacks",
+    top: bool = False,
 ) -> argparse._MutuallyExclusiveGroup:
-    """--config and -q/-v, the same on every command; returns the -q/-v group."""
+    """--config and -q/-v, the same on every command and before it (`aggregator --config X
+    check`); returns the -q/-v group. A command's own copy leaves the value given before
+    the command alone unless it is given again (SUPPRESS)."""
+    unset: object = argparse.SUPPRESS if not top else None
     if config:
-        command.add_argument("--config", type=Path, default=Path("config.yaml"),
+        command.add_argument("--config", type=Path, default=unset,
                              help="path to config.yaml (default: ./config.yaml)")  # fmt: skip
     group = command.add_mutually_exclusive_group()
-    group.add_argument("-q", "--quiet", action="store_true", help="print errors only")
-    group.add_argument("-v", "--verbose", action="store_true", help=verbose)
+    group.add_argument("-q", "--quiet", action="store_true", help="print errors only",
+                       default=unset if not top else False)  # fmt: skip
+    group.add_argument("-v", "--verbose", action="store_true", help=verbose,
+                       default=unset if not top else False)  # fmt: skip
     return group
 
 
@@ -129,23 +154,50 @@ def _summary(report: RunReport) -> str:
     failed = len(report.failed_sources)
     return (
         f"read {report.read} inputs ({sum(s.unchanged for s in report.sources)} unchanged), "
-        f"{report.new} new, {report.updated} updated; published {report.published} articles; "
+        f"{report.new} new, {report.updated} updated, {report.expired} expired; "
+        f"published {report.published} articles; "
         f"rejected {len(report.rejections)} inputs; {failed} sources failed; "
+        f"{len(report.skipped_sources)} skipped (not due); "
         f"wrote {len(report.feeds_written)} files in {report.seconds:.2f}s"
     )
 
 
-def regenerate(config: Config, quiet: bool) -> int:
+def local_time(value: datetime, now: datetime) -> str:
+    """HH:MM in the machine's zone (what the operator's clock shows), the date if not today."""
+    here, today = value.astimezone(), now.astimezone()
+    return f"{here:%H:%M}" if here.date() == today.date() else f"{here:%Y-%m-%d %H:%M}"
+
+
+def regenerate(
+    config: Config, quiet: bool, *, force: bool = False, only: Sequence[str] | None = None
+) -> int:
     from aggregator.diagnose import progress_bar
     from aggregator.pipeline import run_once
+    from aggregator.store import Store
 
-    with Store.open(config.state) as store, progress_bar(enabled=not quiet) as progress:
-        report = run_once(config, store, None, _now(), progress=progress)
+    for name in only or ():
+        if name not in {s.name for s in config.sources}:
+            known = ", ".join(s.name for s in config.sources) or "none"
+            print(f"aggregator: error: --source: no source is named {name!r} "
+                  f"(configured: {known})", file=sys.stderr)  # fmt: skip
+            return EXIT_USAGE
+    now = _now()
+    with (
+        Store.open(config.state, holder="regenerate") as store,
+        progress_bar(enabled=not quiet) as progress,
+    ):
+        report = run_once(config, store, None, now, progress=progress, only=only,
+                          force=force or bool(only))  # fmt: skip
     for rejection in report.rejections:
         print(f"rejected: {rejection}", file=sys.stderr)
     for source in report.failed_sources:
         print(f"source failed: {source.name}: {source.error}", file=sys.stderr)
     if not quiet:
+        for source in report.skipped_sources:
+            assert source.due is not None
+            why = "backing off" if source.backing_off else "not due"
+            print(f"skipped: {source.name}: {why} until {local_time(source.due, now)} (local); "
+                  "--force reads it now")  # fmt: skip
         print(_summary(report))
     return EXIT_PARTIAL if report.rejections or report.failed_sources else EXIT_OK
 
@@ -156,17 +208,37 @@ def run(config: Config) -> int:
     return daemon.start(config)
 
 
-def status(config: Config) -> int:
-    from aggregator.daemon import status_text
+def status(config: Config, as_json: bool) -> int:
+    from aggregator.daemon import status_data, status_text
 
-    print(status_text(config, _now()))
+    if as_json:
+        print(json.dumps(status_data(config, _now()), ensure_ascii=False, indent=2))
+    else:
+        print(status_text(config, _now()))
     return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit code of one command. Ctrl-C and a closed output pipe end it quietly too."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit: a closed pipe must be caught below
+        return code
+    except KeyboardInterrupt:
+        print("aggregator: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader (head, grep -m1, a pager) has what it wanted; Python must not try to
+        # flush into the closed pipe again at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    verbose = getattr(args, "verbose", False)
+    verbose = args.verbose
     try:
         if args.command == "parse":
             _setup_logging("debug" if verbose else "error" if args.quiet else "warning")
@@ -174,32 +246,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return parse_files(args.files, as_json=args.json, zone=args.timezone, url=args.url,
                                quiet=args.quiet)  # fmt: skip
-        config = load_config(args.config)
+        from aggregator.config import load_config
+
+        config = load_config(args.config or Path("config.yaml"), given=args.config is not None)
         default = config.log_level if args.command == "run" else "warning"
-        level = "debug" if verbose else "error" if getattr(args, "quiet", False) else default
+        level = "debug" if verbose else "error" if args.quiet else default
         _setup_logging(getattr(args, "log_level", None) or level,
                        getattr(args, "log_format", "text"))  # fmt: skip
         if args.command == "regenerate":
-            return regenerate(config, args.quiet)
+            return regenerate(config, args.quiet, force=args.force, only=args.sources)
         if args.command == "run":
             return run(config)
         if args.command == "status":
-            return status(config)
+            return status(config, args.json)
         if args.command == "check":
             from aggregator.diagnose import check
 
-            return check(config, quiet=args.quiet)
+            return check(config, quiet=args.quiet, now=_now())
         parser.error(f"unknown command {args.command!r}")
-    except ConfigError as e:
-        return _fail(e, EXIT_CONFIG, verbose, "fix the key named above in the config file")
+    except ConfigError as e:  # its message names the file, the key and what to do
+        return _fail(e, EXIT_CONFIG, verbose)
     except (StoreError, LockError) as e:
         return _fail(e, EXIT_STORE, verbose)
     except PublishError as e:
         return _fail(e, EXIT_OUTPUT, verbose, "check that output.dir is writable and has space")
     except AggregatorError as e:
         return _fail(e, EXIT_BUG, verbose)
-    except KeyboardInterrupt:
-        return 130
+    except (KeyboardInterrupt, BrokenPipeError):
+        raise
     except Exception:  # a bug: the traceback, and the documented code (not Python's 1)
         logging.getLogger("aggregator").exception("internal error (please report this)")
         return EXIT_BUG

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,21 +20,36 @@ HTML_FIELDS = ("title", "summary", "author", "published", "updated", "content")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-TOP_KEYS = ("site", "output", "state", "server", "sources", "feeds", "retention", "log_level")
+TOP_KEYS = ("site", "output", "state", "server", "sources", "feeds", "retention", "log_level",
+            "fetch")  # fmt: skip
 SITE_KEYS = ("title", "url", "language", "timezone")
 OUTPUT_KEYS = ("dir", "max_items", "archive")
 SERVER_KEYS = ("host", "port")
-SOURCE_KEYS = ("name", "type", "path", "url", "every", "links", "limit", "selectors")
+SOURCE_KEYS = (
+    "name", "type", "path", "url", "every", "links", "limit", "selectors", "fetch", "fulltext",
+)  # fmt: skip
 FEED_KEYS = ("name", "title", "sources", "categories", "match")
+FETCH_KEYS = ("allow_hosts", "block_private")
 
 
 def config_keys() -> list[str]:
     """Every key config.yaml accepts, as README's configuration tables spell it."""
-    keys = [k for k in TOP_KEYS if k not in ("site", "output", "server")]
+    keys = [k for k in TOP_KEYS if k not in ("site", "output", "server", "fetch")]
     keys += [f"site.{k}" for k in SITE_KEYS] + [f"output.{k}" for k in OUTPUT_KEYS]
-    keys += [f"server.{k}" for k in SERVER_KEYS]
+    keys += [f"server.{k}" for k in SERVER_KEYS] + [f"fetch.{k}" for k in FETCH_KEYS]
     keys += [f"sources[].{k}" for k in SOURCE_KEYS] + [f"feeds[].{k}" for k in FEED_KEYS]
     return keys
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchConfig:
+    """Where a web source may fetch from (README, "Fetch policy"): its own host and
+    `allow_hosts`; private addresses refused for the configured URL and/or for the links
+    found on pages."""
+
+    allow_hosts: tuple[str, ...] = ()
+    block_private_configured: bool = False
+    block_private_links: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +62,9 @@ class SourceConfig:
     links: str | None = None
     limit: int = 20
     selectors: tuple[tuple[str, str], ...] = ()
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    fulltext: bool = False
+    """feed sources: publish each new item's page body (see sources/fulltext.py)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,19 +139,60 @@ def _unknown(data: dict[str, Any], allowed: set[str], prefix: str) -> None:
             raise ConfigError(f"{prefix}{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
 
 
-def load_config(path: Path) -> Config:
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (YAML's last-one-wins would
+    silently drop the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str | int | float | bool) and key in first:
+                raise ConfigError(
+                    f"line {line}: the key {key!r} is given twice (first on line "
+                    f"{first[key]}); keep one of them"
+                )
+            first.setdefault(key, line)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml(text: str, path: Path) -> object:
+    """The document, or one line naming the file, line and column of the first problem."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except ConfigError as e:
+        raise ConfigError(f"{path}:{e}".replace(":line ", ":")) from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = " ".join(p for p in (e.context, e.problem) if p)
+        raise ConfigError(f"{where}: not valid YAML: {problem}".replace("\n", " ")) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}".replace("\n", " ")) from None
+
+
+def load_config(path: Path, *, given: bool = True) -> Config:
+    """`given`: the path came from --config (else it is the default ./config.yaml)."""
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        how = ("check the --config path" if given else "run in the folder that holds "
+               "config.yaml, or pass --config PATH (before or after the command)")  # fmt: skip
+        raise ConfigError(f"{path}: no such config file ({how})") from e
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the config file: {e.strerror or e}") from e
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: config is not UTF-8 text: {e.reason}") from e
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}".replace("\n", " ")) from e
+    data = _yaml(text, path)
+    if data is None:
+        raise ConfigError(f"{path}: the config file is empty (README, \"Configuration\", "
+                          "has a complete example)")  # fmt: skip
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+        raise ConfigError(f"{path}: expected a mapping of settings (key: value lines) at "
+                          "the top level")  # fmt: skip
     try:
         return _build(path.resolve(), data)
     except ConfigError as e:
@@ -179,9 +238,11 @@ def _build(path: Path, data: dict[str, Any]) -> Config:
         raw_sources = []
     if not isinstance(raw_sources, list):
         raise ConfigError("sources: expected a list of sources")
+    fetch = fetch_config(data.get("fetch"), "fetch.", FetchConfig())
     sources: list[SourceConfig] = []
     for i, raw in enumerate(raw_sources):
-        sources.append(_source(raw, f"sources[{i}].", base))
+        source = _source(raw, f"sources[{i}].", base)
+        sources.append(_source_fetch(source, raw, f"sources[{i}].", fetch))
     names = [s.name for s in sources]
     for name in names:
         if names.count(name) > 1:
@@ -262,6 +323,18 @@ def _http_url(url: str, key: str) -> None:
         raise ConfigError(f"{key}: expected an http(s) URL, got {url!r}")
 
 
+def _css(selector: str, key: str) -> None:
+    """Refuse a selector soupsieve cannot compile now, not at the first fetch."""
+    import soupsieve  # BeautifulSoup's selector engine, the one html sources use
+
+    try:
+        soupsieve.compile(selector)
+    except soupsieve.SelectorSyntaxError as e:
+        reason = str(e).splitlines()[0] if str(e) else "syntax error"
+        raise ConfigError(f"{key}: not a valid CSS selector {selector!r}: {reason}; fix "
+                          "the selector") from None  # fmt: skip
+
+
 def _source(raw: object, prefix: str, base: Path) -> SourceConfig:
     raw = _named(raw, prefix, SOURCE_KEYS, "name, type and path or url")
     name = raw["name"]
@@ -269,6 +342,9 @@ def _source(raw: object, prefix: str, base: Path) -> SourceConfig:
     if kind not in SOURCE_TYPES:
         raise ConfigError(f"{prefix}type: expected one of {', '.join(SOURCE_TYPES)}, got {kind!r}")
     every = parse_duration(raw.get("every", "5m"), f"{prefix}every")
+    fulltext = _take(raw, "fulltext", prefix, bool, False)
+    if fulltext and kind != "feed":
+        raise ConfigError(f"{prefix}fulltext: only feed sources fetch their items' pages")
     if kind == "seeds":
         for key in ("url", "links", "selectors"):
             if key in raw:
@@ -292,11 +368,61 @@ def _source(raw: object, prefix: str, base: Path) -> SourceConfig:
             )
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{prefix}selectors.{key}: expected a CSS selector string")
+        _css(value, f"{prefix}selectors.{key}")
+    links = _take(raw, "links", prefix, str, None)
+    if links is not None:
+        _css(links, f"{prefix}links")
     if kind == "feed" and ("links" in raw or selectors):
         key = "links" if "links" in raw else "selectors"
         raise ConfigError(f"{prefix}{key}: only html sources take links: and selectors:")
     return SourceConfig(
         name=name, type=kind, every=every, url=url,
-        links=_take(raw, "links", prefix, str, None), limit=limit,
-        selectors=tuple(sorted(selectors.items())),
+        links=links, limit=limit,
+        selectors=tuple(sorted(selectors.items())), fulltext=fulltext,
     )  # fmt: skip
+
+
+def fetch_config(raw: object, prefix: str, inherited: FetchConfig) -> FetchConfig:
+    """`fetch:` (or a source's `fetch:`, whose keys replace the global ones)."""
+    if raw is None:
+        return inherited
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix[:-1]}: expected a mapping of settings, got {raw!r}")
+    _unknown(raw, set(FETCH_KEYS), prefix)
+    hosts = inherited.allow_hosts
+    if "allow_hosts" in raw:
+        value = _take(raw, "allow_hosts", prefix, list, [])
+        hosts = tuple(_host_entry(v, f"{prefix}allow_hosts[{i}]") for i, v in enumerate(value))
+    configured, links = inherited.block_private_configured, inherited.block_private_links
+    if "block_private" in raw:
+        block = raw["block_private"]
+        if not isinstance(block, bool) and block != "links":
+            raise ConfigError(
+                f"{prefix}block_private: expected true, false or links, got {block!r}"
+            )
+        configured, links = block is True, block is not False
+    return FetchConfig(
+        allow_hosts=hosts, block_private_configured=configured, block_private_links=links
+    )
+
+
+def _host_entry(value: object, key: str) -> str:
+    """`host` or `host:port`, lower case, nothing else (no scheme, path or user)."""
+    if isinstance(value, str) and value.strip():
+        entry = value.strip().lower()
+        try:
+            parts = urlsplit(f"//{entry}")
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError:
+            pass
+        else:
+            if parts.hostname and parts.netloc == entry and "@" not in entry:
+                return entry
+    raise ConfigError(f"{key}: expected a host name or host:port, got {value!r}")
+
+
+def _source_fetch(source: SourceConfig, raw: dict[str, Any], prefix: str,
+                  fetch: FetchConfig) -> SourceConfig:  # fmt: skip
+    if "fetch" in raw and source.type == "seeds":
+        raise ConfigError(f"{prefix}fetch: not used by a seeds source (it reads path:)")
+    return replace(source, fetch=fetch_config(raw.get("fetch"), f"{prefix}fetch.", fetch))

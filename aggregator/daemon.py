@@ -19,15 +19,17 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from aggregator.config import Config, load_config
+from aggregator.connections import quiet_accept_errors, server_settings, widen_listen_queue
 from aggregator.errors import ConfigError, StoreError
 from aggregator.model import SourceState
 from aggregator.schedule import Scheduler
 from aggregator.serve import create_app
-from aggregator.store import Store
+from aggregator.store import Store, lock_holder
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,10 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        widen_listen_queue(sockets or [])
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -63,7 +69,8 @@ def start(config: Config) -> int:
     """Take the store's lock, bind, run. A start that fails (port taken) leaves no new,
     empty state store behind: the next `check` or `status` should see a fresh setup."""
     created = [p for p in (config.state.parent, config.state) if not p.exists()]
-    store = Store.open(config.state)  # the lock: a second daemon or a regenerate is refused
+    # the lock: a second daemon or a regenerate is refused
+    store = Store.open(config.state, holder="daemon")
     try:
         sock = listen(config.host, config.port)
     except BaseException:
@@ -112,10 +119,11 @@ async def _main(config: Config, store: Store, sock: socket.socket) -> bool:
     server = _Server(
         uvicorn.Config(
             app, log_config=None, access_log=debug, lifespan="off", server_header=False,
-            timeout_graceful_shutdown=3, proxy_headers=False,
+            timeout_graceful_shutdown=3, proxy_headers=False, **server_settings(),
         )
     )  # fmt: skip
     loop = asyncio.get_running_loop()
+    quiet_accept_errors(loop)
 
     def on_signal(name: str) -> None:
         if server.should_exit:
@@ -183,12 +191,14 @@ def _span(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-def status_text(config: Config, now: datetime) -> str:
-    """Every source with its last success, last error, next due time and article count.
-    Reads the store without its lock, so it works while the daemon runs."""
+def status_data(config: Config, now: datetime) -> dict[str, Any]:
+    """The state of the store and every source, JSON-ready (`status --json`; times ISO 8601
+    with offset, in site.timezone). Reads the store without its lock, so it works while the
+    daemon runs, and says who holds the lock."""
     states: dict[str, SourceState] = {}
     counts: dict[str, int] = {}
-    total = 0
+    rejected: dict[str, list[tuple[str, str, datetime]]] = {}
+    total = expired = 0
     importing = Store.importing(config.state)
     if config.state.exists() and not importing:
         try:
@@ -196,27 +206,83 @@ def status_text(config: Config, now: datetime) -> str:
                 for s in config.sources:
                     states[s.name] = store.source_state(s.name)
                     counts[s.name] = store.count(s.name)
-                total = store.count()
+                    if s.type == "seeds":
+                        rejected[s.name] = [r for r in store.rejected_files(s.name)
+                                            if os.path.exists(r[0])]  # fmt: skip
+                total, expired = store.count(), store.expired_count()
         except StoreError:
             if not Store.importing(config.state):  # a first run began as we read
                 raise
             importing = True
-    lines = [f"state: {config.state}" + ("" if config.state.exists() else " (not created yet)"),
-             f"articles: {total}"]  # fmt: skip
-    if importing:
+    held = lock_holder(config.state)
+
+    def iso(value: datetime | None) -> str | None:
+        return value.astimezone(config.timezone).isoformat(timespec="seconds") if value else None
+
+    return {
+        "state": str(config.state),
+        "created": config.state.exists(),
+        "held_by": {"pid": held[0], "as": held[1]} if held else None,
+        "importing": importing,
+        "articles": total,
+        "expired": expired,
+        "retention": {"seconds": config.retention, "counted_from": "first_seen"},
+        "sources": [
+            {
+                "name": s.name,
+                "type": s.type,
+                "every": s.every,
+                "from": str(s.path if s.type == "seeds" else s.url),
+                "articles": counts.get(s.name, 0),
+                "last_success": iso(st.last_success),
+                "last_error": st.last_error,
+                "last_error_at": iso(st.last_error_at),
+                "failures": st.failures,
+                "next_due": iso(st.next_due),
+                "rejected_files": [
+                    {"path": p, "reason": r, "since": iso(t)}
+                    for p, r, t in rejected.get(s.name, [])
+                ],
+            }  # fmt: skip
+            for s in config.sources
+            for st in [states.get(s.name, SourceState(name=s.name))]
+        ],
+    }
+
+
+def status_text(config: Config, now: datetime) -> str:
+    """Every source with its last success, last error, next due time, article count and
+    remembered rejections; who holds the store; how many articles retention removed."""
+    data = status_data(config, now)
+
+    def when(value: str | None) -> str:
+        return _when(datetime.fromisoformat(value) if value else None, config, now)
+
+    held = data["held_by"]
+    lines = [
+        f"state: {config.state}" + ("" if data["created"] else " (not created yet)"),
+        "held by: " + (f"a running daemon (pid {held['pid']})" if held and held["as"] == "daemon"
+                       else f"a {held['as']} run (pid {held['pid']})" if held
+                       else "nobody (no daemon is running on this store)"),
+        f"articles: {data['articles']}",
+        f"expired: {data['expired']} articles removed by retention ("
+        + (f"{_span(config.retention)} from first seen)" if config.retention else "never)"),
+    ]  # fmt: skip
+    if data["importing"]:
         lines.append("a first run into this empty store is under way, or was stopped before it"
                      " committed; its articles show here when a run completes")  # fmt: skip
-    for s in config.sources:
-        st = states.get(s.name, SourceState(name=s.name))
-        where = s.path if s.type == "seeds" else s.url
+    for s, d in zip(config.sources, data["sources"], strict=True):
         lines += [
             "",
-            f"{s.name} ({s.type}, every {_span(s.every)}): {counts.get(s.name, 0)} articles",
-            f"  from:         {where}",
-            f"  last success: {_when(st.last_success, config, now)}",
-            f"  last error:   {_when(st.last_error_at, config, now)}"
-            + (f": {st.last_error}" if st.last_error else ""),
-            f"  failures:     {st.failures} in a row",
-            f"  next due:     {_when(st.next_due, config, now) if st.next_due else 'at start'}",
+            f"{s.name} ({s.type}, every {_span(s.every)}): {d['articles']} articles",
+            f"  from:         {d['from']}",
+            f"  last success: {when(d['last_success'])}",
+            f"  last error:   {when(d['last_error_at'])}"
+            + (f": {d['last_error']}" if d["last_error"] else ""),
+            f"  failures:     {d['failures']} in a row",
+            f"  next due:     {when(d['next_due']) if d['next_due'] else 'at start'}",
         ]
+        for r in d["rejected_files"]:
+            lines.append(f"  rejected:     {r['path']}: {r['reason']} (not read again until "
+                         "it changes)")  # fmt: skip
     return "\n".join(lines)

@@ -7,12 +7,14 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aggregator.config import Config
-from aggregator.errors import ParseError
+from aggregator.errors import ParseError, StoreError
 from aggregator.model import Article
 from aggregator.normalize import html_to_text
 from aggregator.records import article_to_json
@@ -99,12 +101,17 @@ def parse_files(
     return 1 if failed else 0
 
 
-def check(config: Config, *, quiet: bool) -> int:
-    """Report every source and named feed; exit 1 if a seed folder is missing."""
+def check(config: Config, *, quiet: bool, now: datetime) -> int:
+    """Report every source and named feed, and what retention would remove now; exit 1 if a
+    seed folder is missing or output.dir is not a folder. Warnings do not change the exit."""
     lines = [f"{config.path}: valid", f"  output: {config.output_dir} (max_items "
              f"{config.max_items}, archive {'on' if config.archive else 'off'})",
-             f"  state:  {config.state}", "sources:"]  # fmt: skip
-    problems = 0
+             f"  state:  {config.state}", f"  retention: {_retention(config, now)}",
+             "sources:"]  # fmt: skip
+    problems: list[str] = []
+    if config.output_dir.exists() and not config.output_dir.is_dir():
+        problems.append(f"output.dir: {config.output_dir} is a file, not a folder; remove it "
+                        "or choose another output.dir")  # fmt: skip
     for s in config.sources:
         if s.type == "seeds":
             assert s.path is not None
@@ -112,8 +119,10 @@ def check(config: Config, *, quiet: bool) -> int:
                 n = sum(1 for _ in seed_paths(s.path))
                 where = f"{s.path} ({n} .txt files)"
             else:
-                problems += 1
-                where = f"{s.path} (MISSING: create the folder or fix sources[].path)"
+                what = "is a file, not a folder" if s.path.exists() else "does not exist"
+                problems.append(f"source {s.name!r}: seed folder {s.path} {what}; create the "
+                                "folder or fix sources[].path")  # fmt: skip
+                where = f"{s.path} ({what.upper()})"
         else:
             where = s.url or ""
         lines.append(f"  {s.name:<16} {s.type:<6} every {s.every:g}s  {where}")
@@ -128,11 +137,44 @@ def check(config: Config, *, quiet: bool) -> int:
         lines.append(f"  feeds/{f.name}/  {f.title!r}: " + "; ".join(r for r in rules if r))
     if not quiet:
         print("\n".join(lines))
-    for s in config.sources:
-        if s.type == "seeds" and s.path is not None and not s.path.is_dir():
-            print(f"aggregator: {config.path}: source {s.name!r}: seed folder {s.path} "
-                  "does not exist", file=sys.stderr)  # fmt: skip
+    for problem in problems:
+        print(f"aggregator: {config.path}: {problem}", file=sys.stderr)
+    if warning := _port_mismatch(config):
+        print(f"aggregator: {config.path}: warning: {warning}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def _retention(config: Config, now: datetime) -> str:
+    """The setting, and how many stored articles it would remove now."""
+    from aggregator.pipeline import retention_cutoff
+    from aggregator.store import Store
+
+    cutoff = retention_cutoff(config, now)
+    if cutoff is None:
+        return "never (nothing is removed)"
+    setting = f"{config.retention:g}s from first seen"
+    if not config.state.exists() or Store.importing(config.state):
+        return setting
+    try:
+        with Store.open(config.state, lock=False, readonly=True) as store:
+            doomed, total = store.would_expire(cutoff, config.max_items), store.count()
+    except StoreError as e:  # the config is still checked; the store is `status`'s business
+        return f"{setting} (stored articles not counted: {e})"
+    return f"{setting}; would remove {doomed} of the {total} stored articles now"
+
+
+def _port_mismatch(config: Config) -> str | None:
+    """site.url on this machine but on another port than the daemon serves: every self
+    link in the feeds would point to nothing."""
+    parts = urlsplit(config.site_url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if port == config.port:
+        return None
+    return (f"site.url {config.site_url} is on port {port} but server.port is {config.port}; "
+            "feed links will not reach the daemon: make them the same (or ignore this if "
+            "another server on that port serves output.dir)")  # fmt: skip
 
 
 @contextmanager

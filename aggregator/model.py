@@ -20,6 +20,8 @@ class Article:
     `link` is the site's own URL for it (tracking parameters dropped) or None (seed files
     have none); identity uses its canonical form (normalize.canonical_url).
     `date_only` marks records whose only date is a day (no clock time).
+    `published_source` is "source" (the date came from the input) or "seen" (no believable
+    date: `published` is the time the aggregator first saw the item).
     """
 
     title: str
@@ -37,6 +39,7 @@ class Article:
     guid: str | None = None
     image: str | None = None
     date_only: bool = False
+    published_source: str = "source"
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
@@ -95,6 +98,10 @@ class SourceReport:
     rejected: tuple[Rejection, ...] = ()
     error: str | None = None
     not_modified: bool = False
+    due: datetime | None = None  # not tried this run (not due yet): due then
+    backing_off: bool = False  # ... because it failed last time
+    fulltext_failed: int = 0
+    """`fulltext` feeds: items whose page gave no body (the feed's content was kept)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -106,6 +113,7 @@ class RunReport:
     published: int
     feeds_written: tuple[str, ...]
     seconds: float
+    expired: int = 0  # articles retention removed in this run
 
     @property
     def read(self) -> int:
@@ -118,6 +126,10 @@ class RunReport:
     @property
     def failed_sources(self) -> tuple[SourceReport, ...]:
         return tuple(s for s in self.sources if s.error)
+
+    @property
+    def skipped_sources(self) -> tuple[SourceReport, ...]:
+        return tuple(s for s in self.sources if s.due is not None)
 
 
 class Entry(NamedTuple):
@@ -147,3 +159,6 @@ class SourceState:
     failures: int = 0
     next_due: datetime | None = None
     feed_digest: str | None = None
+    fulltext_seen: frozenset[str] | None = None
+    """`fulltext` feeds: content hashes of the items whose page was fetched (None: none
+    recorded; the store keeps what it has)."""

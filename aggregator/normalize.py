@@ -87,7 +87,7 @@ def canonical_url(url: str) -> str:
 
 def clean_link(url: str) -> str:
     """The link readers follow: as the site wrote it (scheme kept: http-only sites exist),
-    without fragment or tracking parameters. Identity uses `canonical_url` instead."""
+    without `user:pass@`, fragment or tracking parameters. Identity uses `canonical_url`."""
     try:
         parts = urlsplit(url.strip())
     except ValueError:
@@ -96,7 +96,8 @@ def clean_link(url: str) -> str:
         [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
          if not _TRACKING.match(k)]
     )  # fmt: skip
-    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", query, ""))
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path or "/", query, ""))
 
 
 def absolute_url(base: str, link: str) -> str | None:

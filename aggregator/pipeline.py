@@ -12,14 +12,14 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from aggregator import __version__, dedupe, feedplan
+from aggregator import __version__, dedupe, feedplan, firstseen
 from aggregator.config import Config, SourceConfig
 from aggregator.model import Rejection, RunReport, SeedFileState, SourceReport, SourceState
 from aggregator.publish import Site, publish
-from aggregator.sources import Harvest, seeddir
+from aggregator.sources import Harvest, policy, seeddir
 from aggregator.store import Store
 
 log = logging.getLogger(__name__)
@@ -69,16 +69,15 @@ def read_seeds(
     folder's seed-file state as the run began (read before any source saves its own)."""
     assert source.path is not None
     if not source.path.is_dir():
-        return SourceReport(
-            name=source.name, error=f"{source.path}: seed folder does not exist or is not a folder"
-        )
+        problem = "is a file, not a folder" if source.path.exists() else "does not exist"
+        return SourceReport(name=source.name, error=f"{source.path}: seed folder {problem}")
     remember: list[tuple[str, SeedFileState]] = []
     rejected: list[Rejection] = []
     read = unchanged = 0
     outcomes = seeddir.scan(
         source.path, store.seed_files(source.name) if known is None else known,
         source=source.name,
-        timezone=config.timezone, language=config.language,
+        timezone=config.timezone, language=config.language, now=now,
     )  # fmt: skip
     for seen, outcome in enumerate(outcomes, start=1):
         if progress is not None and seen % 500 == 0:
@@ -86,6 +85,9 @@ def read_seeds(
         if outcome.reason is not None:
             rejected.append(Rejection(source=source.name, origin=outcome.key,
                                       reason=outcome.reason))  # fmt: skip
+            if outcome.state is not None:  # reported once: unchanged, it is not read again
+                store.remember_seed_files(source.name, [(outcome.key, outcome.state)], now,
+                                          rejected=outcome.reason)  # fmt: skip
             continue
         if outcome.state is not None:
             remember.append((outcome.key, outcome.state))
@@ -113,11 +115,13 @@ def fetch_web(
     config: Config,
     client: object | None,
     now: datetime,
+    force: bool = False,
 ) -> list[Harvest]:
-    """Network and parsing only, no store: the daemon runs this off the store's thread."""
+    """Network and parsing only, no store: the daemon runs this off the store's thread.
+    Sources not due (policy.is_due) are skipped unless `force`."""
     from aggregator.sources import web  # imported lazily: httpx stays out of seed-only runs
 
-    return web.harvest(sources, states, config=config, client=client, now=now)
+    return web.harvest(sources, states, config=config, client=client, now=now, force=force)
 
 
 def run_once(
@@ -130,12 +134,14 @@ def run_once(
     publish_feeds: bool = True,
     progress: Progress | None = None,
     harvests: Sequence[Harvest] | None = None,
+    force: bool = False,
 ) -> RunReport:
-    """Read every configured source (or those named in `only`), merge, publish.
+    """Read every configured source (or those named in `only`), merge, publish. Seed folders
+    are always read (a stat per unchanged file); web sources when due, or all if `force`.
     `harvests`: web sources already fetched (by `fetch_web`); None fetches them here."""
     with _rare_full_collections():
         return _run_once(config, store, client, now, only=only, publish_feeds=publish_feeds,
-                         progress=progress, harvests=harvests)  # fmt: skip
+                         progress=progress, harvests=harvests, force=force)  # fmt: skip
 
 
 @contextmanager
@@ -161,15 +167,19 @@ def _run_once(
     publish_feeds: bool,
     progress: Progress | None,
     harvests: Sequence[Harvest] | None,
+    force: bool,
 ) -> RunReport:
     started = time.perf_counter()
+    expired_before = retention_cutoff(config, now)
+    # retention raised or disabled: the inputs of articles it no longer removes are read again
+    store.reopen_expired(expired_before, _retention_setting(config))
     selected = [s for s in config.sources if only is None or s.name in only]
     web_sources = [s for s in selected if s.type != "seeds"]
     # the network first, outside the store transaction; then one transaction for the rest,
     # so a crash or kill leaves the store exactly as the last completed run left it
     if harvests is None:
         states = {s.name: store.source_state(s.name) for s in web_sources}
-        harvests = fetch_web(web_sources, states, config, client, now) if web_sources else []
+        harvests = fetch_web(web_sources, states, config, client, now, force) if web_sources else []
         log.debug("fetched %d web sources in %.2fs", len(web_sources), _since(started))
     reports: list[SourceReport] = []
     with store.transaction(bulk=store.is_empty()):
@@ -183,26 +193,30 @@ def _run_once(
                 report = read_seeds(source, config, store, batch, now, progress,
                                     known[source.name])  # fmt: skip
                 reports.append(report)
-                batch.states.append(_seed_state(store.source_state(source.name), report, now))
+                batch.states.append(
+                    _seed_state(store.source_state(source.name), source, report, now)
+                )
         for harvest in harvests:
-            for cand, record in harvest.records:
+            for cand, record in firstseen.settle(store, harvest.name, harvest.records, now):
                 batch.add_staged(cand, record)
             if harvest.state is not None:
                 batch.states.append(harvest.state)
             reports.append(SourceReport(
                 name=harvest.name, read=len(harvest.records), unchanged=harvest.unchanged,
                 rejected=harvest.rejected, error=harvest.error,
-                not_modified=harvest.not_modified,
+                not_modified=harvest.not_modified, due=harvest.due,
+                backing_off=harvest.backing_off, fulltext_failed=harvest.fulltext_failed,
             ))  # fmt: skip
         batch.flush()
         log.debug("read and staged %d records in %.2fs", len(batch.candidates), _since(started))
         clusters = dedupe.cluster(batch.candidates)
-        expired_before = (
-            now - timedelta(seconds=config.retention) if config.retention is not None else None
-        )
         counts = store.merge(clusters, now, expired_before=expired_before,
                              keep_newest=config.max_items)  # fmt: skip
         log.debug("merged %d articles in %.2fs", len(clusters), _since(started))
+        expired = store.expire(expired_before, config.max_items, now)
+        if expired:
+            log.info("retention (%s from first seen) removed %d articles",
+                     _retention_setting(config), expired)  # fmt: skip
         for state in batch.states:
             store.save_source_state(state)
     written: list[str] = []
@@ -218,16 +232,28 @@ def _run_once(
         published=min(store.count(), config.max_items),
         feeds_written=tuple(written),
         seconds=time.perf_counter() - started,
+        expired=expired,
     )
 
 
-def _seed_state(state: SourceState, report: SourceReport, now: datetime) -> SourceState:
-    """Last success / last error of a seed folder, so `status` tells after a cron run too.
-    (next_due belongs to the scheduler.)"""
+def _seed_state(state: SourceState, source: SourceConfig, report: SourceReport,
+                now: datetime) -> SourceState:  # fmt: skip
+    """Last success / last error of a seed folder (so `status` tells after a cron run too)
+    and its next due time, by the one policy."""
     if report.error:
-        return replace(state, last_error=report.error, last_error_at=now,
-                       failures=state.failures + 1)  # fmt: skip
-    return replace(state, last_success=now, failures=0)
+        return policy.failed(state, source, report.error, now)
+    return policy.succeeded(state, source, now)
+
+
+def retention_cutoff(config: Config, now: datetime) -> datetime | None:
+    """Articles the aggregator first saw before this are removed (None: retention never).
+    Counted from first seen, not from GİRİŞ: an archive imported today is kept for the
+    whole retention period, and a wrong or missing date on a page cannot delete it."""
+    return None if config.retention is None else now - timedelta(seconds=config.retention)
+
+
+def _retention_setting(config: Config) -> str:
+    return "never" if config.retention is None else f"{config.retention:g}s"
 
 
 def _since(started: float) -> float:
@@ -235,10 +261,8 @@ def _since(started: float) -> float:
 
 
 def publish_now(config: Config, store: Store, now: datetime) -> list[str]:
-    """Age out old articles, then write whatever output changed. Cheap when nothing did:
+    """Write whatever output changed (retention ran in `run_once`). Cheap when nothing did:
     no merge or expiry since the last publish, same settings, output still there."""
-    if config.retention is not None:
-        store.expire(now - timedelta(seconds=config.retention), keep_newest=config.max_items)
     fingerprint = output_fingerprint(config)
     if (
         store.publish_state("pending") is None

@@ -64,7 +64,9 @@ def write_atomic(path: Path, data: bytes) -> bool:
     tmp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent
+        )
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -231,17 +233,36 @@ def newest(entries: Sequence[Entry]) -> datetime | None:
 
 def sweep_temporaries(output_dir: Path) -> int:
     """Remove write_atomic's temporary files left by a kill mid-write (never served: dotfiles).
-    Safe because only the lock holder publishes."""
+    Each name carries its writer's pid: a file of a live process is kept, since two configs
+    may share one output folder and publish at once (each under its own store's lock)."""
     removed = 0
     for root, _dirs, files in os.walk(output_dir):
         for name in files:
-            if name.startswith(".") and name.endswith(".tmp"):
+            if name.startswith(".") and name.endswith(".tmp") and not _live_writer(name):
                 try:
                     os.unlink(os.path.join(root, name))
                     removed += 1
                 except OSError:
                     pass
     return removed
+
+
+_TEMP_PID = re.compile(r"\.(\d+)-[^.]*\.tmp$")
+
+
+def _live_writer(temp_name: str) -> bool:
+    """True when the temporary file's writer is another process that is still running
+    (names without a pid come from older versions: stale)."""
+    pid = int(m.group(1)) if (m := _TEMP_PID.search(temp_name)) else 0
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True  # alive, under another user
+    except (ProcessLookupError, OverflowError):
+        return False
+    return True
 
 
 def render_feed(site: Site, feed: FeedSet) -> list[tuple[str, bytes]]:

@@ -1,9 +1,9 @@
 """When things run, never what they do: APScheduler jobs around pipeline.run_once.
 
-One interval job per source (jitter, max_instances=1, coalesce), staggered at start. After
-each run the due time is recomputed (interval, or exponential back-off while a source fails,
-or later if the source asked for it, e.g. Retry-After) and saved in the store, so due times
-survive restarts. A job pauses itself while it runs, so a slow run is never overlapped.
+One interval job per source (jitter, max_instances=1, coalesce), staggered at start. Each
+run saves its source's due time by `sources.policy` (interval, back-off while it fails, or
+later if the server asked, e.g. Retry-After); the job is rescheduled to it, jittered, and
+due times survive restarts. A job pauses itself while it runs, so a slow run is never overlapped.
 
 All store work (parsing, merging, feed writing) runs on ONE worker thread: the Store is not
 thread-safe, and the event loop stays free to serve HTTP. Changes are published once per
@@ -32,13 +32,12 @@ from aggregator.errors import AggregatorError
 from aggregator.metrics import Metrics
 from aggregator.model import SourceState
 from aggregator.pipeline import fetch_web, publish_now, run_once
-from aggregator.sources import Harvest
+from aggregator.sources import Harvest, policy
 from aggregator.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-BACKOFF_CAP = 3600.0  # a failing source is retried at least hourly (or at its interval)
 STAGGER_SPREAD = 60.0  # first runs of overdue sources are spread over this many seconds
 PUBLISH_QUIET = 1.0  # publish once no change arrived for this long...
 PUBLISH_MAX_WAIT = 10.0  # ...but never later than this after the first change
@@ -61,42 +60,19 @@ def jitter(every: float, rng: random.Random) -> float:
     return rng.uniform(0.0, min(every * 0.1, 30.0))
 
 
-def backoff(every: float, failures: int) -> float:
-    """Seconds until the next try after `failures` failures in a row (doubling, capped)."""
-    if failures <= 0:
-        return every
-    return min(every * 2.0 ** min(failures, 20), max(every, BACKOFF_CAP))
-
-
-def next_state(
-    before: SourceState,
-    after: SourceState,
-    source: SourceConfig,
-    error: str | None,
-    started: datetime,
-    finished: datetime,
-    rng: random.Random,
-) -> SourceState:
-    """The state to save after one run. `after` is what the run itself saved (HTTP validators,
-    perhaps a later next_due it was asked for); success resets the failure count."""
-    if error:
-        failures = max(before.failures + 1, after.failures)
-        state = replace(after, last_error=error, last_error_at=finished, failures=failures)
-    else:
-        failures = 0
-        state = replace(after, last_success=started, failures=0)
-    due = finished + timedelta(seconds=backoff(source.every, failures) + jitter(source.every, rng))
-    asked = after.next_due
-    if asked is not None and asked != before.next_due and asked > due:
-        due = asked
-    return replace(state, next_due=due)
+def next_state(after: SourceState, source: SourceConfig, finished: datetime,
+               rng: random.Random) -> SourceState:  # fmt: skip
+    """The state to save after one run: what the run saved by `policy` (failures, validators,
+    due time), the due time jittered so sources drift apart."""
+    due = after.next_due or finished + timedelta(seconds=source.every)
+    return replace(after, next_due=due + timedelta(seconds=jitter(source.every, rng)))
 
 
 def first_due(state: SourceState, source: SourceConfig, index: int, count: int,
               now: datetime, rng: random.Random) -> datetime:  # fmt: skip
     """A saved due time in the future is kept (back-off survives restarts); overdue sources
     are staggered so a restart does not hit every host at once."""
-    limit = now + timedelta(seconds=max(source.every, BACKOFF_CAP))
+    limit = policy.latest_due(source, now)
     if state.next_due is not None and state.next_due > now:
         return min(state.next_due, limit)
     spread = min(STAGGER_SPREAD, source.every) * index / max(count, 1)
@@ -169,13 +145,12 @@ class Scheduler:
     def _run_source(
         self, source: SourceConfig, harvests: list[Harvest] | None, started: datetime, t0: float
     ) -> _Outcome:
-        before = self.store.source_state(source.name)
         report = run_once(self.config, self.store, self.client, started, only=[source.name],
                           publish_feeds=False, harvests=harvests)  # fmt: skip
         one = report.sources[0] if report.sources else None
         error = one.error if one else None
         after = self.store.source_state(source.name)
-        state = next_state(before, after, source, error, started, self.clock(), self.rng)
+        state = next_state(after, source, self.clock(), self.rng)
         self.store.save_source_state(state)
         return _Outcome(
             state=state, new=report.new, updated=report.updated,
@@ -198,7 +173,7 @@ class Scheduler:
         task = asyncio.current_task()
         if task:
             self._running.add(task)
-        due = self.clock() + timedelta(seconds=backoff(source.every, 1))
+        due = self.clock() + timedelta(seconds=policy.backoff(source.every, 1))
         started, t0 = self.clock(), time.perf_counter()
         try:
             harvests = None

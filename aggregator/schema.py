@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 
 from aggregator.normalize import slugify
 from aggregator.records import unpack_record
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 8
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE articles (
@@ -85,6 +86,42 @@ MIGRATIONS: dict[int, str] = {
     # match keys are looked up by key only; the by-article index served just expiry (now one
     # pass over the keys per run that expires anything) and cost a quarter of a cold merge
     5: "DROP INDEX IF EXISTS article_keys_by_article",
+    # when an undated feed item was first seen (its date, never recomputed); `served`: when
+    # a feed last served it (the least recently served are forgotten first)
+    6: """
+    CREATE TABLE IF NOT EXISTS first_seen (
+        source TEXT NOT NULL,
+        item_key TEXT NOT NULL,
+        seen TEXT NOT NULL,
+        served TEXT NOT NULL,
+        PRIMARY KEY (source, item_key)
+    );
+    """,
+    # `fulltext` feeds: the items (by their feed content hash) whose page was fetched
+    7: """
+    CREATE TABLE IF NOT EXISTS fulltext_seen (
+        source TEXT NOT NULL,
+        item TEXT NOT NULL,
+        PRIMARY KEY (source, item)
+    ) WITHOUT ROWID;
+    """,
+    # retention counts from first_seen (no index: a scan per run costs less than keeping
+    # one up to date through a cold import); what it removed is remembered (by match key and
+    # the inputs it came from) so it is not added back every run, and is when retention
+    # rises; a seed file rejected is remembered with its reason, so it is reported once
+    8: """
+    CREATE TABLE IF NOT EXISTS expired (
+        article_id TEXT PRIMARY KEY,
+        first_seen TEXT NOT NULL,
+        expired_at TEXT NOT NULL,
+        origins TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS expired_keys (
+        match_key TEXT PRIMARY KEY,
+        article_id TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS expired_keys_by_article ON expired_keys (article_id);
+    """,
 }
 
 
@@ -115,4 +152,37 @@ def _backfill_categories(conn: sqlite3.Connection) -> None:
     )
 
 
-BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _backfill_categories}
+def _unbelieve_future_dates(conn: sqlite3.Connection) -> None:
+    """Migration 6: articles stored before future dates were refused (GİRİŞ or GÜNCELLEME
+    more than FUTURE_SLACK after the run that stored them) take that run's time instead,
+    so they neither stay on top nor make every later correction lose. The stored record
+    keeps its text; the published time shown and the rank a correction must beat are these
+    columns."""
+    slack = timedelta(days=1)
+    fixes = []
+    for aid, published, updated, first_seen, last_changed in conn.execute(
+        "SELECT id, published, updated, first_seen, last_changed FROM articles"
+    ):
+        new_published = published
+        if datetime.fromisoformat(published) > datetime.fromisoformat(first_seen) + slack:
+            new_published = first_seen
+        new_updated = updated
+        if datetime.fromisoformat(updated) > datetime.fromisoformat(last_changed) + slack:
+            new_updated = new_published
+        if (new_published, new_updated) != (published, updated):
+            fixes.append((new_published, max(new_updated, new_published), aid))
+    conn.executemany("UPDATE articles SET published = ?, updated = ? WHERE id = ?", fixes)
+
+
+def _seed_file_rejections(conn: sqlite3.Connection) -> None:
+    """Migration 8: seed_files.rejected, the reason a file as it is now was rejected."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(seed_files)")}
+    if "rejected" not in columns:
+        conn.execute("ALTER TABLE seed_files ADD COLUMN rejected TEXT")
+
+
+BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    2: _backfill_categories,
+    6: _unbelieve_future_dates,
+    8: _seed_file_rejections,
+}

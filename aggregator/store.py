@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from aggregator.dedupe import Candidate, article_id, identity_key, winner
@@ -24,6 +24,9 @@ from aggregator.records import article_from_json, parse_time, unpack_record, utc
 from aggregator.schema import BACKFILLS, MIGRATIONS, SCHEMA_VERSION, category_slugs
 
 KEEP_REVISIONS = 5
+FIRST_SEEN_PER_SOURCE = 10_000
+"""First-seen times kept per source: far more than one feed document serves at once, so an
+item still served keeps its time; the table stays bounded however many ids a feed invents."""
 log = logging.getLogger(__name__)
 
 
@@ -46,10 +49,15 @@ class Store:
         self._cold = False
         self._founds: dict[int, str] = {}  # cold staging: ref -> the id it was staged under
         self._wal_pending = False  # a bulk run could not switch back to the log yet
+        self._any_expired: bool | None = None  # does `expired` hold anything (None: unknown)
+        self._revived = False  # a merge brought back an article retention had removed
 
     # -- lifecycle -------------------------------------------------------------------
     @classmethod
-    def open(cls, path: Path, *, lock: bool = True, readonly: bool = False) -> Store:
+    def open(
+        cls, path: Path, *, lock: bool = True, readonly: bool = False, holder: str = ""
+    ) -> Store:
+        """`holder`: who takes the lock, as `status` shows it ("daemon", "regenerate")."""
         lock_fd = None
         try:
             if not readonly:
@@ -57,7 +65,7 @@ class Store:
             elif not path.exists():
                 raise StoreError(f"{path}: no state yet (run `aggregator regenerate` first)")
             if lock:
-                lock_fd = _take_lock(path)
+                lock_fd = _take_lock(path, holder)
             uri = path.absolute().as_uri() + ("?mode=ro" if readonly else "")
             conn = sqlite3.connect(  # a reader waits only for a first run's lock (`bulk`)
                 uri, uri=True, timeout=2 if readonly else 30, isolation_level=None,
@@ -263,9 +271,8 @@ class Store:
     ) -> MergeCounts:
         """Fold each cluster into its stored article (or a new one). Never goes backwards:
         a revision older than the stored winner only adds history. The winning record lives
-        in `revisions`; `articles.content_hash` points at it. A new article that retention
-        would remove at once (published before `expired_before` and not among the newest
-        `keep_newest`) is not added: a feed still serving it must not bring it back each run."""
+        in `revisions`; `articles.content_hash` points at it. An article retention removed
+        and would remove again (see `_expired`) is not added back."""
         counts = MergeCounts()
         seen = utc_text(now)
         with self.transaction():
@@ -292,15 +299,35 @@ class Store:
     def _expired(
         self, group: Sequence[Candidate], before: datetime | None, keep_newest: int
     ) -> bool:
-        if before is None:
+        """A new cluster that is an article retention removed (a match key of it is
+        remembered in `expired`) and would remove again: first seen before `before` and not
+        among the newest `keep_newest`. It stays out, or a feed or file still offering it
+        would add it back and see it expire again every run."""
+        if self._any_expired is None:
+            self._any_expired = (
+                self._conn.execute("SELECT 1 FROM expired LIMIT 1").fetchone() is not None
+            )
+        if not self._any_expired:
+            return False
+        keys = sorted({k for c in group for k in c.keys})
+        row = self._conn.execute(
+            "SELECT MIN(e.first_seen) FROM expired_keys k JOIN expired e"
+            f" ON e.article_id = k.article_id WHERE k.match_key IN ({', '.join('?' * len(keys))})",
+            keys,
+        ).fetchone()
+        if row[0] is None:
+            return False
+        if before is None or row[0] >= utc_text(before):
+            self._revived = True  # back: expire() restores its first_seen
             return False
         earliest = min(c.published for c in group)
-        if earliest >= utc_text(before):
-            return False
         row = self._conn.execute(
             "SELECT COUNT(*) FROM articles WHERE published > ?", (earliest,)
         ).fetchone()
-        return int(row[0]) >= keep_newest
+        if int(row[0]) < keep_newest:
+            self._revived = True
+            return False
+        return True
 
     def _insert_new(self, clusters: Sequence[Sequence[Candidate]], seen: str) -> None:
         """Articles no stored key points to: plain batched inserts (the cold-start path)."""
@@ -449,18 +476,31 @@ class Store:
                 ).fetchone()
         return int(row[0])
 
-    def expire(self, before: datetime, keep_newest: int) -> int:
-        """Age out articles published before `before`, never the newest `keep_newest`."""
+    # -- retention: counted from first_seen; what it removed is remembered ------------------
+    _DOOMED = (
+        "SELECT id FROM articles WHERE first_seen < ?"
+        " AND id NOT IN (SELECT id FROM articles ORDER BY published DESC, id DESC LIMIT ?)"
+    )
+
+    def expire(self, before: datetime | None, keep_newest: int, now: datetime) -> int:
+        """Remove articles first seen before `before` (None: none), never the newest
+        `keep_newest` by GİRİŞ, never one stored by this run (first seen now). Each is
+        remembered in `expired` (its match keys, first_seen and inputs), so a feed or file
+        still offering it does not add it back while it would expire again, and raising
+        retention can bring it back (`reopen_expired`). Articles the merge brought back get
+        their first_seen again. Returns how many were removed."""
         with self.transaction():
+            if self._revived:
+                self._restore_first_seen()
+            if before is None:
+                return 0
             self._conn.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
             self._conn.execute("DELETE FROM doomed")
             doomed = self._conn.execute(
-                "INSERT INTO doomed (id) SELECT id FROM articles WHERE published < ?"
-                " AND id NOT IN (SELECT id FROM articles ORDER BY published DESC, id DESC"
-                " LIMIT ?)",
-                (utc_text(before), keep_newest),
+                "INSERT INTO doomed (id) " + self._DOOMED, (utc_text(before), keep_newest)
             ).rowcount
             if doomed:
+                self._remember_expired(utc_text(now))
                 for table, column in (("articles", "id"), ("article_keys", "article_id"),
                                       ("revisions", "article_id"),
                                       ("article_categories", "article_id")):  # fmt: skip
@@ -470,6 +510,88 @@ class Store:
                 self._conn.execute("DELETE FROM doomed")
                 self._mark_publish_pending()
         return doomed
+
+    def _remember_expired(self, now: str) -> None:
+        """Tombstones for the articles in `doomed`; those expired over a year ago are
+        forgotten (the bound on this table: an input still offering one then adds it anew)."""
+        self._conn.execute(
+            "DELETE FROM expired_keys WHERE article_id IN"
+            " (SELECT article_id FROM expired WHERE expired_at < ?)", (_year_before(now),)
+        )  # fmt: skip
+        self._conn.execute("DELETE FROM expired WHERE expired_at < ?", (_year_before(now),))
+        origins: dict[str, list[str]] = {}
+        for aid, origin in self._conn.execute(
+            "SELECT DISTINCT article_id, origin FROM revisions"
+            " WHERE article_id IN (SELECT id FROM doomed)"
+        ):
+            origins.setdefault(aid, []).append(origin)
+        self._conn.executemany(
+            "INSERT INTO expired (article_id, first_seen, expired_at, origins)"
+            " SELECT id, first_seen, ?, ? FROM articles WHERE id = ?"
+            " ON CONFLICT (article_id) DO UPDATE SET expired_at = excluded.expired_at,"
+            " origins = excluded.origins",
+            ((now, "\n".join(sorted(o)), aid) for aid, o in origins.items()),
+        )
+        self._conn.execute(
+            "INSERT INTO expired_keys (match_key, article_id) SELECT match_key, article_id"
+            " FROM article_keys WHERE article_id IN (SELECT id FROM doomed)"
+            " ON CONFLICT (match_key) DO UPDATE SET article_id = excluded.article_id"
+        )
+        self._any_expired = True
+
+    def _restore_first_seen(self) -> None:
+        """Articles stored again whose keys were remembered as expired: their first_seen is
+        the original one (retention counts from it), and the tombstone goes."""
+        self._conn.execute(
+            "UPDATE articles SET first_seen = (SELECT MIN(e.first_seen) FROM article_keys k"
+            " JOIN expired_keys x ON x.match_key = k.match_key"
+            " JOIN expired e ON e.article_id = x.article_id WHERE k.article_id = articles.id)"
+            " WHERE id IN (SELECT k.article_id FROM article_keys k"
+            " JOIN expired_keys x ON x.match_key = k.match_key)"
+        )
+        self._conn.execute(
+            "DELETE FROM expired WHERE article_id IN (SELECT x.article_id FROM expired_keys x"
+            " JOIN article_keys k ON k.match_key = x.match_key)"
+        )
+        self._conn.execute(
+            "DELETE FROM expired_keys WHERE article_id NOT IN (SELECT article_id FROM expired)"
+        )
+        self._revived = False
+
+    def reopen_expired(self, before: datetime | None, setting: str) -> int:
+        """When the retention setting differs from the last run's: forget how the inputs of
+        the expired articles it would keep were last seen (their seed files' state; every
+        web source's validators and due time), so this run reads them again and brings the
+        articles back. Returns how many such articles there are."""
+        if self.publish_state("retention") == setting:
+            return 0
+        with self.transaction():
+            rows = self._conn.execute(
+                "SELECT origins FROM expired WHERE first_seen >= ?",
+                (utc_text(before) if before is not None else "",),
+            ).fetchall()
+            paths = [(o,) for (origins,) in rows for o in origins.split("\n")]
+            self._conn.executemany("DELETE FROM seed_files WHERE path = ?", paths)
+            if rows:
+                self._conn.execute(
+                    "UPDATE source_state SET etag = NULL, last_modified = NULL,"
+                    " feed_digest = NULL, next_due = NULL"
+                )
+            self.set_publish_state({"retention": setting})
+        return len(rows)
+
+    def expired_count(self) -> int:
+        """Articles retention removed (and remembered, up to a year)."""
+        with self._translate("counting"):
+            return int(self._conn.execute("SELECT COUNT(*) FROM expired").fetchone()[0])
+
+    def would_expire(self, before: datetime, keep_newest: int) -> int:
+        """How many stored articles `expire(before, keep_newest)` would remove."""
+        with self._translate("counting"):
+            row = self._conn.execute(
+                "SELECT COUNT(*) FROM (" + self._DOOMED + ")", (utc_text(before), keep_newest)
+            ).fetchone()
+        return int(row[0])
 
     # -- categories and publishing (per-category feeds, "nothing changed" skip) -------------
     def _set_categories(self, rows: Sequence[tuple[str, Candidate]], replace: bool = False) -> None:
@@ -568,6 +690,8 @@ class Store:
 
     # -- seed files ----------------------------------------------------------------------
     def seed_files(self, source: str) -> dict[str, SeedFileState]:
+        """What each file of the folder was when last read (rejected ones too: a file that
+        has not changed since it was rejected is not read, nor reported, again)."""
         with self._translate("reading seed-file state"):
             return {
                 path: SeedFileState(size, mtime, digest)
@@ -578,17 +702,31 @@ class Store:
             }
 
     def remember_seed_files(
-        self, source: str, rows: Iterable[tuple[str, SeedFileState]], now: datetime
-    ) -> None:
+        self, source: str, rows: Iterable[tuple[str, SeedFileState]], now: datetime,
+        rejected: str | None = None,
+    ) -> None:  # fmt: skip
+        """`rejected`: these files were rejected for this reason (listed by `status`)."""
         seen = utc_text(now)
         with self.transaction():
             self._conn.executemany(
-                "INSERT INTO seed_files (path, source, size, mtime_ns, digest, seen)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET"
+                "INSERT INTO seed_files (path, source, size, mtime_ns, digest, seen, rejected)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET"
                 " source = excluded.source, size = excluded.size, mtime_ns = excluded.mtime_ns,"
-                " digest = excluded.digest, seen = excluded.seen",
-                ((p, source, s.size, s.mtime_ns, s.digest, seen) for p, s in rows),
+                " digest = excluded.digest, seen = excluded.seen, rejected = excluded.rejected",
+                ((p, source, s.size, s.mtime_ns, s.digest, seen, rejected) for p, s in rows),
             )
+
+    def rejected_files(self, source: str) -> list[tuple[str, str, datetime]]:
+        """(path, reason, when) of the files of a seed folder rejected as they are now."""
+        with self._translate("reading seed-file state"):
+            return [
+                (path, reason, parse_time(seen))
+                for path, reason, seen in self._conn.execute(
+                    "SELECT path, rejected, seen FROM seed_files"
+                    " WHERE source = ? AND rejected IS NOT NULL ORDER BY path",
+                    (source,),
+                )
+            ]
 
     # -- per-source state ----------------------------------------------------------------
     def source_state(self, name: str) -> SourceState:
@@ -598,14 +736,17 @@ class Store:
                 " next_due, feed_digest FROM source_state WHERE name = ?",
                 (name,),
             ).fetchone()
+            seen = frozenset(item for (item,) in self._conn.execute(
+                "SELECT item FROM fulltext_seen WHERE source = ?", (name,)))  # fmt: skip
         if row is None:
-            return SourceState(name=name)
+            return SourceState(name=name, fulltext_seen=seen or None)
         etag, lm, ok, err, err_at, failures, due, digest = row
         return SourceState(
             name=name, etag=etag, last_modified=lm,
             last_success=parse_time(ok) if ok else None, last_error=err,
             last_error_at=parse_time(err_at) if err_at else None, failures=int(failures),
             next_due=parse_time(due) if due else None, feed_digest=digest,
+            fulltext_seen=seen or None,
         )  # fmt: skip
 
     def save_source_state(self, state: SourceState) -> None:
@@ -625,6 +766,48 @@ class Store:
                  state.last_error, opt(state.last_error_at), state.failures,
                  opt(state.next_due), state.feed_digest),
             )  # fmt: skip
+            if state.fulltext_seen is not None:
+                self._conn.execute("DELETE FROM fulltext_seen WHERE source = ?", (state.name,))
+                self._conn.executemany(
+                    "INSERT INTO fulltext_seen (source, item) VALUES (?, ?)",
+                    ((state.name, item) for item in sorted(state.fulltext_seen)),
+                )
+
+    # -- first-seen dates of undated items (aggregator/firstseen.py) ----------------------
+    def first_seen_times(
+        self, source: str, keys: Sequence[str], now: datetime
+    ) -> dict[str, datetime]:
+        """When each of these items of `source` was first seen: `now` for a new one, else
+        the time stored then (never recomputed). All of them are marked served `now`; beyond
+        FIRST_SEEN_PER_SOURCE rows a source's least recently served are forgotten."""
+        served = utc_text(now)
+        with self.transaction():
+            self._conn.executemany(
+                "INSERT INTO first_seen (source, item_key, seen, served) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (source, item_key) DO UPDATE SET served = excluded.served",
+                ((source, k, served, served) for k in keys),
+            )
+            times: dict[str, datetime] = {}
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                times.update(
+                    (k, parse_time(seen))
+                    for k, seen in self._conn.execute(
+                        "SELECT item_key, seen FROM first_seen WHERE source = ?"
+                        f" AND item_key IN ({', '.join('?' * len(chunk))})",
+                        (source, *chunk),
+                    )
+                )
+            (count,) = self._conn.execute(
+                "SELECT COUNT(*) FROM first_seen WHERE source = ?", (source,)
+            ).fetchone()
+            if count > FIRST_SEEN_PER_SOURCE:
+                self._conn.execute(
+                    "DELETE FROM first_seen WHERE source = ? AND item_key NOT IN (SELECT item_key"
+                    " FROM first_seen WHERE source = ? ORDER BY served DESC, seen DESC LIMIT ?)",
+                    (source, source, FIRST_SEEN_PER_SOURCE),
+                )
+        return times
 
 
 _ENTRY_SELECT = (
@@ -642,7 +825,12 @@ def _entry(aid: str, published: str, record: bytes) -> Entry:
     return Entry(id=aid, article=article)
 
 
-def _take_lock(path: Path) -> int:
+def _year_before(when: str) -> str:
+    return utc_text(parse_time(when) - timedelta(days=365))
+
+
+def _take_lock(path: Path, holder: str = "") -> int:
+    """The store's lock; `holder` (e.g. "daemon") is written in it for `lock_holder`."""
     lock_path = path.with_name(path.name + ".lock")
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -653,7 +841,26 @@ def _take_lock(path: Path) -> int:
             f"{path}: another aggregator run (daemon or regenerate) is using this state; "
             "wait for it to finish or stop it"
         ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()} {holder or 'run'}\n".encode(), 0)
     return fd
+
+
+def lock_holder(path: Path) -> tuple[int, str] | None:
+    """(pid, what) of the process holding the store's lock, or None if nobody does."""
+    try:
+        fd = os.open(path.with_name(path.name + ".lock"), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid, _, what = os.pread(fd, 200, 0).decode("utf-8", "replace").partition(" ")
+            return (int(pid) if pid.isdigit() else 0), what.strip() or "run"
+        return None
+    finally:
+        os.close(fd)
 
 
 def _release(fd: int | None) -> None:

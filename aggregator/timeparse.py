@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 
 from aggregator.errors import ParseError
 
@@ -25,6 +25,9 @@ _MONTHS = {
 }  # fmt: skip
 MONTH_NAMES = ("Ocak", "Şubat", "Mart", "Nisan", "Mayıs", "Haziran", "Temmuz",
                "Ağustos", "Eylül", "Ekim", "Kasım", "Aralık")  # fmt: skip
+FUTURE_SLACK = timedelta(days=1)
+"""A date further than this after the run's `now` is not believed (clock skew and zone
+mistakes stay within it; an input dated 2099 does not pin itself to the top for good)."""
 WEEKDAY_NAMES = ("Pazartesi", "Salı", "Çarşamba", "Perşembe", "Cuma", "Cumartesi", "Pazar")
 
 _WORD = r"[A-Za-zÇĞİÖŞÜçğıöşüÂâÎîÛû]+"
@@ -136,3 +139,39 @@ def printable(value: datetime) -> datetime:
     if offset is not None and offset.total_seconds() % 60:
         return value.astimezone(UTC)
     return value
+
+
+FOREIGN_MAX_CHARS = 100
+"""Longer date text is not handed to dateparser (its cost grows with the text)."""
+_FOREIGN_SETTINGS = {
+    "PARSERS": ["custom-formats", "absolute-time"],  # never "2 hours ago": no clock here
+    "REQUIRE_PARTS": ["day", "month", "year"],  # a missing part would come from the clock
+}
+_FOREIGN_SHAPE = re.compile(r"(?<!\d)\d{4}(?!\d)")  # a year: without one it is no full date
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_foreign(text: str, tz: tzinfo, language: str = "") -> datetime | None:
+    """A date with another language's day and month names (`Seg, 24 Set 2018 19:42:40
+    -0300`) via dateparser: a last resort, imported on first use. `language` (the feed's,
+    `pt-BR`) is tried first: about 1 ms a call, where guessing among all languages costs
+    15-70 ms. Naive results get `tz`; None when it reads no full date."""
+    raw = text.strip()
+    if len(raw) > FOREIGN_MAX_CHARS or not _FOREIGN_SHAPE.search(raw):
+        return None
+    import dateparser  # here: a heavy import (and data load) most runs never need
+
+    hint = language.split("-")[0].split("_")[0].lower()
+    value = None
+    for languages in ([hint], None) if hint.isalpha() else (None,):
+        try:
+            value = dateparser.parse(raw, languages=languages, settings=_FOREIGN_SETTINGS)
+        except Exception:  # an unknown language code, a date it cannot hold, its own bugs
+            value = None  # on odd text: whatever it is, it is no date we can use
+        if value is not None:
+            break
+    if value is None:
+        return None
+    offset = value.utcoffset()  # dateparser's own tzinfo class becomes a plain offset
+    value = value.replace(tzinfo=tz if offset is None else timezone(offset))
+    return in_utc_range(value)

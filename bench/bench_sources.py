@@ -37,16 +37,19 @@ TZ = ZoneInfo("Europe/Istanbul")
 T0 = datetime(2026, 1, 10, 9, 0, tzinfo=TZ)
 
 
-def feed_body(index: int, items: int) -> bytes:
+def feed_body(index: int, items: int, pages: bool = False) -> bytes:
+    """`pages`: item links point at this server's /page/ (for `fulltext` runs)."""
     parts = [
         '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
         f"<title>Kaynak {index}</title><link>https://site{index}.test/</link>"
     ]
     for j in range(items):
         minute = (index * items + j) % 1440
+        link = (f"/page/{index}/{j}" if pages else
+                f"https://site{index}.test/haber/{j}-ankarada-onemli-gelisme")  # fmt: skip
         parts.append(
             f"<item><title>Kaynak {index} haber {j}: Ankara'da önemli gelişme yaşandı</title>"
-            f"<link>https://site{index}.test/haber/{j}-ankarada-onemli-gelisme</link>"
+            f"<link>{link}</link>"
             f"<guid>site{index}-{j}</guid>"
             f"<pubDate>Fri, 09 Jan 2026 {minute // 60:02d}:{minute % 60:02d}:00 +0300</pubDate>"
             f"<category>Gündem</category>"
@@ -60,14 +63,22 @@ def feed_body(index: int, items: int) -> bytes:
     return "".join(parts).encode("utf-8")
 
 
-def serve(hosts: int, items: int, delay: float, ready: Any) -> None:
-    """Server process: one uvicorn, one socket per loopback address."""
+def serve(hosts: int, items: int, delay: float, ready: Any, page: bytes = b"") -> None:
+    """Server process: one uvicorn, one socket per loopback address. `page`: the article
+    page served at /page/... (and feeds link there); robots.txt is missing (404)."""
     import uvicorn
 
     bodies: dict[int, bytes] = {}
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
+            return
+        if not scope["path"].startswith("/feed/"):
+            found = page and scope["path"].startswith("/page/")
+            await asyncio.sleep(delay)
+            await send({"type": "http.response.start", "status": 200 if found else 404,
+                        "headers": [(b"content-type", b"text/html; charset=utf-8")]})  # fmt: skip
+            await send({"type": "http.response.body", "body": page if found else b""})
             return
         index = int(scope["path"].rsplit("/", 1)[1])
         etag = f'"f{index}"'.encode()
@@ -77,7 +88,7 @@ def serve(hosts: int, items: int, delay: float, ready: Any) -> None:
                         "headers": [(b"etag", etag)]})  # fmt: skip
             await send({"type": "http.response.body", "body": b""})
             return
-        body = bodies.get(index) or bodies.setdefault(index, feed_body(index, items))
+        body = bodies.get(index) or bodies.setdefault(index, feed_body(index, items, bool(page)))
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"application/rss+xml; charset=utf-8"), (b"etag", etag),
             (b"content-length", str(len(body)).encode())]})  # fmt: skip
@@ -95,14 +106,17 @@ def serve(hosts: int, items: int, delay: float, ready: Any) -> None:
     uvicorn.Server(config).run(sockets=socks)
 
 
-def write_config(root: Path, bases: list[str], sources: int) -> Path:
+def write_config(root: Path, bases: list[str], sources: int, fulltext: bool = False) -> Path:
     lines = [
         "site:\n  title: Bench\n  timezone: Europe/Istanbul\noutput:\n  dir: out\n"
         "  max_items: 200\nstate: state.sqlite3\nretention: never\nsources:\n"
     ]
     for i in range(sources):
         base = bases[i % len(bases)]
-        lines.append(f"  - name: s{i}\n    type: feed\n    url: {base}/feed/{i}\n    every: 5m\n")
+        lines.append(
+            f"  - name: s{i}\n    type: feed\n    url: {base}/feed/{i}\n    every: 5m\n"
+            + ("    fulltext: true\n" if fulltext else "")
+        )
     path = root / "config.yaml"
     path.write_text("".join(lines), encoding="utf-8")
     return path

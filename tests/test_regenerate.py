@@ -173,14 +173,19 @@ def test_bad_files_are_named_and_the_rest_is_published(site: Path, capsys) -> No
 
 
 def test_retention_ages_out_old_articles_but_never_empties_the_feed(tmp_path: Path) -> None:
+    from aggregator.config import load_config
+    from aggregator.pipeline import run_once
+
     cfg = write_config(tmp_path, max_items=1)
     cfg.write_text(cfg.read_text().replace("retention: never", "retention: 30d"))
     for i, day in enumerate((datetime(2020, 1, 1, 12, tzinfo=ISTANBUL), T0)):
         (tmp_path / "seeds" / f"{i}.txt").write_text(tgrt_seed(title=f"Eski yeni haber {i} başlığı",
             spot=f"Spot {i} metni burada.", giris=day), encoding="utf-8")  # fmt: skip
-    assert regen(cfg) == EXIT_OK
-    with Store.open(tmp_path / "state" / "agg.sqlite3") as store:
-        assert store.count() == 1  # 2020 aged out; the newest stays even though > 30 days old
+    config = load_config(cfg)
+    with Store.open(config.state) as store:
+        assert run_once(config, store, None, T0).expired == 0  # never in the run storing it
+        later = run_once(config, store, None, T0 + timedelta(days=31))
+        assert later.expired == 1 and store.count() == 1  # the newest stays, though > 30 days
 
 
 def test_invalid_config_names_the_key(tmp_path: Path, capsys) -> None:

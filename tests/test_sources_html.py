@@ -136,3 +136,54 @@ def test_arbitrary_bytes_raise_only_parse_error(data: bytes) -> None:
             article_links(prefix + data, url=BASE + "/")
         except ParseError:
             pass
+
+
+AA_PAGE = """<html lang="tr"><head><title>Bahar yağışları - Anadolu Ajansı</title>
+<meta property="og:title" content="Türkiye'de bahar yağışları beklentiyi aştı">
+<meta property="og:site_name" content="Anadolu Ajansı">
+<meta property="article:author" content="https://www.aa.com.tr/tr/p/muhabir-1"></head>
+<body><div class="detay-spot-category"><h1>Türkiye'de bahar yağışları beklentiyi aştı</h1>
+<h4>Nisan yağışları son 10 yılın ortalamasının üzerinde.</h4>
+<span class="tarih">05.04.2025 - Güncelleme : 06.04.2025</span></div>
+<div class="detay-icerik"><div><p>ANKARA (AA) - Meteoroloji verilerine göre yağışlar arttı.</p>
+<p>Uzmanlar barajlardaki doluluğun da yükseldiğini belirtti.</p></div></div></body></html>"""
+
+
+def test_turkish_visible_labels_date_a_page_and_a_dateline_names_the_agency() -> None:
+    a = page(AA_PAGE.encode(), url="https://www.aa.com.tr/tr/gundem/bahar-yagislari/3530000")
+    assert a.title == "Türkiye'de bahar yağışları beklentiyi aştı"
+    assert a.published == datetime(2025, 4, 5, tzinfo=ISTANBUL) and a.date_only
+    assert a.updated == datetime(2025, 4, 6, tzinfo=ISTANBUL)
+    assert a.authors == () and a.agency == "AA"  # a profile URL is nobody's name
+    assert "Meteoroloji verilerine göre" in a.content_html
+
+
+def test_a_site_relaying_an_agency_story_is_not_its_author() -> None:
+    doc = """<html lang="tr"><head><meta property="og:site_name" content="NTV">
+    <script type="application/ld+json">//<![CDATA[
+    {"@type": "NewsArticle", "headline": "Ankara'da kritik zirve sona erdi",
+     "datePublished": "2025-04-05T10:24:00+03:00", "author": {"@type": "Organization",
+     "name": "NTV"}}
+    //]]></script></head><body><article><h1>Ankara'da kritik zirve sona erdi</h1>
+    <p>İSTANBUL (AA) - Zirvede bölgesel konular ele alındı.</p></article></body></html>"""
+    a = page(doc.encode())
+    assert a.published == datetime(2025, 4, 5, 10, 24, tzinfo=ISTANBUL)  # JSON-LD in CDATA
+    assert a.authors == () and a.agency == "AA"
+
+
+@pytest.mark.parametrize(("byline", "agency"), [
+    ("İHA", "İHA"), ("DHA", "DHA"), ("Anadolu Ajansı", "AA"), ("Sözcü Haber Merkezi",
+    "Sözcü Haber Merkezi"), ("Haber Merkezi", "Haber Merkezi"),
+])  # fmt: skip
+def test_an_agency_byline_is_the_source_not_the_author(byline: str, agency: str) -> None:
+    doc = f"""<html><head><meta name="author" content="{byline}">
+    <meta property="article:published_time" content="2026-01-05T09:00:00+03:00">
+    </head><body><h1>Bir haber başlığı burada</h1><p>Metin.</p></body></html>"""
+    a = page(doc.encode())
+    assert (a.authors, a.agency) == ((), agency)
+
+
+def test_a_date_in_the_url_path_is_the_last_resort() -> None:
+    doc = b"<html><body><h1>Tarihsiz sayfa</h1><p>Metin.</p></body></html>"
+    a = page(doc, url=BASE + "/2024/07/03/tarihsiz-sayfa")
+    assert a.published == datetime(2024, 7, 3, tzinfo=ISTANBUL) and a.date_only

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from aggregator.dedupe import Candidate, candidate
 from aggregator.model import Article, Rejection, SourceState
@@ -32,9 +33,12 @@ class Harvest:
     records: tuple[Staged, ...] = ()
     rejected: tuple[Rejection, ...] = ()
     unchanged: int = 0
+    fulltext_failed: int = 0
     not_modified: bool = False
     error: str | None = None
     state: SourceState | None = None
+    due: datetime | None = None  # not tried this run (not due yet): due then
+    backing_off: bool = False  # ... because it failed last time
 
     @property
     def articles(self) -> tuple[Article, ...]:

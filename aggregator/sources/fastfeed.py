@@ -28,7 +28,7 @@ import feedparser.html
 import feedparser.mixin
 import feedparser.urls
 from feedparser.util import FeedParserDict
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]
 
 _MIXIN = feedparser.mixin._FeedParserMixin
 _PREFIXES = {uri.lower(): prefix.lower() for uri, prefix in _MIXIN.namespaces.items()}

@@ -6,7 +6,12 @@ A guid the feed repeats for different items is dropped for those items, so the U
 title/time keys decide (some feeds give every item the channel URL as its guid).
 
 Times: read from the raw text, not feedparser's `*_parsed` (which assume UTC), so a time
-without an offset is in the configured zone. `updated` is never earlier than `published`.
+without an offset is in the configured zone; then feedparser's reading; then, for other
+languages' day and month names, dateparser (slow: only when the others fail). `updated` is
+never earlier than `published`. An entry without a believable date (none readable, or more
+than FUTURE_SLACK after the run's `now`) gets `now` with `published_source="seen"`; the
+pipeline replaces it with the time the item was first seen (aggregator/firstseen.py).
+An entry with a link but neither title nor text is titled from its URL, as readers do.
 Safety: feedparser gets a byte stream (never a str/bytes it could take for a path or URL),
 its own sanitizer is off because nh3 cleans every HTML field we keep, and a document that
 declares XML entities is refused (no external or exponential entity expansion).
@@ -25,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import feedparser
 import feedparser.mixin
@@ -42,7 +48,7 @@ from aggregator.normalize import (
 )
 from aggregator.sources import fastfeed
 from aggregator.sources.http import decode_body
-from aggregator.timeparse import find_stamp, in_utc_range, parse_iso
+from aggregator.timeparse import FUTURE_SLACK, find_stamp, in_utc_range, parse_foreign, parse_iso
 
 
 def _memoized(fn: Callable[..., Any], size: int) -> Callable[..., Any]:
@@ -109,9 +115,11 @@ class _Item:
 
 def parse_feed(
     data: bytes, *, url: str, content_type: str = "", source: str, tz: tzinfo,
-    language: str = "tr",
+    language: str = "tr", now: datetime | None = None,
 ) -> FeedResult:  # fmt: skip
-    """A feed document -> its articles. Raises ParseError if it is not a feed at all."""
+    """A feed document -> its articles. Raises ParseError if it is not a feed at all.
+    `now`: the run's time, given to undated entries; without it (a one-off parse) they are
+    rejected and no date is too far ahead."""
     text = decode_body(data, content_type)
     stripped = text.lstrip("\ufeff \t\r\n")
     if "json" in content_type.lower() or stripped.startswith("{"):
@@ -123,7 +131,7 @@ def parse_feed(
     rejected: list[Rejection] = []
     for i, item in enumerate(items):
         try:
-            articles.append(_article(item, url=url, source=source, tz=tz))
+            articles.append(_article(item, url=url, source=source, tz=tz, now=now))
         except ParseError as e:
             origin = f"{url} (entry {i + 1}{': ' + item.title[:60] if item.title else ''})"
             rejected.append(Rejection(source=source, origin=origin, reason=str(e)))
@@ -307,39 +315,96 @@ def parse_time(raw: str | None, tz: tzinfo) -> datetime | None:
             stamp = find_stamp(raw, tz)
         except ParseError:
             return None
-        return stamp.when if stamp else None
-    if when.tzinfo is None:  # RFC 2822's "-0000": UTC, origin unknown; a missing zone: tz
-        when = when.replace(tzinfo=UTC if raw.endswith("-0000") else tz)
+        return _weekday_decides(raw, stamp.when) if stamp else None
+    if when.tzinfo is None:  # "-0000" and military letters (RFC 2822): UTC; no zone: tz
+        when = when.replace(tzinfo=UTC if _UTC_UNKNOWN.search(raw) else tz)
     return in_utc_range(when)
 
 
-def _article(item: _Item, *, url: str, source: str, tz: tzinfo) -> Article:
-    published = parse_time(item.published, tz)
-    updated = parse_time(item.updated, tz)
-    published = published or updated or item.fallback_time
-    if published is None:
-        raise ParseError("entry has no readable published/updated date")
-    updated = max(updated or published, published)
+_UTC_UNKNOWN = re.compile(r"(?:-0000|\s[A-IK-Za-ik-z])$")
+_ENGLISH_WEEKDAY = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun)", re.IGNORECASE)
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _weekday_decides(raw: str, when: datetime) -> datetime:
+    """`Fri, 05/03/2019` (a US site's Drupal): day/month is how Turkish sites write it, but
+    an English weekday that only the month/day reading matches decides."""
+    m = _ENGLISH_WEEKDAY.match(raw)
+    if m is None or when.day > 12:
+        return when
+    weekday = _WEEKDAYS.index(m.group(1).lower())
+    if when.weekday() == weekday:
+        return when
+    swapped = when.replace(month=when.day, day=when.month)  # both are <= 12: always valid
+    return swapped if swapped.weekday() == weekday else when
+
+
+def _article(item: _Item, *, url: str, source: str, tz: tzinfo, now: datetime | None) -> Article:
+    published, updated, warnings = _times(item, tz, now)
     page = absolute_url(url, item.link) if item.link else None
     link = clean_link(page) if page else None
     base = page or url
     content = sanitize_html(item.content_html, base) if item.content_html else ""
     summary = item.summary or (plain_text(content)[:500] if content else "")
-    title = item.title or shorten(summary)
+    title = item.title or shorten(summary) or (title_from_url(link) if link else "")
     if not title:
-        raise ParseError("entry has neither a title nor any text")
+        raise ParseError("entry has neither a title nor any text nor a link")
+    seen = published is None
+    if published is None:
+        if now is None:
+            raise ParseError("entry has no readable published/updated date")
+        published = now
+    updated = max(updated or published, published)
     image = absolute_url(base, item.image) if item.image else None
-    guid = item.guid or link or _hash_key(title, published)
+    guid = item.guid or link or _hash_key(title, None if seen else published)
     return Article(
         title=title, summary=summary if summary != title else "", content_html=content,
         authors=item.authors, categories=item.categories, language=item.language,
         link=link, guid=guid, image=image, published=published, updated=updated,
-        source=source, origin=url,
+        source=source, origin=url, published_source="seen" if seen else "source",
+        warnings=warnings,
     )  # fmt: skip
 
 
-def _hash_key(title: str, published: datetime) -> str:
-    raw = f"{fold(title)}\x1f{published.astimezone(UTC).isoformat()}"
+def _times(
+    item: _Item, tz: tzinfo, now: datetime | None
+) -> tuple[datetime | None, datetime | None, tuple[str, ...]]:
+    """(published, updated, warnings): the believable dates of an entry, None where none.
+    Our layouts, then feedparser's reading, then (slow, rare) other languages' names."""
+    updated = parse_time(item.updated, tz) or _foreign(item.updated, tz, item.language)
+    published = parse_time(item.published, tz) or updated or item.fallback_time
+    published = published or _foreign(item.published, tz, item.language)
+    warnings: list[str] = []
+    if now is not None:
+        limit = now + FUTURE_SLACK
+        for label, value in (("published", published), ("updated", updated)):
+            if value is not None and value > limit:
+                warnings.append(f"{label} date {value.isoformat()} is in the future; not believed")
+        published = published if published is not None and published <= limit else None
+        updated = updated if updated is not None and updated <= limit else None
+    return published or updated, updated, tuple(warnings)
+
+
+def _foreign(raw: str | None, tz: tzinfo, language: str) -> datetime | None:
+    return parse_foreign(raw, tz, language) if raw else None
+
+
+def title_from_url(link: str) -> str:
+    """What a reader shows for an untitled item: the link's last path segment made readable
+    (`/2024/07/yeni-yasa-onay.html` -> `yeni yasa onay`), else host and path."""
+    parts = urlsplit(link)
+    segments = [unquote(p) for p in parts.path.split("/") if p]
+    if segments:
+        words = collapse(re.sub(r"[-_+]+", " ", re.sub(r"\.[A-Za-z0-9]{1,5}$", "", segments[-1])))
+        if re.search(r"[^\W\d_]", words):
+            return words
+    return collapse(parts.netloc + unquote(parts.path).rstrip("/")) or link
+
+
+def _hash_key(title: str, published: datetime | None) -> str:
+    """Identity of an entry without guid or link; an undated one's is its title alone."""
+    when = published.astimezone(UTC).isoformat() if published else ""
+    raw = f"{fold(title)}\x1f{when}"
     return "sha1:" + hashlib.sha1(raw.encode("utf-8")).hexdigest()
 
 

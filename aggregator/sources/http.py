@@ -5,6 +5,9 @@ callers (the pipeline, the daemon's worker thread) can share it across runs and 
 connections. Several clients with about ten requests in flight each, not one client with
 fifty: httpcore's pool bookkeeping grows with its open connections (encode/httpx#3215).
 
+Bodies are read as sent and inflated by `inflate` in bounded steps (httpx would inflate each
+network read whole: a 64 KB zstd bomb took 4 GiB).
+
 Also here, pure: body decoding (HTTP charset, BOM, XML declaration, <meta charset>, UTF-8,
 then Windows-1254 for undeclared Turkish pages), Cache-Control and Retry-After parsing.
 """
@@ -14,18 +17,23 @@ from __future__ import annotations
 import asyncio
 import codecs
 import email.utils
+import io
+import ipaddress
 import itertools
 import re
+import socket
 import threading
-from collections.abc import AsyncIterator, Coroutine
+import zlib
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import zstandard
 
 from aggregator import USER_AGENT
 from aggregator.errors import FetchError
@@ -42,6 +50,11 @@ _META_CHARSET = re.compile(
     rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE
 )
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)  # not s-maxage
+ACCEPT_ENCODING = "gzip, deflate, zstd"
+"""Every encoding `inflate` decodes in bounded steps; nothing else is asked for."""
+INFLATE_STEP = 64 * 1024
+"""Most bytes one decoder step may produce: the limit is checked after every step."""
+ZSTD_MAX_WINDOW = 8 * 1024 * 1024  # RFC 9659: HTTP decoders need no larger window
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +88,18 @@ class Response:
     @property
     def not_modified(self) -> bool:
         return self.status == 304
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchPolicy:
+    """Where one fetch may go, redirects included: with a `site`, only to its host (and
+    port) or one of `allow_hosts` (`host` or `host:port`); with `block_private`, never to an
+    address that is not globally routable (loopback, private, link-local...), checked on
+    the addresses the host name resolves to."""
+
+    site: str | None = None
+    allow_hosts: tuple[str, ...] = ()
+    block_private: bool = False
 
 
 class RetryLater(FetchError):
@@ -170,6 +195,134 @@ def decode_body(data: bytes, content_type: str = "") -> str:
     return data.decode(detect_encoding(data, content_type), errors="replace")
 
 
+def inflate(raw: bytes, content_encoding: str, limit: int) -> bytes:
+    """A body as sent -> its bytes, decoded in steps of at most INFLATE_STEP so that a bomb
+    stops at `limit` decoded bytes, not after a whole network read is inflated. One
+    encoding at most: stacked ones (`gzip, gzip`) multiply a bomb and no server needs them."""
+    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+    codings = [c for c in codings if c != "identity"]
+    if not codings:
+        if len(raw) > limit:
+            raise FetchError(f"body over the {limit}-byte limit; download aborted")
+        return raw
+    if len(codings) > 1:
+        raise FetchError(f"refused stacked Content-Encoding {content_encoding!r} (one at most)")
+    steps = _STEPS.get(codings[0])
+    if steps is None:
+        raise FetchError(f"unsupported Content-Encoding {codings[0]!r} (not asked for)")
+    out = bytearray()
+    try:
+        for piece in steps(raw):
+            out += piece
+            if len(out) > limit:
+                raise FetchError(f"decompressed body over the {limit}-byte limit; decoding stopped")
+    except (zlib.error, zstandard.ZstdError) as e:
+        raise FetchError(f"undecodable {codings[0]} body: {e}") from None
+    return bytes(out)
+
+
+def _zlib_steps(raw: bytes, wbits: int) -> Iterator[bytes]:
+    d = zlib.decompressobj(wbits)
+    data = raw
+    while not d.eof:
+        piece = d.decompress(data, INFLATE_STEP)
+        data = d.unconsumed_tail
+        if not piece and not data:
+            return  # input used up (a truncated body ends here)
+        yield piece
+
+
+def _deflate_steps(raw: bytes) -> Iterator[bytes]:
+    # RFC 9110's deflate is the zlib format; some servers send raw deflate instead
+    zlib_header = len(raw) >= 2 and raw[0] & 0x0F == 8 and (raw[0] << 8 | raw[1]) % 31 == 0
+    return _zlib_steps(raw, zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS)
+
+
+def _zstd_steps(raw: bytes) -> Iterator[bytes]:
+    decoder = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
+    with decoder.stream_reader(io.BytesIO(raw), read_across_frames=True) as reader:
+        while piece := reader.read(INFLATE_STEP):
+            yield piece
+
+
+_STEPS: dict[str, Callable[[bytes], Iterator[bytes]]] = {
+    "gzip": lambda raw: _zlib_steps(raw, 16 + zlib.MAX_WBITS),
+    "x-gzip": lambda raw: _zlib_steps(raw, 16 + zlib.MAX_WBITS),
+    "deflate": _deflate_steps,
+    "zstd": _zstd_steps,
+}
+
+
+def without_userinfo(url: str) -> str:
+    """`url` without `user:pass@` (httpx would send it as an Authorization header)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _origin(host: str, port: int | None, scheme: str = "") -> tuple[str, int | None]:
+    """(host, port) compared loosely: case, a trailing dot, `www.` and default ports aside."""
+    host = host.lower().rstrip(".").removeprefix("www.")
+    return host, None if port == {"http": 80, "https": 443}.get(scheme) else port
+
+
+def on_site(url: str, site: str, allow_hosts: Sequence[str] = ()) -> bool:
+    """Whether `url` is on the host (and port) of `site` or on one of `allow_hosts`."""
+    try:
+        target, home = urlsplit(url), urlsplit(site)
+        origin = _origin(target.hostname or "", target.port, target.scheme)
+        allowed = [_origin(home.hostname or "", home.port, home.scheme)]
+        for entry in allow_hosts:
+            parts = urlsplit(f"//{entry}")
+            allowed.append(_origin(parts.hostname or "", parts.port))
+    except ValueError:
+        return False
+    return origin in allowed
+
+
+def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host written as a number stands for, in every form a resolver takes
+    (`127.0.0.1`, `127.1`, `0x7f000001`, `2130706433`, `[::1]`); None for a name."""
+    host = host.strip("[]")
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
+        return None
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+async def _refuse_private(url: str) -> None:
+    """FetchError unless every address of `url`'s host is public (fetch.block_private)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    literal = literal_address(host)
+    if literal is not None:
+        addresses = [literal]
+    else:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, parts.port or (443 if parts.scheme == "https" else 80),
+                type=socket.SOCK_STREAM,
+            )  # fmt: skip
+        except OSError as e:
+            raise FetchError(f"cannot resolve {host}: {e}") from None
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    for address in addresses:
+        if not is_public(address):
+            raise FetchError(f"refused {host}: {address} is not a public address"
+                             " (fetch.block_private)")  # fmt: skip
+
+
 # -- the client ----------------------------------------------------------------------------
 @dataclass
 class _Slot:
@@ -212,7 +365,8 @@ class WebClient:
         s = self.settings
         timeout = httpx.Timeout(s.read_timeout, connect=s.connect_timeout, pool=s.total_timeout)
         limits = httpx.Limits(max_connections=s.per_client, max_keepalive_connections=s.per_client)
-        headers = {"User-Agent": USER_AGENT, "Accept": _ACCEPT, "Accept-Language": "tr, en;q=0.5"}
+        headers = {"User-Agent": USER_AGENT, "Accept": _ACCEPT, "Accept-Language": "tr, en;q=0.5",
+                   "Accept-Encoding": ACCEPT_ENCODING}  # fmt: skip
         return [
             _Slot(
                 httpx.AsyncClient(
@@ -272,32 +426,39 @@ class WebClient:
             yield slot.client
 
     async def fetch(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
-    ) -> Response:
-        """GET `url` (conditionally). Raises FetchError (RetryLater for 429/503) naming why."""
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None,
+        policy: FetchPolicy = FetchPolicy(),
+    ) -> Response:  # fmt: skip
+        """GET `url` (conditionally) within `policy`. Raises FetchError (RetryLater for
+        429/503) naming why."""
         total = self.settings.total_timeout
+        headers = conditional_headers(etag, last_modified)
         async with self._slot(url) as client:
             try:
                 async with asyncio.timeout(total):
-                    return await self._follow(client, url, conditional_headers(etag, last_modified))
+                    return await self._follow(client, url, headers, policy)
             except TimeoutError:
                 raise FetchError(f"no complete answer within {total:g}s") from None
             except httpx.TimeoutException as e:
                 raise FetchError(f"timed out ({type(e).__name__})") from e
             except httpx.ConnectError as e:
                 raise FetchError(f"cannot connect: {e}") from e
-            except httpx.DecodingError as e:
-                raise FetchError(f"undecodable compressed body: {e}") from e
             except httpx.HTTPError as e:
                 raise FetchError(f"{type(e).__name__}: {e}") from e
             except httpx.InvalidURL as e:
                 raise FetchError(f"invalid URL: {e}") from e
 
     async def _follow(
-        self, client: httpx.AsyncClient, url: str, headers: dict[str, str]
+        self, client: httpx.AsyncClient, url: str, headers: dict[str, str], policy: FetchPolicy
     ) -> Response:
         current = url
         for _ in range(self.settings.max_redirects + 1):
+            current = without_userinfo(current)
+            if policy.site is not None and not on_site(current, policy.site, policy.allow_hosts):
+                raise FetchError(f"refused {current}: not on the host of {policy.site}"
+                                 " (fetch.allow_hosts lists other hosts)")  # fmt: skip
+            if policy.block_private:
+                await _refuse_private(current)
             async with client.stream("GET", current, headers=headers) as r:
                 if r.status_code in _REDIRECTS and "location" in r.headers:
                     location = r.headers["location"]
@@ -329,11 +490,10 @@ class WebClient:
         declared = r.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise FetchError(f"body of {declared} bytes is over the {limit}-byte limit")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in r.aiter_bytes():
-            size += len(chunk)
-            if size > limit:
+        raw = bytearray()
+        async for chunk in r.aiter_raw():  # as sent: httpx would inflate a read at once
+            raw += chunk
+            if len(raw) > limit:
                 raise FetchError(f"body over the {limit}-byte limit; download aborted")
-            chunks.append(chunk)
-        return replace(head, body=b"".join(chunks))
+        body = inflate(bytes(raw), r.headers.get("content-encoding", ""), limit)
+        return replace(head, body=body)

@@ -13,10 +13,14 @@ import errno
 import hashlib
 import multiprocessing
 import os
+import signal
 import stat
+import threading
 from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -33,7 +37,8 @@ _CHUNK = 200
 
 
 class FileOutcome(NamedTuple):
-    """One file's fate. Exactly one of: parsed (record set), unchanged, rejected (reason)."""
+    """One file's fate. Exactly one of: parsed (record set), unchanged, rejected (reason;
+    with `state` when the rejection is the file's content, remembered until it changes)."""
 
     key: str
     state: SeedFileState | None = None
@@ -67,10 +72,12 @@ def scan(
     source: str,
     timezone: ZoneInfo,
     language: str,
+    now: datetime | None = None,
 ) -> Iterator[FileOutcome]:
     """Outcomes for every seed file in `folder`, in path order (parsed ones may come
-    later than their neighbours: they wait for their chunk)."""
-    settings = (source, timezone.key, language)
+    later than their neighbours: they wait for their chunk). `now`: the run's time (dates
+    far after it are not believed)."""
+    settings = (source, timezone.key, language, now)
     jobs: list[_Job] = []
     chunker = _Chunker(settings)
     try:
@@ -112,7 +119,7 @@ class _Chunker:
     worker processes, with a bounded window in flight: parsed records never pile up in
     memory faster than the caller stages them."""
 
-    def __init__(self, settings: tuple[str, str, str]) -> None:
+    def __init__(self, settings: _Settings) -> None:
         self._settings = settings
         self._held: list[_Job] = []
         self._pool: ProcessPoolExecutor | None = None
@@ -125,11 +132,13 @@ class _Chunker:
             if len(self._held) < POOL_THRESHOLD or self._workers < 2:
                 return
             context = multiprocessing.get_context("forkserver")
+            _start_forkserver_deaf_to_ctrl_c()
             self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
             jobs, self._held = self._held, []
         for i in range(0, len(jobs), _CHUNK):
-            self._window.append(self._pool.submit(_read_chunk, (self._settings,
-                                                                jobs[i : i + _CHUNK])))  # fmt: skip
+            chunk = (self._settings, jobs[i : i + _CHUNK])
+            with _ctrl_c_deferred():
+                self._window.append(self._pool.submit(_read_chunk, chunk))
             if len(self._window) >= 3 * self._workers:
                 yield from map(_from_wire, self._window.popleft().result())
 
@@ -145,6 +154,41 @@ class _Chunker:
             self._pool.shutdown(cancel_futures=True)
 
 
+def _start_forkserver_deaf_to_ctrl_c() -> None:
+    """Start the forkserver (if not yet) with SIGINT ignored, which it, the resource
+    tracker and every worker keep: a Ctrl-C reaches only this process (one line, exit 130),
+    never a helper in the middle of its imports, which would print a traceback. A Ctrl-C in
+    the few milliseconds of the start is lost (press it again)."""
+    from multiprocessing import forkserver
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal.signal works in the main thread only (the daemon's worker is not)
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@contextmanager
+def _ctrl_c_deferred() -> Iterator[None]:
+    """A Ctrl-C while the pool starts a worker (inside `submit`) waits until it has: the
+    pool then knows the worker and its shutdown waits for it, where an interrupted start
+    leaves a worker reading queues this process is about to remove (a traceback)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread gets signals (the daemon's store thread is not it)
+        return
+    pressed: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, _frame: pressed.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if pressed:
+        raise KeyboardInterrupt
+
+
+_Settings = tuple[str, str, str, datetime | None]  # source, zone key, language, the run's now
 _Wire = tuple[Any, ...]  # FileOutcome with its state and candidate as plain tuples
 
 
@@ -167,13 +211,15 @@ def _from_wire(w: _Wire) -> FileOutcome:
     )
 
 
-def _read_chunk(chunk: tuple[tuple[str, str, str], list[_Job]]) -> list[_Wire]:
-    (source, zone, language), jobs = chunk
+def _read_chunk(chunk: tuple[_Settings, list[_Job]]) -> list[_Wire]:
+    (source, zone, language, now), jobs = chunk
     tz = ZoneInfo(zone)
-    return [_to_wire(_read_one(job, source, tz, language)) for job in jobs]
+    return [_to_wire(_read_one(job, source, tz, language, now)) for job in jobs]
 
 
-def _read_one(job: _Job, source: str, tz: ZoneInfo, language: str) -> FileOutcome:
+def _read_one(
+    job: _Job, source: str, tz: ZoneInfo, language: str, now: datetime | None = None
+) -> FileOutcome:
     try:
         # O_NONBLOCK: a FIFO (or a file swapped for one since the walk) must not hang the run
         # (O_NOCTTY: a terminal device named *.txt is opened, checked and refused, never
@@ -183,10 +229,11 @@ def _read_one(job: _Job, source: str, tz: ZoneInfo, language: str) -> FileOutcom
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise ParseError("not a regular file")
-            if st.st_size > MAX_SEED_BYTES:
-                raise ParseError(
-                    f"file is {st.st_size} bytes, over the {MAX_SEED_BYTES}-byte limit"
-                )
+            if st.st_size > MAX_SEED_BYTES:  # remembered: reported again once it changes
+                return FileOutcome(
+                    key=job.key, state=SeedFileState(st.st_size, st.st_mtime_ns, ""),
+                    reason=f"file is {st.st_size} bytes, over the {MAX_SEED_BYTES}-byte limit",
+                )  # fmt: skip
             # one read: a regular file returns fewer bytes than asked only at its end
             data = os.read(fd, st.st_size + 1)
             if len(data) > st.st_size:  # it grew since the stat: read on, up to the limit
@@ -206,9 +253,10 @@ def _read_one(job: _Job, source: str, tz: ZoneInfo, language: str) -> FileOutcom
     if digest == job.known_digest:
         return FileOutcome(key=job.key, state=state, unchanged=True)
     try:
-        article = parse_seed(data, origin=job.key, source=source, tz=tz, language=language)
-    except ParseError as e:
-        return FileOutcome(key=job.key, reason=str(e))
+        article = parse_seed(data, origin=job.key, source=source, tz=tz, language=language,
+                             now=now)  # fmt: skip
+    except ParseError as e:  # with its state: not read nor reported again until it changes
+        return FileOutcome(key=job.key, state=state, reason=str(e))
     return FileOutcome(
         key=job.key,
         state=state,

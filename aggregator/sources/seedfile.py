@@ -15,7 +15,7 @@ from datetime import datetime, tzinfo
 from aggregator.errors import ParseError
 from aggregator.model import Article
 from aggregator.normalize import collapse, fold, mostly_utf8, shorten, turkish_upper, xml_safe
-from aggregator.timeparse import Stamp, find_stamp
+from aggregator.timeparse import FUTURE_SLACK, Stamp, find_stamp
 
 _DATE_LINE = re.compile(r"^\s*date\s+(\d{4}-\d{2}-\d{2})(.*)$", re.DOTALL)
 _LABEL = re.compile(
@@ -225,9 +225,12 @@ def _split_authors(text: str) -> tuple[str, ...]:
 
 
 def parse_seed(
-    data: bytes, *, origin: str, source: str, tz: tzinfo, language: str = "tr"
-) -> Article:
-    """One scraped page -> one Article. Raises ParseError with a reason a user can act on."""
+    data: bytes, *, origin: str, source: str, tz: tzinfo, language: str = "tr",
+    now: datetime | None = None,
+) -> Article:  # fmt: skip
+    """One scraped page -> one Article. Raises ParseError with a reason a user can act on.
+    `now`: the run's time; a GİRİŞ or GÜNCELLEME more than FUTURE_SLACK after it is not
+    believed (a GÜNCELLEME of 2099 would win over every later correction)."""
     if len(data) > _MAX_BYTES:
         raise ParseError(f"file is {len(data)} bytes, over the {_MAX_BYTES}-byte limit for a page")
     lines = _lines(decode(data))
@@ -314,7 +317,9 @@ def parse_seed(
             raise ParseError("no text: neither a title nor a paragraph")
         title = shorten(wordy[0]).removesuffix(".")
 
-    published, updated, date_only = _resolve_times(meta, scrape_day, warnings)
+    published, updated, date_only, published_source = _resolve_times(
+        meta, scrape_day, warnings, now
+    )
     content = "".join(
         f"<h2>{html.escape(p, quote=False)}</h2>" if _is_caps_heading(p)
         else f"<p>{html.escape(p, quote=False)}</p>"
@@ -331,6 +336,7 @@ def parse_seed(
         published=published,
         updated=updated,
         date_only=date_only,
+        published_source=published_source,
         source=source,
         origin=origin,
         warnings=tuple(warnings + meta.problems),
@@ -379,17 +385,30 @@ def _title_and_spot(kept: list[str], *, have_author: bool) -> tuple[str, str, st
 
 
 def _resolve_times(
-    meta: _Meta, scrape_day: Stamp | None, warnings: list[str]
-) -> tuple[datetime, datetime, bool]:
-    published = meta.published or scrape_day
+    meta: _Meta, scrape_day: Stamp | None, warnings: list[str], now: datetime | None
+) -> tuple[datetime, datetime, bool, str]:
+    """(published, updated, date only, published_source). A date more than FUTURE_SLACK
+    after `now` is not believed: a GİRİŞ gives way to the scrape day, else to `now` (a
+    first-seen date); a GÜNCELLEME to the published time."""
+
+    def believed(stamp: Stamp | None, label: str) -> Stamp | None:
+        if stamp is None or now is None or stamp.when <= now + FUTURE_SLACK:
+            return stamp
+        warnings.append(f"{label} {stamp.when:%d.%m.%Y %H:%M} is in the future; not believed")
+        return None
+
+    published = believed(meta.published, "GİRİŞ") or believed(scrape_day, "scrape date")
+    source_of_date = "source"
+    if published is None and now is not None and (meta.published or scrape_day):
+        published, source_of_date = Stamp(now, has_time=True), "seen"
     if published is None:
         raise ParseError("; ".join(meta.problems) or "no valid date")
     if meta.published is None and meta.problems:
         warnings.append("GİRİŞ unreadable; using the scrape date")
-    updated = meta.updated or published
+    updated = believed(meta.updated, "GÜNCELLEME") or published
     if updated.when < published.when:
         warnings.append(
             f"GÜNCELLEME {updated.when:%d.%m.%Y %H:%M} is before GİRİŞ; updated set to published"
         )
         updated = published
-    return published.when, updated.when, not published.has_time
+    return published.when, updated.when, not published.has_time, source_of_date

@@ -4,7 +4,7 @@ Every source runs as its own task on the client's event loop, so a slow or faili
 never holds up the others. Bodies are parsed in worker processes when there are many
 (feedparser is CPU-bound; both cores stay busy while the loop keeps fetching).
 A body whose digest equals the stored one is not parsed again. Failures become
-`Harvest(error=...)` and an exponential, capped back-off in the source's state.
+`Harvest(error=...)`; due times and back-off come from `policy` (one curve for all).
 """
 
 from __future__ import annotations
@@ -15,23 +15,27 @@ import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import FetchError, ParseError, SourceError
 from aggregator.model import Rejection, SourceState
-from aggregator.sources import Harvest, Staged, staged
+from aggregator.sources import Harvest, Staged, policy, staged
 from aggregator.sources.feed import FeedResult, parse_feed
+from aggregator.sources.fulltext import Robots, with_pages
 from aggregator.sources.html import article_links, parse_page
-from aggregator.sources.http import Response, RetryLater, WebClient, retry_after_seconds
+from aggregator.sources.http import (
+    FetchPolicy,
+    Response,
+    RetryLater,
+    WebClient,
+    retry_after_seconds,
+)
 
 T = TypeVar("T")
 POOL_MIN_SOURCES = 16
 """Below this many sources to fetch, parse in the loop's thread (no process start-up)."""
-MIN_BACKOFF = 60.0
-MAX_BACKOFF = 6 * 3600.0
-MAX_RETRY_AFTER = 24 * 3600.0
 
 
 def harvest(
@@ -41,14 +45,15 @@ def harvest(
     config: Config,
     client: object | None,
     now: datetime,
+    force: bool = False,
 ) -> list[Harvest]:
     """One Harvest per source, in order. `client`: a WebClient to reuse, or None for one
-    that lives for this call only."""
+    that lives for this call only. Sources not due are skipped unless `force`."""
     if client is not None and not isinstance(client, WebClient):
         raise TypeError(f"client must be an aggregator WebClient or None, not {client!r}")
     web = client or WebClient()
     try:
-        return web.run(_harvest_all(web, sources, states, config, now))
+        return web.run(_harvest_all(web, sources, states, config, now, force))
     finally:
         if client is None:
             web.close()
@@ -56,13 +61,13 @@ def harvest(
 
 async def _harvest_all(
     web: WebClient, sources: Sequence[SourceConfig], states: Mapping[str, SourceState],
-    config: Config, now: datetime,
+    config: Config, now: datetime, force: bool,
 ) -> list[Harvest]:  # fmt: skip
     current = [states.get(s.name) or SourceState(name=s.name) for s in sources]
-    due = sum(is_due(s, st, now) for s, st in zip(sources, current, strict=True))
+    due = sum(force or policy.is_due(s, st, now) for s, st in zip(sources, current, strict=True))
     parse = _Parser(web, pooled=due >= POOL_MIN_SOURCES and (os.cpu_count() or 1) > 1)
     async with asyncio.TaskGroup() as group:  # a bug in one task cancels the rest
-        tasks = [group.create_task(_one(web, parse, s, st, config, now))
+        tasks = [group.create_task(_one(web, parse, s, st, config, now, force))
                  for s, st in zip(sources, current, strict=True)]  # fmt: skip
     return [t.result() for t in tasks]
 
@@ -73,6 +78,7 @@ class _Parser:
     def __init__(self, web: WebClient, *, pooled: bool) -> None:
         self._web = web
         self._pooled = pooled
+        self.robots = Robots(web)  # one run's robots.txt, for `fulltext` feeds
 
     async def __call__(self, job: Callable[[], T]) -> T:
         if not self._pooled:
@@ -84,22 +90,6 @@ class _Parser:
 HINT_CAP = 6 * 3600.0  # ttl / max-age stretch an interval to at most this (or `every`)
 
 
-def is_due(source: SourceConfig, state: SourceState, now: datetime) -> bool:
-    """Due when `next_due` has come (within a tenth of the interval, for timer jitter)."""
-    if state.next_due is None:
-        return True
-    slack = timedelta(seconds=min(60.0, source.every / 10))
-    return state.next_due - slack <= now
-
-
-def backoff_seconds(source: SourceConfig, failures: int, retry_after: float | None) -> float:
-    """every, 2x, 4x ... capped at MAX_BACKOFF; never sooner than the server asked."""
-    delay = min(max(source.every, MIN_BACKOFF) * 2.0 ** min(failures - 1, 20), MAX_BACKOFF)
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
-    return delay
-
-
 def succeeded(
     state: SourceState, source: SourceConfig, r: Response, now: datetime, *,
     ttl: float | None = None, digest: str | None = None,
@@ -108,15 +98,11 @@ def succeeded(
     server's max-age are lower bounds on the interval."""
     # the server's own lower bound, but a CDN's year-long max-age must not park a source
     hint = min(max(r.max_age or 0.0, ttl or 0.0), max(source.every, HINT_CAP))
-    interval = max(source.every, hint)
     return replace(
-        state,
+        policy.succeeded(state, source, now, interval=hint),
         etag=r.etag if not r.not_modified else (r.etag or state.etag),
         last_modified=r.last_modified if not r.not_modified else (
             r.last_modified or state.last_modified),
-        last_success=now,
-        failures=0,
-        next_due=now + timedelta(seconds=interval),
         feed_digest=digest or state.feed_digest,
     )  # fmt: skip
 
@@ -124,14 +110,7 @@ def succeeded(
 def failed(state: SourceState, source: SourceConfig, error: SourceError,
            now: datetime) -> SourceState:  # fmt: skip
     retry = retry_after_seconds(error.retry_after, now) if isinstance(error, RetryLater) else None
-    failures = state.failures + 1
-    return replace(
-        state,
-        failures=failures,
-        last_error=str(error),
-        last_error_at=now,
-        next_due=now + timedelta(seconds=backoff_seconds(source, failures, retry)),
-    )
+    return policy.failed(state, source, str(error), now, retry_after=retry)
 
 
 def _message(source: SourceConfig, url: str, reason: str) -> str:
@@ -140,16 +119,11 @@ def _message(source: SourceConfig, url: str, reason: str) -> str:
 
 async def _one(
     web: WebClient, parse: _Parser, source: SourceConfig, state: SourceState,
-    config: Config, now: datetime,
+    config: Config, now: datetime, force: bool,
 ) -> Harvest:  # fmt: skip
     url = source.url or ""
-    if not is_due(source, state, now):
-        if state.failures:
-            when = state.next_due.isoformat(timespec="seconds") if state.next_due else "?"
-            reason = (f"failed {state.failures} times, next try after {when}"
-                      f" (last error: {state.last_error})")  # fmt: skip
-            return Harvest(name=source.name, error=_message(source, url, reason))
-        return Harvest(name=source.name, not_modified=True)
+    if not force and not policy.is_due(source, state, now):
+        return Harvest(name=source.name, due=state.next_due, backing_off=state.failures > 0)
     try:
         if source.type == "feed":
             return await _feed(web, parse, source, state, config, now)
@@ -171,7 +145,10 @@ async def _fetch_changed(
     """The source's body and its digest, or a "not modified" Harvest (304, or the same bytes
     as last time: nothing to parse)."""
     assert source.url is not None
-    r = await web.fetch(source.url, etag=state.etag, last_modified=state.last_modified)
+    policy = FetchPolicy(site=source.url, allow_hosts=source.fetch.allow_hosts,
+                         block_private=source.fetch.block_private_configured)  # fmt: skip
+    r = await web.fetch(source.url, etag=state.etag, last_modified=state.last_modified,
+                        policy=policy)  # fmt: skip
     digest = _digest(r.body)
     if r.not_modified or digest == state.feed_digest:
         return Harvest(name=source.name, not_modified=True,
@@ -189,8 +166,16 @@ async def _feed(
     r, digest = fetched
     records, rejected, ttl = await parse(functools.partial(
         _feed_records, r.body, url=r.url, content_type=r.content_type, source=source.name,
-        tz=config.timezone, language=config.language,
+        tz=config.timezone, language=config.language, now=now,
     ))  # fmt: skip
+    if source.fulltext:
+        done = await with_pages(web, parse, parse.robots, source, records, state.fulltext_seen)
+        return Harvest(
+            name=source.name, records=done.records, rejected=rejected,
+            unchanged=done.unchanged, fulltext_failed=done.failed,
+            state=replace(succeeded(state, source, r, now, ttl=ttl, digest=digest),
+                          fulltext_seen=done.seen),
+        )  # fmt: skip
     return Harvest(
         name=source.name, records=records, rejected=rejected,
         state=succeeded(state, source, r, now, ttl=ttl, digest=digest),
@@ -200,8 +185,44 @@ async def _feed(
 def _feed_records(
     data: bytes, **options: Any
 ) -> tuple[tuple[Staged, ...], tuple[Rejection, ...], float | None]:
-    result: FeedResult = parse_feed(data, **options)
+    try:
+        result: FeedResult = parse_feed(data, **options)
+    except ParseError as e:
+        if advice := _html_not_feed(data, options["url"]):
+            raise ParseError(advice) from e
+        raise
     return staged(result.articles), result.rejected, result.ttl
+
+
+_FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json",
+               "application/json")  # fmt: skip
+
+
+def _html_not_feed(data: bytes, url: str) -> str | None:
+    """What to do when a `type: feed` URL answers with an HTML page: the feed it advertises
+    (`<link rel="alternate">`, feed autodiscovery), or `type: html`."""
+    head = data[:1024].lower()  # the body decides: feeds are often served as text/html
+    if b"<!doctype html" not in head and b"<html" not in head:
+        return None
+    from urllib.parse import urljoin
+
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(data[: 512 * 1024], "html.parser")
+    for link in soup.find_all("link", href=True):
+        rel: Any = link.get("rel") or []
+        kind = str(link.get("type") or "").lower()
+        if "alternate" in [str(r).lower() for r in rel] and kind in _FEED_TYPES:
+            feed = urljoin(url, str(link["href"]))
+            return (
+                f"this is an HTML page, not a feed; it advertises the feed {feed}: set "
+                "url: to it, or set type: html to read the page's article links"
+            )
+    return (
+        "this is an HTML page, not a feed, and it advertises none (no <link "
+        'rel="alternate">): set type: html to read its article links, or find the '
+        "site's feed address"
+    )
 
 
 def _page_record(data: bytes, **options: Any) -> Staged:
@@ -219,9 +240,13 @@ async def _html(
     if isinstance(fetched, Harvest):
         return fetched
     r, digest = fetched
+    allow = source.fetch.allow_hosts
     links = article_links(r.body, url=r.url, content_type=r.content_type,
-                          selector=source.links, limit=source.limit)  # fmt: skip
-    pages = await asyncio.gather(*(_page(web, parse, source, config, link) for link in links))
+                          selector=source.links, limit=source.limit, allow_hosts=allow)  # fmt: skip
+    policy = FetchPolicy(site=r.url, allow_hosts=allow,
+                         block_private=source.fetch.block_private_links)  # fmt: skip
+    pages = await asyncio.gather(*(_page(web, parse, source, config, link, policy)
+                                   for link in links))  # fmt: skip
     return Harvest(
         name=source.name,
         records=tuple(p for p in pages if not isinstance(p, Rejection)),
@@ -231,10 +256,11 @@ async def _html(
 
 
 async def _page(
-    web: WebClient, parse: _Parser, source: SourceConfig, config: Config, url: str
-) -> Staged | Rejection:
+    web: WebClient, parse: _Parser, source: SourceConfig, config: Config, url: str,
+    policy: FetchPolicy,
+) -> Staged | Rejection:  # fmt: skip
     try:
-        r = await web.fetch(url)
+        r = await web.fetch(url, policy=policy)
         return await parse(functools.partial(
             _page_record, r.body, url=r.url, content_type=r.content_type, source=source.name,
             tz=config.timezone, language=config.language, selectors=source.selectors,

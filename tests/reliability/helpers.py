@@ -5,6 +5,7 @@ would (feedparser, bozo 0, Atom and RSS ids equal)."""
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -104,14 +105,21 @@ sys.exit(rc)
 
 
 def regenerate_measured(
-    cfg: Path, tmp: Path, timeout: float = 120
+    cfg: Path, tmp: Path, timeout: float = 120, *, address_space_mib: int | None = None
 ) -> tuple[subprocess.CompletedProcess[str], float]:
     """`regenerate` run under a wrapper process that reports the peak RSS (MiB) of the run
-    and its workers alone (RUSAGE_CHILDREN of the wrapper, not of pytest)."""
+    and its workers alone (RUSAGE_CHILDREN of the wrapper, not of pytest). With
+    `address_space_mib`, under that RLIMIT_AS: a memory bomb fails the run, not the machine."""
     peak_file = tmp / "peak-rss.txt"
+
+    def limit() -> None:
+        if address_space_mib is not None:
+            size = address_space_mib * 1024 * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (size, size))
+
     proc = subprocess.run(
         [sys.executable, "-c", _MEASURE, str(peak_file), sys.executable, "-m", "aggregator",
          "regenerate", "-q", "--config", str(cfg)],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, preexec_fn=limit,
     )  # fmt: skip
     return proc, int(peak_file.read_text()) / 1024

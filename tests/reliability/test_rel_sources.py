@@ -99,6 +99,7 @@ def _sources_yaml(urls: dict[str, str], html: dict[str, str] | None = None) -> s
         lines += [f"  - name: {name}", "    type: feed", f"    url: {url}", "    every: 1s"]
     for name, url in (html or {}).items():
         lines += [f"  - name: {name}", "    type: html", f"    url: {url}", "    every: 1s"]
+        lines += ["    fetch: {block_private: false}"]  # its pages are on 127.0.0.1 too
     return "\n".join(lines) + "\n"
 
 
