@@ -192,6 +192,8 @@ def regenerate(
         print(f"rejected: {rejection}", file=sys.stderr)
     for source in report.failed_sources:
         print(f"source failed: {source.name}: {source.error}", file=sys.stderr)
+    for failure in report.output_failures:
+        print(f"output failed: {failure}", file=sys.stderr)
     if not quiet:
         for source in report.skipped_sources:
             assert source.due is not None
@@ -199,6 +201,8 @@ def regenerate(
             print(f"skipped: {source.name}: {why} until {local_time(source.due, now)} (local); "
                   "--force reads it now")  # fmt: skip
         print(_summary(report))
+    if report.output_failures:
+        return EXIT_OUTPUT
     return EXIT_PARTIAL if report.rejections or report.failed_sources else EXIT_OK
 
 

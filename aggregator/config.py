@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from aggregator.errors import ConfigError
-from aggregator.normalize import slugify
+from aggregator.normalize import path_slug
 
 SOURCE_TYPES = ("seeds", "feed", "html")
 HTML_FIELDS = ("title", "summary", "author", "published", "updated", "content")
@@ -303,7 +303,7 @@ def _feed(raw: object, prefix: str, source_names: set[str]) -> FeedConfig:
     for source in sources:
         if source not in source_names:
             raise ConfigError(f"{prefix}sources: no source is named {source!r}")
-    categories = tuple(dict.fromkeys(slugify(c.lstrip("#")) for c in strings("categories")))
+    categories = tuple(dict.fromkeys(path_slug(c.lstrip("#")) for c in strings("categories")))
     match = strings("match")
     if not (sources or categories or match):
         raise ConfigError(f"{prefix[:-1]}: give at least one of sources, categories or match")

@@ -8,6 +8,7 @@
     ├── StoreError         the SQLite state is unusable (corrupt, newer schema, unwritable)
     ├── LockError          another run holds the state lock
     └── PublishError       the output directory cannot be written
+        └── OutputIncomplete  some derived feeds could not be written; the rest was
 
 Third-party exceptions are translated where they enter; anything else is a bug.
 """
@@ -43,3 +44,14 @@ class LockError(AggregatorError):
 
 class PublishError(AggregatorError):
     pass
+
+
+class OutputIncomplete(PublishError):
+    """A category, source or named feed (or an article page) could not be written; the
+    combined feed, the index and every other file were. `failures`: one line per feed."""
+
+    def __init__(self, written: list[str], failures: list[str]) -> None:
+        super().__init__(f"{len(failures)} feed(s) not written (the rest is published): "
+                         + "; ".join(failures[:3]))  # fmt: skip
+        self.written = written
+        self.failures = failures

@@ -18,6 +18,7 @@ from aggregator.publish import FeedSet
 from aggregator.store import Store
 
 ALL, SOURCES, CATEGORIES, NAMED = "Tüm haberler", "Kaynaklar", "Kategoriler", "Seçili akışlar"
+MAX_CATEGORY_FEEDS = 1_000  # per-category feeds published (docs/reliability.md)
 
 
 def matcher(words: tuple[str, ...]) -> Callable[[Article], bool] | None:
@@ -46,13 +47,20 @@ def plan(config: Config, store: Store, fingerprint: str) -> tuple[list[FeedSet],
         entries = store.select(n, sources=[source.name])
         feeds.append(FeedSet(folder=f"sources/{source.name}/", title=source.name,
                              group=SOURCES, entries=entries))  # fmt: skip
-    for slug, name, _ in store.categories():
+    for slug, name in _largest_categories(store.categories()):
         entries = store.select(n, categories=[slug])
         feeds.append(FeedSet(folder=f"categories/{slug}/", title=name, group=CATEGORIES,
                              entries=entries))  # fmt: skip
     for feed in config.feeds:
         feeds.append(_named(feed, store, n))
     return feeds, digests
+
+
+def _largest_categories(categories: list[tuple[str, str, int]]) -> list[tuple[str, str]]:
+    """(slug, name) of the MAX_CATEGORY_FEEDS categories with the most articles (ties: by
+    slug), in slug order: inputs make categories, and each feed is three files."""
+    largest = sorted(categories, key=lambda c: (-c[2], c[0]))[:MAX_CATEGORY_FEEDS]
+    return sorted((slug, name) for slug, name, _ in largest)
 
 
 def _named(feed: FeedConfig, store: Store, n: int) -> FeedSet:

@@ -11,6 +11,13 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import NamedTuple
 
+# Bounds on what one input controls (docs/reliability.md, "Round 2: content bounds"): an
+# article keeps at most this much, so no input can make every feed or the store grow with it.
+MAX_TITLE = 500  # characters
+MAX_SUMMARY = 2_000
+MAX_NAMES = 20  # categories, and authors, per article (the first ones)
+MAX_NAME = 100  # characters of one category or author name
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Article:
@@ -45,6 +52,7 @@ class Article:
     def __post_init__(self) -> None:
         if self.published.tzinfo is None or self.updated.tzinfo is None:
             raise ValueError("Article datetimes must be timezone-aware")
+        _clamp(self)
 
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
         # a frozen slots dataclass pickles through dataclasses.fields() per object, slow
@@ -72,6 +80,25 @@ class Article:
 
 
 _ARTICLE_FIELDS = tuple(f.name for f in fields(Article))
+
+
+def _clamp(a: Article) -> None:
+    """Cut what is over a bound (every source builds Articles: one place holds for all)."""
+    cut: list[str] = []
+    for name, limit in (("title", MAX_TITLE), ("summary", MAX_SUMMARY)):
+        text: str = getattr(a, name)
+        if len(text) > limit:
+            object.__setattr__(a, name, text[: limit - 1].rstrip() + "…")
+            cut.append(f"{name} cut to {limit} characters")
+    for name in ("categories", "authors"):
+        values: tuple[str, ...] = getattr(a, name)
+        if len(values) > MAX_NAMES or any(len(v) > MAX_NAME for v in values):
+            kept = tuple(dict.fromkeys(v[:MAX_NAME].rstrip() for v in values[:MAX_NAMES]))
+            object.__setattr__(a, name, kept)
+            cut.append(f"{len(values)} {name}: the first {MAX_NAMES} kept, {MAX_NAME} characters"
+                       " each")  # fmt: skip
+    if cut:
+        object.__setattr__(a, "warnings", (*a.warnings, *cut))
 
 
 def _rebuild_article(*values: object) -> Article:
@@ -114,6 +141,7 @@ class RunReport:
     feeds_written: tuple[str, ...]
     seconds: float
     expired: int = 0  # articles retention removed in this run
+    output_failures: tuple[str, ...] = ()  # feeds not written (errors.OutputIncomplete)
 
     @property
     def read(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 import unicodedata
@@ -31,6 +32,16 @@ def collapse(text: str) -> str:
     """Whitespace folded, and characters XML 1.0 cannot carry dropped: every source's text
     passes here, and one control character in a title would break every feed."""
     return xml_safe(" ".join(text.split()))  # re's \s is str.isspace(): as \s+ -> " ", 5x faster
+
+
+_TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
+
+
+def text_only(text: str) -> str:
+    """Plain text that stays text where a reader takes it for HTML (RSS titles, to many):
+    a `<` that would open a tag, comment or declaration becomes `＜` (U+FF1C), which none
+    does. Escaping for the format then happens once, in the writer."""
+    return _TAG_OPEN.sub("\uff1c", text) if "<" in text else text
 
 
 def turkish_lower(text: str) -> str:
@@ -126,6 +137,49 @@ _ALLOWED_ATTRIBUTES = {
 }
 
 
+MAX_DEPTH = 32  # elements open at once; deeper ones lose their tags (not their text)
+_TAG_TOKEN = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^<>]*>")  # [^<>]: linear, even unclosed
+_VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
+_SELF_CLOSING = frozenset("p li dd dt tr td th option".split())  # `<li>a<li>b`: siblings
+
+
+def flatten_deep(fragment: str) -> str:
+    """The fragment with tags past MAX_DEPTH open elements dropped, in one linear pass:
+    html5ever (nh3) takes time quadratic in nesting depth (100,000 nested `<blockquote>`s:
+    about a minute). Text is kept; only structure deeper than any real article goes."""
+    if fragment.count("<") <= MAX_DEPTH:
+        return fragment
+    open_tags: list[str] = []
+    dropped: dict[str, int] = {}
+    pieces: list[str] = []
+    kept_until = 0
+    for m in _TAG_TOKEN.finditer(fragment):
+        closing, name = m.group(1), m.group(2).lower()
+        keep = True
+        if closing:
+            if dropped.get(name):
+                dropped[name] -= 1
+                keep = False
+            elif name in open_tags:
+                while open_tags.pop() != name:
+                    pass
+        elif name not in _VOID and not m.group(0).endswith("/>"):
+            if open_tags and open_tags[-1] == name and name in _SELF_CLOSING:
+                open_tags.pop()
+            if len(open_tags) >= MAX_DEPTH:
+                dropped[name] = dropped.get(name, 0) + 1
+                keep = False
+            else:
+                open_tags.append(name)
+        if not keep:
+            pieces.append(fragment[kept_until : m.start()])
+            kept_until = m.end()
+    if not pieces:
+        return fragment
+    pieces.append(fragment[kept_until:])
+    return "".join(pieces)
+
+
 def sanitize_html(fragment: str, base_url: str | None = None) -> str:
     """Untrusted HTML -> safe HTML: no script/style/iframe, handlers or javascript: URLs;
     relative links and images made absolute against `base_url`."""
@@ -138,7 +192,7 @@ def sanitize_html(fragment: str, base_url: str | None = None) -> str:
         return value if urlsplit(value).scheme in ("http", "https") else None
 
     cleaned: str = nh3.clean(
-        xml_safe(fragment),
+        flatten_deep(xml_safe(fragment)),
         tags=_ALLOWED_TAGS,
         clean_content_tags={"script", "style", "iframe", "noscript", "template", "object"},
         attributes=_ALLOWED_ATTRIBUTES,
@@ -163,6 +217,20 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", t).strip("-") or "genel"
 
 
+SLUG_BYTES = 80  # a folder name on any file system (NAME_MAX is 255 bytes, eCryptfs 143)
+
+
+def path_slug(text: str) -> str:
+    """slugify, short enough to be a folder name: a longer slug is cut and given a short
+    hash of the whole, so distinct long names stay distinct. (A slug is ASCII: a byte a
+    character.)"""
+    slug = slugify(text)
+    if len(slug) <= SLUG_BYTES:
+        return slug
+    digest = hashlib.blake2b(slug.encode("ascii"), digest_size=5).hexdigest()
+    return f"{slug[: SLUG_BYTES - len(digest) - 1].rstrip('-')}-{digest}"
+
+
 def shorten(text: str, limit: int = 110) -> str:
     """A title derived from running text: the first sentence, cut at a word boundary."""
     text = collapse(text)
@@ -184,8 +252,8 @@ def plain_text(fragment: str) -> str:
     `x.`, not `x .` as with html_to_text), block tags as spaces."""
     if "<" not in fragment:
         return html_to_text(fragment)
-    spaced = _BLOCK_TAG.sub(" ", fragment)
-    text: str = nh3.clean(spaced, tags=set(), clean_content_tags={"script", "style"})
+    spaced = _BLOCK_TAG.sub(" ", fragment)  # block tags gone: nesting left is inline only
+    text: str = nh3.clean(flatten_deep(spaced), tags=set(), clean_content_tags={"script", "style"})
     return collapse(html.unescape(text))
 
 

@@ -18,7 +18,7 @@ from xml.etree import ElementTree
 import nh3
 
 from aggregator.model import Entry
-from aggregator.normalize import slugify
+from aggregator.normalize import path_slug, text_only
 from aggregator.timeparse import printable, turkish_long
 
 FORMATS = (
@@ -127,7 +127,7 @@ def article_page(site: Site, entry: Entry) -> bytes:
         meta.append(f"<span><b>Güncelleme:</b> {_when(a.updated, site.timezone)}</span>")
     names = [c.lstrip("#") for c in a.categories if c.lstrip("#")]
     links = [
-        f'<a href="{_esc(site.url)}categories/{slugify(n)}/atom.xml">{_esc(n)}</a>'
+        f'<a href="{_esc(site.url)}categories/{path_slug(n)}/atom.xml">{_esc(n)}</a>'
         for n in dict.fromkeys(names)
     ]
     footer = f"<footer>Kategoriler: {', '.join(links)}</footer>" if links else ""
@@ -251,7 +251,10 @@ def for_readers(feeds: Sequence[Listed]) -> list[Listed]:
 
 def opml(site: Site, feeds: Sequence[Listed]) -> bytes:
     """OPML 2.0 listing every feed (Atom), grouped, for a reader's "import subscriptions"."""
-    q = _esc
+
+    def q(text: str) -> str:  # readers show these as text, some as HTML: no tag either way
+        return _esc(text_only(text))
+
     body = []
     for group, members in groupby(feeds, key=lambda f: f.group):
         body.append(f'    <outline text="{q(group)}" title="{q(group)}">')

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from aggregator import __version__, dedupe, feedplan, firstseen
 from aggregator.config import Config, SourceConfig
+from aggregator.errors import OutputIncomplete
 from aggregator.model import Rejection, RunReport, SeedFileState, SourceReport, SourceState
 from aggregator.publish import Site, publish
 from aggregator.sources import Harvest, policy, seeddir
@@ -220,8 +221,12 @@ def _run_once(
         for state in batch.states:
             store.save_source_state(state)
     written: list[str] = []
+    failures: list[str] = []
     if publish_feeds:
-        written = publish_now(config, store, now)
+        try:
+            written = publish_now(config, store, now)
+        except OutputIncomplete as e:  # the rest is published; the report names the feeds
+            written, failures = e.written, e.failures
         log.debug("published %d files in %.2fs", len(written), _since(started))
     by_name = {r.name: r for r in reports}
     return RunReport(
@@ -233,6 +238,7 @@ def _run_once(
         feeds_written=tuple(written),
         seconds=time.perf_counter() - started,
         expired=expired,
+        output_failures=tuple(failures),
     )
 
 

@@ -24,8 +24,9 @@ import orjson
 from feedgen.feed import FeedGenerator
 
 from aggregator import __version__, pages
-from aggregator.errors import PublishError
-from aggregator.model import Entry
+from aggregator.errors import OutputIncomplete, PublishError
+from aggregator.model import Article, Entry
+from aggregator.normalize import text_only
 from aggregator.pages import Site, entry_link, page_path
 from aggregator.stylesheet import FEED_XSL
 from aggregator.timeparse import printable
@@ -86,7 +87,8 @@ def write_atomic(path: Path, data: bytes) -> bool:
 
 
 def _feed_title(site: Site, title: str) -> str:
-    return site.title if title == site.title else f"{site.title}: {title}"
+    """A feed's title: plain text (a category's name is an input's), for every format."""
+    return text_only(site.title if title == site.title else f"{site.title}: {title}")
 
 
 _ARCHIVE_PAGE = re.compile(r"(?:^|/)archive/\d+\.xml$")
@@ -110,7 +112,7 @@ def _generator(
         fg.link(href=href, rel=rel)
     fg.link(href=site.url, rel="alternate", type="text/html")  # last: RSS <link> takes it
     fg.language(site.language)
-    fg.author({"name": site.title})  # Atom: entries without a byline inherit it
+    fg.author({"name": text_only(site.title)})  # Atom: entries without a byline inherit it
     fg.generator(GENERATOR, version=__version__)
     stamp = newest(entries) or EMPTY_FEED_UPDATED
     fg.updated(printable(stamp))
@@ -120,25 +122,29 @@ def _generator(
         fe = fg.add_entry(order="append")
         fe.id(entry.id)
         fe.guid(entry.id, permalink=False)
-        fe.title(a.title)
+        fe.title(text_only(a.title))
         fe.link(href=entry_link(site, entry), rel="alternate", type="text/html")
         fe.published(printable(a.published))
         fe.updated(printable(max(a.updated, a.published)))
-        if a.authors:
-            fe.author([{"name": name} for name in a.authors])
-            fe.dc.dc_creator(list(a.authors))
-        elif a.agency:
-            fe.author({"name": a.agency})
-            fe.dc.dc_creator(a.agency)
+        names = _names(a)
+        if names:
+            fe.author([{"name": name} for name in names])
+            fe.dc.dc_creator(names)
         for term in a.categories:
-            fe.category(term=term)
+            fe.category(term=text_only(term))
         if a.summary:
-            fe.summary(a.summary)  # Atom: plain text
+            spot = text_only(a.summary)
+            fe.summary(spot)  # Atom: plain text
             # RSS readers take <description> as HTML: the spot is text, so escape it once more.
             # (description() also sets Atom content; content() below replaces that.)
-            fe.description(html.escape(a.summary, quote=False))
+            fe.description(html.escape(spot, quote=False))
         fe.content(_content(a.summary, a.content_html), type="html")
     return fg
+
+
+def _names(a: Article) -> list[str]:
+    """Bylines as plain text: the authors, else the agency."""
+    return [text_only(n) for n in a.authors or ([a.agency] if a.agency else [])]
 
 
 def _content(summary: str, content_html: str) -> str:
@@ -198,20 +204,20 @@ def json_feed_bytes(site: Site, entries: Sequence[Entry], name: str = "feed.json
         item: dict[str, object] = {
             "id": entry.id,
             "url": entry_link(site, entry),
-            "title": a.title,
+            "title": text_only(a.title),
             "content_html": _content(a.summary, a.content_html),
         }
         if a.summary:
-            item["summary"] = a.summary
+            item["summary"] = text_only(a.summary)
         if a.image:
             item["image"] = a.image
         item["date_published"] = printable(a.published).isoformat()
         item["date_modified"] = printable(max(a.updated, a.published)).isoformat()
-        names = list(a.authors) or ([a.agency] if a.agency else [])
+        names = _names(a)
         if names:
             item["authors"] = [{"name": n} for n in names]
         if a.categories:
-            item["tags"] = list(a.categories)
+            item["tags"] = [text_only(c) for c in a.categories]
         if a.language:
             item["language"] = a.language
         items.append(item)
@@ -304,7 +310,12 @@ def _render_all(site: Site, feeds: Sequence[FeedSet]) -> Iterator[list[tuple[str
 
 def publish(site: Site, output_dir: Path, feeds: Sequence[FeedSet], total: int) -> list[str]:
     """Write every output file that changed; return the relative paths written.
-    `feeds[0]` is the combined feed; `total` is the number of stored articles."""
+    `feeds[0]` is the combined feed; `total` is the number of stored articles.
+
+    One file that cannot be written never stops the others: every file is tried. A failure
+    in the output folder itself (combined feed, index, OPML) is a PublishError; failures
+    only under a derived feed's folder (categories/x/, sources/x/, feeds/x/, articles/)
+    are OutputIncomplete, one line per feed."""
     sweep_temporaries(output_dir)
     with _Writer(output_dir) as writer:
         done: set[str] = set()
@@ -327,6 +338,15 @@ def publish(site: Site, output_dir: Path, feeds: Sequence[FeedSet], total: int) 
         writer.put(pages.OPML, pages.opml(site, pages.for_readers(listing)))
         writer.put(pages.OPML_ALL, pages.opml(site, listing))
         writer.put(STYLESHEET, FEED_XSL.encode("utf-8"))
+    by_folder: dict[str, str] = {}
+    for rel, error in writer.failed:
+        by_folder.setdefault(rel.rpartition("/")[0], str(error))
+    if "" in by_folder:
+        raise next(error for rel, error in writer.failed if "/" not in rel)
+    if by_folder:
+        raise OutputIncomplete(
+            writer.written, [f"{folder}/: {error}" for folder, error in by_folder.items()]
+        )
     return writer.written
 
 
@@ -339,6 +359,7 @@ class _Writer:
     def __init__(self, output_dir: Path) -> None:
         self.output_dir = output_dir
         self.written: list[str] = []
+        self.failed: list[tuple[str, PublishError]] = []
         self._pending: list[tuple[str, bytes]] = []
         self._pool = ThreadPoolExecutor(8, "aggregator-write")
 
@@ -349,9 +370,17 @@ class _Writer:
 
     def flush(self) -> None:
         batch, self._pending = self._pending, []
-        changed = self._pool.map(lambda item: write_atomic(self.output_dir / item[0], item[1]),
-                                 batch)  # fmt: skip
-        self.written.extend(rel for (rel, _), wrote in zip(batch, changed, strict=True) if wrote)
+        for (rel, _), outcome in zip(batch, self._pool.map(self._write, batch), strict=True):
+            if isinstance(outcome, PublishError):
+                self.failed.append((rel, outcome))
+            elif outcome:
+                self.written.append(rel)
+
+    def _write(self, item: tuple[str, bytes]) -> bool | PublishError:
+        try:
+            return write_atomic(self.output_dir / item[0], item[1])
+        except PublishError as e:
+            return e
 
     def __enter__(self) -> _Writer:
         return self

@@ -10,10 +10,11 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from aggregator.normalize import slugify
+from aggregator.model import MAX_NAME, MAX_NAMES
+from aggregator.normalize import SLUG_BYTES, path_slug
 from aggregator.records import unpack_record
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE articles (
@@ -122,24 +123,28 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX IF NOT EXISTS expired_keys_by_article ON expired_keys (article_id);
     """,
+    # category slugs are bounded (at most MAX_NAMES per article, SLUG_BYTES long): the rows
+    # of articles stored before are redone by the backfill
+    9: "",
 }
 
 
 def category_slugs(categories: Iterable[str]) -> list[tuple[str, str]]:
-    """(slug, name) pairs: `#Gündem` and `Gündem` are one category, `gundem`."""
+    """(slug, name) pairs: `#Gündem` and `Gündem` are one category, `gundem`. The slug
+    names the category's folder, so it is short enough for any file system."""
     out: dict[str, str] = {}
-    for raw in categories:
-        name = raw.lstrip("#").strip()
+    for raw in list(categories)[:MAX_NAMES]:
+        name = raw.lstrip("#").strip()[:MAX_NAME]
         if name:
-            out.setdefault(slugify(name), name)
+            out.setdefault(path_slug(name), name)
     return list(out.items())
 
 
-def _backfill_categories(conn: sqlite3.Connection) -> None:
+def _backfill_categories(conn: sqlite3.Connection, where: str = "") -> None:
     """Migration 2: categories of the articles a version-1 store already holds."""
     rows = conn.execute(
         "SELECT a.id, r.record FROM articles a"
-        " JOIN revisions r ON r.article_id = a.id AND r.content_hash = a.content_hash"
+        " JOIN revisions r ON r.article_id = a.id AND r.content_hash = a.content_hash" + where
     )
     conn.executemany(
         "INSERT INTO article_categories (article_id, slug, name) VALUES (?, ?, ?)"
@@ -181,8 +186,21 @@ def _seed_file_rejections(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE seed_files ADD COLUMN rejected TEXT")
 
 
+def _bound_categories(conn: sqlite3.Connection) -> None:
+    """Migration 9: the categories of articles that had too many or too long ones, redone."""
+    conn.execute(
+        "CREATE TEMP TABLE unbounded AS SELECT article_id FROM article_categories"
+        " GROUP BY article_id HAVING COUNT(*) > ? OR MAX(length(slug)) > ?",
+        (MAX_NAMES, SLUG_BYTES),
+    )
+    conn.execute("DELETE FROM article_categories WHERE article_id IN temp.unbounded")
+    _backfill_categories(conn, " WHERE a.id IN temp.unbounded")
+    conn.execute("DROP TABLE temp.unbounded")
+
+
 BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {
     2: _backfill_categories,
     6: _unbelieve_future_dates,
     8: _seed_file_rejections,
+    9: _bound_categories,
 }

@@ -38,10 +38,11 @@ def test_markup_in_titles_is_escaped_everywhere(tmp_path: Path) -> None:
         assert b"<script>" not in raw
         parsed = feedparser.parse(raw)
         assert parsed.bozo == 0
-        assert parsed.entries[0].title == a.title  # text, round-tripped intact
+        # text, and text still where a reader takes the title for HTML: no tag can open
+        assert parsed.entries[0].title == a.title.replace("<", "\uff1c")
     rss = feedparser.parse((tmp_path / "rss.xml").read_bytes()).entries[0]
     # RSS <description> is HTML to readers: the spot's "<img ...>" must arrive as text
-    assert rss.summary_detail.type == "text/html" and "&lt;img src=x" in rss.summary
+    assert rss.summary_detail.type == "text/html" and "\uff1cimg src=x" in rss.summary
     page = next((tmp_path / "articles").glob("*.html")).read_text(encoding="utf-8")
     assert "<script>" not in page and "&lt;script&gt;" in page
 

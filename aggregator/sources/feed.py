@@ -26,6 +26,7 @@ import html
 import io
 import json
 import re
+import xml.parsers.expat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
@@ -34,9 +35,11 @@ from urllib.parse import unquote, urlsplit
 
 import feedparser
 import feedparser.mixin
+import feedparser.namespaces._base
+import feedparser.sanitizer
 
 from aggregator.errors import ParseError
-from aggregator.model import Article, Rejection
+from aggregator.model import MAX_NAMES, Article, Rejection
 from aggregator.normalize import (
     absolute_url,
     clean_link,
@@ -76,10 +79,51 @@ def _memoize_feedparser_uri_joins() -> None:
 
 _memoize_feedparser_uri_joins()
 
+
+def _bound_feedparser_tags() -> None:
+    """feedparser keeps an entry's tags unique by a linear search per tag: N `<category>`
+    cost N². An article keeps only the first MAX_NAMES, so later ones are not looked at."""
+    mixin = getattr(feedparser.mixin, "_FeedParserMixin", None)
+    add = getattr(mixin, "_add_tag", None)
+    if mixin is None or add is None or hasattr(add, "__wrapped__"):
+        return
+
+    def add_bounded(self: Any, term: Any, scheme: Any, label: Any) -> None:
+        if len(self._get_context().get("tags", ())) < MAX_NAMES:
+            add(self, term, scheme, label)
+
+    add_bounded.__wrapped__ = add  # type: ignore[attr-defined]
+    mixin._add_tag = add_bounded
+
+
+_bound_feedparser_tags()
+
+MAX_ENTRIES = 2_000  # entries read per feed document: the first ones, as the feed lists them
+_SHOWN_REJECTIONS = 3  # more rejected entries than this in one document: one line for all
+
+
+def _bound_feedparser_entries() -> None:
+    """An entry that ends past the first MAX_ENTRIES is dropped at once, so a feed of
+    700,000 `<item/>` holds only MAX_ENTRIES parsed entries in memory."""
+    namespace = getattr(getattr(feedparser, "namespaces", None), "_base", None)
+    base = getattr(namespace, "Namespace", None)
+    mixin = getattr(feedparser.mixin, "_FeedParserMixin", None)
+    end = getattr(base, "_end_item", None)
+    if mixin is None or end is None or hasattr(end, "__wrapped__"):
+        return
+
+    def end_bounded(self: Any) -> None:
+        end(self)
+        if len(self.entries) > MAX_ENTRIES:
+            self.entries.pop()
+
+    end_bounded.__wrapped__ = end  # type: ignore[attr-defined]
+    mixin._end_item = mixin._end_entry = end_bounded
+
+
+_bound_feedparser_entries()
+
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
-_DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
-_COMMENT = re.compile(rb"<!--.*?-->", re.DOTALL)
-_FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")
 _XML_DECL_ENCODING = re.compile(r"""^(\s*<\?xml[^>]*?encoding\s*=\s*)["'][^"']*["']""")
 _JSON_FEED = "https://jsonfeed.org/version/1"
 _TAG = re.compile(r"<[A-Za-z/!?]")
@@ -125,34 +169,73 @@ def parse_feed(
     if "json" in content_type.lower() or stripped.startswith("{"):
         items, ttl = _json_items(stripped, url, language)
     else:
-        _refuse_entities(text.encode("utf-8", "replace"))  # as decoded: UTF-16 hides nothing
-        items, ttl = _xml_items(text, url, language)
+        # as decoded (UTF-16 hides nothing), the very bytes feedparser reads
+        utf8 = _XML_DECL_ENCODING.sub(r'\1"utf-8"', text, count=1).encode("utf-8", "replace")
+        _refuse_entities(utf8)
+        items, ttl = _xml_items(utf8, url, language)
     articles: list[Article] = []
     rejected: list[Rejection] = []
-    for i, item in enumerate(items):
+    for i, item in enumerate(items[:MAX_ENTRIES]):
         try:
             articles.append(_article(item, url=url, source=source, tz=tz, now=now))
         except ParseError as e:
             origin = f"{url} (entry {i + 1}{': ' + item.title[:60] if item.title else ''})"
             rejected.append(Rejection(source=source, origin=origin, reason=str(e)))
-    return FeedResult(articles=_split_shared_guids(articles), rejected=tuple(rejected), ttl=ttl)
+    return FeedResult(articles=_split_shared_guids(articles), rejected=_quiet(rejected, url),
+                      ttl=ttl)  # fmt: skip
+
+
+def _quiet(rejected: list[Rejection], url: str) -> tuple[Rejection, ...]:
+    """A flood of rejected entries is one line: the count and the first few reasons."""
+    if len(rejected) <= _SHOWN_REJECTIONS:
+        return tuple(rejected)
+    first = "; ".join(f"{r.origin.removeprefix(url + ' (').removesuffix(')')}: {r.reason}"
+                      for r in rejected[:_SHOWN_REJECTIONS])  # fmt: skip
+    reason = f"{len(rejected)} entries rejected, the first: {first}"
+    return (Rejection(source=rejected[0].source, origin=url, reason=reason),)
+
+
+class _PrologRead(Exception):
+    """The root element started: the prolog (where any DOCTYPE must be) is all read."""
 
 
 def _refuse_entities(data: bytes) -> None:
-    """Entity declarations can only sit in the prolog (before the root element), however
-    long the comments before it are; the same words in an article's CDATA are harmless."""
-    if not _DOCTYPE.search(data):
+    """Refuse a document that declares entities (internal, external or parameter), so no
+    entity is ever expanded. Found by expat itself, so no comment, processing instruction,
+    CDATA or encoding trick hides a declaration or fakes the root element; checked on the
+    bytes as given and as feedparser rewrites its DOCTYPE for its parsers. Only the prolog
+    is parsed: expat stops at the root element, before any entity could be expanded."""
+    if not _ENTITY_DECL.search(data):  # no declaration without these bytes, in either form
         return
-    no_comments = _COMMENT.sub(b"", data)
-    root = _FIRST_ELEMENT.search(no_comments)
-    prolog = no_comments[: root.start()] if root else no_comments
-    if _DOCTYPE.search(prolog) and _ENTITY_DECL.search(prolog):
-        raise ParseError("the XML declares entities (<!ENTITY> in its DOCTYPE); refused for safety")
+    _, rewritten, loose_entities = feedparser.sanitizer.replace_doctype(data)
+    if loose_entities:
+        raise ParseError("the XML declares entities (<!ENTITY>); refused for safety")
+
+    def declared(name: str, *_: object) -> None:
+        raise ParseError(f"the XML declares entities (<!ENTITY {name}>); refused for safety")
+
+    def root(*_: object) -> None:
+        raise _PrologRead
+
+    for form in (data, rewritten):
+        parser = xml.parsers.expat.ParserCreate(encoding="utf-8")  # whatever it says
+        parser.EntityDeclHandler = declared
+        parser.UnparsedEntityDeclHandler = declared
+        parser.StartElementHandler = root
+        try:
+            parser.Parse(form.lstrip(b"\xef\xbb\xbf \t\r\n"), True)
+        except _PrologRead:
+            continue
+        except xml.parsers.expat.ExpatError:
+            # not well-formed before its root, with `<!ENTITY` somewhere: feedparser's loose
+            # parser would read it its own way
+            raise ParseError(
+                "the XML declares entities (<!ENTITY>) in a malformed prolog; refused for safety"
+            ) from None
 
 
 # -- XML feeds (feedparser) ----------------------------------------------------------------
-def _xml_items(text: str, url: str, language: str) -> tuple[list[_Item], float | None]:
-    utf8 = _XML_DECL_ENCODING.sub(r'\1"utf-8"', text, count=1).encode("utf-8", "replace")
+def _xml_items(utf8: bytes, url: str, language: str) -> tuple[list[_Item], float | None]:
     d = fastfeed.parse(utf8, url)  # None: not sure it reads the document as feedparser does
     try:
         d = d or feedparser.parse(
@@ -253,7 +336,7 @@ def _json_items(text: str, url: str, language: str) -> tuple[list[_Item], float 
     if not isinstance(items, list):
         raise ParseError("not a JSON Feed: `items` is not a list")
     lang = str(doc.get("language") or language)
-    return [_from_json(i, lang) for i in items if isinstance(i, dict)], None
+    return [_from_json(i, lang) for i in items[:MAX_ENTRIES] if isinstance(i, dict)], None
 
 
 def _from_json(item: dict[str, Any], language: str) -> _Item:
@@ -292,7 +375,8 @@ def _clean_id(value: object) -> str | None:
 
 
 def _names(values: Iterable[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(n for n in (collapse(v) for v in values) if n))
+    """Author or category names as plain text (`<b>Ad</b>` is `Ad`)."""
+    return tuple(dict.fromkeys(n for n in (_text_of(v, "text") for v in values) if n))
 
 
 def _paragraphs(text: str) -> str:
