@@ -28,7 +28,8 @@ class Article:
     have none); identity uses its canonical form (normalize.canonical_url).
     `date_only` marks records whose only date is a day (no clock time).
     `published_source` is "source" (the date came from the input) or "seen" (no believable
-    date: `published` is the time the aggregator first saw the item).
+    date: `published` is the time the aggregator first saw the item; such records match only
+    by URL or guid). Not part of `content_hash`.
     """
 
     title: str
@@ -140,6 +141,7 @@ class RunReport:
     published: int
     feeds_written: tuple[str, ...]
     seconds: float
+    merged: int = 0  # stored articles merged into another (a revision bridged them)
     expired: int = 0  # articles retention removed in this run
     output_failures: tuple[str, ...] = ()  # feeds not written (errors.OutputIncomplete)
 

@@ -37,8 +37,11 @@ class _Batch:
     pending: list[tuple[dedupe.Candidate, bytes]] = field(default_factory=list)
     states: list[SourceState] = field(default_factory=list)
 
-    def add_staged(self, candidate: dedupe.Candidate, record: bytes) -> None:
+    def add_staged(self, candidate: dedupe.Candidate, record: bytes, site: str = "") -> None:
+        """`site`: the host a seeds source's scrapes speak for (its `site:` setting)."""
         c = dedupe.Candidate(len(self.candidates), *candidate[1:])  # this run's ref
+        if site and not c.host:
+            c = c._replace(host=site)
         self.candidates.append(c)
         self.pending.append((c, record))
         if len(self.pending) >= _STAGE_BATCH:
@@ -103,7 +106,7 @@ def read_seeds(
         assert outcome.record is not None and outcome.candidate is not None
         for warning in outcome.warnings:
             log.warning("%s: %s", outcome.key, warning)
-        batch.add_staged(outcome.candidate, outcome.record)
+        batch.add_staged(outcome.candidate, outcome.record, source.site)
         read += 1
     batch.flush()
     store.remember_seed_files(source.name, remember, now)
@@ -237,6 +240,7 @@ def _run_once(
         published=min(store.count(), config.max_items),
         feeds_written=tuple(written),
         seconds=time.perf_counter() - started,
+        merged=counts.merged,
         expired=expired,
         output_failures=tuple(failures),
     )
