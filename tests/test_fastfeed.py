@@ -84,6 +84,17 @@ def test_the_fast_path_declines_what_it_is_not_sure_of() -> None:
         assert fast == slow
 
 
+def test_floods_are_left_to_feedparsers_bounded_reading() -> None:
+    """Past MAX_ENTRIES entries, or MAX_MARKUP tags, no lxml tree is built at all."""
+    item = "<item><title>t</title><link>https://haber.test/a</link></item>"
+    flood = f'<rss version="2.0"><channel>{item * (fastfeed.MAX_ENTRIES + 1)}</channel></rss>'
+    tags = f'<rss version="2.0"><channel>{"<x/>" * fastfeed.MAX_MARKUP}</channel></rss>'
+    for doc in (flood.encode(), tags.encode()):
+        assert fastfeed.parse(doc, URL) is None
+    fast, slow = both_ways(flood.encode())
+    assert fast == slow
+
+
 # -- generated feeds ---------------------------------------------------------------------
 # XML text as a feed writes it: escaped markup, entities, CDATA, Turkish, odd spacing
 TEXT = st.lists(

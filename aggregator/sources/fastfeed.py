@@ -46,6 +46,9 @@ _XML_DECL = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([^"']*)["']""")
 _C1_CONTROLS = re.compile("[\x80-\x9f]")
 _HTML_TYPES = {"text/html", "application/xhtml+xml"}
 MAX_ENTRIES = 2_000  # more: feedparser's bounded reading decides
+# more `<` than this (a 50-item feed has about 1,000): feedparser's streaming reader decides,
+# so no tree of more than about this many elements is ever built (a few tens of MB at most)
+MAX_MARKUP = 250_000
 
 _TITLE = {"title", "dc_title", "media_title"}
 _SUMMARY = {  # key -> default type
@@ -118,6 +121,8 @@ def parse(data: bytes, url: str) -> FeedParserDict | None:
         return None  # the environment's way out, should this reader ever be wrong
     if not url.startswith(("http://", "https://")):
         return None
+    if data.count(b"<") > MAX_MARKUP or data.count(b"<item") + data.count(b"<entry") > MAX_ENTRIES:
+        return None
     if not _plain_document(data):
         return None
     try:
@@ -172,8 +177,6 @@ def _read(root: Any, url: str) -> FeedParserDict:
     for child in channel:
         key = _key(child)
         if key == entry_key:
-            if len(entries) >= MAX_ENTRIES:
-                raise _Unsure
             entries.append(_Entry(version).read(child, base))
         else:
             _feed_element(child, key, feed, base)
