@@ -154,7 +154,8 @@ def _summary(report: RunReport) -> str:
     failed = len(report.failed_sources)
     return (
         f"read {report.read} inputs ({sum(s.unchanged for s in report.sources)} unchanged), "
-        f"{report.new} new, {report.updated} updated, {report.expired} expired; "
+        f"{report.new} new, {report.updated} updated, {report.merged} merged, "
+        f"{report.expired} expired; "
         f"published {report.published} articles; "
         f"rejected {len(report.rejections)} inputs; {failed} sources failed; "
         f"{len(report.skipped_sources)} skipped (not due); "

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from aggregator.dedupe import site_host
 from aggregator.errors import ConfigError
 from aggregator.normalize import path_slug
 
@@ -27,6 +28,7 @@ OUTPUT_KEYS = ("dir", "max_items", "archive")
 SERVER_KEYS = ("host", "port")
 SOURCE_KEYS = (
     "name", "type", "path", "url", "every", "links", "limit", "selectors", "fetch", "fulltext",
+    "site",
 )  # fmt: skip
 FEED_KEYS = ("name", "title", "sources", "categories", "match")
 FETCH_KEYS = ("allow_hosts", "block_private")
@@ -65,6 +67,7 @@ class SourceConfig:
     fetch: FetchConfig = field(default_factory=FetchConfig)
     fulltext: bool = False
     """feed sources: publish each new item's page body (see sources/fulltext.py)."""
+    site: str = ""  # seeds: the host its scrapes come from (dedupe.site_host form)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -323,6 +326,16 @@ def _http_url(url: str, key: str) -> None:
         raise ConfigError(f"{key}: expected an http(s) URL, got {url!r}")
 
 
+def _site(value: str, key: str) -> str:
+    """A seeds source's `site:`: a host (`www.example.com.tr`) or a URL naming it."""
+    if not value:
+        return ""
+    host = site_host(value if "//" in value else f"https://{value}")
+    if not host or "." not in host:
+        raise ConfigError(f"{key}: expected a host name such as www.example.com.tr, got {value!r}")
+    return host
+
+
 def _css(selector: str, key: str) -> None:
     """Refuse a selector soupsieve cannot compile now, not at the first fetch."""
     import soupsieve  # BeautifulSoup's selector engine, the one html sources use
@@ -352,9 +365,12 @@ def _source(raw: object, prefix: str, base: Path) -> SourceConfig:
         return SourceConfig(
             name=name, type=kind, every=every,
             path=(base / _take(raw, "path", prefix, str)).resolve(),
+            site=_site(_take(raw, "site", prefix, str, ""), f"{prefix}site"),
         )  # fmt: skip
     if "path" in raw:
         raise ConfigError(f"{prefix}path: a {kind} source reads url:, not path:")
+    if "site" in raw:
+        raise ConfigError(f"{prefix}site: only seeds sources take site: (a {kind} has URLs)")
     url = _take(raw, "url", prefix, str)
     _http_url(url, f"{prefix}url")
     limit = _take(raw, "limit", prefix, int, 20)

@@ -201,7 +201,7 @@ def status_data(config: Config, now: datetime) -> dict[str, Any]:
     states: dict[str, SourceState] = {}
     counts: dict[str, int] = {}
     rejected: dict[str, list[tuple[str, str, datetime]]] = {}
-    total = expired = 0
+    total = expired = merged = 0
     importing = Store.importing(config.state)
     if config.state.exists() and not importing:
         try:
@@ -213,6 +213,7 @@ def status_data(config: Config, now: datetime) -> dict[str, Any]:
                         rejected[s.name] = [r for r in store.rejected_files(s.name)
                                             if os.path.exists(r[0])]  # fmt: skip
                 total, expired = store.count(), store.expired_count()
+                merged = store.merges()
         except StoreError:
             if not Store.importing(config.state):  # a first run began as we read
                 raise
@@ -229,6 +230,7 @@ def status_data(config: Config, now: datetime) -> dict[str, Any]:
         "importing": importing,
         "articles": total,
         "expired": expired,
+        "merged": merged,
         "retention": {"seconds": config.retention, "counted_from": "first_seen"},
         "sources": [
             {
@@ -268,6 +270,7 @@ def status_text(config: Config, now: datetime) -> str:
                        else f"a {held['as']} run (pid {held['pid']})" if held
                        else "nobody (no daemon is running on this store)"),
         f"articles: {data['articles']}",
+        f"merged articles: {data['merged']} (their ids kept as aliases of the survivors)",
         f"expired: {data['expired']} articles removed by retention ("
         + (f"{_span(config.retention)} from first seen)" if config.retention else "never)"),
     ]  # fmt: skip

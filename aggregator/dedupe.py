@@ -1,29 +1,42 @@
-"""Which records are the same article, which revision wins, and the id it keeps. Pure.
+"""Which records are the same article, which revision gives each published field, and the
+id it keeps: decided here, as values (`decide` -> `Plan`s); the store only applies them. Pure.
 
-Same article when any match key is shared (each key is `kind:` + hash of the text shown):
+Same article when any exact match key is shared (each key is `kind:` + hash of the text shown):
   u:<canonical url>                 the same page
   g:<source>\\x1f<guid>              the same guid from the same feed
   t:<GİRİŞ minute UTC>\\x1f<fold>    same minute, same folded title
-  l:<GİRİŞ minute UTC>\\x1f<fold>    same minute, same folded lead (spot or first paragraph)
+  l:<GİRİŞ minute UTC>\\x1f<fold>    same minute, same folded spot (summary)
+  p:<GİRİŞ minute UTC>\\x1f<fold>    same minute, same folded first body paragraph
   d:<day>\\x1f<fold title>           date-only records (no clock) with the same title that day
-Titles/leads folding to fewer than 3 words are too generic to identify anything.
+Titles, spots and paragraphs folding to fewer than 3 words are too generic to identify anything.
+Or, failing every key, when they share the GİRİŞ anchor (the minute; the day for date-only
+records) and their whole texts are similar: `similarity` >= SIMILAR. Records whose date is
+only when we first saw them (published_source "seen") match by URL and guid alone.
 
-Winner: the greatest (updated, has a link, content hash) — newest GÜNCELLEME; on a tie the
-revision with the site's own URL (a feed item or page over a link-less scrape), then the
-greater content hash, so the choice is the same in every run and every input order.
+Fields (`fields`): title, summary, authors, updated and categories come from the newest
+revision (greatest (updated, has a link, content hash)) of the article's site; the link is
+the newest on-site revision's that has one; the body is the newest's unless it carries only
+a summary of a fuller body (empty, its summary again, or under half the fullest body's
+length); empty categories/authors/image are filled from the newest revision that has them.
+A copy whose URL names another host than the article's site joins as a copy only.
 
 Id (scheme v1): "urn:uuid:" + uuid5(ID_NAMESPACE, "v1|" + identity key), where the identity
-key is the first match key of the cluster's earliest revision (least (updated, published,
-key)). The store keeps the id once given; later revisions never change it.
+key is the first match key of the cluster's earliest on-site revision (least (updated,
+published, key)). The store keeps the id once given; a record bridging two stored articles
+merges them into the one published first, the other id kept as its alias for good.
 """
 
 from __future__ import annotations
 
 import hashlib
+import struct
 import uuid
-from collections.abc import Iterable, Sequence
-from datetime import UTC
+import zlib
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from aggregator.model import Article
 from aggregator.normalize import canonical_url, fold, html_to_text
@@ -33,6 +46,11 @@ ID_SCHEME = "v1"
 ID_NAMESPACE = uuid.UUID("0b6f3c1e-5a0d-5f2b-9d0e-616767726567")
 _NAMESPACE_BYTES = ID_NAMESPACE.bytes
 _MIN_WORDS = 3
+SIGNATURE_WORDS = 300  # words of title + spot + body a signature reads (a bound on work)
+SIGNATURE_SIZE = 64  # bottom-k sketch: the k smallest shingle hashes
+_MIN_SHINGLES = 8  # fewer says too little to call two texts the same article
+MAX_PEERS = 64  # articles of one GİRİŞ anchor compared by text (a bound on the work)
+SIMILAR = 0.5  # overlap of word shingles from which same-anchor texts are one article
 
 
 class Candidate(NamedTuple):
@@ -49,6 +67,11 @@ class Candidate(NamedTuple):
     origin: str = ""
     categories: tuple[str, ...] = ()
     has_link: bool = False
+    host: str = ""  # the site this copy speaks for: its link's host (or its seeds `site:`)
+    anchor: str = ""  # GİRİŞ minute (UTC) or day (date-only); "" never compared by text
+    body: int = 0  # body length; -1: no body of its own (empty, or its summary again)
+    has_authors: bool = False
+    has_image: bool = False
 
     @property
     def rank(self) -> tuple[str, bool, str]:
@@ -56,10 +79,13 @@ class Candidate(NamedTuple):
 
 
 def lead_text(article: Article) -> str:
-    if article.summary:
-        return article.summary
-    first_p = article.content_html.split("</p>", 1)[0]
-    return html_to_text(first_p)
+    """The first body paragraph (the spot is a key of its own)."""
+    html = article.content_html
+    end = html.find("</p>")
+    first = html if end < 0 else html[:end]
+    if first.startswith("<p>") and "<" not in first[3:] and "&" not in first:
+        return first[3:]  # a plain paragraph, as seed files give (fold drops the rest)
+    return html_to_text(first)
 
 
 def match_keys(article: Article, published_utc: str | None = None) -> tuple[str, ...]:
@@ -71,25 +97,50 @@ def match_keys(article: Article, published_utc: str | None = None) -> tuple[str,
         keys.append(_key("u", canonical_url(article.link)))
     if article.guid:
         keys.append(_key("g", f"{article.source}\x1f{article.guid}"))
-    title, lead = fold(article.title), fold(lead_text(article))
-    if article.date_only:
-        if _words(title) >= _MIN_WORDS:
-            keys.append(_key("d", f"{article.published.date().isoformat()}\x1f{title}"))
-    else:
-        utc = published_utc or utc_text(article.published)
-        # strftime's minute, which pads years < 1000 differently from isoformat
-        minute = (
-            utc[:16]
-            if utc[0] != "0"
-            else article.published.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
-        )
-        if _words(title) >= _MIN_WORDS:
-            keys.append(_key("t", f"{minute}\x1f{title}"))
-        if _words(lead) >= _MIN_WORDS:
-            keys.append(_key("l", f"{minute}\x1f{lead}"))
+    if article.published_source != "seen":
+        title = fold(article.title)
+        if article.date_only:
+            if _words(title) >= _MIN_WORDS:
+                keys.append(_key("d", f"{article.published.date().isoformat()}\x1f{title}"))
+        else:
+            minute = _minute(article, published_utc or utc_text(article.published))
+            if _words(title) >= _MIN_WORDS:
+                keys.append(_key("t", f"{minute}\x1f{title}"))
+            for kind, text in (("l", article.summary), ("p", lead_text(article))):
+                folded = fold(text)
+                if _words(folded) >= _MIN_WORDS:
+                    keys.append(_key(kind, f"{minute}\x1f{folded}"))
     if not keys:  # nothing identifies it but itself
         keys.append("h:" + article.content_hash())
     return tuple(keys)
+
+
+def _minute(article: Article, utc: str) -> str:
+    if utc[0] != "0":
+        return utc[:16]
+    # strftime's minute, which pads years < 1000 differently from isoformat
+    return article.published.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+
+
+def anchor(article: Article, published_utc: str | None = None) -> str:
+    """What GİRİŞ says of every revision: its UTC minute, or for a date-only record its
+    local day as the UTC span `start~end`; "" when the date is only when we saw it."""
+    if article.published_source == "seen":
+        return ""
+    if article.date_only:
+        p = article.published
+        start = datetime.combine(p.date(), datetime.min.time(), p.tzinfo)
+        try:
+            return f"{utc_text(start)}~{utc_text(start + timedelta(days=1))}"
+        except OverflowError:  # a day at the very end (or start) of time: no span to compare
+            return ""
+    return _minute(article, published_utc or utc_text(article.published))
+
+
+def anchor_range(anchor_text: str) -> tuple[str, str]:
+    """The stored `published` (UTC text) span an anchor covers."""
+    lo, sep, hi = anchor_text.partition("~")
+    return (lo, hi) if sep else (lo, lo + "\x7f")
 
 
 def _words(folded: str) -> int:
@@ -101,8 +152,24 @@ def _key(kind: str, text: str) -> str:
     return f"{kind}:{hashlib.blake2b(text.encode('utf-8'), digest_size=12).hexdigest()}"
 
 
+def site_host(url: str | None) -> str:
+    """The host naming a site: lower case, without `www.`."""
+    if not url:
+        return ""
+    try:
+        host = (urlsplit(url.strip()).hostname or "").lower()
+    except ValueError:
+        return ""
+    return host[4:] if host.startswith("www.") else host
+
+
 def candidate(ref: int, article: Article) -> Candidate:
     published = utc_text(article.published)
+    body = len(article.content_html)
+    if not body or (body <= 2 * len(article.summary) + 16
+                    and html_to_text(article.content_html) == article.summary):  # fmt: skip
+        body = -1
+    plain_minute = not article.date_only and article.published_source != "seen"
     return Candidate(
         ref=ref,
         keys=match_keys(article, published),
@@ -113,6 +180,11 @@ def candidate(ref: int, article: Article) -> Candidate:
         origin=article.origin,
         categories=article.categories,
         has_link=article.link is not None,
+        host=site_host(article.link),
+        anchor=_minute(article, published) if plain_minute else anchor(article, published),
+        body=body,
+        has_authors=bool(article.authors),
+        has_image=article.image is not None,
     )
 
 
@@ -160,3 +232,278 @@ def cluster(candidates: Sequence[Candidate]) -> list[list[Candidate]]:
     for i, cand in enumerate(candidates):
         groups.setdefault(root(i), []).append(cand)
     return list(groups.values())
+
+
+# -- whole-text similarity -----------------------------------------------------------------
+def signature(article: Article) -> bytes:
+    """A compact sketch of the whole text (title, spot, body after Turkish folding): the
+    number of distinct 3-word shingles, then the SIGNATURE_SIZE smallest of their CRC-32
+    hashes (a bottom-k MinHash), little-endian uint32s. Empty for a record dated when seen:
+    GİRİŞ is no anchor for it."""
+    if article.published_source == "seen":
+        return b""
+    text = f"{article.title} {article.summary} {html_to_text(article.content_html)}"
+    words = fold(text).split()[:SIGNATURE_WORDS]
+    shingles = {
+        zlib.crc32(f"{a} {b} {c}".encode())
+        for a, b, c in zip(words, words[1:], words[2:], strict=False)
+    }
+    smallest = sorted(shingles)[:SIGNATURE_SIZE]
+    return struct.pack(f"<{len(smallest) + 1}I", len(shingles), *smallest)
+
+
+def similarity(a: bytes, b: bytes) -> float:
+    """Estimated share of the smaller text's shingles the other has (the overlap
+    coefficient: a summary-only copy is as much the article as its full scrape)."""
+    if not a or not b:
+        return 0.0
+    na: int
+    nb: int
+    na, *sa = struct.unpack(f"<{len(a) // 4}I", a)
+    nb, *sb = struct.unpack(f"<{len(b) // 4}I", b)
+    if min(na, nb) < _MIN_SHINGLES:
+        return 0.0
+    set_a, set_b = set(sa), set(sb)
+    sample = sorted(set_a | set_b)[:SIGNATURE_SIZE]
+    jaccard = sum(1 for x in sample if x in set_a and x in set_b) / len(sample)
+    return min(1.0, jaccard * (na + nb) / (1 + jaccard) / min(na, nb))
+
+
+# -- the decision ---------------------------------------------------------------------------
+class Fields(NamedTuple):
+    """Content hashes of the revisions each published field comes from."""
+
+    base: str  # title, summary, updated (and the rest unless named below)
+    link: str
+    content: str
+    categories: str
+    authors: str
+    image: str
+
+    @property
+    def plain(self) -> bool:
+        """Every field from one revision: publish that revision's record as it is."""
+        return (
+            self.base
+            == self.link
+            == self.content
+            == self.categories
+            == self.authors
+            == (self.image)
+        )
+
+
+class Stored(NamedTuple):
+    """A stored article a run touches, as deciding needs it."""
+
+    id: str
+    published: str
+    site: str  # "" until a copy with a URL (or a seeds `site:`) fixed it
+    fields: Fields
+    revisions: tuple[Candidate, ...]  # its kept history (the published ones always among them)
+
+
+class Plan(NamedTuple):
+    """What the store does for one article this run."""
+
+    id: str
+    members: tuple[Candidate, ...]  # this run's revisions of it
+    stored: Stored | None  # None: a new article
+    retired: tuple[str, ...]  # stored articles merged into it: their ids become aliases
+    published: str  # earliest GİRİŞ of its site's copies
+    site: str
+    fields: Fields
+    best: Candidate  # the revision giving title, summary and updated
+    categories: tuple[str, ...]
+    changed: bool  # anything published differs from what the store has
+
+
+Node = int | str  # a cluster of this run (its index) or a stored article (its id)
+
+
+def join(
+    n_clusters: int,
+    matches: Mapping[int, Collection[str]],
+    peers: Sequence[tuple[Node, Node]] = (),
+    signatures: Mapping[Node, Sequence[bytes]] | None = None,
+) -> list[tuple[list[int], list[str]]]:
+    """Which of this run's clusters and stored articles are one article: (cluster indexes,
+    stored ids) per article. `matches`: cluster -> stored ids sharing an exact key with it;
+    `peers`: pairs sharing a GİRİŞ anchor, joined when their `signatures` are similar."""
+    if not matches and not peers:  # nothing to join: each cluster is its own article
+        return [([i], []) for i in range(n_clusters)]
+    index: dict[str, int] = {}
+    for ids in matches.values():
+        for sid in ids:
+            index.setdefault(sid, n_clusters + len(index))
+    for pair in peers:
+        for node in pair:
+            if isinstance(node, str):
+                index.setdefault(node, n_clusters + len(index))
+    parent = list(range(n_clusters + len(index)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(i: int, j: int) -> None:
+        ri, rj = root(i), root(j)
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+
+    for i, ids in matches.items():
+        for sid in ids:
+            union(i, index[sid])
+    sigs = signatures or {}
+    for a, b in peers:
+        ia, ib = (x if isinstance(x, int) else index[x] for x in (a, b))
+        if root(ia) != root(ib) and _similar(sigs.get(a, ()), sigs.get(b, ())):
+            union(ia, ib)
+    groups: dict[int, tuple[list[int], list[str]]] = {}
+    for i in range(n_clusters):
+        groups.setdefault(root(i), ([], []))[0].append(i)
+    for sid, i in index.items():
+        if root(i) in groups:  # a stored article no cluster joined stays as it is
+            groups[root(i)][1].append(sid)
+    return list(groups.values())
+
+
+def decide(
+    clusters: Sequence[Sequence[Candidate]],
+    matches: Mapping[int, Collection[str]],
+    stored: Mapping[str, Stored],
+    peers: Sequence[tuple[Node, Node]] = (),
+    signatures: Mapping[Node, Sequence[bytes]] | None = None,
+    aliases: Mapping[str, str] | None = None,
+) -> list[Plan]:
+    """One plan per article the run touches (`join`, then `plan` for each)."""
+    return [
+        plan([c for i in members for c in clusters[i]], [stored[s] for s in ids], aliases)
+        for members, ids in join(len(clusters), matches, peers, signatures)
+    ]
+
+
+def anchor_peers(
+    clusters: Sequence[Sequence[Candidate]], limit: int = MAX_PEERS
+) -> list[tuple[Node, Node]]:
+    """Pairs of clusters sharing a GİRİŞ anchor (the first `limit` of each anchor)."""
+    first: dict[str, int] = {}
+    shared: dict[str, list[int]] = {}
+    for i, g in enumerate(clusters):
+        for a in {c.anchor for c in g} if len(g) > 1 else (g[0].anchor,):
+            if a and (j := first.setdefault(a, i)) != i:
+                shared.setdefault(a, [j]).append(i)
+    pairs: list[tuple[Node, Node]] = []
+    for ids in shared.values():
+        ids = ids[:limit]
+        pairs += [(a, b) for x, a in enumerate(ids) for b in ids[x + 1 :]]
+    return pairs
+
+
+def _similar(a: Sequence[bytes], b: Sequence[bytes]) -> bool:
+    return any(similarity(x, y) >= SIMILAR for x in a for y in b)
+
+
+def plan(
+    members: Sequence[Candidate],
+    found: Sequence[Stored],
+    aliases: Mapping[str, str] | None = None,
+    known_ids: Mapping[str, str] | None = None,
+) -> Plan:
+    """The decision for one article: this run's `members` and the stored articles `found`
+    to be one (the first published keeps its id; the others retire as its aliases).
+    `known_ids`: identity key -> article_id(key) already computed (a cold run's staging)."""
+    if not found and len(members) == 1:  # most articles of a cold run: decided at once
+        (only,) = members
+        h = only.content_hash
+        aid = known_ids.get(only.keys[0], "") if known_ids else ""
+        aid = aid or article_id(only.keys[0])
+        return Plan(
+            id=aliases.get(aid, aid) if aliases else aid, members=(only,), stored=None,
+            retired=(), published=only.published, site=only.host,
+            fields=Fields(h, h, h, h, h, h), best=only, categories=only.categories, changed=True,
+        )  # fmt: skip
+    found = sorted(found, key=lambda s: (s.published, s.id))
+    history = [c for s in found for c in s.revisions]
+    every = [*members, *history]
+    site = next((s.site for s in found if s.site), "") or _first_site(every)
+    own = [c for c in every if not (c.has_link and site and c.host and c.host != site)] or every
+    fields, best, categories = _fields(own, site)
+    aid = article_id(identity_key(own))
+    if len(found) > 1:  # the one holding the earliest revision was published first: it stays
+        first = next((s for s in found if s.id == aid), found[0])  # (as a rebuild would name it)
+        found = [first, *(s for s in found if s is not first)]
+    survivor = found[0] if found else None
+    if survivor is not None:
+        aid = survivor.id
+    elif aliases:
+        aid = aliases.get(aid, aid)  # an id once retired maps to its survivor, for good
+    published = min(c.published for c in own)
+    if found:
+        published = min(published, *(s.published for s in found))
+    changed = (
+        survivor is None
+        or len(found) > 1
+        or fields != survivor.fields
+        or published < survivor.published
+    )
+    return Plan(
+        id=aid, members=tuple(members), stored=survivor,
+        retired=tuple(s.id for s in found[1:]), published=published, site=site,
+        fields=fields, best=best, categories=categories, changed=changed,
+    )  # fmt: skip
+
+
+def _first_site(revisions: Sequence[Candidate]) -> str:
+    """A seeds source's `site:` (a host on a copy without a link), else the host of the
+    earliest copy with a URL."""
+    hosts = [c for c in revisions if c.host and not c.has_link] or [c for c in revisions if c.host]
+    if not hosts:
+        return ""
+    return min(hosts, key=lambda c: (c.published, c.updated, c.content_hash)).host
+
+
+def _fields(revisions: Sequence[Candidate], site: str) -> tuple[Fields, Candidate, tuple[str, ...]]:
+    if len(revisions) == 1:
+        (only,) = revisions
+        h = only.content_hash
+        return Fields(h, h, h, h, h, h), only, only.categories
+    ranked = sorted(revisions, key=lambda c: c.rank, reverse=True)
+    best = ranked[0]
+
+    def newest(has: bool, attr: str) -> Candidate:
+        if has:
+            return best
+        return next((c for c in ranked if getattr(c, attr)), best)
+
+    linked = next((c for c in ranked if c.has_link and (not site or c.host == site)), best)
+    fullest = max(ranked, key=lambda c: c.body)
+    summary_only = best.body < 0 or 2 * best.body < fullest.body
+    content = fullest if summary_only and fullest.body > max(best.body, 0) else best
+    categories = newest(bool(best.categories), "categories")
+    fields = Fields(
+        base=best.content_hash,
+        link=linked.content_hash,
+        content=content.content_hash,
+        categories=categories.content_hash,
+        authors=newest(best.has_authors, "has_authors").content_hash,
+        image=newest(best.has_image, "has_image").content_hash,
+    )
+    return fields, best, categories.categories
+
+
+def compose(fields: Fields, records: Mapping[str, Article]) -> Article:
+    """The published article: the base revision with each field taken where `fields` says."""
+    base = records[fields.base]
+    if fields.plain:
+        return base
+    return replace(
+        base,
+        link=records[fields.link].link,
+        content_html=records[fields.content].content_html,
+        categories=records[fields.categories].categories,
+        authors=records[fields.authors].authors,
+        image=records[fields.image].image,
+    )

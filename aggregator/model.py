@@ -7,6 +7,7 @@ dataclasses.fields() per object, several times the cost."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import NamedTuple
@@ -28,7 +29,8 @@ class Article:
     have none); identity uses its canonical form (normalize.canonical_url).
     `date_only` marks records whose only date is a day (no clock time).
     `published_source` is "source" (the date came from the input) or "seen" (no believable
-    date: `published` is the time the aggregator first saw the item).
+    date: `published` is the time the aggregator first saw the item; such records match only
+    by URL or guid). Not part of `content_hash`.
     """
 
     title: str
@@ -140,6 +142,7 @@ class RunReport:
     published: int
     feeds_written: tuple[str, ...]
     seconds: float
+    merged: int = 0  # stored articles merged into another (a revision bridged them)
     expired: int = 0  # articles retention removed in this run
     output_failures: tuple[str, ...] = ()  # feeds not written (errors.OutputIncomplete)
 
@@ -190,3 +193,6 @@ class SourceState:
     fulltext_seen: frozenset[str] | None = None
     """`fulltext` feeds: content hashes of the items whose page was fetched (None: none
     recorded; the store keeps what it has)."""
+    fulltext_pages: Mapping[str, tuple[str | None, str | None]] | None = None
+    """`fulltext` feeds: (ETag, Last-Modified) of each item page whose body the store keeps,
+    by page URL, for conditional GET (None: none kept)."""

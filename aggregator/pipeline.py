@@ -20,7 +20,7 @@ from aggregator.config import Config, SourceConfig
 from aggregator.errors import OutputIncomplete
 from aggregator.model import Rejection, RunReport, SeedFileState, SourceReport, SourceState
 from aggregator.publish import Site, publish
-from aggregator.sources import Harvest, policy, seeddir
+from aggregator.sources import Harvest, Staged, policy, seeddir
 from aggregator.store import Store
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,11 @@ class _Batch:
     pending: list[tuple[dedupe.Candidate, bytes]] = field(default_factory=list)
     states: list[SourceState] = field(default_factory=list)
 
-    def add_staged(self, candidate: dedupe.Candidate, record: bytes) -> None:
+    def add_staged(self, candidate: dedupe.Candidate, record: bytes, site: str = "") -> None:
+        """`site`: the host a seeds source's scrapes speak for (its `site:` setting)."""
         c = dedupe.Candidate(len(self.candidates), *candidate[1:])  # this run's ref
+        if site and not c.host:
+            c = c._replace(host=site)
         self.candidates.append(c)
         self.pending.append((c, record))
         if len(self.pending) >= _STAGE_BATCH:
@@ -103,7 +106,7 @@ def read_seeds(
         assert outcome.record is not None and outcome.candidate is not None
         for warning in outcome.warnings:
             log.warning("%s: %s", outcome.key, warning)
-        batch.add_staged(outcome.candidate, outcome.record)
+        batch.add_staged(outcome.candidate, outcome.record, source.site)
         read += 1
     batch.flush()
     store.remember_seed_files(source.name, remember, now)
@@ -198,7 +201,13 @@ def _run_once(
                     _seed_state(store.source_state(source.name), source, report, now)
                 )
         for harvest in harvests:
-            for cand, record in firstseen.settle(store, harvest.name, harvest.records, now):
+            records: Sequence[Staged] = harvest.records
+            if harvest.fulltext_pages:  # kept bodies for the 304s, and the pages kept
+                from aggregator.sources import fulltext
+
+                records = fulltext.settle(store, harvest.name, records, harvest.fulltext_pages,
+                                          now)  # fmt: skip
+            for cand, record in firstseen.settle(store, harvest.name, records, now):
                 batch.add_staged(cand, record)
             if harvest.state is not None:
                 batch.states.append(harvest.state)
@@ -237,6 +246,7 @@ def _run_once(
         published=min(store.count(), config.max_items),
         feeds_written=tuple(written),
         seconds=time.perf_counter() - started,
+        merged=counts.merged,
         expired=expired,
         output_failures=tuple(failures),
     )

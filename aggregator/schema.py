@@ -14,7 +14,7 @@ from aggregator.model import MAX_NAME, MAX_NAMES
 from aggregator.normalize import SLUG_BYTES, path_slug
 from aggregator.records import unpack_record
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 11
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE articles (
@@ -126,6 +126,31 @@ MIGRATIONS: dict[int, str] = {
     # category slugs are bounded (at most MAX_NAMES per article, SLUG_BYTES long): the rows
     # of articles stored before are redone by the backfill
     9: "",
+    # revision identity v2: the article's site, where each published field comes from (with
+    # the composed record when it is not one revision's), a text signature (filled when
+    # first needed), and the ids retired by a bridging merge (aliases, never reissued)
+    # (the columns are added by _add_identity_columns)
+    10: """
+    CREATE TABLE IF NOT EXISTS article_aliases (
+        alias TEXT PRIMARY KEY,
+        article_id TEXT NOT NULL
+    );
+    """,
+    # `fulltext` feeds: per item page, its validators and the body it gave (zstd, as records
+    # are), so a changed item's page is asked for conditionally and a 304 reuses the body;
+    # `item`: the feed content hash it last gave a body to; `fetched`: when last answered
+    11: """
+    CREATE TABLE IF NOT EXISTS fulltext_pages (
+        source TEXT NOT NULL,
+        url TEXT NOT NULL,
+        item TEXT NOT NULL,
+        etag TEXT,
+        last_modified TEXT,
+        body BLOB NOT NULL,
+        fetched TEXT NOT NULL,
+        PRIMARY KEY (source, url)
+    );
+    """,
 }
 
 
@@ -198,9 +223,20 @@ def _bound_categories(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE temp.unbounded")
 
 
+def _add_identity_columns(conn: sqlite3.Connection) -> None:
+    """Migration 10: articles.site, fields, record, signature (NULL: one revision gives every
+    field; no site fixed yet; signature computed when first needed). No id changes."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(articles)")}
+    for column, kind in (("site", "TEXT"), ("fields", "TEXT"), ("record", "BLOB"),
+                         ("signature", "BLOB")):  # fmt: skip
+        if column not in have:
+            conn.execute(f"ALTER TABLE articles ADD COLUMN {column} {kind}")
+
+
 BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {
     2: _backfill_categories,
     6: _unbelieve_future_dates,
     8: _seed_file_rejections,
     9: _bound_categories,
+    10: _add_identity_columns,
 }

@@ -17,16 +17,29 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from aggregator.dedupe import Candidate, article_id, identity_key, winner
+from aggregator import dedupe
+from aggregator.dedupe import Candidate, article_id
 from aggregator.errors import LockError, StoreError
 from aggregator.model import Article, Entry, SeedFileState, SourceState
-from aggregator.records import article_from_json, parse_time, unpack_record, utc_text
+from aggregator.records import (
+    article_from_json,
+    pack_record,
+    pack_text,
+    parse_time,
+    unpack_record,
+    utc_text,
+)
 from aggregator.schema import BACKFILLS, MIGRATIONS, SCHEMA_VERSION, category_slugs
 
 KEEP_REVISIONS = 5
 FIRST_SEEN_PER_SOURCE = 10_000
 """First-seen times kept per source: far more than one feed document serves at once, so an
 item still served keeps its time; the table stays bounded however many ids a feed invents."""
+FULLTEXT_PAGES_PER_SOURCE = 2_500
+"""Item pages kept per `fulltext` source (validators and body, for conditional GET): beyond
+this many, those of items the feed no longer carries are forgotten, least recently answered
+first. More than one feed document carries (sources/feed.py MAX_ENTRIES, 2,000), so every
+item it still serves keeps its page and the bound always holds."""
 log = logging.getLogger(__name__)
 
 
@@ -35,6 +48,7 @@ class MergeCounts:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
+    merged: int = 0  # stored articles merged into another by a bridging revision
 
 
 class Store:
@@ -47,7 +61,7 @@ class Store:
         self._conn = conn
         self._lock_fd = lock_fd
         self._cold = False
-        self._founds: dict[int, str] = {}  # cold staging: ref -> the id it was staged under
+        self._founds: dict[str, str] = {}  # cold staging: first key -> the id it founds
         self._wal_pending = False  # a bulk run could not switch back to the log yet
         self._any_expired: bool | None = None  # does `expired` hold anything (None: unknown)
         self._revived = False  # a merge brought back an article retention had removed
@@ -261,9 +275,9 @@ class Store:
             )  # fmt: skip
 
     def _founding_id(self, c: Candidate) -> str:
-        aid = self._founds.get(c.ref)
+        aid = self._founds.get(c.keys[0])
         if aid is None:
-            aid = self._founds[c.ref] = article_id(c.keys[0])
+            aid = self._founds[c.keys[0]] = article_id(c.keys[0])
         return aid
 
     # -- merging clusters into articles -------------------------------------------------
@@ -275,26 +289,22 @@ class Store:
         expired_before: datetime | None = None,
         keep_newest: int = 0,
     ) -> MergeCounts:
-        """Fold each cluster into its stored article (or a new one). Never goes backwards:
-        a revision older than the stored winner only adds history. The winning record lives
-        in `revisions`; `articles.content_hash` points at it. An article retention removed
-        and would remove again (see `_expired`) is not added back."""
+        """Fold each cluster into its stored article (or a new one) as `dedupe` decides.
+        Never goes backwards: the stored history is part of every decision. An article
+        retention removed and would remove again (see `_expired`) is not added back."""
         counts = MergeCounts()
         seen = utc_text(now)
         with self.transaction():
-            existing = self._existing_ids(clusters)
-            fresh: list[Sequence[Candidate]] = []
-            for i, g in enumerate(clusters):
-                if i in existing:
-                    continue
-                if self._expired(g, expired_before, keep_newest):
-                    self._insert_revisions(((None, c) for c in g), seen)  # unowned: deleted
+            fresh: list[dedupe.Plan] = []
+            for plan in self._decide(clusters):
+                if plan.stored is not None:
+                    self._apply(plan, seen, counts)
+                elif self._expired(plan.members, expired_before, keep_newest):
+                    self._insert_revisions(((None, c) for c in plan.members), seen)  # deleted
                 else:
-                    fresh.append(g)
+                    fresh.append(plan)
             self._insert_new(fresh, seen)
             counts.new = len(fresh)
-            for i, aid in existing.items():
-                self._merge_one(clusters[i], aid, seen, counts)
             # repeats of a revision the article already has
             self._conn.execute("DELETE FROM revisions WHERE article_id IS NULL")
             self._cold, self._founds = False, {}  # staged from now on: unowned until merged
@@ -302,6 +312,173 @@ class Store:
                 self._mark_publish_pending()
         return counts
 
+    # -- gathering what deciding needs ---------------------------------------------------
+    def _decide(self, clusters: Sequence[Sequence[Candidate]]) -> list[dedupe.Plan]:
+        """Read what the decision needs (stored articles sharing a key or a GİRİŞ anchor,
+        text signatures of anchor peers), then let `dedupe` decide."""
+        if not clusters:
+            return []
+        warm = self._conn.execute("SELECT 1 FROM article_keys LIMIT 1").fetchone() is not None
+        matches = self._key_matches(clusters) if warm else {}
+        peers = dedupe.anchor_peers(clusters)
+        if warm:
+            peers += self._stored_peers(clusters, matches)
+        aliases = self._aliases()
+        if not matches and not peers:  # nothing stored or alike: each cluster is new
+            plans = [dedupe.plan(g, (), aliases, self._founds) for g in clusters]
+            return self._survivors(plans, aliases) if aliases else plans
+        signatures = self._signatures(clusters, peers) if peers else {}
+        groups = dedupe.join(len(clusters), matches, peers, signatures)
+        wanted = sorted({sid for _, ids in groups for sid in ids})
+        stored = self._stored(wanted) if wanted else {}
+        plans = [
+            dedupe.plan([c for i in members for c in clusters[i]], [stored[s] for s in ids],
+                        aliases, self._founds)
+            for members, ids in groups
+        ]  # fmt: skip
+        return self._survivors(plans, aliases) if aliases else plans
+
+    def _survivors(self, plans: list[dedupe.Plan], aliases: dict[str, str]) -> list[dedupe.Plan]:
+        """New articles whose id is a retired one's survivor: inputs of the retired id. They
+        join the survivor when it is still stored, else each other (one id, one article)."""
+        targets = set(aliases.values())
+        kept: list[dedupe.Plan] = []
+        joined: dict[str, list[Candidate]] = {}
+        for plan in plans:
+            if plan.stored is None and plan.id in targets:
+                joined.setdefault(plan.id, []).extend(plan.members)
+            else:
+                kept.append(plan)
+        for aid, members in joined.items():
+            survivor = self._stored([aid]).get(aid)
+            kept.append(dedupe.plan(members, [survivor] if survivor else [], aliases))
+        return kept
+
+    def _key_matches(self, clusters: Sequence[Sequence[Candidate]]) -> dict[int, set[str]]:
+        """Cluster index -> ids of the stored articles sharing a match key, in one query."""
+        self._conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS batch_keys (match_key TEXT, cluster INTEGER)"
+        )
+        self._conn.execute("DELETE FROM batch_keys")
+        self._conn.executemany(
+            "INSERT INTO batch_keys (match_key, cluster) VALUES (?, ?)",
+            ((k, i) for i, g in enumerate(clusters) for c in g for k in c.keys),
+        )
+        found: dict[int, set[str]] = {}
+        for cluster_index, aid in self._conn.execute(
+            "SELECT b.cluster, a.id FROM batch_keys b"
+            " JOIN article_keys k ON k.match_key = b.match_key"
+            " JOIN articles a ON a.id = k.article_id"
+        ):
+            found.setdefault(cluster_index, set()).add(aid)
+        self._conn.execute("DELETE FROM batch_keys")
+        return found
+
+    def _stored_peers(
+        self, clusters: Sequence[Sequence[Candidate]], matches: dict[int, set[str]]
+    ) -> list[tuple[dedupe.Node, dedupe.Node]]:
+        """(cluster, stored id) pairs sharing a GİRİŞ anchor and no key: compared by text.
+        At most dedupe.MAX_PEERS stored articles per anchor."""
+        anchors: dict[str, list[int]] = {}
+        for i, g in enumerate(clusters):
+            for a in {c.anchor for c in g if c.anchor}:
+                anchors.setdefault(a, []).append(i)
+        if not anchors:
+            return []
+        self._conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS batch_anchors (anchor TEXT, lo TEXT, hi TEXT)"
+        )
+        self._conn.execute("DELETE FROM batch_anchors")
+        self._conn.executemany(
+            "INSERT INTO batch_anchors (anchor, lo, hi) VALUES (?, ?, ?)",
+            ((a, *dedupe.anchor_range(a)) for a in anchors),
+        )
+        near: dict[str, list[str]] = {}
+        for a, aid in self._conn.execute(
+            "SELECT b.anchor, a.id FROM batch_anchors b"
+            " JOIN articles a ON a.published >= b.lo AND a.published < b.hi"
+            " ORDER BY b.anchor, a.published, a.id"
+        ):
+            ids = near.setdefault(a, [])
+            if len(ids) < dedupe.MAX_PEERS:
+                ids.append(aid)
+        self._conn.execute("DELETE FROM batch_anchors")
+        return [(i, aid) for a, ids in near.items() for i in anchors[a][: dedupe.MAX_PEERS]
+                for aid in ids if aid not in matches.get(i, ())]  # fmt: skip
+
+    def _signatures(
+        self, clusters: Sequence[Sequence[Candidate]], peers: Sequence[tuple[dedupe.Node, ...]]
+    ) -> dict[dedupe.Node, list[bytes]]:
+        """Text signatures of the peers: a cluster's from its staged records, a stored
+        article's from its column, computed (and kept) from its record when missing."""
+        nodes = {n for pair in peers for n in pair}
+        out: dict[dedupe.Node, list[bytes]] = {}
+        staged = {self._stage_base + c.ref: i for i in nodes if isinstance(i, int)
+                  for c in clusters[i]}  # fmt: skip
+        refs = list(staged)
+        for k in range(0, len(refs), 500):
+            chunk = refs[k : k + 500]
+            for rid, record in self._conn.execute(
+                f"SELECT id, record FROM revisions WHERE id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            ):
+                article = article_from_json(unpack_record(record))
+                out.setdefault(staged[rid], []).append(dedupe.signature(article))
+        stored_ids = [n for n in nodes if isinstance(n, str)]
+        for k in range(0, len(stored_ids), 500):
+            ids = stored_ids[k : k + 500]
+            missing = []
+            for aid, sig, record in self._conn.execute(
+                "SELECT a.id, a.signature, COALESCE(a.record, r.record) FROM articles a"
+                " JOIN revisions r ON r.article_id = a.id AND r.content_hash = a.content_hash"
+                f" WHERE a.id IN ({', '.join('?' * len(ids))})",
+                ids,
+            ):
+                if sig is None:
+                    sig = dedupe.signature(article_from_json(unpack_record(record)))
+                    missing.append((sig, aid))
+                out[aid] = [sig]
+            self._conn.executemany("UPDATE articles SET signature = ? WHERE id = ?", missing)
+        return out
+
+    def _stored(self, ids: Sequence[str]) -> dict[str, dedupe.Stored]:
+        """These stored articles with their kept history, as deciding needs them. No
+        revision ranks above the article's stored `updated` (a date mended since it was
+        stored, such as a future one not believed, is the one that counts)."""
+        heads: dict[str, tuple[str, str, dedupe.Fields, str]] = {}
+        history: dict[str, list[Candidate]] = {}
+        for k in range(0, len(ids), 500):
+            chunk = ids[k : k + 500]
+            marks = ", ".join("?" * len(chunk))
+            for aid, published, updated, site, fields, content_hash in self._conn.execute(
+                "SELECT id, published, updated, site, fields, content_hash FROM articles"
+                f" WHERE id IN ({marks})",
+                chunk,
+            ):
+                heads[aid] = (published, site or "", _fields(fields, content_hash), updated)
+            for aid, record in self._conn.execute(
+                f"SELECT article_id, record FROM revisions WHERE article_id IN ({marks})", chunk
+            ):
+                c = dedupe.candidate(-1, article_from_json(unpack_record(record)))
+                if c.updated > heads[aid][3]:
+                    c = c._replace(updated=heads[aid][3])
+                history.setdefault(aid, []).append(c)
+        return {
+            aid: dedupe.Stored(id=aid, published=published, site=site, fields=fields,
+                               revisions=tuple(history.get(aid, ())))
+            for aid, (published, site, fields, _) in heads.items()
+        }  # fmt: skip
+
+    def _aliases(self) -> dict[str, str]:
+        return dict(self._conn.execute("SELECT alias, article_id FROM article_aliases"))
+
+    def merges(self) -> int:
+        """Articles merged into another (their ids kept as aliases)."""
+        with self._translate("counting"):
+            row = self._conn.execute("SELECT COUNT(*) FROM article_aliases").fetchone()
+        return int(row[0])
+
+    # -- applying decisions --------------------------------------------------------------
     def _expired(
         self, group: Sequence[Candidate], before: datetime | None, keep_newest: int
     ) -> bool:
@@ -335,39 +512,97 @@ class Store:
             return False
         return True
 
-    def _insert_new(self, clusters: Sequence[Sequence[Candidate]], seen: str) -> None:
+    def _insert_new(self, plans: Sequence[dedupe.Plan], seen: str) -> None:
         """Articles no stored key points to: plain batched inserts (the cold-start path)."""
-        ids = [
-            self._founding_id(g[0]) if self._cold and len(g) == 1
-            else article_id(identity_key(g))
-            for g in clusters
-        ]  # fmt: skip
-        bests = [g[0] if len(g) == 1 else winner(g) for g in clusters]
         self._conn.executemany(
             "INSERT INTO articles (id, published, updated, has_link, content_hash, source,"
-            " first_seen, last_changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " first_seen, last_changed, site, fields, record)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                (aid, best.published if len(g) == 1 else min(c.published for c in g),
-                 best.updated, int(best.has_link), best.content_hash, best.source, seen, seen)
-                for aid, g, best in zip(ids, clusters, bests, strict=True)
+                (p.id, p.published, p.best.updated, int(p.best.has_link), p.best.content_hash,
+                 p.best.source, seen, seen, p.site or None,
+                 *((None, None) if p.fields.plain else self._composed(p)))
+                for p in plans
             ),
         )  # fmt: skip
         self._conn.executemany(
             "INSERT INTO article_keys (match_key, article_id) VALUES (?, ?)"
             " ON CONFLICT DO NOTHING",
-            ((k, aid) for aid, g in zip(ids, clusters, strict=True)
-             for k in {k for c in g for k in c.keys}),
+            ((k, p.id) for p in plans for k in {k for c in p.members for k in c.keys}),
         )  # fmt: skip
         pairs = (
-            (aid, c) for aid, g in zip(ids, clusters, strict=True)
-            if not (self._cold and len(g) == 1)  # staged under the id it founds
-            for c in g if not (self._cold and self._founding_id(c) == aid)
+            (p.id, c) for p in plans
+            if not (self._cold and len(p.members) == 1)  # staged under the id it founds
+            for c in p.members if not (self._cold and self._founding_id(c) == p.id)
         )  # fmt: skip
         self._insert_revisions(pairs, seen)
-        self._set_categories(list(zip(ids, bests, strict=True)))
-        for aid, g in zip(ids, clusters, strict=True):
-            if len(g) > KEEP_REVISIONS:
-                self._prune(aid)
+        self._set_categories([(p.id, p.categories) for p in plans])
+        for p in plans:
+            if len(p.members) > KEEP_REVISIONS:
+                self._prune(p.id, p.fields)
+
+    def _composed(self, plan: dedupe.Plan) -> tuple[str | None, bytes | None]:
+        """(fields column, published record) of a plan: both None when one revision gives
+        every field (its own record is published)."""
+        if plan.fields.plain:
+            return None, None
+        wanted = set(plan.fields)
+        records: dict[str, Article] = {}
+        refs = [self._stage_base + c.ref for c in plan.members if c.content_hash in wanted] or [0]
+        rows = self._conn.execute(
+            f"SELECT content_hash, record FROM revisions WHERE id IN ({', '.join('?' * len(refs))})"
+            " OR article_id = ?",
+            (*refs, plan.id if plan.stored is not None else None),
+        )
+        for content_hash, record in rows:
+            if content_hash in wanted:
+                records[content_hash] = article_from_json(unpack_record(record))
+        return " ".join(plan.fields), pack_record(dedupe.compose(plan.fields, records))
+
+    def _apply(self, plan: dedupe.Plan, seen: str, counts: MergeCounts) -> None:
+        """Merge this run's revisions (and any bridged articles) into a stored article."""
+        aid = plan.id
+        for old in plan.retired:
+            self._conn.execute("UPDATE article_keys SET article_id = ? WHERE article_id = ?",
+                               (aid, old))  # fmt: skip
+            self._conn.execute(
+                "DELETE FROM revisions WHERE article_id = ? AND content_hash IN"
+                " (SELECT content_hash FROM revisions WHERE article_id = ?)",
+                (old, aid),
+            )
+            self._conn.execute("UPDATE revisions SET article_id = ? WHERE article_id = ?",
+                               (aid, old))  # fmt: skip
+            self._conn.execute("DELETE FROM article_categories WHERE article_id = ?", (old,))
+            self._conn.execute("DELETE FROM articles WHERE id = ?", (old,))
+            self._conn.execute("UPDATE article_aliases SET article_id = ? WHERE article_id = ?",
+                               (aid, old))  # fmt: skip
+            self._conn.execute(
+                "INSERT INTO article_aliases (alias, article_id) VALUES (?, ?)", (old, aid)
+            )
+            counts.merged += 1
+        self._conn.executemany(
+            "INSERT INTO article_keys (match_key, article_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            ((k, aid) for k in {k for c in plan.members for k in c.keys}),
+        )
+        self._insert_revisions(((aid, c) for c in plan.members), seen)
+        if plan.changed:
+            fields, record = self._composed(plan)
+            best = plan.best
+            self._conn.execute(
+                "UPDATE articles SET published = ?, updated = ?, has_link = ?, content_hash = ?,"
+                " source = ?, site = ?, fields = ?, record = ?, last_changed = ?,"
+                " signature = CASE WHEN content_hash = ? THEN signature END WHERE id = ?",
+                (plan.published, best.updated, int(best.has_link), best.content_hash,
+                 best.source, plan.site or None, fields, record, seen, best.content_hash,
+                 aid),
+            )  # fmt: skip
+            self._set_categories([(aid, plan.categories)], replace=True)
+            counts.updated += 1
+        else:
+            if plan.site and plan.stored is not None and not plan.stored.site:
+                self._conn.execute("UPDATE articles SET site = ? WHERE id = ?", (plan.site, aid))
+            counts.unchanged += 1
+        self._prune(aid, plan.fields)
 
     def _insert_revisions(self, rows: Iterable[tuple[str | None, Candidate]], seen: str) -> None:
         """Give staged revisions their article (None: none); a repeat of a revision the
@@ -379,82 +614,17 @@ class Store:
             ((seen, aid, c.content_hash, aid, self._stage_base + c.ref) for aid, c in rows),
         )
 
-    def _prune(self, aid: str) -> None:
-        """Keep the newest KEEP_REVISIONS revisions, and always the published winner."""
+    def _prune(self, aid: str, fields: dedupe.Fields) -> None:
+        """Keep the newest KEEP_REVISIONS revisions, and always those published fields
+        come from."""
+        kept = sorted(set(fields))
         self._conn.execute(
             "DELETE FROM revisions WHERE article_id = ?"
-            " AND content_hash != (SELECT content_hash FROM articles WHERE id = ?)"
+            f" AND content_hash NOT IN ({', '.join('?' * len(kept))})"
             " AND content_hash NOT IN (SELECT content_hash FROM revisions WHERE article_id = ?"
             " ORDER BY updated DESC, content_hash DESC LIMIT ?)",
-            (aid, aid, aid, KEEP_REVISIONS),
+            (aid, *kept, aid, KEEP_REVISIONS),
         )
-
-    def _existing_ids(self, clusters: Sequence[Sequence[Candidate]]) -> dict[int, str]:
-        """Cluster index -> id of the stored article sharing a key, in one query.
-        Several stored articles: the earliest published (then smallest id) wins."""
-        if (
-            not clusters
-            or self._conn.execute("SELECT 1 FROM article_keys LIMIT 1").fetchone() is None
-        ):
-            return {}
-        self._conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS batch_keys (match_key TEXT, cluster INTEGER)"
-        )
-        self._conn.execute("DELETE FROM batch_keys")
-        self._conn.executemany(
-            "INSERT INTO batch_keys (match_key, cluster) VALUES (?, ?)",
-            ((k, i) for i, g in enumerate(clusters) for c in g for k in c.keys),
-        )
-        found: dict[int, str] = {}
-        for cluster_index, aid in self._conn.execute(
-            "SELECT b.cluster, a.id FROM batch_keys b"
-            " JOIN article_keys k ON k.match_key = b.match_key"
-            " JOIN articles a ON a.id = k.article_id"
-            " ORDER BY b.cluster, a.published DESC, a.id DESC"
-        ):
-            found[cluster_index] = aid  # last row per cluster = earliest published
-        self._conn.execute("DELETE FROM batch_keys")
-        return found
-
-    def _merge_one(
-        self, group: Sequence[Candidate], aid: str, seen: str, counts: MergeCounts
-    ) -> None:
-        best = winner(group)
-        earliest = min(c.published for c in group)
-        stored_published, *stored_rank = self._conn.execute(
-            "SELECT published, updated, has_link, content_hash FROM articles WHERE id = ?", (aid,)
-        ).fetchone()
-        newer = (best.updated, int(best.has_link), best.content_hash) > tuple(stored_rank)
-        earlier = earliest < stored_published
-        if newer:
-            self._conn.execute(
-                "UPDATE articles SET updated = ?, has_link = ?, content_hash = ?, source = ?,"
-                " last_changed = ? WHERE id = ?",
-                (
-                    best.updated,
-                    int(best.has_link),
-                    best.content_hash,
-                    best.source,
-                    seen,
-                    aid,
-                ),  # fmt: skip
-            )
-            self._set_categories([(aid, best)], replace=True)
-        if earlier:
-            self._conn.execute(
-                "UPDATE articles SET published = ?, last_changed = ? WHERE id = ?",
-                (earliest, seen, aid),
-            )
-        if newer or earlier:
-            counts.updated += 1
-        else:
-            counts.unchanged += 1
-        self._conn.executemany(
-            "INSERT INTO article_keys (match_key, article_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            ((k, aid) for k in {k for c in group for k in c.keys}),
-        )
-        self._insert_revisions(((aid, c) for c in group), seen)
-        self._prune(aid)
 
     # -- reading for publication ---------------------------------------------------------
     def latest(self, limit: int) -> list[Entry]:
@@ -600,8 +770,10 @@ class Store:
         return int(row[0])
 
     # -- categories and publishing (per-category feeds, "nothing changed" skip) -------------
-    def _set_categories(self, rows: Sequence[tuple[str, Candidate]], replace: bool = False) -> None:
-        """(article id, its winning revision) -> article_categories rows."""
+    def _set_categories(
+        self, rows: Sequence[tuple[str, tuple[str, ...]]], replace: bool = False
+    ) -> None:
+        """(article id, its published categories) -> article_categories rows."""
         if replace:
             self._conn.executemany(
                 "DELETE FROM article_categories WHERE article_id = ?", ((a,) for a, _ in rows)
@@ -609,8 +781,8 @@ class Store:
         self._conn.executemany(
             "INSERT INTO article_categories (article_id, slug, name) VALUES (?, ?, ?)"
             " ON CONFLICT DO NOTHING",
-            ((aid, slug, name) for aid, best in rows
-             for slug, name in category_slugs(best.categories)),
+            ((aid, slug, name) for aid, categories in rows
+             for slug, name in category_slugs(categories)),
         )  # fmt: skip
 
     def categories(self) -> list[tuple[str, str, int]]:
@@ -659,7 +831,8 @@ class Store:
         """(id, content hash) of every article, oldest GİRİŞ first: archive page boundaries."""
         with self._translate("reading articles"):
             return [(r[0], r[1]) for r in self._conn.execute(
-                "SELECT id, content_hash FROM articles ORDER BY published, id")]  # fmt: skip
+                "SELECT id, content_hash || COALESCE(fields, '') FROM articles"
+                " ORDER BY published, id")]  # fmt: skip
 
     def entries_by_ids(self, ids: Sequence[str]) -> list[Entry]:
         """These articles, in the order given."""
@@ -744,15 +917,19 @@ class Store:
             ).fetchone()
             seen = frozenset(item for (item,) in self._conn.execute(
                 "SELECT item FROM fulltext_seen WHERE source = ?", (name,)))  # fmt: skip
+            pages = {url: (etag, lm) for url, etag, lm in self._conn.execute(
+                "SELECT url, etag, last_modified FROM fulltext_pages WHERE source = ?",
+                (name,))}  # fmt: skip
         if row is None:
-            return SourceState(name=name, fulltext_seen=seen or None)
+            return SourceState(name=name, fulltext_seen=seen or None,
+                               fulltext_pages=pages or None)  # fmt: skip
         etag, lm, ok, err, err_at, failures, due, digest = row
         return SourceState(
             name=name, etag=etag, last_modified=lm,
             last_success=parse_time(ok) if ok else None, last_error=err,
             last_error_at=parse_time(err_at) if err_at else None, failures=int(failures),
             next_due=parse_time(due) if due else None, feed_digest=digest,
-            fulltext_seen=seen or None,
+            fulltext_seen=seen or None, fulltext_pages=pages or None,
         )  # fmt: skip
 
     def save_source_state(self, state: SourceState) -> None:
@@ -778,6 +955,58 @@ class Store:
                     "INSERT INTO fulltext_seen (source, item) VALUES (?, ?)",
                     ((state.name, item) for item in sorted(state.fulltext_seen)),
                 )
+                self._bound_fulltext_pages(state.name)
+
+    # -- `fulltext` item pages kept for conditional GET (sources/fulltext.py) -------------
+    def fulltext_bodies(self, source: str, urls: Sequence[str]) -> dict[str, str]:
+        """The kept page body (extracted HTML) of each of these pages of `source` that has one."""
+        bodies: dict[str, str] = {}
+        with self._translate("reading full-text pages"):
+            for i in range(0, len(urls), 500):
+                chunk = urls[i : i + 500]
+                for url, body in self._conn.execute(
+                    "SELECT url, body FROM fulltext_pages WHERE source = ?"
+                    f" AND url IN ({', '.join('?' * len(chunk))})",
+                    (source, *chunk),
+                ):
+                    raw = unpack_record(body)
+                    bodies[url] = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+        return bodies
+
+    def remember_fulltext_pages(
+        self, source: str,
+        pages: Iterable[tuple[str, str, str | None, str | None, str | None]], now: datetime,
+    ) -> None:  # fmt: skip
+        """(url, item, etag, last_modified, body) of pages just answered: body None (a 304)
+        keeps the stored body. Bounded when the source's state is saved."""
+        with self.transaction():
+            for url, item, etag, lm, body in pages:
+                if body is None:
+                    self._conn.execute(
+                        "UPDATE fulltext_pages SET item = ?, etag = ?, last_modified = ?,"
+                        " fetched = ? WHERE source = ? AND url = ?",
+                        (item, etag, lm, utc_text(now), source, url),
+                    )
+                    continue
+                self._conn.execute(
+                    "INSERT INTO fulltext_pages (source, url, item, etag, last_modified, body,"
+                    " fetched) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, url) DO UPDATE"
+                    " SET item = excluded.item, etag = excluded.etag, last_modified ="
+                    " excluded.last_modified, body = excluded.body, fetched = excluded.fetched",
+                    (source, url, item, etag, lm, pack_text(body), utc_text(now)),
+                )
+
+    def _bound_fulltext_pages(self, source: str) -> None:
+        (count,) = self._conn.execute(
+            "SELECT COUNT(*) FROM fulltext_pages WHERE source = ?", (source,)
+        ).fetchone()
+        if count > FULLTEXT_PAGES_PER_SOURCE:
+            self._conn.execute(
+                "DELETE FROM fulltext_pages WHERE source = ? AND url IN (SELECT url FROM"
+                " fulltext_pages p WHERE source = ? AND item NOT IN (SELECT item FROM"
+                " fulltext_seen WHERE source = ?) ORDER BY fetched, url LIMIT ?)",
+                (source, source, source, count - FULLTEXT_PAGES_PER_SOURCE),
+            )
 
     # -- first-seen dates of undated items (aggregator/firstseen.py) ----------------------
     def first_seen_times(
@@ -817,10 +1046,17 @@ class Store:
 
 
 _ENTRY_SELECT = (
-    "SELECT a.id, a.published, r.record FROM articles a"
+    "SELECT a.id, a.published, COALESCE(a.record, r.record) FROM articles a"
     " JOIN revisions r ON r.article_id = a.id AND r.content_hash = a.content_hash"
     " ORDER BY a.published DESC, a.id DESC"
 )
+
+
+def _fields(column: str | None, content_hash: str) -> dedupe.Fields:
+    """The stored `fields` column: None (every field from the one published revision)."""
+    if column is None:
+        return dedupe.Fields(*(content_hash,) * 6)
+    return dedupe.Fields(*column.split(" "))
 
 
 def _entry(aid: str, published: str, record: bytes) -> Entry:

@@ -153,3 +153,35 @@ def test_on_equal_guncelleme_the_revision_with_the_sites_url_wins() -> None:
                                    link="https://haber.test/a/1"))  # fmt: skip
     for group in ([scrape, page], [page, scrape]):
         assert dedupe.winner(group).ref == 1
+
+
+def test_the_decision_is_a_value_bridging_two_stored_articles_into_the_first_published() -> None:
+    early, late = art(published=T0), art("Başka başlık burada yazıyor", published=T0)
+    stored = {
+        sid: dedupe.Stored(id=sid, published=p, site="",
+                           fields=dedupe.Fields(*(c.content_hash,) * 6), revisions=(c,))
+        for sid, p, c in (("urn:b", "2026-01-01T16:16:30", dedupe.candidate(-1, late)),
+                          ("urn:a", "2026-01-01T16:16:00", dedupe.candidate(-1, early)))
+    }  # fmt: skip
+    bridge = dedupe.candidate(0, art(updated=T0 + timedelta(minutes=5), summary="yeni spot"))
+    (plan,) = dedupe.decide([[bridge]], {0: {"urn:a", "urn:b"}}, stored)
+    assert (plan.id, plan.retired, plan.changed) == ("urn:a", ("urn:b",), True)
+    assert plan.best == bridge and plan.published == "2026-01-01T16:16:00"
+
+
+def test_fields_come_from_the_newest_unless_it_lacks_them() -> None:
+    full = art(content_html="<p>" + "Uzun gövde metni burada. " * 20 + "</p>",
+               categories=("Gündem",), authors=("Muhabir",))  # fmt: skip
+    item = art(link="https://haber.test/a/1", updated=T0 + timedelta(minutes=3))
+    item = replace(item, content_html=f"<p>{item.summary}</p>")  # the spot again: no body
+    bare = art("Ankara'da kritik görüşme: son durum", updated=T0 + timedelta(minutes=9),
+               summary="Yeni spot.")  # fmt: skip
+    cands = [dedupe.candidate(i, a) for i, a in enumerate((full, item, bare))]
+    fields = dedupe.plan(cands, []).fields
+    hashes = {a: c.content_hash for a, c in zip(("full", "item", "bare"), cands, strict=True)}
+    assert fields.base == hashes["bare"]  # title, summary, updated
+    assert fields.link == hashes["item"]  # the site's URL
+    assert fields.content == fields.categories == fields.authors == hashes["full"]
+    only_spots = [dedupe.candidate(i, a) for i, a in enumerate((bare, replace(bare, summary="x y z",
+                  updated=T0)))]  # fmt: skip
+    assert dedupe.plan(only_spots, []).fields.plain  # no fuller body anywhere: nothing to take

@@ -38,8 +38,6 @@ _ZONED = re.compile(r"(?:[+-]\d\d:?\d\d|Z|GMT|UTC?|[ECMP][SD]T)\s*$", re.IGNOREC
 # (first-seen records match only by URL/guid) separates the `seen` ones
 MERGED = {
     "newsboat-atom10.xml": "three entries with one link: de-duplication merges the same page",
-    "newsboat-atom10-authors.xml": "undated items with equal text: merged on first-seen minute",
-    "w3c-rss20-sample.xml": "two undated items with equal text: merged on first-seen minute",
     "w3c-rss20-datetime-everything.xml": "one text and one instant in many spellings: merged",
 }
 

@@ -24,6 +24,7 @@ from bs4 import BeautifulSoup, CData, Tag
 from bs4.element import NavigableString, PageElement
 from soupsieve import SelectorSyntaxError
 
+from aggregator.dedupe import site_host
 from aggregator.errors import ParseError
 from aggregator.model import Article
 from aggregator.normalize import (
@@ -148,6 +149,8 @@ def parse_page(
     base = _base(soup, url)
     metas = _metas(soup)
     link = _canonical(soup, metas, base) or url
+    if site_host(link) != site_host(url):  # a canonical naming another site: not believed
+        link = url
     f = _Fields()
     _from_selectors(f, soup, dict(selectors), base, tz)
     node = _jsonld(soup)
