@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -209,16 +210,10 @@ def start_nginx(work: Path, feed: bytes) -> tuple[subprocess.Popen[bytes], int] 
     return None
 
 
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def shown(runs: list[dict[str, float]]) -> str:
     rates = [r["rate"] for r in runs]
-    p99 = median([r["p99"] for r in runs])
-    text = f"{median(rates):7.0f} req/s ({min(rates):.0f}-{max(rates):.0f})"
+    p99 = statistics.median([r["p99"] for r in runs])
+    text = f"{statistics.median(rates):7.0f} req/s ({min(rates):.0f}-{max(rates):.0f})"
     if p99 == p99:  # not nan
         text += f" p99 {p99:5.2f} ms"
     errors = sum(int(r["errors"]) for r in runs)
@@ -313,7 +308,7 @@ def main() -> int:
         for label, _, _ in cases:
             other = ""
             if theirs[label]:
-                ratio = median([r["rate"] for r in ours[label]]) / median(
+                ratio = statistics.median([r["rate"] for r in ours[label]]) / statistics.median(
                     [r["rate"] for r in theirs[label]]
                 )
                 other = f" | {shown(theirs[label])}  ({ratio:.2f}x nginx)"
