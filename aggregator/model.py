@@ -7,6 +7,7 @@ dataclasses.fields() per object, several times the cost."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import NamedTuple
@@ -192,3 +193,6 @@ class SourceState:
     fulltext_seen: frozenset[str] | None = None
     """`fulltext` feeds: content hashes of the items whose page was fetched (None: none
     recorded; the store keeps what it has)."""
+    fulltext_pages: Mapping[str, tuple[str | None, str | None]] | None = None
+    """`fulltext` feeds: (ETag, Last-Modified) of each item page whose body the store keeps,
+    by page URL, for conditional GET (None: none kept)."""

@@ -20,7 +20,7 @@ from aggregator.config import Config, SourceConfig
 from aggregator.errors import OutputIncomplete
 from aggregator.model import Rejection, RunReport, SeedFileState, SourceReport, SourceState
 from aggregator.publish import Site, publish
-from aggregator.sources import Harvest, policy, seeddir
+from aggregator.sources import Harvest, Staged, policy, seeddir
 from aggregator.store import Store
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,13 @@ def _run_once(
                     _seed_state(store.source_state(source.name), source, report, now)
                 )
         for harvest in harvests:
-            for cand, record in firstseen.settle(store, harvest.name, harvest.records, now):
+            records: Sequence[Staged] = harvest.records
+            if harvest.fulltext_pages:  # kept bodies for the 304s, and the pages kept
+                from aggregator.sources import fulltext
+
+                records = fulltext.settle(store, harvest.name, records, harvest.fulltext_pages,
+                                          now)  # fmt: skip
+            for cand, record in firstseen.settle(store, harvest.name, records, now):
                 batch.add_staged(cand, record)
             if harvest.state is not None:
                 batch.states.append(harvest.state)

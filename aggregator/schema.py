@@ -14,7 +14,7 @@ from aggregator.model import MAX_NAME, MAX_NAMES
 from aggregator.normalize import SLUG_BYTES, path_slug
 from aggregator.records import unpack_record
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE articles (
@@ -134,6 +134,21 @@ MIGRATIONS: dict[int, str] = {
     CREATE TABLE IF NOT EXISTS article_aliases (
         alias TEXT PRIMARY KEY,
         article_id TEXT NOT NULL
+    );
+    """,
+    # `fulltext` feeds: per item page, its validators and the body it gave (zstd, as records
+    # are), so a changed item's page is asked for conditionally and a 304 reuses the body;
+    # `item`: the feed content hash it last gave a body to; `fetched`: when last answered
+    11: """
+    CREATE TABLE IF NOT EXISTS fulltext_pages (
+        source TEXT NOT NULL,
+        url TEXT NOT NULL,
+        item TEXT NOT NULL,
+        etag TEXT,
+        last_modified TEXT,
+        body BLOB NOT NULL,
+        fetched TEXT NOT NULL,
+        PRIMARY KEY (source, url)
     );
     """,
 }

@@ -24,6 +24,7 @@ from aggregator.model import Article, Entry, SeedFileState, SourceState
 from aggregator.records import (
     article_from_json,
     pack_record,
+    pack_text,
     parse_time,
     unpack_record,
     utc_text,
@@ -34,6 +35,11 @@ KEEP_REVISIONS = 5
 FIRST_SEEN_PER_SOURCE = 10_000
 """First-seen times kept per source: far more than one feed document serves at once, so an
 item still served keeps its time; the table stays bounded however many ids a feed invents."""
+FULLTEXT_PAGES_PER_SOURCE = 2_500
+"""Item pages kept per `fulltext` source (validators and body, for conditional GET): beyond
+this many, those of items the feed no longer carries are forgotten, least recently answered
+first. More than one feed document carries (sources/feed.py MAX_ENTRIES, 2,000), so every
+item it still serves keeps its page and the bound always holds."""
 log = logging.getLogger(__name__)
 
 
@@ -910,15 +916,19 @@ class Store:
             ).fetchone()
             seen = frozenset(item for (item,) in self._conn.execute(
                 "SELECT item FROM fulltext_seen WHERE source = ?", (name,)))  # fmt: skip
+            pages = {url: (etag, lm) for url, etag, lm in self._conn.execute(
+                "SELECT url, etag, last_modified FROM fulltext_pages WHERE source = ?",
+                (name,))}  # fmt: skip
         if row is None:
-            return SourceState(name=name, fulltext_seen=seen or None)
+            return SourceState(name=name, fulltext_seen=seen or None,
+                               fulltext_pages=pages or None)  # fmt: skip
         etag, lm, ok, err, err_at, failures, due, digest = row
         return SourceState(
             name=name, etag=etag, last_modified=lm,
             last_success=parse_time(ok) if ok else None, last_error=err,
             last_error_at=parse_time(err_at) if err_at else None, failures=int(failures),
             next_due=parse_time(due) if due else None, feed_digest=digest,
-            fulltext_seen=seen or None,
+            fulltext_seen=seen or None, fulltext_pages=pages or None,
         )  # fmt: skip
 
     def save_source_state(self, state: SourceState) -> None:
@@ -944,6 +954,58 @@ class Store:
                     "INSERT INTO fulltext_seen (source, item) VALUES (?, ?)",
                     ((state.name, item) for item in sorted(state.fulltext_seen)),
                 )
+                self._bound_fulltext_pages(state.name)
+
+    # -- `fulltext` item pages kept for conditional GET (sources/fulltext.py) -------------
+    def fulltext_bodies(self, source: str, urls: Sequence[str]) -> dict[str, str]:
+        """The kept page body (extracted HTML) of each of these pages of `source` that has one."""
+        bodies: dict[str, str] = {}
+        with self._translate("reading full-text pages"):
+            for i in range(0, len(urls), 500):
+                chunk = urls[i : i + 500]
+                for url, body in self._conn.execute(
+                    "SELECT url, body FROM fulltext_pages WHERE source = ?"
+                    f" AND url IN ({', '.join('?' * len(chunk))})",
+                    (source, *chunk),
+                ):
+                    raw = unpack_record(body)
+                    bodies[url] = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+        return bodies
+
+    def remember_fulltext_pages(
+        self, source: str,
+        pages: Iterable[tuple[str, str, str | None, str | None, str | None]], now: datetime,
+    ) -> None:  # fmt: skip
+        """(url, item, etag, last_modified, body) of pages just answered: body None (a 304)
+        keeps the stored body. Bounded when the source's state is saved."""
+        with self.transaction():
+            for url, item, etag, lm, body in pages:
+                if body is None:
+                    self._conn.execute(
+                        "UPDATE fulltext_pages SET item = ?, etag = ?, last_modified = ?,"
+                        " fetched = ? WHERE source = ? AND url = ?",
+                        (item, etag, lm, utc_text(now), source, url),
+                    )
+                    continue
+                self._conn.execute(
+                    "INSERT INTO fulltext_pages (source, url, item, etag, last_modified, body,"
+                    " fetched) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, url) DO UPDATE"
+                    " SET item = excluded.item, etag = excluded.etag, last_modified ="
+                    " excluded.last_modified, body = excluded.body, fetched = excluded.fetched",
+                    (source, url, item, etag, lm, pack_text(body), utc_text(now)),
+                )
+
+    def _bound_fulltext_pages(self, source: str) -> None:
+        (count,) = self._conn.execute(
+            "SELECT COUNT(*) FROM fulltext_pages WHERE source = ?", (source,)
+        ).fetchone()
+        if count > FULLTEXT_PAGES_PER_SOURCE:
+            self._conn.execute(
+                "DELETE FROM fulltext_pages WHERE source = ? AND url IN (SELECT url FROM"
+                " fulltext_pages p WHERE source = ? AND item NOT IN (SELECT item FROM"
+                " fulltext_seen WHERE source = ?) ORDER BY fetched, url LIMIT ?)",
+                (source, source, source, count - FULLTEXT_PAGES_PER_SOURCE),
+            )
 
     # -- first-seen dates of undated items (aggregator/firstseen.py) ----------------------
     def first_seen_times(

@@ -1,6 +1,7 @@
 """Benchmark: 1,000 feed sources x 50 items from a local server that waits 20 ms per answer.
 
     python bench/bench_sources.py [--sources 1000] [--items 50] [--delay 0.02] [--hosts 20]
+                                  [--parser fast|feedparser]
 
 The server runs in its own process (uvicorn, like tests/localserver.py) and listens on
 several loopback addresses (127.0.0.1, 127.0.0.2, ...), so the per-host limit applies as
@@ -140,7 +141,14 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=50)
     parser.add_argument("--delay", type=float, default=0.02)
     parser.add_argument("--hosts", type=int, default=20)
+    parser.add_argument(
+        "--parser",
+        choices=("fast", "feedparser"),
+        default="fast",
+        help="feedparser: every feed read by feedparser (the fast path off)",
+    )
     args = parser.parse_args()
+    os.environ["AGGREGATOR_FASTFEED"] = "1" if args.parser == "fast" else "0"  # workers too
 
     ctx = multiprocessing.get_context("spawn")
     mine, theirs = ctx.Pipe()
@@ -150,7 +158,7 @@ def main() -> None:
     bases = mine.recv()
     time.sleep(0.5)
     print(f"{args.sources} feeds x {args.items} items, {args.delay * 1000:.0f} ms server delay, "
-          f"{len(bases)} hosts, {os.cpu_count()} CPUs")  # fmt: skip
+          f"{len(bases)} hosts, {os.cpu_count()} CPUs, parser: {args.parser}")  # fmt: skip
     try:
         with tempfile.TemporaryDirectory() as tmp:
             cfg = load_config(write_config(Path(tmp), bases, args.sources))

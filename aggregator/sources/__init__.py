@@ -9,10 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aggregator.dedupe import Candidate, candidate
 from aggregator.model import Article, Rejection, SourceState
 from aggregator.records import article_from_json, pack_record, unpack_record
+
+if TYPE_CHECKING:
+    from aggregator.sources.fulltext import Page
 
 Staged = tuple[Candidate, bytes]
 """A parsed record ready for the store: its de-duplication candidate and packed form."""
@@ -34,6 +38,8 @@ class Harvest:
     rejected: tuple[Rejection, ...] = ()
     unchanged: int = 0
     fulltext_failed: int = 0
+    fulltext_pages: tuple[Page, ...] = ()
+    """`fulltext` feeds: the item pages just answered, for the store to keep (fulltext.settle)."""
     not_modified: bool = False
     error: str | None = None
     state: SourceState | None = None

@@ -49,6 +49,7 @@ from aggregator.normalize import (
     sanitize_html,
     shorten,
 )
+from aggregator.sources import fastfeed
 from aggregator.sources.http import decode_body
 from aggregator.timeparse import FUTURE_SLACK, find_stamp, in_utc_range, parse_foreign, parse_iso
 
@@ -235,8 +236,9 @@ def _refuse_entities(data: bytes) -> None:
 
 # -- XML feeds (feedparser) ----------------------------------------------------------------
 def _xml_items(utf8: bytes, url: str, language: str) -> tuple[list[_Item], float | None]:
+    d = fastfeed.parse(utf8, url)  # None: not sure it reads the document as feedparser does
     try:
-        d = feedparser.parse(
+        d = d or feedparser.parse(
             io.BytesIO(utf8),
             response_headers={"content-type": "application/xml; charset=utf-8",
                               "content-location": url},

@@ -169,10 +169,11 @@ async def _feed(
         tz=config.timezone, language=config.language, now=now,
     ))  # fmt: skip
     if source.fulltext:
-        done = await with_pages(web, parse, parse.robots, source, records, state.fulltext_seen)
+        done = await with_pages(web, parse, parse.robots, source, records, state.fulltext_seen,
+                                state.fulltext_pages)  # fmt: skip
         return Harvest(
             name=source.name, records=done.records, rejected=rejected,
-            unchanged=done.unchanged, fulltext_failed=done.failed,
+            unchanged=done.unchanged, fulltext_failed=done.failed, fulltext_pages=done.pages,
             state=replace(succeeded(state, source, r, now, ttl=ttl, digest=digest),
                           fulltext_seen=done.seen),
         )  # fmt: skip
