@@ -12,6 +12,11 @@ Titles, spots and paragraphs folding to fewer than 3 words are too generic to id
 Or, failing every key, when they share the GİRİŞ anchor (the minute; the day for date-only
 records) and their whole texts are similar: `similarity` >= SIMILAR. Records whose date is
 only when we first saw them (published_source "seen") match by URL and guid alone.
+Never one article: two records of one source carrying different guids (the publisher says
+they are different items, as feed readers key entries by feed + guid), however alike their
+URL or text; a group holding several guids of a source (stored before this rule) still takes
+a record with any of them. Such a record, kept apart from the article its URL names, takes
+its id from its guid key (`distinct_ids`).
 
 Fields (`fields`): title, summary, authors, updated and categories come from the newest
 revision (greatest (updated, has a link, content hash)) of the article's site; the link is
@@ -206,6 +211,15 @@ def identity_key(cluster: Sequence[Candidate]) -> str:
     return earliest.keys[0]
 
 
+def _guid_key(cluster: Sequence[Candidate]) -> str:
+    """The guid key of the earliest revision carrying one (else the identity key)."""
+    with_guid = [c for c in cluster if any(k[0] == "g" for k in c.keys)]
+    if not with_guid:
+        return identity_key(cluster)
+    earliest = min(with_guid, key=lambda c: (c.updated, c.published, c.keys[0]))
+    return next(k for k in earliest.keys if k[0] == "g")
+
+
 def winner(cluster: Iterable[Candidate]) -> Candidate:
     return max(cluster, key=lambda c: c.rank)
 
@@ -221,17 +235,52 @@ def cluster(candidates: Sequence[Candidate]) -> list[list[Candidate]]:
         return i
 
     owner: dict[str, int] = {}
+    held: dict[int, Guids] = {}  # root -> the guids of its records, by source
     for i, cand in enumerate(candidates):
+        if mine := guids([cand]):
+            held[i] = mine
         for key in cand.keys:
             j = owner.setdefault(key, i)
             if j != i:
                 ri, rj = root(i), root(j)
-                if ri != rj:
-                    parent[max(ri, rj)] = min(ri, rj)
+                if ri != rj and not _apart(held.get(ri), held.get(rj)):
+                    lo, hi = min(ri, rj), max(ri, rj)
+                    parent[hi] = lo
+                    _hold(held, lo, hi)
     groups: dict[int, list[Candidate]] = {}
     for i, cand in enumerate(candidates):
         groups.setdefault(root(i), []).append(cand)
     return list(groups.values())
+
+
+# -- one source's guids ----------------------------------------------------------------------
+Guids = dict[str, frozenset[str]]  # source -> the guid (`g:`) keys of its records
+
+
+def guids(revisions: Iterable[Candidate]) -> Guids:
+    """The guid keys these revisions carry, by source."""
+    out: dict[str, set[str]] = {}
+    for c in revisions:
+        for k in c.keys:
+            if k[0] == "g":
+                out.setdefault(c.source, set()).add(k)
+    return {s: frozenset(ks) for s, ks in out.items()}
+
+
+def _apart(a: Guids | None, b: Guids | None) -> bool:
+    """Different articles: some source gave each its own guids, none in common."""
+    if not a or not b:
+        return False
+    return any(s in b and ks.isdisjoint(b[s]) for s, ks in a.items())
+
+
+def _hold(held: dict[int, Guids], root: int, other: int) -> None:
+    """`root` now holds `other`'s guids too."""
+    theirs = held.pop(other, None)
+    if theirs:
+        mine = held.setdefault(root, {})
+        for s, ks in theirs.items():
+            mine[s] = mine.get(s, frozenset()) | ks
 
 
 # -- whole-text similarity -----------------------------------------------------------------
@@ -326,10 +375,12 @@ def join(
     matches: Mapping[int, Collection[str]],
     peers: Sequence[tuple[Node, Node]] = (),
     signatures: Mapping[Node, Sequence[bytes]] | None = None,
+    held: Mapping[Node, Guids] | None = None,
 ) -> list[tuple[list[int], list[str]]]:
     """Which of this run's clusters and stored articles are one article: (cluster indexes,
     stored ids) per article. `matches`: cluster -> stored ids sharing an exact key with it;
-    `peers`: pairs sharing a GİRİŞ anchor, joined when their `signatures` are similar."""
+    `peers`: pairs sharing a GİRİŞ anchor, joined when their `signatures` are similar;
+    `held`: each node's guids (`guids`): nodes whose guids of one source differ stay apart."""
     if not matches and not peers:  # nothing to join: each cluster is its own article
         return [([i], []) for i in range(n_clusters)]
     index: dict[str, int] = {}
@@ -348,18 +399,26 @@ def join(
             i = parent[i]
         return i
 
+    owned: dict[int, Guids] = {}
+    for node, g in (held or {}).items():
+        at = node if isinstance(node, int) else index.get(node)
+        if g and at is not None:
+            owned[at] = dict(g)
+
     def union(i: int, j: int) -> None:
         ri, rj = root(i), root(j)
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
+        if ri != rj and not _apart(owned.get(ri), owned.get(rj)):
+            lo, hi = min(ri, rj), max(ri, rj)
+            parent[hi] = lo
+            _hold(owned, lo, hi)
 
     for i, ids in matches.items():
-        for sid in ids:
+        for sid in sorted(ids) if held else ids:  # an order that decides: the same every run
             union(i, index[sid])
     sigs = signatures or {}
     for a, b in peers:
         ia, ib = (x if isinstance(x, int) else index[x] for x in (a, b))
-        if root(ia) != root(ib) and _similar(sigs.get(a, ()), sigs.get(b, ())):
+        if root(ia) != root(ib) and similar(sigs.get(a, ()), sigs.get(b, ())):
             union(ia, ib)
     groups: dict[int, tuple[list[int], list[str]]] = {}
     for i in range(n_clusters):
@@ -379,10 +438,42 @@ def decide(
     aliases: Mapping[str, str] | None = None,
 ) -> list[Plan]:
     """One plan per article the run touches (`join`, then `plan` for each)."""
-    return [
+    held = held_guids(clusters, stored)
+    plans = [
         plan([c for i in members for c in clusters[i]], [stored[s] for s in ids], aliases)
-        for members, ids in join(len(clusters), matches, peers, signatures)
+        for members, ids in join(len(clusters), matches, peers, signatures, held)
     ]
+    return distinct_ids(plans, stored, aliases)
+
+
+def held_guids(
+    clusters: Sequence[Sequence[Candidate]], stored: Mapping[str, Stored]
+) -> dict[Node, Guids]:
+    """Each cluster's and stored article's guids, for `join`."""
+    held: dict[Node, Guids] = {}
+    for i, g in enumerate(clusters):
+        if mine := guids(g):
+            held[i] = mine
+    for sid, s in stored.items():
+        if theirs := guids(s.revisions):
+            held[sid] = theirs
+    return held
+
+
+def distinct_ids(
+    plans: list[Plan], taken: Collection[str], aliases: Mapping[str, str] | None = None
+) -> list[Plan]:
+    """`plans` with every new article's id its own: one that a stored article (`taken`) or
+    an earlier plan has already (an item kept apart from the article its URL names, by its
+    guid) is named by its guid key instead."""
+    given: set[str] = set()
+    out: list[Plan] = []
+    for p in plans:
+        if p.stored is None and (p.id in given or p.id in taken):
+            p = plan(p.members, (), aliases, by_guid=True)
+        given.add(p.id)
+        out.append(p)
+    return out
 
 
 def anchor_peers(
@@ -402,7 +493,8 @@ def anchor_peers(
     return pairs
 
 
-def _similar(a: Sequence[bytes], b: Sequence[bytes]) -> bool:
+def similar(a: Sequence[bytes], b: Sequence[bytes]) -> bool:
+    """Any of one node's signatures similar to any of the other's: one article by text."""
     return any(similarity(x, y) >= SIMILAR for x in a for y in b)
 
 
@@ -411,11 +503,13 @@ def plan(
     found: Sequence[Stored],
     aliases: Mapping[str, str] | None = None,
     known_ids: Mapping[str, str] | None = None,
+    by_guid: bool = False,
 ) -> Plan:
     """The decision for one article: this run's `members` and the stored articles `found`
     to be one (the first published keeps its id; the others retire as its aliases).
-    `known_ids`: identity key -> article_id(key) already computed (a cold run's staging)."""
-    if not found and len(members) == 1:  # most articles of a cold run: decided at once
+    `known_ids`: identity key -> article_id(key) already computed (a cold run's staging).
+    `by_guid`: a new article named by its earliest revision's guid key (`distinct_ids`)."""
+    if not found and len(members) == 1 and not by_guid:  # most of a cold run: decided at once
         (only,) = members
         h = only.content_hash
         aid = known_ids.get(only.keys[0], "") if known_ids else ""
@@ -431,7 +525,7 @@ def plan(
     site = next((s.site for s in found if s.site), "") or _first_site(every)
     own = [c for c in every if not (c.has_link and site and c.host and c.host != site)] or every
     fields, best, categories = _fields(own, site)
-    aid = article_id(identity_key(own))
+    aid = article_id(_guid_key(own) if by_guid else identity_key(own))
     if len(found) > 1:  # the one holding the earliest revision was published first: it stays
         first = next((s for s in found if s.id == aid), found[0])  # (as a rebuild would name it)
         found = [first, *(s for s in found if s is not first)]

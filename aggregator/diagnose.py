@@ -39,7 +39,9 @@ def parse_one(path: Path, zone: ZoneInfo, url: str | None = None) -> Article:
     if path.suffix.lower() in HTML_SUFFIXES:
         from aggregator.sources.html import parse_page
 
-        return parse_page(data, url=url or path.resolve().as_uri(), source="parse", tz=zone)
+        # an undated page is dated now, as a run dates it the first time it sees the page
+        return parse_page(data, url=url or path.resolve().as_uri(), source="parse", tz=zone,
+                          seen=datetime.now(zone).replace(microsecond=0))  # fmt: skip
     from aggregator.sources.seedfile import parse_seed
 
     return parse_seed(data, origin=str(path), source="parse", tz=zone)
@@ -54,10 +56,13 @@ def describe(article: Article, zone: ZoneInfo) -> str:
         return f"{turkish_long(value, zone)}  ({value.isoformat()})"  # type: ignore[arg-type]
 
     text = html_to_text(a.content_html)
+    marks = "  [date only]" if a.date_only else ""
+    if a.published_source == "seen":
+        marks += "  [first seen: no date on the page; a run keeps the time it first saw it]"
     rows = [
         ("title", a.title),
         ("summary", a.summary),
-        ("published", when(a.published) + ("  [date only]" if a.date_only else "")),
+        ("published", when(a.published) + marks),
         ("updated", when(a.updated)),
         ("authors", ", ".join(a.authors)),
         ("agency", a.agency),

@@ -326,16 +326,22 @@ class Store:
         aliases = self._aliases()
         if not matches and not peers:  # nothing stored or alike: each cluster is new
             plans = [dedupe.plan(g, (), aliases, self._founds) for g in clusters]
+            plans = dedupe.distinct_ids(plans, (), aliases)
             return self._survivors(plans, aliases) if aliases else plans
         signatures = self._signatures(clusters, peers) if peers else {}
-        groups = dedupe.join(len(clusters), matches, peers, signatures)
-        wanted = sorted({sid for _, ids in groups for sid in ids})
-        stored = self._stored(wanted) if wanted else {}
+        # every stored article a cluster could join (by a key, or by text): their guids decide
+        near = {sid for ids in matches.values() for sid in ids}
+        near |= {b for a, b in peers if isinstance(b, str) and b not in near
+                 and dedupe.similar(signatures.get(a, ()), signatures.get(b, ()))}  # fmt: skip
+        stored = self._stored(sorted(near)) if near else {}
+        held = dedupe.held_guids(clusters, stored)
+        groups = dedupe.join(len(clusters), matches, peers, signatures, held)
         plans = [
             dedupe.plan([c for i in members for c in clusters[i]], [stored[s] for s in ids],
                         aliases, self._founds)
             for members, ids in groups
         ]  # fmt: skip
+        plans = dedupe.distinct_ids(plans, stored, aliases)
         return self._survivors(plans, aliases) if aliases else plans
 
     def _survivors(self, plans: list[dedupe.Plan], aliases: dict[str, str]) -> list[dedupe.Plan]:
@@ -531,8 +537,7 @@ class Store:
             ((k, p.id) for p in plans for k in {k for c in p.members for k in c.keys}),
         )  # fmt: skip
         pairs = (
-            (p.id, c) for p in plans
-            if not (self._cold and len(p.members) == 1)  # staged under the id it founds
+            (p.id, c) for p in plans  # in a cold run, not those staged under the id they found
             for c in p.members if not (self._cold and self._founding_id(c) == p.id)
         )  # fmt: skip
         self._insert_revisions(pairs, seen)

@@ -185,3 +185,35 @@ def test_fields_come_from_the_newest_unless_it_lacks_them() -> None:
     only_spots = [dedupe.candidate(i, a) for i, a in enumerate((bare, replace(bare, summary="x y z",
                   updated=T0)))]  # fmt: skip
     assert dedupe.plan(only_spots, []).fields.plain  # no fuller body anywhere: nothing to take
+
+
+def test_items_of_one_feed_with_different_guids_are_different_articles() -> None:
+    link = "https://haber.test/gundem/ortak-sayfa"
+    a = art(guid="a", source="feed", link=link)
+    b = art(guid="b", source="feed", link=link)  # same page, same title and minute
+    a2 = replace(a, title="Düzeltilmiş başlık burada", updated=T0 + timedelta(hours=1))
+    other_feed = art(guid="z", source="other", link=link)
+    scrape = art(link=link)  # the site's own scrape: no guid, joins by URL
+    assert groups(a, b) == [[0], [1]]
+    assert groups(a, a2, b) == [[0, 1], [2]]  # a revision of one item is still that item
+    assert groups(a, other_feed, scrape) == [[0, 1, 2]]  # across sources nothing changes
+    assert groups(a, scrape, b) == [[0, 1], [2]]  # a guid-less bridge never joins a and b
+
+
+def test_a_new_guid_matching_a_stored_article_by_url_is_its_own_article() -> None:
+    link = "https://haber.test/gundem/ortak-sayfa"
+    old = dedupe.candidate(-1, art(guid="a", source="feed", link=link))
+    sid = dedupe.article_id(old.keys[0])  # named by its URL key, as the store names it
+    stored = {sid: dedupe.Stored(id=sid, published=old.published, site="haber.test",
+                                 fields=dedupe.Fields(*(old.content_hash,) * 6),
+                                 revisions=(old,))}  # fmt: skip
+    new = dedupe.candidate(0, art("Başka bir haber başlığı", guid="b", source="feed", link=link))
+    again = dedupe.candidate(1, art(guid="a", source="feed", link=link, summary="yeni spot"))
+    first, second = dedupe.decide([[new], [again]], {0: {sid}, 1: {sid}}, stored)
+    assert first.stored is None and first.members == (new,) and first.id != sid
+    assert first.id == dedupe.article_id(new.keys[1])  # its guid key names it
+    assert (second.id, second.members) == (sid, (again,))
+    # no guid of its own: a scrape of the page bridges nothing and joins the stored article
+    scrape = dedupe.candidate(0, art(link=link, summary="sitenin kendi metni"))
+    (plan,) = dedupe.decide([[scrape]], {0: {sid}}, stored)
+    assert plan.id == sid

@@ -207,6 +207,17 @@ def test_parse_prints_records_and_names_rejected_files(tmp_path: Path, capsys) -
     assert "bad.txt" in captured.err and "no article layout" in captured.err
 
 
+def test_parse_dates_an_undated_page_now_and_says_so(tmp_path: Path, capsys) -> None:
+    page = tmp_path / "tarihsiz.html"
+    page.write_text("<html><body><h1>Tarihsiz sayfa</h1><p>Metin.</p></body></html>")
+    assert main(["parse", str(page), "--url", "https://haber.test/tarihsiz"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "Tarihsiz sayfa" in out and "[first seen: no date on the page" in out
+    assert main(["parse", "--json", str(page)]) == EXIT_OK
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["published_source"] == "seen"
+
+
 def test_check_reports_sources_and_missing_folders(site: Path, capsys) -> None:
     cfg = site / "config.yaml"
     assert main(["check", "--config", str(cfg)]) == EXIT_OK

@@ -193,6 +193,28 @@ def test_records_dated_when_seen_match_only_by_url_or_guid(tmp_path: Path) -> No
         assert len(store.latest(10)) == 2
 
 
+def test_one_feeds_items_with_different_guids_stay_apart_in_the_store(tmp_path: Path) -> None:
+    link = f"https://www.{SITE}/ekonomi/faiz"
+    item = scrape("Faiz kararı açıklandı bugün", "Kurul toplantısı sona erdi.", BODY,
+                  source="feed", guid="faiz-1", link=link, origin="s0-a")  # fmt: skip
+    other = replace(item, guid="faiz-2", title="Faiz kararına piyasanın tepkisi", origin="s1-b",
+                    updated=item.updated + timedelta(minutes=5))  # fmt: skip
+    fixed = replace(item, title="Faiz kararı açıklandı: sabit", origin="s0-c",
+                    updated=item.updated + timedelta(minutes=9))  # fmt: skip
+    with Store.open(tmp_path / "s.sqlite3") as store:
+        run(store, [item])
+        run(store, [other])  # same URL, text and minute as the stored item, another guid
+        run(store, [fixed])  # a revision of the first item, by its guid
+        runs = published(store)
+        assert run(store, [item, other, fixed]) == 0
+        assert published(store) == runs
+    assert {s: t for s, (_, t, _) in runs.items()} == {0: fixed.title, 1: other.title}
+    with Store.open(tmp_path / "rebuilt.sqlite3") as rebuilt:
+        run(rebuilt, [item, other, fixed])  # one cold run: the same two articles
+        assert {s: t for s, (_, t, _) in published(rebuilt).items()} == {
+            0: fixed.title, 1: other.title}  # fmt: skip
+
+
 def test_a_pages_canonical_naming_another_host_is_not_its_identity() -> None:
     from aggregator.sources.html import parse_page
 

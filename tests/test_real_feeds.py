@@ -34,12 +34,6 @@ MAX_ITEMS = 50
 # an explicit zone in the raw text: feedparser's reading is then the instant itself (without
 # one feedparser assumes UTC, where we take the site's zone)
 _ZONED = re.compile(r"(?:[+-]\d\d:?\d\d|Z|GMT|UTC?|[ECMP][SD]T)\s*$", re.IGNORECASE)
-# same-page or same-minute-and-lead items that de-duplication merges; identity-v2's rule
-# (first-seen records match only by URL/guid) separates the `seen` ones
-MERGED = {
-    "newsboat-atom10.xml": "three entries with one link: de-duplication merges the same page",
-    "w3c-rss20-datetime-everything.xml": "one text and one instant in many spellings: merged",
-}
 
 
 @pytest.fixture(scope="module")
@@ -103,20 +97,17 @@ def test_every_item_of_a_real_feed_is_published(
     titles = {collapse(e.title): e for e in got}
     for item in expected:  # dates: first-seen when none; feedparser's instant when zoned
         entry = titles.get(collapse(plain_text(item["title"] or "")))
-        if entry is None or name in MERGED:
+        if entry is None:
             continue  # counted below
         when = datetime.fromisoformat(entry.published)
         if item["raw"] is None:
             assert when == NOW, (name, item)
         elif item["when"] and _ZONED.search(item["raw"].strip()) and when != NOW:
             assert when == item["when"], (name, item["raw"], entry.published)
-    if name not in MERGED:
-        links = {e.get("link") for e in got}
-        assert {clean_link(i["link"]) for i in expected if i["link"]} <= links
-        wanted = {collapse(plain_text(i["title"])) for i in expected if i["title"]}
-        assert wanted <= set(titles), wanted - set(titles)
-    if name in MERGED and len(got) < min(len(expected), MAX_ITEMS):
-        pytest.xfail(MERGED[name])
+    links = {e.get("link") for e in got}
+    assert {clean_link(i["link"]) for i in expected if i["link"]} <= links
+    wanted = {collapse(plain_text(i["title"])) for i in expected if i["title"]}
+    assert wanted <= set(titles), wanted - set(titles)
     assert len(got) == min(len(expected), MAX_ITEMS), (name, report.rejections)
 
 

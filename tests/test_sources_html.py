@@ -187,3 +187,14 @@ def test_a_date_in_the_url_path_is_the_last_resort() -> None:
     doc = b"<html><body><h1>Tarihsiz sayfa</h1><p>Metin.</p></body></html>"
     a = page(doc, url=BASE + "/2024/07/03/tarihsiz-sayfa")
     assert a.published == datetime(2024, 7, 3, tzinfo=ISTANBUL) and a.date_only
+
+
+def test_a_page_without_a_date_is_dated_when_it_was_seen() -> None:
+    seen = datetime(2026, 1, 10, 9, 30, tzinfo=ISTANBUL)
+    a = parse_page(b"<html><body><h1>Tarihsiz sayfa</h1><p>Metin.</p></body></html>",
+                   url=BASE + "/news/x", source="web", tz=ISTANBUL, seen=seen)  # fmt: skip
+    assert a.title == "Tarihsiz sayfa" and a.published == a.updated == seen
+    assert a.published_source == "seen" and not a.date_only
+    doc = "<html><body><h1>Sayfa</h1><p>GİRİŞ: 01.01.2026 10:00</p></body></html>".encode()
+    dated = parse_page(doc, url=BASE + "/news/x", source="web", tz=ISTANBUL, seen=seen)
+    assert dated.published_source == "source" and dated.published != seen

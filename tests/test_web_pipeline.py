@@ -11,6 +11,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
+from aggregator.cli import main
 from aggregator.config import Config, load_config
 from aggregator.model import SourceState
 from aggregator.pipeline import run_once
@@ -19,7 +20,7 @@ from aggregator.sources.http import HttpSettings, WebClient
 from aggregator.sources.web import POOL_MIN_SOURCES, harvest
 from aggregator.store import Store
 from tests.conftest import ISTANBUL, SEED_DOC
-from tests.localserver import App, Reply, serve_in_thread
+from tests.localserver import HTML, App, Reply, serve_in_thread
 
 T0 = datetime(2026, 1, 10, 9, 30, tzinfo=ISTANBUL)
 
@@ -208,3 +209,34 @@ def test_states_round_trip_through_the_store(tmp_path: Path) -> None:
     with Store.open(tmp_path / "s.sqlite3") as store:
         store.save_source_state(state)
         assert store.source_state("x") == state
+
+
+UNDATED_PAGE = """<!doctype html><html lang="tr"><head><title>Köy okuluna kütüphane</title>
+</head><body><article><h1>Köy okuluna kütüphane kuruldu</h1>
+<p>Gönüllülerin topladığı kitaplarla köy okuluna bir kütüphane kuruldu.</p>
+<p>Öğrenciler kitapları okul saatlerinden sonra da ödünç alabilecek.</p></article>
+</body></html>""".encode()
+
+
+def test_an_undated_page_keeps_its_first_seen_date(server: App, tmp_path: Path) -> None:
+    listed = iter(range(1_000))  # the listing changes on every visit: the page is parsed again
+    server.route("/tarihsiz/", lambda _r: Reply(
+        body=f'<html><body><h2><a href="/tarihsiz/kutuphane">Kütüphane</a></h2>'
+        f"<!--{next(listed)}--></body></html>".encode(), content_type=HTML))  # fmt: skip
+    server.route("/tarihsiz/kutuphane", Reply(body=UNDATED_PAGE, content_type=HTML))
+    cfg = config(tmp_path, source("site", "html", server.base + "/tarihsiz/"))
+    with Store.open(cfg.state) as store:
+        report = run_once(cfg, store, None, T0)
+    assert report.new == 1 and [s.rejected for s in report.sources] == [()]
+    names = ("atom.xml", "rss.xml", "feed.json")
+    first = {n: (cfg.output_dir / n).read_bytes() for n in names}
+    (entry,) = feedparser.parse(first["atom.xml"]).entries
+    assert entry.title == "Köy okuluna kütüphane kuruldu"
+    assert entry.published_parsed[:5] == (2026, 1, 10, 6, 30)  # T0, 09:30 +03:00
+
+    hits = server.hits["/tarihsiz/kutuphane"]
+    with Store.open(cfg.state) as store:
+        run_once(cfg, store, None, T0 + timedelta(hours=2))
+    assert main(["regenerate", "--config", str(cfg.path), "-q", "--force"]) == 0  # now: today
+    assert server.hits["/tarihsiz/kutuphane"] == hits + 2  # read again, dated as first seen
+    assert {n: (cfg.output_dir / n).read_bytes() for n in names} == first

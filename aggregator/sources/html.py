@@ -143,8 +143,12 @@ def _text(value: str) -> str:
 def parse_page(
     data: bytes, *, url: str, content_type: str = "", source: str, tz: tzinfo,
     language: str = "tr", selectors: tuple[tuple[str, str], ...] = (),
+    seen: datetime | None = None,
 ) -> Article:  # fmt: skip
-    """One article page -> one Article. Raises ParseError with a reason a user can act on."""
+    """One article page -> one Article. Raises ParseError with a reason a user can act on.
+    A page with no date anywhere is dated `seen` (the run's time, which the pipeline turns
+    into the time the page was first seen) with `published_source="seen"`; without `seen`
+    it is rejected."""
     soup = _soup(data, content_type)
     base = _base(soup, url)
     metas = _metas(soup)
@@ -189,6 +193,9 @@ def parse_page(
         date_only = f.published is not None
     if not f.content_html and isinstance(article := soup.find("article"), Tag):
         f.content_html = sanitize_html(article.decode_contents(), base)
+    published_source = "source"
+    if f.published is None and seen is not None:
+        f.published, published_source = seen, "seen"
     if f.published is None:
         raise ParseError(f"no publication date on the page ({seed_error or 'none found'})")
     # titles, spots and bylines are text: RSS readers take a title as HTML, so markup from
@@ -211,7 +218,7 @@ def parse_page(
         content_html=f.content_html, authors=authors, agency=agency,
         categories=f.categories, language=lang.split("-")[0].lower() or language,
         link=clean_link(link), image=f.image, published=f.published, updated=updated,
-        source=source, origin=url, date_only=date_only,
+        source=source, origin=url, date_only=date_only, published_source=published_source,
     )  # fmt: skip
 
 

@@ -246,7 +246,7 @@ async def _html(
                           selector=source.links, limit=source.limit, allow_hosts=allow)  # fmt: skip
     policy = FetchPolicy(site=r.url, allow_hosts=allow,
                          block_private=source.fetch.block_private_links)  # fmt: skip
-    pages = await asyncio.gather(*(_page(web, parse, source, config, link, policy)
+    pages = await asyncio.gather(*(_page(web, parse, source, config, link, policy, now)
                                    for link in links))  # fmt: skip
     return Harvest(
         name=source.name,
@@ -258,13 +258,13 @@ async def _html(
 
 async def _page(
     web: WebClient, parse: _Parser, source: SourceConfig, config: Config, url: str,
-    policy: FetchPolicy,
+    policy: FetchPolicy, now: datetime,
 ) -> Staged | Rejection:  # fmt: skip
     try:
         r = await web.fetch(url, policy=policy)
         return await parse(functools.partial(
             _page_record, r.body, url=r.url, content_type=r.content_type, source=source.name,
-            tz=config.timezone, language=config.language, selectors=source.selectors,
+            tz=config.timezone, language=config.language, selectors=source.selectors, seen=now,
         ))  # fmt: skip
     except (FetchError, ParseError) as e:
         return Rejection(source=source.name, origin=url, reason=str(e))
