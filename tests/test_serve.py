@@ -17,12 +17,11 @@ from typing import Any
 import feedparser
 import httpx
 import pytest
-from starlette.types import ASGIApp
 
 from aggregator.config import SourceConfig
 from aggregator.model import SourceState
 from aggregator.schedule import first_due, next_state
-from aggregator.serve import content_type, create_app
+from aggregator.serve import FeedServer, content_type, create_app
 from tests.conftest import DATA, ISTANBUL, SEED_DOC
 from tests.test_regenerate import regen, write_config
 
@@ -48,9 +47,9 @@ def site(tmp_path: Path) -> Path:
 
 
 class Client:
-    """httpx over ASGI (starlette's TestClient now wants the separate httpx2 package)."""
+    """httpx over ASGI, to the app itself (no server)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: FeedServer) -> None:
         self.app = app
 
     def request(self, method: str, path: str, headers: dict[str, str] | None) -> httpx.Response:
