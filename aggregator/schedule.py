@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import gc
 import logging
 import random
 import time
@@ -171,9 +170,6 @@ class Scheduler:
     def _publish(self) -> tuple[list[str], int, float]:
         t0 = time.perf_counter()
         written = publish_now(self.config, self.store, self.clock())
-        # runs raise the collector's thresholds (pipeline), so their cycles pile up in the
-        # oldest generation; a publish follows a burst of runs: free them here
-        gc.collect()
         return written, self.store.count(), time.perf_counter() - t0
 
     # -- jobs on the event loop -------------------------------------------------------
