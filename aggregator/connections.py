@@ -25,7 +25,7 @@ import resource
 import socket
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from aggregator.serve import HttpProtocol
 
 log = logging.getLogger(__name__)
 HEADER_TIMEOUT = 10.0
@@ -48,12 +48,13 @@ def connection_limit(open_files: int) -> int:
     return max(8, open_files - spare - 4 * BACKLOG)
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a header deadline and room made at the limit."""
+class GuardedProtocol(HttpProtocol):
+    """The server's protocol (serve.HttpProtocol: httptools) with a header deadline and room
+    made at the limit."""
 
     limit = connection_limit(1024)
     """Set per server by `server_settings` (a subclass with the limit of this process)."""
-    order: dict[GuardedH11Protocol, None] = {}
+    order: dict[GuardedProtocol, None] = {}
     """Open connections, longest waiting first (a subclass per server has its own)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -102,7 +103,7 @@ def server_settings() -> dict[str, Any]:
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     open_files = soft if soft != resource.RLIM_INFINITY else 1 << 20
     limits = {"limit": connection_limit(open_files), "order": {}}
-    protocol = type("GuardedH11Protocol", (GuardedH11Protocol,), limits)
+    protocol = type("GuardedProtocol", (GuardedProtocol,), limits)
     return {"http": protocol, "backlog": BACKLOG, "timeout_keep_alive": KEEP_ALIVE_TIMEOUT}
 
 

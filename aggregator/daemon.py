@@ -28,10 +28,11 @@ from aggregator.connections import quiet_accept_errors, server_settings, widen_l
 from aggregator.errors import ConfigError, StoreError
 from aggregator.model import SourceState
 from aggregator.schedule import Scheduler
-from aggregator.serve import create_app
+from aggregator.serve import REVALIDATE, create_app
 from aggregator.store import Store, lock_holder
 
 log = logging.getLogger(__name__)
+STORE_CACHE_KIB = 8 * 1024  # SQLite's page cache in the daemon; the OS caches the file too
 
 
 class _Server(uvicorn.Server):
@@ -92,6 +93,7 @@ def _remove_fresh_store(state: Path, folder_too: bool) -> None:
 
 def run(config: Config, store: Store, sock: socket.socket) -> int:
     """Serve and schedule until a signal arrives. Takes ownership of `store` and `sock`."""
+    store.limit_cache(STORE_CACHE_KIB)
     asyncio.run(_main(config, store, sock))
     # Leave without joining threads: a web fetch or a run may still be stuck in one (threads
     # cannot be interrupted). Fetches touch no store; the store is closed, or, if a run was
@@ -110,7 +112,8 @@ async def _main(config: Config, store: Store, sock: socket.socket) -> bool:
         client = WebClient()  # one for the daemon's lifetime: connections are reused
     scheduler = Scheduler(config, store, client=client)  # a reload may add one later
     app = create_app(config.output_dir, scheduler.health, metrics=scheduler.metrics.render,
-                     timezone=config.timezone)  # fmt: skip
+                     timezone=config.timezone, revalidate=REVALIDATE)  # fmt: skip
+    scheduler.on_published = app.published
     debug = logging.getLogger().isEnabledFor(logging.DEBUG)
     if not debug:  # their per-job and startup lines would drown ours
         logging.getLogger("uvicorn").setLevel(logging.WARNING)
@@ -119,7 +122,7 @@ async def _main(config: Config, store: Store, sock: socket.socket) -> bool:
     server = _Server(
         uvicorn.Config(
             app, log_config=None, access_log=debug, lifespan="off", server_header=False,
-            timeout_graceful_shutdown=3, proxy_headers=False, **server_settings(),
+            timeout_graceful_shutdown=3, proxy_headers=False, ws="none", **server_settings(),
         )
     )  # fmt: skip
     loop = asyncio.get_running_loop()

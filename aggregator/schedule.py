@@ -19,7 +19,7 @@ import concurrent.futures
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -43,6 +43,11 @@ PUBLISH_QUIET = 1.0  # publish once no change arrived for this long...
 PUBLISH_MAX_WAIT = 10.0  # ...but never later than this after the first change
 PUBLISH_RETRY = 30.0  # after a failed publish
 SHUTDOWN_GRACE = 5.0  # running work gets this long to finish on SIGTERM
+FETCH_THREADS = 4  # web fetches at once (each parses its own body)
+# sources between the start of their fetch and the end of their merge: parsed items wait
+# for the one store thread, so this bounds how many sources' items are held in memory (all
+# of a first pass otherwise); enough that fetching goes on while a merge or publish runs
+IN_FLIGHT = 8 * FETCH_THREADS
 # a fresh store publishes once every source ran once, or this long after the start: a slow
 # source then joins at the next publish
 FIRST_PASS_MAX_WAIT = 10.0
@@ -115,7 +120,8 @@ class Scheduler:
         self.articles = 0
         self._worker = concurrent.futures.ThreadPoolExecutor(1, "aggregator-store")
         # web fetches touch no store: abandoning one at shutdown loses nothing
-        self._fetcher = concurrent.futures.ThreadPoolExecutor(4, "aggregator-fetch")
+        self._fetcher = concurrent.futures.ThreadPoolExecutor(FETCH_THREADS, "aggregator-fetch")
+        self._in_flight = asyncio.Semaphore(IN_FLIGHT)
         self._inflight: set[concurrent.futures.Future[Any]] = set()
         self._aps = AsyncIOScheduler(timezone=UTC)
         self._changed = asyncio.Event()
@@ -130,6 +136,8 @@ class Scheduler:
         self._reloading = asyncio.Lock()
         self.metrics = Metrics(config.state)
         self.metrics.track(s.name for s in config.sources)
+        # told the files each publish wrote (the server reloads them) before /healthz shows it
+        self.on_published: Callable[[list[str]], Awaitable[None]] | None = None
 
     # -- the worker thread ------------------------------------------------------------
     async def _on_worker(self, fn: Callable[..., T], *args: Any) -> T:
@@ -176,14 +184,8 @@ class Scheduler:
         due = self.clock() + timedelta(seconds=policy.backoff(source.every, 1))
         started, t0 = self.clock(), time.perf_counter()
         try:
-            harvests = None
-            if source.type != "seeds":  # the network off the store's thread: others keep going
-                state = await self._on_worker(self.store.source_state, source.name)
-                harvests = await asyncio.get_running_loop().run_in_executor(
-                    self._fetcher, fetch_web, [source], {source.name: state}, self.config,
-                    self.client, started,
-                )  # fmt: skip
-            outcome = await self._on_worker(self._run_source, source, harvests, started, t0)
+            async with self._in_flight:
+                outcome = await self._fetch_and_merge(source, started, t0)
             due = outcome.state.next_due or due
             if name in self.states:  # not removed by a reload meanwhile
                 self.states[name] = outcome.state
@@ -209,6 +211,17 @@ class Scheduler:
             # a reload that changed or removed this source has scheduled its own job
             if not self._stopping and generation == self._generation.get(name, 0):
                 self._aps.modify_job(job_id, next_run_time=due)
+
+    async def _fetch_and_merge(self, source: SourceConfig, started: datetime,
+                               t0: float) -> _Outcome:  # fmt: skip
+        harvests = None
+        if source.type != "seeds":  # the network off the store's thread: others keep going
+            state = await self._on_worker(self.store.source_state, source.name)
+            harvests = await asyncio.get_running_loop().run_in_executor(
+                self._fetcher, fetch_web, [source], {source.name: state}, self.config,
+                self.client, started,
+            )  # fmt: skip
+        return await self._on_worker(self._run_source, source, harvests, started, t0)
 
     def _ran_once(self, name: str) -> None:
         self._first_pass.discard(name)
@@ -263,6 +276,8 @@ class Scheduler:
                 log.exception("feeds not published (a bug; retrying in %.0fs)", PUBLISH_RETRY)
             asyncio.get_running_loop().call_later(PUBLISH_RETRY, self._changed.set)
             return False
+        if written and self.on_published is not None:
+            await self.on_published(written)
         self.last_publish, self.publish_error, self.articles = self.clock(), None, count
         self.metrics.published(seconds, count, self.last_publish.timestamp())
         if written:

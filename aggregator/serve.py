@@ -1,41 +1,53 @@
 """HTTP for feed readers: the output directory at `/`, plus `GET /healthz` and `GET /metrics`.
 
-Files are served from memory keyed by (inode, mtime, size): publishing replaces files
-atomically, so a new inode means new bytes. The ETag is a hash of the bytes (strong, and
-stable across restarts); the gzip variant gets its own tag, as RFC 9110 asks of strong tags.
-Nothing outside the output directory is reachable: dot segments, dotfiles and symlinks
-leading out all answer 404, and directories are never listed. A browser asking for a feed
-(its Accept names text/html) gets an HTML view of it rendered here (pages.feed_view), with
-its own validators; feed readers get the feed.
+A plain ASGI app (no framework on the hot path): each served file is held in memory with
+its bytes, its gzip variant and every response header already built, so a request is two
+dict lookups and two messages to the server. The daemon tells the app when a publish wrote
+files (`FeedServer.published`), which reloads them at once; anything else that changes the
+folder is seen within `revalidate` seconds (the daemon's REVALIDATE; 0, the default for the
+app on its own, checks the file on every request). A reload swaps the new version in whole:
+a request gets one version's bytes and validators, never a mix.
+
+The ETag is a hash of the bytes (strong, and stable across restarts, so a rewrite with the
+same bytes still answers 304); the gzip variant gets its own tag, as RFC 9110 asks of
+strong tags. Nothing outside the output directory is reachable: dot segments, dotfiles and
+symlinks leading out all answer 404, and directories are never listed. A browser asking for
+a feed (its Accept ranks text/html above every feed type) gets an HTML view of it rendered
+here (pages.feed_view), with its own validators; feed readers get the feed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
+import json
 import os
 import re
+import stat
+import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
 from datetime import tzinfo
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
-from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from aggregator.pages import feed_view
 
 FEED_MAX_AGE = 300
 PAGE_MAX_AGE = 300
 GZIP_MIN_BYTES = 512
-CACHE_BYTES = 32 * 1024 * 1024
+CACHE_BYTES = 32 * 1024 * 1024  # bytes of files (and their gzip and views) held in memory
+FILE_MAX_BYTES = CACHE_BYTES // 4  # a larger file is read for each request, never held
+HEADER_CACHE = 256  # distinct Accept / Accept-Encoding values whose answer is remembered
+REVALIDATE = 1.0  # the daemon's: a file changed by anything but its publish is seen this soon
+MAX_HEAD_BYTES = 16 * 1024  # request line and headers (uvicorn's bound for h11)
 
 _BY_NAME = {
     "atom.xml": "application/atom+xml; charset=utf-8",
@@ -66,9 +78,16 @@ _BY_SUFFIX = {
     ".ico": "image/x-icon",
 }
 _COMPRESSIBLE = ("text/", "application/")
+_FEED_TYPES = ("application/atom+xml", "application/rss+xml")
 
 Health = Callable[[], tuple[int, Mapping[str, Any]]]
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus text exposition
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+_Answer = tuple[Message, Message]  # http.response.start and http.response.body
 
 
 def content_type(name: str) -> str:
@@ -86,14 +105,9 @@ def content_type(name: str) -> str:
     return _BY_SUFFIX.get(os.path.splitext(lower)[1], "application/octet-stream")
 
 
-_FEED_TYPES = ("application/atom+xml", "application/rss+xml")
-
-
-def _for_browser(mime: str, accept: str) -> bool:
+def _prefers_html(accept: str) -> bool:
     """A browser asking for a feed: its Accept names text/html and no feed type at least as
     high. (A reader names its feed types first, or nothing but `*/*`.)"""
-    if not mime.startswith(_FEED_TYPES):
-        return False
     quality = _qualities(accept)
     page = quality.get("text/html", 0.0)
     return page > 0.0 and all(quality.get(t, 0.0) < page for t in _FEED_TYPES)
@@ -102,94 +116,6 @@ def _for_browser(mime: str, accept: str) -> bool:
 def _cache_control(mime: str) -> str:
     age = PAGE_MAX_AGE if mime.startswith("text/html") else FEED_MAX_AGE
     return f"public, max-age={age}"
-
-
-@dataclass(frozen=True, slots=True)
-class _File:
-    body: bytes
-    gzipped: bytes | None
-    etag: str
-    gzip_etag: str
-    last_modified: str
-    mtime: int
-    mime: str
-
-
-class FileCache:
-    """Bytes, hashes and gzip of served files, computed once per file version (LRU by size)."""
-
-    def __init__(self, limit: int = CACHE_BYTES) -> None:
-        self._limit = limit
-        self._used = 0
-        self._items: OrderedDict[str, tuple[tuple[int, int, int], _File]] = OrderedDict()
-
-    def get(self, path: str, st: os.stat_result) -> _File | None:
-        hit = self._items.get(path)
-        if hit and hit[0] == _key(st):
-            self._items.move_to_end(path)
-            return hit[1]
-        return None
-
-    def put(self, path: str, st: os.stat_result, item: _File) -> None:
-        key = _key(st)
-        old = self._items.pop(path, None)
-        if old:
-            self._used -= _size(old[1])
-        if _size(item) > self._limit // 4:
-            return
-        self._items[path] = (key, item)
-        self._used += _size(item)
-        while self._used > self._limit and self._items:
-            _, (_, dropped) = self._items.popitem(last=False)
-            self._used -= _size(dropped)
-
-
-def _key(st: os.stat_result) -> tuple[int, int, int]:
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def load(path: str, st: os.stat_result) -> _File:
-    """Read, hash and compress one file (off the event loop: it may be large)."""
-    with open(path, "rb") as f:
-        body = f.read()
-    mime = content_type(path)
-    digest = hashlib.blake2b(body, digest_size=12).hexdigest()
-    gzipped = None
-    if len(body) >= GZIP_MIN_BYTES and mime.startswith(_COMPRESSIBLE):
-        gzipped = gzip.compress(body, compresslevel=6, mtime=0)
-    return _File(
-        body=body, gzipped=gzipped, etag=f'"{digest}"', gzip_etag=f'"{digest}-gz"',
-        last_modified=formatdate(int(st.st_mtime), usegmt=True), mtime=int(st.st_mtime),
-        mime=mime,
-    )  # fmt: skip
-
-
-def view(item: _File, tz: tzinfo | None) -> _File:
-    """The browser view of a feed file, with validators of its own (derived from the feed's:
-    the same feed bytes always give the same page)."""
-    body = feed_view(item.body, tz)
-    gzipped = gzip.compress(body, compresslevel=6, mtime=0)
-    tag = item.etag.strip('"')
-    return replace(item, body=body, gzipped=gzipped, etag=f'"{tag}-html"',
-                   gzip_etag=f'"{tag}-html-gz"', mime="text/html; charset=utf-8")  # fmt: skip
-
-
-def _size(item: _File) -> int:
-    return len(item.body) + len(item.gzipped or b"")
-
-
-def resolve(root: Path, url_path: str) -> str | None:
-    """The real path of a regular file under `root` for a decoded URL path, or None."""
-    parts = [p for p in url_path.split("/") if p]
-    if url_path == "" or url_path.endswith("/"):
-        parts.append("index.html")
-    for part in parts:
-        if part.startswith(".") or "\\" in part or "\x00" in part:
-            return None  # dot segments, dotfiles (publish's temporary files), odd bytes
-    real = os.path.realpath(os.path.join(root, *parts))
-    if os.path.commonpath([real, str(root)]) != str(root):
-        return None  # a symlink leading out
-    return real
 
 
 def _qualities(header: str) -> dict[str, float]:
@@ -216,21 +142,333 @@ def _q(text: str) -> float:
         return 1.0
 
 
-def _not_modified(request: Request, item: _File) -> bool:
-    inm = request.headers.get("if-none-match")
-    if inm is not None:
-        if inm.strip() == "*":
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One representation of a file (plain or gzip) with its two answers built in advance."""
+
+    etag: bytes
+    body: bytes
+    full: Message  # the http.response.start of a 200
+    body_message: Message  # its http.response.body
+    not_modified: Message  # the http.response.start of a 304
+
+
+@dataclass(frozen=True, slots=True)
+class Representation:
+    """A file's bytes (or the browser view of a feed) in the forms we send."""
+
+    plain: Variant
+    gzipped: Variant | None
+    mtime: int  # for If-Modified-Since
+
+    def matches(self, if_none_match: bytes) -> bool:
+        """If-None-Match names this version (either encoding: the bytes are the same)."""
+        if if_none_match.strip() == b"*":
             return True
-        tags = {t.strip().removeprefix("W/") for t in inm.split(",")}
-        return item.etag in tags or item.gzip_etag in tags
-    ims = request.headers.get("if-modified-since")
-    if ims:
+        tags = {t.strip().removeprefix(b"W/") for t in if_none_match.split(b",")}
+        return self.plain.etag in tags or (self.gzipped is not None and self.gzipped.etag in tags)
+
+    def modified_since(self, header: bytes) -> bool:
         try:
-            since = parsedate_to_datetime(ims)
+            since = parsedate_to_datetime(header.decode("latin-1"))
         except (TypeError, ValueError, IndexError):
-            return False
-        return item.mtime <= int(since.timestamp())
-    return False
+            return True
+        return self.mtime > int(since.timestamp())
+
+
+def represent(body: bytes, mime: str, tag: str, mtime: float, feed: bool) -> Representation:
+    """`body` served as `mime` with ETag `tag`: plain and (when worth it) gzip, each with
+    its 200 and 304 headers built."""
+    compressible = len(body) >= GZIP_MIN_BYTES and mime.startswith(_COMPRESSIBLE)
+    vary = ["Accept-Encoding"] if compressible or feed else []
+    if feed:  # the feed for readers, its HTML view for browsers
+        vary.append("Accept")
+    common: Headers = [
+        (b"last-modified", formatdate(int(mtime), usegmt=True).encode()),
+        (b"cache-control", _cache_control(mime).encode()),
+        (b"x-content-type-options", b"nosniff"),
+    ]
+    if vary:
+        common.append((b"vary", ", ".join(vary).encode()))
+
+    def variant(data: bytes, etag: str, encoding: bytes | None) -> Variant:
+        validators = [(b"etag", etag.encode()), *common]
+        typed = [*validators, (b"content-type", mime.encode())]
+        if encoding:
+            typed.append((b"content-encoding", encoding))
+        typed.append((b"content-length", str(len(data)).encode()))
+        return Variant(
+            etag=etag.encode(), body=data,
+            full={"type": "http.response.start", "status": 200, "headers": typed},
+            body_message={"type": "http.response.body", "body": data},
+            not_modified={"type": "http.response.start", "status": 304, "headers": validators},
+        )  # fmt: skip
+
+    gzipped = None
+    if compressible:
+        gzipped = variant(gzip.compress(body, compresslevel=6, mtime=0), f'"{tag}-gz"', b"gzip")
+    return Representation(plain=variant(body, f'"{tag}"', None), gzipped=gzipped,
+                          mtime=int(mtime))  # fmt: skip
+
+
+class Entry:
+    """One cached file: its representation, the stat it was read under, when it was last
+    checked, and (for a feed) its browser view once a browser asked for it."""
+
+    __slots__ = ("real", "key", "checked", "file", "feed", "view", "size")
+
+    def __init__(self, real: str, key: tuple[int, int, int], checked: float, body: bytes,
+                 mime: str, mtime: float) -> None:  # fmt: skip
+        self.real = real
+        self.key = key
+        self.checked = checked
+        self.feed = mime.startswith(_FEED_TYPES)
+        tag = hashlib.blake2b(body, digest_size=12).hexdigest()
+        self.file = represent(body, mime, tag, mtime, self.feed)
+        self.view: Representation | None = None  # computed on a browser's first visit
+        self.size = _size(self.file)
+
+    def browser_view(self, tz: tzinfo | None) -> Representation:
+        """The HTML page of this feed, validators derived from the feed's (the same bytes
+        always give the same page); the feed itself if it does not parse as one."""
+        try:
+            page = feed_view(self.file.plain.body, tz)
+        except ElementTree.ParseError:  # not a feed of ours after all: show it as it is
+            return self.file
+        tag = self.file.plain.etag.decode().strip('"') + "-html"
+        return represent(page, "text/html; charset=utf-8", tag, self.file.mtime, True)
+
+
+def _size(r: Representation) -> int:
+    return len(r.plain.body) + (len(r.gzipped.body) if r.gzipped else 0)
+
+
+def _key(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def load(real: str, checked: float) -> Entry | None:
+    """Read, hash and compress one file (off the event loop: it may be large); None when it
+    is not a regular file (gone, a directory, unreadable...)."""
+    try:
+        if not stat.S_ISREG(os.stat(real).st_mode):
+            return None  # before opening: a FIFO would block the read
+        with open(real, "rb") as f:
+            st = os.fstat(f.fileno())  # the version these bytes are
+            body = f.read()
+    except OSError:
+        return None
+    return Entry(real, _key(st), checked, body, content_type(real), st.st_mtime)
+
+
+def _answer(status: int, body: bytes, mime: str, *extra: tuple[bytes, bytes]) -> _Answer:
+    headers = [(b"content-type", mime.encode()), (b"content-length", str(len(body)).encode()),
+               *extra]  # fmt: skip
+    return ({"type": "http.response.start", "status": status, "headers": headers},
+            {"type": "http.response.body", "body": body})  # fmt: skip
+
+
+_EMPTY: Message = {"type": "http.response.body", "body": b""}
+_NO_STORE = (b"cache-control", b"no-store")
+_NOT_FOUND = _answer(404, b"Not Found\n", "text/plain; charset=utf-8")
+_NOT_ALLOWED = _answer(405, b"Method Not Allowed\n", "text/plain; charset=utf-8",
+                       (b"allow", b"GET, HEAD"))  # fmt: skip
+
+
+def canonical(url_path: str) -> str | None:
+    """`/a//b/` -> `/a/b/index.html`: the one cache key of a decoded URL path, or None for
+    dot segments, dotfiles (publish's temporary files) and odd bytes."""
+    parts = [p for p in url_path.split("/") if p]
+    if not parts or url_path.endswith("/"):
+        parts.append("index.html")
+    for part in parts:
+        if part.startswith(".") or "\\" in part or "\x00" in part:
+            return None
+    return "/" + "/".join(parts)
+
+
+def resolve(root: Path, url_path: str) -> str | None:
+    """The real path of a file under `root` for a decoded URL path, or None."""
+    key = canonical(url_path)
+    if key is None:
+        return None
+    real = os.path.realpath(os.path.join(root, key[1:]))
+    if os.path.commonpath([real, str(root)]) != str(root):
+        return None  # a symlink leading out
+    return real
+
+
+class FeedServer:
+    """The ASGI app: files from memory (see the module docstring), /healthz, /metrics."""
+
+    def __init__(self, output_dir: Path, health: Health | None, metrics: Callable[[], bytes]
+                 | None, timezone: tzinfo | None, revalidate: float) -> None:  # fmt: skip
+        self.root = Path(os.path.realpath(output_dir))
+        self.revalidate = revalidate
+        self._health = health
+        self._metrics = metrics
+        self._timezone = timezone
+        self._files: OrderedDict[str, Entry] = OrderedDict()  # canonical URL path -> file, LRU
+        self._used = 0
+        self._gzip_ok: dict[bytes, bool] = {}
+        self._page_ok: dict[bytes, bool] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await _not_http(scope, receive, send)
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if method != "GET" and method != "HEAD":
+            return await _send(send, _NOT_ALLOWED, method)
+        entry = self._files.get(path)
+        if entry is None or time.monotonic() - entry.checked > self.revalidate:
+            if path == "/healthz":
+                return await _send(send, self._healthz(), method)
+            if path == "/metrics":
+                return await _send(send, self._scrape(), method)
+            entry = await self._find(path)
+            if entry is None:
+                return await _send(send, _NOT_FOUND, method)
+        else:
+            self._files.move_to_end(path)
+        inm = ims = None
+        accept = encoding = b""
+        for name, value in scope["headers"]:
+            if name == b"if-none-match":
+                inm = value if inm is None else inm + b"," + value
+            elif name == b"accept-encoding":
+                encoding = encoding + b"," + value if encoding else value
+            elif name == b"accept":
+                accept = accept + b"," + value if accept else value
+            elif name == b"if-modified-since":
+                ims = value
+        rep = entry.file
+        if accept and entry.feed and self._wants_page(accept):
+            rep = entry.view or await self._view(path, entry)
+        variant = rep.plain
+        if rep.gzipped is not None and encoding and self._takes_gzip(encoding):
+            variant = rep.gzipped
+        if inm is not None:
+            fresh = inm == variant.etag or rep.matches(inm)
+        else:
+            fresh = ims is not None and not rep.modified_since(ims)
+        if fresh:
+            await send(variant.not_modified)
+            await send(_EMPTY)
+            return
+        await send(variant.full)
+        await send(variant.body_message if method == "GET" else _EMPTY)
+
+    async def published(self, written: Iterable[str]) -> None:
+        """A publish wrote these files (paths relative to the output folder): reload the
+        ones held, off the event loop, and swap each in whole."""
+        reals = {r for r in (resolve(self.root, w) for w in written) if r}
+        stale = [(key, e.real) for key, e in self._files.items() if e.real in reals]
+        if not stale:
+            return
+        started = time.monotonic()
+        fresh = await asyncio.to_thread(lambda: [(key, load(real, started))
+                                                 for key, real in stale])  # fmt: skip
+        for key, entry in fresh:
+            self._put(key, entry)
+
+    async def _find(self, path: str) -> Entry | None:
+        """The slow path: a file not held, or due for a check against the disk."""
+        key = canonical(path)
+        if key is None:
+            return None
+        now = time.monotonic()
+        entry = self._files.get(key)
+        if entry is not None:
+            if now - entry.checked <= self.revalidate:  # asked for by another name, e.g. `/`
+                return entry
+            try:
+                st = os.stat(os.path.join(self.root, key[1:]))
+            except OSError:
+                st = None
+            if st is not None and _key(st) == entry.key:
+                entry.checked = now
+                return entry
+        real = resolve(self.root, key)
+        loaded = None if real is None else await asyncio.to_thread(load, real, now)
+        self._put(key, loaded)
+        return loaded
+
+    def _put(self, key: str, entry: Entry | None) -> None:
+        """Hold `entry` under `key` (None: drop it), unless a newer read got there first."""
+        old = self._files.get(key)
+        if old is not None:
+            if entry is not None and old.checked > entry.checked:
+                return
+            self._used -= old.size
+            del self._files[key]
+        if entry is None or entry.size > FILE_MAX_BYTES:
+            return
+        self._files[key] = entry
+        self._used += entry.size
+        self._evict()
+
+    def _evict(self) -> None:
+        while self._used > CACHE_BYTES and self._files:
+            _, dropped = self._files.popitem(last=False)
+            self._used -= dropped.size
+
+    async def _view(self, path: str, entry: Entry) -> Representation:
+        view = await asyncio.to_thread(entry.browser_view, self._timezone)
+        if entry.view is None:
+            entry.view = view
+            if view is not entry.file:
+                entry.size += _size(view)
+                if self._files.get(canonical(path) or "") is entry:
+                    self._used += _size(view)
+                    self._evict()
+        return view
+
+    def _wants_page(self, accept: bytes) -> bool:
+        found = self._page_ok.get(accept)
+        if found is None:
+            found = _prefers_html(accept.decode("latin-1"))
+            _remember(self._page_ok, accept, found)
+        return found
+
+    def _takes_gzip(self, encoding: bytes) -> bool:
+        found = self._gzip_ok.get(encoding)
+        if found is None:
+            found = _accepts_gzip(encoding.decode("latin-1"))
+            _remember(self._gzip_ok, encoding, found)
+        return found
+
+    def _healthz(self) -> _Answer:
+        status, body = self._health() if self._health else (200, {"status": "ok"})
+        data = json.dumps(dict(body), ensure_ascii=False, separators=(",", ":")).encode()
+        return _answer(status, data, "application/json", _NO_STORE)
+
+    def _scrape(self) -> _Answer:
+        if self._metrics is None:
+            return _NOT_FOUND
+        return _answer(200, self._metrics(), METRICS_TYPE, _NO_STORE)
+
+
+def _remember(memo: dict[bytes, bool], header: bytes, answer: bool) -> None:
+    if len(memo) >= HEADER_CACHE:
+        memo.clear()  # someone sends a new value each time: stay bounded, start over
+    memo[header] = answer
+
+
+async def _send(send: Send, answer: _Answer, method: str) -> None:
+    await send(answer[0])
+    await send(answer[1] if method != "HEAD" else _EMPTY)
+
+
+async def _not_http(scope: Scope, receive: Receive, send: Send) -> None:
+    """Lifespan: nothing to set up; websockets: refused."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
 
 
 def create_app(
@@ -239,77 +477,35 @@ def create_app(
     *,
     metrics: Callable[[], bytes] | None = None,
     timezone: tzinfo | None = None,
-) -> Starlette:
+    revalidate: float = 0.0,
+) -> FeedServer:
     """The ASGI app. `health` returns (status code, JSON body) for /healthz, `metrics` the
-    Prometheus text for /metrics (404 without it); `timezone` is the browser view's."""
-    root = Path(os.path.realpath(output_dir))
-    cache = FileCache()
-    not_found = PlainTextResponse("Not Found\n", status_code=404)
+    Prometheus text for /metrics (404 without it); `timezone` is the browser view's. A held
+    file is checked against the disk when `revalidate` seconds passed since its last check
+    (0: on every request); `FeedServer.published` reloads files a publish wrote at once."""
+    return FeedServer(output_dir, health, metrics, timezone, revalidate)
 
-    async def healthz(request: Request) -> Response:
-        status, body = health() if health else (200, {"status": "ok"})
-        return JSONResponse(dict(body), status_code=status,
-                            headers={"Cache-Control": "no-store"})  # fmt: skip
 
-    async def scrape(request: Request) -> Response:
-        if metrics is None:
-            return not_found
-        return Response(metrics(), media_type=METRICS_TYPE,
-                        headers={"Cache-Control": "no-store"})  # fmt: skip
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol (about 3x its h11 one on this app) with the bound on a
+    request's head that its h11 protocol has and this one lacks: past MAX_HEAD_BYTES the
+    request is answered 400 and the connection closed."""
 
-    async def serve_file(request: Request) -> Response:
-        real = resolve(root, request.path_params["path"])
-        if real is None:
-            return not_found
-        try:
-            st = os.stat(real)
-            if not os.path.isfile(real):
-                return not_found
-            found = cache.get(real, st)
-            if found is None:
-                found = await run_in_threadpool(load, real, st)
-                cache.put(real, st, found)
-        except OSError:  # gone, not a directory, unreadable, name too long...
-            return not_found
-        item = found
-        feed_file = item.mime.startswith(_FEED_TYPES)
-        if _for_browser(item.mime, request.headers.get("accept", "")):
-            key = real + "\x00view"
-            shown = cache.get(key, st)
-            try:
-                if shown is None:
-                    shown = await run_in_threadpool(view, item, timezone)
-                    cache.put(key, st, shown)
-                item = shown
-            except ElementTree.ParseError:  # not a feed of ours after all: show it as it is
-                pass
-        use_gzip = item.gzipped is not None and _accepts_gzip(
-            request.headers.get("accept-encoding", "")
-        )
-        headers = {
-            "ETag": item.gzip_etag if use_gzip else item.etag,
-            "Last-Modified": item.last_modified,
-            "Cache-Control": _cache_control(item.mime),
-            "X-Content-Type-Options": "nosniff",
-        }
-        vary = ["Accept-Encoding"] if item.gzipped is not None or feed_file else []
-        if feed_file:  # the feed for readers, its HTML view for browsers
-            vary.append("Accept")
-        if vary:
-            headers["Vary"] = ", ".join(vary)
-        if _not_modified(request, item):
-            return Response(status_code=304, headers=headers)
-        body = item.gzipped if use_gzip and item.gzipped is not None else item.body
-        if use_gzip:
-            headers["Content-Encoding"] = "gzip"
-        headers["Content-Type"] = item.mime
-        headers["Content-Length"] = str(len(body))
-        return Response(b"" if request.method == "HEAD" else body, headers=headers)
+    _head = 0
 
-    return Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET", "HEAD"]),
-            Route("/metrics", scrape, methods=["GET", "HEAD"]),
-            Route("/{path:path}", serve_file, methods=["GET", "HEAD"]),
-        ]
-    )
+    def on_message_begin(self) -> None:
+        self._head = 0
+        super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._grow(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._grow(len(name) + len(value))
+        super().on_header(name, value)
+
+    def _grow(self, size: int) -> None:
+        self._head += size
+        if self._head > MAX_HEAD_BYTES:
+            raise httptools.HttpParserError(f"request head over {MAX_HEAD_BYTES} bytes")

@@ -149,6 +149,12 @@ class Store:
                 (str(SCHEMA_VERSION),),
             )
 
+    def limit_cache(self, kib: int) -> None:
+        """Cap SQLite's page cache: a daemon would otherwise keep it full for good (a bulk
+        `regenerate` wants the larger default)."""
+        with self._translate("configuring"):
+            self._conn.execute(f"PRAGMA cache_size=-{int(kib)}")
+
     def close(self) -> None:
         try:
             self._conn.close()

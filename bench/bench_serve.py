@@ -1,12 +1,15 @@
 """Serve throughput and daemon memory of `aggregator run`, measured from other processes.
 
-    python bench/bench_serve.py [--files 200] [--seconds 5] [--clients 8] [--cycles 120]
+    python bench/bench_serve.py [--files 200] [--seconds 3] [--repeat 3] [--clients 8]
+                                [--cycles 60] [--python]
 
 1. Starts `aggregator run` (every: 1s) on a temporary config with --files seed files.
 2. Requests/s for /atom.xml: conditional GETs answered 304, full GETs (identity) and full
-   GETs with gzip, and the HTML view a browser gets (full and 304). With wrk installed it
-   drives the load (--python to skip it); otherwise a small asyncio client runs in a second
-   process with --clients keep-alive connections.
+   GETs with gzip, with --clients and with 64 connections (p99 latency), and the HTML view a
+   browser gets (full and 304). The reference is nginx serving the same bytes (and their
+   gzip) where installed, run after each of our runs with the same load; medians of --repeat
+   rounds are printed. With wrk installed it drives the load (--python to skip it);
+   otherwise a small asyncio client runs in a second process (no latency figures then).
 3. Lets the daemon run --cycles cycles of its source (1 s each; at the usual every: 5m an
    hour is 12 cycles), adding a seed file every few cycles so merges and publishes happen,
    and prints its resident memory before and after.
@@ -15,16 +18,20 @@
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import re
 import shutil
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,17 +115,28 @@ def load(url: str, seconds: float, clients: int, headers: dict[str, str]) -> tup
     return done[0] / elapsed, bad[0]
 
 
-def measure(url: str, seconds: float, clients: int, headers: dict[str, str]) -> str:
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def measure(url: str, seconds: float, clients: int, headers: dict[str, str]) -> dict[str, float]:
+    """One load run: {"rate": requests/s, "p99": ms (wrk only, else nan), "errors": n}."""
     wrk = None if os.environ.get("BENCH_NO_WRK") else shutil.which("wrk")
     if wrk:
-        cmd = [wrk, "-t2", f"-c{clients}", f"-d{max(1, int(seconds))}s", "--latency", url]
+        cmd = [wrk, "-t2", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--latency", url]
         for k, v in headers.items():
             cmd += ["-H", f"{k}: {v}"]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+        p99 = re.search(r"\s99%\s+([\d.]+)(us|ms|s)\b", out)
         bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-        errors = bad.group(1) if bad else "0"
-        return f"{rate:9.0f} req/s  (wrk, 2 threads, {clients} connections, errors {errors})"
+        errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                           out)  # fmt: skip
+        return {
+            "rate": rate,
+            "p99": float(p99.group(1)) * _UNITS[p99.group(2)] if p99 else float("nan"),
+            "errors": (int(bad.group(1)) if bad else 0)
+            + (sum(int(g) for g in errors.groups()) if errors else 0),
+        }
     code = (
         "import json, sys; sys.path.insert(0, sys.argv[1]); import bench_serve as b; "
         "print(json.dumps(b.load(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), "
@@ -130,15 +148,85 @@ def measure(url: str, seconds: float, clients: int, headers: dict[str, str]) -> 
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     rate, bad = json.loads(out)
-    return f"{rate:9.0f} req/s  (python asyncio client, {clients} connections, errors {bad})"
+    return {"rate": rate, "p99": float("nan"), "errors": bad}
+
+
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+pid {root}/nginx.pid;
+error_log {root}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    types {{ application/atom+xml xml; }}
+    keepalive_requests 1000000;
+    client_body_temp_path {root}/tmp;
+    proxy_temp_path {root}/tmp;
+    fastcgi_temp_path {root}/tmp;
+    uwsgi_temp_path {root}/tmp;
+    scgi_temp_path {root}/tmp;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root}/www;
+        gzip_static on;
+        gzip_vary on;
+        add_header Cache-Control "public, max-age=300";
+    }}
+}}
+"""
+
+
+def start_nginx(work: Path, feed: bytes) -> tuple[subprocess.Popen[bytes], int] | None:
+    """nginx (one worker, as we are one event loop) serving the same atom.xml and its gzip
+    next to it (gzip_static): the reference figures of this run. None without nginx."""
+    nginx = shutil.which("nginx")
+    if not nginx:
+        return None
+    root = work / "nginx"
+    (root / "www").mkdir(parents=True)
+    (root / "tmp").mkdir()
+    (root / "www" / "atom.xml").write_bytes(feed)
+    (root / "www" / "atom.xml.gz").write_bytes(gzip.compress(feed, compresslevel=6, mtime=0))
+    for path in (work, root, root / "www", *(root / "www").iterdir()):
+        path.chmod(0o755)  # nginx workers run as nobody when started as root
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = root / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(root=root, port=port))
+    cmd = [nginx, "-e", str(root / "error.log"), "-p", str(root), "-c", str(conf)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import httpx
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/atom.xml")
+            return proc, port
+        except httpx.TransportError:
+            time.sleep(0.05)
+    proc.kill()
+    return None
+
+
+def shown(runs: list[dict[str, float]]) -> str:
+    rates = [r["rate"] for r in runs]
+    p99 = statistics.median([r["p99"] for r in runs])
+    text = f"{statistics.median(rates):7.0f} req/s ({min(rates):.0f}-{max(rates):.0f})"
+    if p99 == p99:  # not nan
+        text += f" p99 {p99:5.2f} ms"
+    errors = sum(int(r["errors"]) for r in runs)
+    return text + (f" ERRORS {errors}" if errors else "")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--files", type=int, default=200)
-    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--clients", type=int, default=8)
-    ap.add_argument("--cycles", type=int, default=120)
+    ap.add_argument("--cycles", type=int, default=60)
     ap.add_argument("--python", action="store_true", help="use the python client, not wrk")
     args = ap.parse_args()
     if args.python:
@@ -179,19 +267,54 @@ def main() -> int:
         print(f"cpus (nproc): {os.cpu_count()}; load from a second process: {tool}")
         print(f"/atom.xml: {len(full.content)} bytes, {size_gz} gzipped, 50 entries")
         rss_start = rss_kib(proc.pid)
-        etag = full.headers["etag"]
-        print("304 conditional GET:", measure(url, args.seconds, args.clients,
-              {"If-None-Match": etag, "Accept-Encoding": "identity"}))  # fmt: skip
-        print("full GET identity:  ", measure(url, args.seconds, args.clients,
-              {"Accept-Encoding": "identity"}))  # fmt: skip
-        print("full GET gzip:      ", measure(url, args.seconds, args.clients,
-              {"Accept-Encoding": "gzip"}))  # fmt: skip
+        ref = start_nginx(work, full.content)
+        ngx_url = f"http://127.0.0.1:{ref[1]}/atom.xml" if ref else None
+        etags = {url: full.headers["etag"]}
+        if ngx_url:
+            etags[ngx_url] = httpx.get(ngx_url).headers["etag"]
+            print(f"reference: nginx {shutil.which('nginx')}, 1 worker, gzip_static, same file")
+        else:
+            print("reference: none (nginx not installed)")
         browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
                    "Accept-Encoding": "gzip"}  # fmt: skip
-        print("browser view, gzip: ", measure(url, args.seconds, args.clients, browser))
         view_etag = httpx.get(url, headers=browser).headers["etag"]
-        print("browser view, 304:  ", measure(url, args.seconds, args.clients,
-              {**browser, "If-None-Match": view_etag}))  # fmt: skip
+        cases: list[tuple[str, int, Any]] = [
+            ("304 conditional GET", args.clients,
+             lambda u: {"If-None-Match": etags[u], "Accept-Encoding": "identity"}),
+            ("full GET identity", args.clients, lambda u: {"Accept-Encoding": "identity"}),
+            ("full GET gzip", args.clients, lambda u: {"Accept-Encoding": "gzip"}),
+            ("304, 64 connections", 64,
+             lambda u: {"If-None-Match": etags[u], "Accept-Encoding": "identity"}),
+            ("full gzip, 64 connections", 64, lambda u: {"Accept-Encoding": "gzip"}),
+        ]  # fmt: skip
+        ours: dict[str, list[dict[str, float]]] = {c[0]: [] for c in cases}
+        theirs: dict[str, list[dict[str, float]]] = {c[0]: [] for c in cases}
+        views: dict[str, list[dict[str, float]]] = {"browser view, gzip": [],
+                                                    "browser view, 304": []}  # fmt: skip
+        for _ in range(args.repeat):  # interleaved, so drift hits both alike
+            for label, clients, headers in cases:
+                ours[label].append(measure(url, args.seconds, clients, headers(url)))
+                if ngx_url:
+                    theirs[label].append(measure(ngx_url, args.seconds, clients,
+                                                 headers(ngx_url)))  # fmt: skip
+            views["browser view, gzip"].append(measure(url, args.seconds, args.clients, browser))
+            views["browser view, 304"].append(
+                measure(url, args.seconds, args.clients, {**browser, "If-None-Match": view_etag})
+            )
+        if ref:
+            ref[0].terminate()
+            ref[0].wait(timeout=10)
+        print(f"medians of {args.repeat} runs of {args.seconds:.0f} s (min-max), ours | nginx:")
+        for label, _, _ in cases:
+            other = ""
+            if theirs[label]:
+                ratio = statistics.median([r["rate"] for r in ours[label]]) / statistics.median(
+                    [r["rate"] for r in theirs[label]]
+                )
+                other = f" | {shown(theirs[label])}  ({ratio:.2f}x nginx)"
+            print(f"  {label:<27} {shown(ours[label])}{other}")
+        for label, runs in views.items():
+            print(f"  {label:<27} {shown(runs)}")
 
         print(f"running {args.cycles} cycles of every: 1s (a new seed file every 5 cycles)...")
         rss_after_load = rss_kib(proc.pid)

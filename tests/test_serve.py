@@ -17,12 +17,11 @@ from typing import Any
 import feedparser
 import httpx
 import pytest
-from starlette.types import ASGIApp
 
 from aggregator.config import SourceConfig
 from aggregator.model import SourceState
 from aggregator.schedule import first_due, next_state
-from aggregator.serve import content_type, create_app
+from aggregator.serve import FeedServer, content_type, create_app
 from tests.conftest import DATA, ISTANBUL, SEED_DOC
 from tests.test_regenerate import regen, write_config
 
@@ -43,13 +42,14 @@ def site(tmp_path: Path) -> Path:
     (tmp_path / "config.yaml").write_text("secret: yes\n")
     (out / "leak.xml").symlink_to(tmp_path / "config.yaml")
     (out / "up").symlink_to(tmp_path)
+    os.mkfifo(out / "pipe.xml")  # opening it to read would wait for a writer forever
     return out
 
 
 class Client:
-    """httpx over ASGI (starlette's TestClient now wants the separate httpx2 package)."""
+    """httpx over ASGI, to the app itself (no server)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: FeedServer) -> None:
         self.app = app
 
     def request(self, method: str, path: str, headers: dict[str, str] | None) -> httpx.Response:
@@ -181,7 +181,8 @@ def test_a_changed_file_gets_a_new_etag(client: Client, site: Path) -> None:
 @pytest.mark.parametrize(
     "path",
     ["/leak.xml", "/up/config.yaml", "/.atom.xml.x1.tmp", "/articles/", "/articles",
-     "/nope.xml", "/%2e%2e/config.yaml", "/" + "a" * 300 + ".xml", "/atom.xml/x"],
+     "/nope.xml", "/%2e%2e/config.yaml", "/" + "a" * 300 + ".xml", "/atom.xml/x",
+     "/pipe.xml"],
 )  # fmt: skip
 def test_nothing_outside_the_output_dir(client: Client, path: str) -> None:
     assert client.get(path).status_code == 404
@@ -214,3 +215,52 @@ def test_first_runs_are_staggered_and_saved_due_times_kept() -> None:
     assert dues[3] >= T0 + timedelta(seconds=45)
     saved = SourceState(name="s", next_due=T0 + timedelta(minutes=30))
     assert first_due(saved, SOURCE, 0, 1, T0, rng) == T0 + timedelta(minutes=30)
+
+
+def test_a_publish_reloads_held_files_and_unchanged_ones_keep_answering_304(
+    published: Path,
+) -> None:
+    # revalidate: never on its own, so only the publish notification can refresh the copy
+    app = create_app(published, timezone=ISTANBUL, revalidate=3600.0)
+    client = Client(app)
+    gz = {"Accept-Encoding": "gzip"}
+    before = {p: client.get(p, gz) for p in ("/atom.xml", "/rss.xml", "/opml.xml")}
+    view = client.get("/atom.xml", {**BROWSER, **gz})
+    shutil.copy(DATA / "layouts" / "tgrt_bodyonly.txt", published.parent / "seeds")
+    assert regen(published.parent / "config.yaml") == 0  # rewrites what changed, atomically
+    newest = feedparser.parse((published / "atom.xml").read_bytes()).entries
+    assert len(newest) == 3
+
+    asyncio.run(app.published([str(p.relative_to(published)) for p in published.rglob("*")]))
+
+    for path in ("/atom.xml", "/rss.xml"):
+        now = client.get(path, gz)
+        assert now.content == (published / path.lstrip("/")).read_bytes()
+        assert now.headers["etag"] != before[path].headers["etag"]
+        stale = client.get(path, {**gz, "If-None-Match": before[path].headers["etag"]})
+        assert stale.status_code == 200 and len(feedparser.parse(stale.content).entries) == 3
+        fresh = client.get(path, {**gz, "If-None-Match": now.headers["etag"]})
+        assert fresh.status_code == 304
+    # the same bytes, however often rewritten, keep their ETag: still 304
+    same = client.get("/opml.xml", {**gz, "If-None-Match": before["/opml.xml"].headers["etag"]})
+    assert same.status_code == 304
+    page = client.get("/atom.xml", {**BROWSER, **gz})
+    assert page.headers["etag"] != view.headers["etag"]
+    assert all(html.escape(e.title) in page.text for e in newest)
+
+
+def test_without_a_notification_each_request_checks_the_disk(site: Path) -> None:
+    client = Client(create_app(site))  # revalidate=0: the app on its own, as tests and tools use it
+    assert client.get("/rss.xml").content == b"<rss/>"
+    (site / "rss.xml").unlink()
+    assert client.get("/rss.xml").status_code == 404
+    (site / "rss.xml").write_bytes(b"<rss version='2.0'/>")
+    assert client.get("/rss.xml").content == b"<rss version='2.0'/>"
+
+
+def test_only_get_and_head_are_answered(client: Client) -> None:
+    for method in ("POST", "PUT", "DELETE"):
+        r = client.request(method, "/atom.xml", None)
+        assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
+    assert client.head("/healthz").content == b""
+    assert client.get("/metrics").status_code == 404  # no metrics given to this app

@@ -1,0 +1,90 @@
+"""Resident memory of `aggregator run` with many feed sources (issue 16: 320 MB at 1,000).
+
+    python bench/bench_daemon_memory.py [--sources 1000] [--every 60s] [--seconds 150]
+
+The feeds come from bench_sources.py's local server (50 items each, 20 ms per answer, 20
+loopback hosts; unchanged feeds answer 304). The daemon runs as a subprocess on a fresh
+store; its VmRSS is sampled every 10 s. Printed: the resident memory after start-up (the
+reference: imports and threads, before any source ran), the peak, and the steady figure
+(the median of the last third of the samples, after the first pass and its publish).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_sources  # noqa: E402
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) / 1024  # type: ignore[union-attr]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sources", type=int, default=1000)
+    ap.add_argument("--every", default="60s")
+    ap.add_argument("--seconds", type=float, default=150.0)
+    args = ap.parse_args()
+
+    ctx = multiprocessing.get_context("spawn")
+    mine, theirs = ctx.Pipe()
+    server = ctx.Process(target=bench_sources.serve, args=(20, 50, 0.02, theirs), daemon=True)
+    server.start()
+    bases = mine.recv()
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
+        config = bench_sources.write_config(Path(tmp), bases, args.sources)
+        text = config.read_text().replace("every: 5m", f"every: {args.every}")
+        config.write_text(text.replace("state: state.sqlite3\n",
+                                       "state: state.sqlite3\nserver:\n  port: 0\n"))  # fmt: skip
+        log = Path(tmp) / "daemon.log"
+        with open(log, "wb") as err:
+            proc = subprocess.Popen([sys.executable, "-m", "aggregator", "run", "--config",
+                                     str(config)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                    stderr=err)  # fmt: skip
+        try:
+            port = None
+            while port is None and proc.poll() is None:
+                m = re.search(r"at http://127\.0\.0\.1:(\d+)/", log.read_text())
+                port = int(m.group(1)) if m else None
+                time.sleep(0.05)
+            assert port, log.read_text()
+            start = rss_mib(proc.pid)
+            samples = []
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < args.seconds:
+                time.sleep(10)
+                samples.append(rss_mib(proc.pid))
+            health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30).json()
+            runs = len(re.findall(r"source s\d+: ", log.read_text()))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+            server.terminate()
+    steady = statistics.median(samples[-max(1, len(samples) // 3) :])
+    print(
+        f"{args.sources} feed sources x 50 items, every {args.every}, {os.cpu_count()} CPUs; "
+        f"{runs} source runs, {health['articles']} articles, status {health['status']}"
+    )
+    print(f"resident memory: {start:.0f} MiB after start-up (reference), peak {max(samples):.0f}"
+          f" MiB, steady {steady:.0f} MiB (samples every 10 s: "
+          f"{', '.join(f'{s:.0f}' for s in samples)})")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
