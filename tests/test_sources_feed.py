@@ -117,6 +117,18 @@ def test_json_feed_version_1_0_author() -> None:
     assert a.guid == "7" and a.authors == ("Ali Veli",)
 
 
+def test_json_feed_fields_of_the_wrong_type_are_missing_not_republished() -> None:
+    """lemon24/reader's tests/data/invalid.json gives an author name as a list: a list or an
+    object is not a name, a tag or a title (it must not be published as "['x']")."""
+    doc = {"version": "https://jsonfeed.org/version/1.1", "items": [
+        {"id": "1", "url": "http://haber.test/a", "title": {"x": 1}, "content_text": ["t"],
+         "authors": [{"name": ["x"]}, {"name": "Ali Veli"}], "tags": [["a"], "Spor"],
+         "date_published": "2026-01-03T20:00:00Z"}]}  # fmt: skip
+    (a,) = parse(json.dumps(doc).encode(), "application/feed+json").articles
+    assert a.authors == ("Ali Veli",) and a.categories == ("Spor",)
+    assert a.content_html == "" and "{" not in a.title and "[" not in a.title
+
+
 @pytest.mark.parametrize("decl", [True, False])
 def test_windows_1254_feed_has_no_mojibake(decl: bool) -> None:
     items = ("<item><title>Kıymalı Böreği tarifi ve püf noktaları</title><link>/b</link>"

@@ -341,19 +341,19 @@ def _json_items(text: str, url: str, language: str) -> tuple[list[_Item], float 
 
 def _from_json(item: dict[str, Any], language: str) -> _Item:
     authors = item.get("authors") or ([item["author"]] if item.get("author") else [])
-    names = [a.get("name", "") if isinstance(a, dict) else "" for a in _list(authors)]
+    names = [_string(a.get("name")) if isinstance(a, dict) else "" for a in _list(authors)]
     content = item.get("content_html")
     if not isinstance(content, str):
-        content = _paragraphs(str(item.get("content_text") or ""))
+        content = _paragraphs(_string(item.get("content_text")))
     summary = item.get("summary")
     return _Item(
         guid=_clean_id(item.get("id")),
         link=_clean_id(item.get("url") or item.get("external_url")),
-        title=_text_of(item.get("title"), "text"),
+        title=_text_of(_string(item.get("title")), "text"),
         summary=_text_of(summary, "text") if isinstance(summary, str) else "",
         content_html=content,
         authors=_names(names),
-        categories=_names(str(t) for t in _list(item.get("tags"))),
+        categories=_names(_string(t) for t in _list(item.get("tags"))),
         image=_clean_id(item.get("image") or item.get("banner_image")),
         published=_clean_id(item.get("date_published")),
         updated=_clean_id(item.get("date_modified")),
@@ -364,6 +364,11 @@ def _from_json(item: dict[str, Any], language: str) -> _Item:
 
 def _list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
+
+
+def _string(value: object) -> str:
+    """A JSON Feed text field: a string, or nothing (a list or object is not a name)."""
+    return value if isinstance(value, str) else ""
 
 
 # -- the mapping to Article ------------------------------------------------------------------
