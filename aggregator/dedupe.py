@@ -291,12 +291,11 @@ def signature(article: Article) -> bytes:
     GİRİŞ is no anchor for it."""
     if article.published_source == "seen":
         return b""
-    text = f"{article.title} {article.summary} {html_to_text(article.content_html)}"
-    words = fold(text).split()[:SIGNATURE_WORDS]
-    shingles = {
-        zlib.crc32(f"{a} {b} {c}".encode())
-        for a, b, c in zip(words, words[1:], words[2:], strict=False)
-    }
+    folded = fold(f"{article.title} {article.summary} {html_to_text(article.content_html)}")
+    # fold() leaves single spaces between words: the shingle "a b c" is b" ".join of three
+    # words, hashed by C-level map()s (a Python loop building f-strings cost a third more)
+    words = folded.encode().split(b" ", SIGNATURE_WORDS)[:SIGNATURE_WORDS]
+    shingles = set(map(zlib.crc32, map(b" ".join, zip(words, words[1:], words[2:]))))
     smallest = sorted(shingles)[:SIGNATURE_SIZE]
     return struct.pack(f"<{len(smallest) + 1}I", len(shingles), *smallest)
 
