@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import struct
+import zlib
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -11,6 +13,7 @@ from hypothesis import strategies as st
 
 from aggregator import dedupe
 from aggregator.model import Article
+from aggregator.normalize import fold, html_to_text
 from tests.conftest import ISTANBUL
 
 T0 = datetime(2026, 1, 1, 19, 16, tzinfo=ISTANBUL)
@@ -217,3 +220,27 @@ def test_a_new_guid_matching_a_stored_article_by_url_is_its_own_article() -> Non
     scrape = dedupe.candidate(0, art(link=link, summary="sitenin kendi metni"))
     (plan,) = dedupe.decide([[scrape]], {0: {sid}}, stored)
     assert plan.id == sid
+
+
+def test_signature_format_stays_readable_by_stores_written_before() -> None:
+    """A stored signature is compared with ones computed later: the same text must give the
+    same bytes (shingle count, then the smallest CRC-32s of "w1 w2 w3" of the folded text)."""
+    a = art("SON DAKİKA | İzmir’de Kar", summary="Yağış, “bugün” sürecek.",
+            content_html="<p>Valilik &amp; AFAD uyardı: yollar kapalı.</p>")  # fmt: skip
+    assert dedupe.signature(a).hex() == (
+        "09000000491ed10e4727d54ef06662546b316a751010f2ad0fbe39b036960abeb7f958c380cdf3f7"
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["İzmir", "ısı", "Kar,", "kar", "“bugün”", "-", "AFAD", "&amp;",
+                                 "yağış.", "12", "<b>", "</b>", "son", "dakika", "|"]),
+                max_size=400))  # fmt: skip
+def test_signature_is_the_bottom_k_of_the_first_words_shingles(words: list[str]) -> None:
+    body = " ".join(words)
+    a = art("Başlık burada", summary="", content_html=f"<p>{body}</p>")
+    folded = fold(f"{a.title} {a.summary} {html_to_text(a.content_html)}").split()
+    first = folded[: dedupe.SIGNATURE_WORDS]
+    shingles = {zlib.crc32(" ".join(first[i : i + 3]).encode()) for i in range(len(first) - 2)}
+    smallest = sorted(shingles)[: dedupe.SIGNATURE_SIZE]
+    assert dedupe.signature(a) == struct.pack(f"<{len(smallest) + 1}I", len(shingles), *smallest)
