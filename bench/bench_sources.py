@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import random
 import resource
 import socket
 import sys
@@ -37,6 +38,21 @@ TZ = ZoneInfo("Europe/Istanbul")
 T0 = datetime(2026, 1, 10, 9, 0, tzinfo=TZ)
 
 
+_WORDS = (
+    "ekonomi meclis belediye seçim deprem enflasyon ihracat futbol transfer kongre bütçe"
+    " maaş asgari vergi okul üniversite sınav hastane aşı orman yangın sel baraj enerji"
+    " doğalgaz elektrik zam faiz borsa döviz altın tarım hasat liman köprü otoyol tren"
+    " havalimanı turizm otel müze festival konser film dizi kitap ödül rekor şampiyon"
+).split()
+
+
+def _story(index: int, j: int) -> str:
+    """Twelve words drawn for this item only: distinct stories (items of one template
+    with one body would rightly be one article to de-duplication's text matching)."""
+    rng = random.Random(index * 100_003 + j)
+    return " ".join(rng.choice(_WORDS) for _ in range(12))
+
+
 def feed_body(index: int, items: int, pages: bool = False) -> bytes:
     """`pages`: item links point at this server's /page/ (for `fulltext` runs)."""
     parts = [
@@ -48,16 +64,13 @@ def feed_body(index: int, items: int, pages: bool = False) -> bytes:
         link = (f"/page/{index}/{j}" if pages else
                 f"https://site{index}.test/haber/{j}-ankarada-onemli-gelisme")  # fmt: skip
         parts.append(
-            f"<item><title>Kaynak {index} haber {j}: Ankara'da önemli gelişme yaşandı</title>"
+            f"<item><title>Kaynak {index} haber {j}: {_story(index + 1, j)}</title>"
             f"<link>{link}</link>"
             f"<guid>site{index}-{j}</guid>"
             f"<pubDate>Fri, 09 Jan 2026 {minute // 60:02d}:{minute % 60:02d}:00 +0300</pubDate>"
             f"<category>Gündem</category>"
-            f"<description><![CDATA[<p>Kaynak {index}, haber {j} özeti: "
-            "Türkiye'nin gündemindeki gelişmeler, "
-            "ekonomi, spor ve dünya haberleri <b>kısa</b> ve öz biçimde.</p>"
-            "<p>İkinci paragraf: ayrıntılar, açıklamalar ve yorumlar burada yer alıyor."
-            "</p>]]></description></item>"
+            f"<description><![CDATA[<p>{_story(index, j)} <b>kısa</b> {_story(j, index)}.</p>"
+            f"<p>{_story(index + 2, j + 3)} {_story(j + 5, index + 7)}.</p>]]></description></item>"
         )
     parts.append("</channel></rss>")
     return "".join(parts).encode("utf-8")
