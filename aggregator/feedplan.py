@@ -8,7 +8,8 @@ oldest first; a page is rebuilt only when its articles or the site settings chan
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from aggregator.config import Config, FeedConfig
@@ -36,24 +37,65 @@ def matcher(words: tuple[str, ...]) -> Callable[[Article], bool] | None:
 
 
 def plan(config: Config, store: Store, fingerprint: str) -> tuple[list[FeedSet], dict[str, str]]:
-    """Feed sets to publish, and the archive page digests to remember once written."""
+    """Feed sets to publish, and the archive page digests to remember once written.
+
+    A source or category feed the store remembers as published (no article in it or leaving
+    it changed since: `Store.published_feeds`) is `kept`: neither read nor rendered. So a
+    publish costs what changed, whatever the store holds; the combined and named feeds
+    (a fixed number) are always rendered."""
     n = config.max_items
     count, pages, digests = 0, [], {}  # type: tuple[int, list[tuple[int, list[Entry]]], dict[str, str]]
     if config.archive:
         count, pages, digests = _archive(config, store, fingerprint)
+    published = store.published_feeds()
     feeds = [FeedSet(folder="", title=config.title, group=ALL, entries=store.latest(n),
                      archive_count=count, archives=pages)]  # fmt: skip
+
+    def derived(
+        folder: str, title: str, group: str, sources: Sequence[str] = (),
+        categories: Sequence[str] = (),
+    ) -> FeedSet:  # fmt: skip
+        kept = _kept(config, folder, published.get(folder))
+        entries = (
+            () if kept is not None else store.select(n, sources=sources, categories=categories)
+        )
+        return FeedSet(folder=folder, title=title, group=group, entries=entries, kept=kept)
+
     for source in config.sources:
-        entries = store.select(n, sources=[source.name])
-        feeds.append(FeedSet(folder=f"sources/{source.name}/", title=source.name,
-                             group=SOURCES, entries=entries))  # fmt: skip
+        feeds.append(derived(f"sources/{source.name}/", source.name, SOURCES,
+                             sources=[source.name]))  # fmt: skip
     for slug, name in _largest_categories(store.categories()):
-        entries = store.select(n, categories=[slug])
-        feeds.append(FeedSet(folder=f"categories/{slug}/", title=name, group=CATEGORIES,
-                             entries=entries))  # fmt: skip
+        feeds.append(derived(f"categories/{slug}/", name, CATEGORIES, categories=[slug]))
     for feed in config.feeds:
         feeds.append(_named(feed, store, n))
     return feeds, digests
+
+
+def remembered(feeds: list[FeedSet], failed: tuple[str, ...] = ()) -> dict[str, str | None]:
+    """publish-state values for the source and category feeds just written (all but those
+    under `failed` folders): their listing on the index, as `Store.published_feeds` gives
+    it back."""
+    values: dict[str, str | None] = {}
+    for feed in feeds:
+        if (
+            feed.kept is None
+            and feed.group in (SOURCES, CATEGORIES)
+            and not any(feed.folder.startswith(folder) for folder in failed)
+        ):
+            count, newest = feed.listing
+            values["feed:" + feed.folder] = f"{count} {newest.isoformat() if newest else ''}"
+    return values
+
+
+def _kept(config: Config, folder: str, value: str | None) -> tuple[int, datetime | None] | None:
+    """(count, newest) of a feed published as it stands whose files are all still there."""
+    if value is None or not all(
+        Path(config.output_dir, folder, name).is_file()
+        for name in ("atom.xml", "rss.xml", "feed.json")
+    ):
+        return None
+    count, _, newest = value.partition(" ")
+    return int(count), datetime.fromisoformat(newest) if newest else None
 
 
 def _largest_categories(categories: list[tuple[str, str, int]]) -> list[tuple[str, str]]:

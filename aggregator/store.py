@@ -298,17 +298,23 @@ class Store:
             fresh: list[dedupe.Plan] = []
             for plan in self._decide(clusters):
                 if plan.stored is not None:
+                    moved = plan.changed or bool(plan.retired)
+                    if moved:  # the feeds they were in, then those they are in
+                        self._touch_feeds_of([plan.id, *plan.retired])
                     self._apply(plan, seen, counts)
+                    if moved:
+                        self._touch_feeds_of([plan.id])
                 elif self._expired(plan.members, expired_before, keep_newest):
                     self._insert_revisions(((None, c) for c in plan.members), seen)  # deleted
                 else:
                     fresh.append(plan)
             self._insert_new(fresh, seen)
+            self._touch_feeds_of([p.id for p in fresh])
             counts.new = len(fresh)
             # repeats of a revision the article already has
             self._conn.execute("DELETE FROM revisions WHERE article_id IS NULL")
             self._cold, self._founds = False, {}  # staged from now on: unowned until merged
-            if counts.new or counts.updated:
+            if counts.new or counts.updated or counts.merged:
                 self._mark_publish_pending()
         return counts
 
@@ -682,6 +688,7 @@ class Store:
             ).rowcount
             if doomed:
                 self._remember_expired(utc_text(now))
+                self._touch_feeds_of_selected("SELECT id FROM doomed")
                 for table, column in (("articles", "id"), ("article_keys", "article_id"),
                                       ("revisions", "article_id"),
                                       ("article_categories", "article_id")):  # fmt: skip
@@ -867,6 +874,37 @@ class Store:
                     self._conn.execute(
                         "INSERT INTO publish_state (key, value) VALUES (?, ?)", (key, value)
                     )
+
+    def published_feeds(self) -> dict[str, str]:
+        """Folder -> remembered listing of each source and category feed published as it
+        stands: no article in it (or leaving it) changed since."""
+        with self._translate("reading publish state"):
+            rows = self._conn.execute(
+                "SELECT substr(key, 6), value FROM publish_state WHERE key LIKE 'feed:%'"
+            ).fetchall()
+        return {str(folder): str(value) for folder, value in rows}
+
+    def forget_published_feeds(self) -> None:
+        """Every feed is rebuilt by the next publish (settings or code changed)."""
+        with self.transaction():
+            self._conn.execute("DELETE FROM publish_state WHERE key LIKE 'feed:%'")
+
+    def _touch_feeds_of(self, ids: Sequence[str]) -> None:
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            self._touch_feeds_of_selected(", ".join("?" * len(chunk)), chunk)
+
+    def _touch_feeds_of_selected(self, ids_sql: str, ids: Sequence[str] = ()) -> None:
+        """Forget that the source and category feeds of these articles are published (in
+        the merge's or expiry's transaction): the next publish rebuilds those feeds, and
+        only those, and a crash before it has published them leaves them to the one after."""
+        self._conn.execute(
+            "DELETE FROM publish_state WHERE key IN ("
+            f"SELECT 'feed:sources/' || source || '/' FROM articles WHERE id IN ({ids_sql})"
+            " UNION SELECT 'feed:categories/' || slug || '/' FROM article_categories"
+            f" WHERE article_id IN ({ids_sql}))",
+            (*ids, *ids),
+        )
 
     def _mark_publish_pending(self) -> None:
         self._conn.execute("DELETE FROM publish_state WHERE key = 'pending'")
