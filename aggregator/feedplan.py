@@ -37,17 +37,21 @@ def matcher(words: tuple[str, ...]) -> Callable[[Article], bool] | None:
 
 
 def plan(config: Config, store: Store, fingerprint: str) -> tuple[list[FeedSet], dict[str, str]]:
-    """Feed sets to publish, and the archive page digests to remember once written.
+    """Feed sets to publish, and the publish state to remember once they are written (archive
+    page digests; which source and category feeds are published as they stand).
 
-    A source or category feed the store remembers as published (no article in it or leaving
-    it changed since: `Store.published_feeds`) is `kept`: neither read nor rendered. So a
-    publish costs what changed, whatever the store holds; the combined and named feeds
-    (a fixed number) are always rendered."""
+    A source or category feed whose articles no merge or expiry touched since it was
+    published (`feed:<folder>` is still in the publish state) is `kept`: neither read nor
+    rendered. A touched one is rendered only when its articles or their versions differ
+    from those it was published with (`digest:<folder>`). So a publish costs what changed,
+    whatever the store holds; the combined and named feeds (a fixed number) are always
+    rendered."""
     n = config.max_items
-    count, pages, digests = 0, [], {}  # type: tuple[int, list[tuple[int, list[Entry]]], dict[str, str]]
+    count, pages, state = 0, [], {}  # type: tuple[int, list[tuple[int, list[Entry]]], dict[str, str]]
     if config.archive:
-        count, pages, digests = _archive(config, store, fingerprint)
-    published = store.published_feeds()
+        count, pages, state = _archive(config, store, fingerprint)
+    untouched = store.publish_states("feed:")
+    digests = store.publish_states("digest:")
     feeds = [FeedSet(folder="", title=config.title, group=ALL, entries=store.latest(n),
                      archive_count=count, archives=pages)]  # fmt: skip
 
@@ -55,11 +59,27 @@ def plan(config: Config, store: Store, fingerprint: str) -> tuple[list[FeedSet],
         folder: str, title: str, group: str, sources: Sequence[str] = (),
         categories: Sequence[str] = (),
     ) -> FeedSet:  # fmt: skip
-        kept = _kept(config, folder, published.get(folder))
-        entries = (
-            () if kept is not None else store.select(n, sources=sources, categories=categories)
+        on_disk = all(Path(config.output_dir, folder, name).is_file()
+                      for name in ("atom.xml", "rss.xml", "feed.json"))  # fmt: skip
+        remembered = digests.get(folder, "").split(" ")
+        if on_disk and folder in untouched and len(remembered) == 3:
+            return FeedSet(folder=folder, title=title, group=group, entries=(),
+                           kept=_listing(remembered))  # fmt: skip
+        versions = store.select_versions(n, sources=sources, categories=categories)
+        h = hashlib.blake2b(title.encode(), digest_size=16)
+        for row in versions:
+            h.update("\x1f".join(row).encode() + b"\x1e")
+        state["feed:" + folder] = ""
+        if on_disk and remembered[0] == h.hexdigest():
+            return FeedSet(folder=folder, title=title, group=group, entries=(),
+                           kept=_listing(remembered))  # fmt: skip
+        entries = store.entries_by_ids([aid for aid, _, _ in versions])
+        feed = FeedSet(folder=folder, title=title, group=group, entries=entries)
+        count, newest = feed.listing
+        state["digest:" + folder] = (
+            f"{h.hexdigest()} {count} {newest.isoformat() if newest else ''}"
         )
-        return FeedSet(folder=folder, title=title, group=group, entries=entries, kept=kept)
+        return feed
 
     for source in config.sources:
         feeds.append(derived(f"sources/{source.name}/", source.name, SOURCES,
@@ -68,33 +88,22 @@ def plan(config: Config, store: Store, fingerprint: str) -> tuple[list[FeedSet],
         feeds.append(derived(f"categories/{slug}/", name, CATEGORIES, categories=[slug]))
     for feed in config.feeds:
         feeds.append(_named(feed, store, n))
-    return feeds, digests
+    return feeds, state
 
 
-def remembered(feeds: list[FeedSet], failed: tuple[str, ...] = ()) -> dict[str, str | None]:
-    """publish-state values for the source and category feeds just written (all but those
-    under `failed` folders): their listing on the index, as `Store.published_feeds` gives
-    it back."""
-    values: dict[str, str | None] = {}
-    for feed in feeds:
-        if (
-            feed.kept is None
-            and feed.group in (SOURCES, CATEGORIES)
-            and not any(feed.folder.startswith(folder) for folder in failed)
-        ):
-            count, newest = feed.listing
-            values["feed:" + feed.folder] = f"{count} {newest.isoformat() if newest else ''}"
-    return values
+def written_state(state: dict[str, str], failed: tuple[str, ...]) -> dict[str, str | None]:
+    """The part of `plan`'s state to remember when the feeds under `failed` folders were
+    not written: that of every other source and category feed."""
+    return {
+        key: value for key, value in state.items()
+        if key.startswith(("feed:", "digest:"))
+        and not key.partition(":")[2].startswith(failed)
+    }  # fmt: skip
 
 
-def _kept(config: Config, folder: str, value: str | None) -> tuple[int, datetime | None] | None:
-    """(count, newest) of a feed published as it stands whose files are all still there."""
-    if value is None or not all(
-        Path(config.output_dir, folder, name).is_file()
-        for name in ("atom.xml", "rss.xml", "feed.json")
-    ):
-        return None
-    count, _, newest = value.partition(" ")
+def _listing(remembered: list[str]) -> tuple[int, datetime | None]:
+    """(count, newest) from a `digest:` value."""
+    _, count, newest = remembered
     return int(count), datetime.fromisoformat(newest) if newest else None
 
 

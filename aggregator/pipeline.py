@@ -294,18 +294,16 @@ def publish_now(config: Config, store: Store, now: datetime) -> list[str]:
         or not (config.output_dir / "index.html").is_file()
     ):
         store.forget_published_feeds()  # new settings or code: every feed is rebuilt
-    feeds, digests = feedplan.plan(config, store, fingerprint)
+    feeds, state = feedplan.plan(config, store, fingerprint)
     try:
         written = publish(site_of(config), config.output_dir, feeds, store.count())
     except OutputIncomplete as e:
         # the feeds written stay remembered; the rest (and with a failed article page,
         # every rebuilt feed, whose pages are written with it) is redone by the next publish
         if "articles/" not in e.folders:
-            store.set_publish_state(feedplan.remembered(feeds, e.folders))
+            store.set_publish_state(feedplan.written_state(state, e.folders))
         raise
-    store.set_publish_state(
-        {"pending": None, "config": fingerprint, **digests, **feedplan.remembered(feeds)}
-    )
+    store.set_publish_state({"pending": None, "config": fingerprint, **state})
     return written
 
 

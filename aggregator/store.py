@@ -813,19 +813,10 @@ class Store:
         """The newest `limit` articles from any of `sources` and in any of the category
         slugs (each only when given) that `keep` accepts, newest first. With `keep`, rows
         are read until `limit` are kept (a rare match reads many)."""
-        where, params = [], []
-        if sources:
-            where.append(f"a.source IN ({', '.join('?' * len(sources))})")
-            params += list(sources)
-        if categories:
-            where.append(
-                "a.id IN (SELECT article_id FROM article_categories"
-                f" WHERE slug IN ({', '.join('?' * len(categories))}))"
-            )
-            params += list(categories)
+        where, params = _selection(sources, categories)
         sql = _ENTRY_SELECT
         if where:
-            sql = sql.replace(" ORDER BY", " WHERE " + " AND ".join(where) + " ORDER BY")
+            sql = sql.replace(" ORDER BY", " WHERE " + where + " ORDER BY")
         found: list[Entry] = []
         with self._translate("reading articles"):
             if keep is None:
@@ -838,6 +829,21 @@ class Store:
                     if len(found) >= limit:
                         break
         return found
+
+    def select_versions(
+        self, limit: int, *, sources: Sequence[str] = (), categories: Sequence[str] = ()
+    ) -> list[tuple[str, str, str]]:
+        """(id, GİRİŞ, version) of what `select` would return, without reading a record:
+        the version (content hash and field sources) changes whenever the published
+        record does."""
+        where, params = _selection(sources, categories)
+        sql = (
+            "SELECT a.id, a.published, a.content_hash || COALESCE(a.fields, '') FROM articles a"
+            + (" WHERE " + where if where else "")
+            + " ORDER BY a.published DESC, a.id DESC LIMIT ?"
+        )
+        with self._translate("reading articles"):
+            return [(r[0], r[1], r[2]) for r in self._conn.execute(sql, (*params, limit))]
 
     def ids_oldest_first(self) -> list[tuple[str, str]]:
         """(id, content hash) of every article, oldest GİRİŞ first: archive page boundaries."""
@@ -875,19 +881,21 @@ class Store:
                         "INSERT INTO publish_state (key, value) VALUES (?, ?)", (key, value)
                     )
 
-    def published_feeds(self) -> dict[str, str]:
-        """Folder -> remembered listing of each source and category feed published as it
-        stands: no article in it (or leaving it) changed since."""
+    def publish_states(self, prefix: str) -> dict[str, str]:
+        """Every publish-state key starting with `prefix` (without it) -> its value."""
         with self._translate("reading publish state"):
             rows = self._conn.execute(
-                "SELECT substr(key, 6), value FROM publish_state WHERE key LIKE 'feed:%'"
+                "SELECT substr(key, ?), value FROM publish_state WHERE key >= ? AND key < ?",
+                (len(prefix) + 1, prefix, prefix + "\U0010ffff"),
             ).fetchall()
-        return {str(folder): str(value) for folder, value in rows}
+        return {str(key): str(value) for key, value in rows}
 
     def forget_published_feeds(self) -> None:
         """Every feed is rebuilt by the next publish (settings or code changed)."""
         with self.transaction():
-            self._conn.execute("DELETE FROM publish_state WHERE key LIKE 'feed:%'")
+            self._conn.execute(
+                "DELETE FROM publish_state WHERE key LIKE 'feed:%' OR key LIKE 'digest:%'"
+            )
 
     def _touch_feeds_of(self, ids: Sequence[str]) -> None:
         for i in range(0, len(ids), 500):
@@ -1086,6 +1094,21 @@ class Store:
                     (source, source, FIRST_SEEN_PER_SOURCE),
                 )
         return times
+
+
+def _selection(sources: Sequence[str], categories: Sequence[str]) -> tuple[str, list[str]]:
+    """WHERE clause (or "") and parameters: from any of `sources`, in any of `categories`."""
+    where, params = [], []
+    if sources:
+        where.append(f"a.source IN ({', '.join('?' * len(sources))})")
+        params += list(sources)
+    if categories:
+        where.append(
+            "a.id IN (SELECT article_id FROM article_categories"
+            f" WHERE slug IN ({', '.join('?' * len(categories))}))"
+        )
+        params += list(categories)
+    return " AND ".join(where), params
 
 
 _ENTRY_SELECT = (
