@@ -91,6 +91,16 @@ def plan(config: Config, store: Store, fingerprint: str) -> tuple[list[FeedSet],
     return feeds, state
 
 
+def rebuilding(feeds: list[FeedSet]) -> dict[str, str | None]:
+    """Publish state to commit before the source and category feeds about to be rendered
+    are written: their digests go, so a publish killed (or failing) half way through
+    their files never leaves one remembered as matching what its files hold."""
+    return {
+        "digest:" + feed.folder: None
+        for feed in feeds if feed.kept is None and feed.group in (SOURCES, CATEGORIES)
+    }  # fmt: skip
+
+
 def written_state(state: dict[str, str], failed: tuple[str, ...]) -> dict[str, str | None]:
     """The part of `plan`'s state to remember when the feeds under `failed` folders were
     not written: that of every other source and category feed."""

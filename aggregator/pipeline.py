@@ -295,6 +295,7 @@ def publish_now(config: Config, store: Store, now: datetime) -> list[str]:
     ):
         store.forget_published_feeds()  # new settings or code: every feed is rebuilt
     feeds, state = feedplan.plan(config, store, fingerprint)
+    store.set_publish_state(feedplan.rebuilding(feeds))
     try:
         written = publish(site_of(config), config.output_dir, feeds, store.count())
     except OutputIncomplete as e:

@@ -3,12 +3,14 @@ next to a full publish (every feed rendered) of the same store in the same run.
 
     python bench/bench_publish.py [--sizes 20000 50000 100000] [--dir bench/out]
 
-Each store holds N articles from 100 sources in 300 categories (one or two each), built
+Each store holds N articles from 100 sources in 300 categories (one or two each, sizes
+falling off as 1/rank the way a site's sections do), built
 through the store's own stage and merge. Per size it prints: the first publish (empty output
 folder), a full re-render of the same store into that folder (what every publish cost before
 publishing became incremental: all feeds rendered, unchanged files compared and skipped),
 then a merge of 1% changed articles (half new ones in 10 of the sources, half new revisions
-of stored articles picked at random) and the publish after it.
+of stored articles picked at random) and the publish after it, then the same for 20 changed
+articles (what one daemon cycle typically brings).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from aggregator.store import Store  # noqa: E402
 
 SOURCES = 100
 CATEGORIES = tuple(f"Kategori {k}" for k in range(300))
+CATEGORY_WEIGHTS = tuple(1 / (k + 1) for k in range(300))  # a few large, many small (Zipf)
 WORDS = "deprem seçim bütçe faiz maç liman köprü festival rekor uyarı karar vali".split()
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -45,7 +48,7 @@ def article(k: int, revision: int = 0) -> Article:
         summary=text[:160], content_html=f"<p>{text}</p>", published=when,
         updated=when + timedelta(minutes=revision), source=f"s{k % SOURCES}", origin=str(k),
         link=f"https://haber.test/{k}", guid=f"g{k}",
-        categories=tuple(r.sample(CATEGORIES, r.randint(1, 2))),
+        categories=tuple(dict.fromkeys(r.choices(CATEGORIES, CATEGORY_WEIGHTS, k=r.randint(1, 2)))),
     )  # fmt: skip
 
 
@@ -99,7 +102,13 @@ def bench(size: int, root: Path) -> None:
         incremental = timed(
             "publish after it (incremental)", lambda: publish_now(config, store, later)
         )
-    print(f"  incremental / full re-render: {incremental / full:.2f}\n", flush=True)
+        few = [article(k, revision=2) for k in rnd.sample(range(size), 10)]
+        few += [article(size + 10 * k + 3) for k in range(10)]  # new in 10 other sources
+        latest = later + timedelta(minutes=1)
+        timed("merge 20 changed (one daemon cycle)", lambda: merge(store, few, latest))
+        small = timed("publish after it (incremental)", lambda: publish_now(config, store, latest))
+    print(f"  incremental / full re-render: {incremental / full:.2f} after 1%, "
+          f"{small / full:.2f} after 20 articles\n", flush=True)  # fmt: skip
 
 
 def main() -> None:
