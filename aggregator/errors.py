@@ -48,10 +48,14 @@ class PublishError(AggregatorError):
 
 class OutputIncomplete(PublishError):
     """A category, source or named feed (or an article page) could not be written; the
-    combined feed, the index and every other file were. `failures`: one line per feed."""
+    combined feed, the index and every other file were. `failures`: one line per feed;
+    `folders`: the folders (e.g. "sources/x/", "articles/") where something failed."""
 
-    def __init__(self, written: list[str], failures: list[str]) -> None:
+    def __init__(
+        self, written: list[str], failures: list[str], folders: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(f"{len(failures)} feed(s) not written (the rest is published): "
                          + "; ".join(failures[:3]))  # fmt: skip
         self.written = written
         self.failures = failures
+        self.folders = folders

@@ -8,7 +8,8 @@ oldest first; a page is rebuilt only when its articles or the site settings chan
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from aggregator.config import Config, FeedConfig
@@ -36,24 +37,84 @@ def matcher(words: tuple[str, ...]) -> Callable[[Article], bool] | None:
 
 
 def plan(config: Config, store: Store, fingerprint: str) -> tuple[list[FeedSet], dict[str, str]]:
-    """Feed sets to publish, and the archive page digests to remember once written."""
+    """Feed sets to publish, and the publish state to remember once they are written (archive
+    page digests; which source and category feeds are published as they stand).
+
+    A source or category feed whose articles no merge or expiry touched since it was
+    published (`feed:<folder>` is still in the publish state) is `kept`: neither read nor
+    rendered. A touched one is rendered only when its articles or their versions differ
+    from those it was published with (`digest:<folder>`). So a publish costs what changed,
+    whatever the store holds; the combined and named feeds (a fixed number) are always
+    rendered."""
     n = config.max_items
-    count, pages, digests = 0, [], {}  # type: tuple[int, list[tuple[int, list[Entry]]], dict[str, str]]
+    count, pages, state = 0, [], {}  # type: tuple[int, list[tuple[int, list[Entry]]], dict[str, str]]
     if config.archive:
-        count, pages, digests = _archive(config, store, fingerprint)
+        count, pages, state = _archive(config, store, fingerprint)
+    untouched = store.publish_states("feed:")
+    digests = store.publish_states("digest:")
     feeds = [FeedSet(folder="", title=config.title, group=ALL, entries=store.latest(n),
                      archive_count=count, archives=pages)]  # fmt: skip
+
+    def derived(
+        folder: str, title: str, group: str, sources: Sequence[str] = (),
+        categories: Sequence[str] = (),
+    ) -> FeedSet:  # fmt: skip
+        on_disk = all(Path(config.output_dir, folder, name).is_file()
+                      for name in ("atom.xml", "rss.xml", "feed.json"))  # fmt: skip
+        remembered = digests.get(folder, "").split(" ")
+        if on_disk and folder in untouched and len(remembered) == 3:
+            return FeedSet(folder=folder, title=title, group=group, entries=(),
+                           kept=_listing(remembered))  # fmt: skip
+        versions = store.select_versions(n, sources=sources, categories=categories)
+        h = hashlib.blake2b(title.encode(), digest_size=16)
+        for row in versions:
+            h.update("\x1f".join(row).encode() + b"\x1e")
+        state["feed:" + folder] = ""
+        if on_disk and remembered[0] == h.hexdigest():
+            return FeedSet(folder=folder, title=title, group=group, entries=(),
+                           kept=_listing(remembered))  # fmt: skip
+        entries = store.entries_by_ids([aid for aid, _, _ in versions])
+        feed = FeedSet(folder=folder, title=title, group=group, entries=entries)
+        count, newest = feed.listing
+        state["digest:" + folder] = (
+            f"{h.hexdigest()} {count} {newest.isoformat() if newest else ''}"
+        )
+        return feed
+
     for source in config.sources:
-        entries = store.select(n, sources=[source.name])
-        feeds.append(FeedSet(folder=f"sources/{source.name}/", title=source.name,
-                             group=SOURCES, entries=entries))  # fmt: skip
+        feeds.append(derived(f"sources/{source.name}/", source.name, SOURCES,
+                             sources=[source.name]))  # fmt: skip
     for slug, name in _largest_categories(store.categories()):
-        entries = store.select(n, categories=[slug])
-        feeds.append(FeedSet(folder=f"categories/{slug}/", title=name, group=CATEGORIES,
-                             entries=entries))  # fmt: skip
+        feeds.append(derived(f"categories/{slug}/", name, CATEGORIES, categories=[slug]))
     for feed in config.feeds:
         feeds.append(_named(feed, store, n))
-    return feeds, digests
+    return feeds, state
+
+
+def rebuilding(feeds: list[FeedSet]) -> dict[str, str | None]:
+    """Publish state to commit before the source and category feeds about to be rendered
+    are written: their digests go, so a publish killed (or failing) half way through
+    their files never leaves one remembered as matching what its files hold."""
+    return {
+        "digest:" + feed.folder: None
+        for feed in feeds if feed.kept is None and feed.group in (SOURCES, CATEGORIES)
+    }  # fmt: skip
+
+
+def written_state(state: dict[str, str], failed: tuple[str, ...]) -> dict[str, str | None]:
+    """The part of `plan`'s state to remember when the feeds under `failed` folders were
+    not written: that of every other source and category feed."""
+    return {
+        key: value for key, value in state.items()
+        if key.startswith(("feed:", "digest:"))
+        and not key.partition(":")[2].startswith(failed)
+    }  # fmt: skip
+
+
+def _listing(remembered: list[str]) -> tuple[int, datetime | None]:
+    """(count, newest) from a `digest:` value."""
+    _, count, newest = remembered
+    return int(count), datetime.fromisoformat(newest) if newest else None
 
 
 def _largest_categories(categories: list[tuple[str, str, int]]) -> list[tuple[str, str]]:

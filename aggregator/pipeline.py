@@ -6,6 +6,7 @@ Parsed records wait in the store's staging table, so memory holds only small Can
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import logging
@@ -14,8 +15,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from aggregator import __version__, dedupe, feedplan, firstseen
+from aggregator import __version__, dedupe, feedplan, firstseen, pages, stylesheet
+from aggregator import publish as publish_module
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import OutputIncomplete
 from aggregator.model import Rejection, RunReport, SeedFileState, SourceReport, SourceState
@@ -286,9 +289,22 @@ def publish_now(config: Config, store: Store, now: datetime) -> list[str]:
         and (config.output_dir / "index.html").is_file()
     ):
         return []
-    feeds, digests = feedplan.plan(config, store, fingerprint)
-    written = publish(site_of(config), config.output_dir, feeds, store.count())
-    store.set_publish_state({"pending": None, "config": fingerprint, **digests})
+    if (
+        store.publish_state("config") != fingerprint
+        or not (config.output_dir / "index.html").is_file()
+    ):
+        store.forget_published_feeds()  # new settings or code: every feed is rebuilt
+    feeds, state = feedplan.plan(config, store, fingerprint)
+    store.set_publish_state(feedplan.rebuilding(feeds))
+    try:
+        written = publish(site_of(config), config.output_dir, feeds, store.count())
+    except OutputIncomplete as e:
+        # the feeds written stay remembered; the rest (and with a failed article page,
+        # every rebuilt feed, whose pages are written with it) is redone by the next publish
+        if "articles/" not in e.folders:
+            store.set_publish_state(feedplan.written_state(state, e.folders))
+        raise
+    store.set_publish_state({"pending": None, "config": fingerprint, **state})
     return written
 
 
@@ -297,6 +313,16 @@ def output_fingerprint(config: Config) -> str:
     shape = (
         __version__, config.title, config.site_url, config.language, str(config.timezone),
         str(config.output_dir), config.max_items, config.archive,
-        tuple(s.name for s in config.sources), config.feeds,
+        tuple(s.name for s in config.sources), config.feeds, _renderer_digest(),
     )  # fmt: skip
     return hashlib.blake2b(repr(shape).encode("utf-8"), digest_size=16).hexdigest()
+
+
+@functools.cache
+def _renderer_digest() -> str:
+    """The code that renders output: a changed template or renderer (an upgrade without a
+    version bump) makes every feed and page be rebuilt."""
+    h = hashlib.blake2b(digest_size=16)
+    for module in (publish_module, pages, stylesheet, feedplan):
+        h.update(Path(module.__file__ or "").read_bytes())
+    return h.hexdigest()

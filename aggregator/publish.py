@@ -48,6 +48,12 @@ class FeedSet:
     entries: Sequence[Entry]
     archive_count: int = 0
     archives: Sequence[tuple[int, Sequence[Entry]]] = field(default=())  # only pages to write
+    # (count, newest) of a feed whose files already hold what it would render: not rendered
+    kept: tuple[int, datetime | None] | None = None
+
+    @property
+    def listing(self) -> tuple[int, datetime | None]:
+        return self.kept or (len(self.entries), newest(self.entries))
 
 
 STYLESHEET = "feed.xsl"
@@ -317,20 +323,21 @@ def publish(site: Site, output_dir: Path, feeds: Sequence[FeedSet], total: int) 
     only under a derived feed's folder (categories/x/, sources/x/, feeds/x/, articles/)
     are OutputIncomplete, one line per feed."""
     sweep_temporaries(output_dir)
+    rendered = [feed for feed in feeds if feed.kept is None]
     with _Writer(output_dir) as writer:
         done: set[str] = set()
-        for feed in feeds:
+        for feed in rendered:
             archived = (e for _, page in feed.archives for e in page)
             for entry in (*feed.entries, *archived):
                 if entry.article.link is None and entry.id not in done:
                     done.add(entry.id)
                     writer.put(page_path(entry.id), pages.article_page(site, entry))
-        for rendered in _render_all(site, feeds):
-            for rel, data in rendered:
+        for files in _render_all(site, rendered):
+            for rel, data in files:
                 writer.put(rel, data)
         listing = [
             pages.Listed(folder=feed.folder, title=_feed_title(site, feed.title),
-                         group=feed.group, count=len(feed.entries), newest=newest(feed.entries))
+                         group=feed.group, count=feed.listing[0], newest=feed.listing[1])
             for feed in feeds
         ]  # fmt: skip
         headlines = feeds[0].entries[:INDEX_HEADLINES] if feeds else ()
@@ -345,7 +352,9 @@ def publish(site: Site, output_dir: Path, feeds: Sequence[FeedSet], total: int) 
         raise next(error for rel, error in writer.failed if "/" not in rel)
     if by_folder:
         raise OutputIncomplete(
-            writer.written, [f"{folder}/: {error}" for folder, error in by_folder.items()]
+            writer.written,
+            [f"{folder}/: {error}" for folder, error in by_folder.items()],
+            tuple(folder + "/" for folder in by_folder),
         )
     return writer.written
 

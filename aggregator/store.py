@@ -298,17 +298,23 @@ class Store:
             fresh: list[dedupe.Plan] = []
             for plan in self._decide(clusters):
                 if plan.stored is not None:
+                    moved = plan.changed or bool(plan.retired)
+                    if moved:  # the feeds they were in, then those they are in
+                        self._touch_feeds_of([plan.id, *plan.retired])
                     self._apply(plan, seen, counts)
+                    if moved:
+                        self._touch_feeds_of([plan.id])
                 elif self._expired(plan.members, expired_before, keep_newest):
                     self._insert_revisions(((None, c) for c in plan.members), seen)  # deleted
                 else:
                     fresh.append(plan)
             self._insert_new(fresh, seen)
+            self._touch_feeds_of([p.id for p in fresh])
             counts.new = len(fresh)
             # repeats of a revision the article already has
             self._conn.execute("DELETE FROM revisions WHERE article_id IS NULL")
             self._cold, self._founds = False, {}  # staged from now on: unowned until merged
-            if counts.new or counts.updated:
+            if counts.new or counts.updated or counts.merged:
                 self._mark_publish_pending()
         return counts
 
@@ -682,6 +688,7 @@ class Store:
             ).rowcount
             if doomed:
                 self._remember_expired(utc_text(now))
+                self._touch_feeds_of_selected("SELECT id FROM doomed")
                 for table, column in (("articles", "id"), ("article_keys", "article_id"),
                                       ("revisions", "article_id"),
                                       ("article_categories", "article_id")):  # fmt: skip
@@ -806,19 +813,10 @@ class Store:
         """The newest `limit` articles from any of `sources` and in any of the category
         slugs (each only when given) that `keep` accepts, newest first. With `keep`, rows
         are read until `limit` are kept (a rare match reads many)."""
-        where, params = [], []
-        if sources:
-            where.append(f"a.source IN ({', '.join('?' * len(sources))})")
-            params += list(sources)
-        if categories:
-            where.append(
-                "a.id IN (SELECT article_id FROM article_categories"
-                f" WHERE slug IN ({', '.join('?' * len(categories))}))"
-            )
-            params += list(categories)
+        where, params = _selection(sources, categories)
         sql = _ENTRY_SELECT
         if where:
-            sql = sql.replace(" ORDER BY", " WHERE " + " AND ".join(where) + " ORDER BY")
+            sql = sql.replace(" ORDER BY", " WHERE " + where + " ORDER BY")
         found: list[Entry] = []
         with self._translate("reading articles"):
             if keep is None:
@@ -831,6 +829,21 @@ class Store:
                     if len(found) >= limit:
                         break
         return found
+
+    def select_versions(
+        self, limit: int, *, sources: Sequence[str] = (), categories: Sequence[str] = ()
+    ) -> list[tuple[str, str, str]]:
+        """(id, GİRİŞ, version) of what `select` would return, without reading a record:
+        the version (content hash and field sources) changes whenever the published
+        record does."""
+        where, params = _selection(sources, categories)
+        sql = (
+            "SELECT a.id, a.published, a.content_hash || COALESCE(a.fields, '') FROM articles a"
+            + (" WHERE " + where if where else "")
+            + " ORDER BY a.published DESC, a.id DESC LIMIT ?"
+        )
+        with self._translate("reading articles"):
+            return [(r[0], r[1], r[2]) for r in self._conn.execute(sql, (*params, limit))]
 
     def ids_oldest_first(self) -> list[tuple[str, str]]:
         """(id, content hash) of every article, oldest GİRİŞ first: archive page boundaries."""
@@ -867,6 +880,39 @@ class Store:
                     self._conn.execute(
                         "INSERT INTO publish_state (key, value) VALUES (?, ?)", (key, value)
                     )
+
+    def publish_states(self, prefix: str) -> dict[str, str]:
+        """Every publish-state key starting with `prefix` (without it) -> its value."""
+        with self._translate("reading publish state"):
+            rows = self._conn.execute(
+                "SELECT substr(key, ?), value FROM publish_state WHERE key >= ? AND key < ?",
+                (len(prefix) + 1, prefix, prefix + "\U0010ffff"),
+            ).fetchall()
+        return {str(key): str(value) for key, value in rows}
+
+    def forget_published_feeds(self) -> None:
+        """Every feed is rebuilt by the next publish (settings or code changed)."""
+        with self.transaction():
+            self._conn.execute(
+                "DELETE FROM publish_state WHERE key LIKE 'feed:%' OR key LIKE 'digest:%'"
+            )
+
+    def _touch_feeds_of(self, ids: Sequence[str]) -> None:
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            self._touch_feeds_of_selected(", ".join("?" * len(chunk)), chunk)
+
+    def _touch_feeds_of_selected(self, ids_sql: str, ids: Sequence[str] = ()) -> None:
+        """Forget that the source and category feeds of these articles are published (in
+        the merge's or expiry's transaction): the next publish rebuilds those feeds, and
+        only those, and a crash before it has published them leaves them to the one after."""
+        self._conn.execute(
+            "DELETE FROM publish_state WHERE key IN ("
+            f"SELECT 'feed:sources/' || source || '/' FROM articles WHERE id IN ({ids_sql})"
+            " UNION SELECT 'feed:categories/' || slug || '/' FROM article_categories"
+            f" WHERE article_id IN ({ids_sql}))",
+            (*ids, *ids),
+        )
 
     def _mark_publish_pending(self) -> None:
         self._conn.execute("DELETE FROM publish_state WHERE key = 'pending'")
@@ -1048,6 +1094,21 @@ class Store:
                     (source, source, FIRST_SEEN_PER_SOURCE),
                 )
         return times
+
+
+def _selection(sources: Sequence[str], categories: Sequence[str]) -> tuple[str, list[str]]:
+    """WHERE clause (or "") and parameters: from any of `sources`, in any of `categories`."""
+    where, params = [], []
+    if sources:
+        where.append(f"a.source IN ({', '.join('?' * len(sources))})")
+        params += list(sources)
+    if categories:
+        where.append(
+            "a.id IN (SELECT article_id FROM article_categories"
+            f" WHERE slug IN ({', '.join('?' * len(categories))}))"
+        )
+        params += list(categories)
+    return " AND ".join(where), params
 
 
 _ENTRY_SELECT = (
