@@ -19,10 +19,11 @@ a record with any of them. Such a record, kept apart from the article its URL na
 its id from its guid key (`distinct_ids`).
 
 Fields (`fields`): title, summary, authors, updated and categories come from the newest
-revision (greatest (updated, has a link, content hash)) of the article's site; the link is
-the newest on-site revision's that has one; the body is the newest's unless it carries only
-a summary of a fuller body (empty, its summary again, or under half the fullest body's
-length); empty categories/authors/image are filled from the newest revision that has them.
+revision (greatest `Candidate.rank`: updated, first seen, has a link, content hash) of the
+article's site; the link is the newest on-site revision's that has one; the body is the
+newest's unless it carries only a summary of a fuller body (empty, its summary again, or
+under half the fullest body's length); empty categories/authors/image are filled from the
+newest revision that has them.
 A copy whose URL names another host than the article's site joins as a copy only.
 
 Id (scheme v1): "urn:uuid:" + uuid5(ID_NAMESPACE, "v1|" + identity key), where the identity
@@ -77,10 +78,13 @@ class Candidate(NamedTuple):
     body: int = 0  # body length; -1: no body of its own (empty, or its summary again)
     has_authors: bool = False
     has_image: bool = False
+    seen: str = ""  # when the store first had this revision (UTC text); "" this run's
 
     @property
-    def rank(self) -> tuple[str, bool, str]:
-        return (self.updated, self.has_link, self.content_hash)
+    def rank(self) -> tuple[str, str, bool, str]:
+        """Newest first by GÜNCELLEME; on a tie the revision first seen in a later run (a
+        correction without a new date), then the one with a link, then the content hash."""
+        return (self.updated, self.seen, self.has_link, self.content_hash)
 
 
 def lead_text(article: Article) -> str:
@@ -437,11 +441,14 @@ def decide(
     peers: Sequence[tuple[Node, Node]] = (),
     signatures: Mapping[Node, Sequence[bytes]] | None = None,
     aliases: Mapping[str, str] | None = None,
+    seen: str = "",
 ) -> list[Plan]:
     """One plan per article the run touches (`join`, then `plan` for each)."""
     held = held_guids(clusters, stored)
     plans = [
-        plan([c for i in members for c in clusters[i]], [stored[s] for s in ids], aliases)
+        plan(
+            [c for i in members for c in clusters[i]], [stored[s] for s in ids], aliases, seen=seen
+        )  # fmt: skip
         for members, ids in join(len(clusters), matches, peers, signatures, held)
     ]
     return distinct_ids(plans, stored, aliases)
@@ -505,11 +512,13 @@ def plan(
     aliases: Mapping[str, str] | None = None,
     known_ids: Mapping[str, str] | None = None,
     by_guid: bool = False,
+    seen: str = "",
 ) -> Plan:
     """The decision for one article: this run's `members` and the stored articles `found`
     to be one (the first published keeps its id; the others retire as its aliases).
     `known_ids`: identity key -> article_id(key) already computed (a cold run's staging).
-    `by_guid`: a new article named by its earliest revision's guid key (`distinct_ids`)."""
+    `by_guid`: a new article named by its earliest revision's guid key (`distinct_ids`).
+    `seen`: this run's time (UTC text), the first-seen time of its new revisions."""
     if not found and len(members) == 1 and not by_guid:  # most of a cold run: decided at once
         (only,) = members
         h = only.content_hash
@@ -522,7 +531,7 @@ def plan(
         )  # fmt: skip
     found = sorted(found, key=lambda s: (s.published, s.id))
     history = [c for s in found for c in s.revisions]
-    every = [*members, *history]
+    every = [*_first_seen(members, history, seen), *history]
     site = next((s.site for s in found if s.site), "") or _first_site(every)
     own = [c for c in every if not (c.has_link and site and c.host and c.host != site)] or every
     fields, best, categories = _fields(own, site)
@@ -550,6 +559,21 @@ def plan(
         retired=tuple(s.id for s in found[1:]), published=published, site=site,
         fields=fields, best=best, categories=categories, changed=changed,
     )  # fmt: skip
+
+
+def _first_seen(
+    members: Sequence[Candidate], history: Sequence[Candidate], seen: str
+) -> list[Candidate]:
+    """This run's revisions, each seen `seen` unless the store had it already: a repeat
+    (a stale cache serving an old text again) keeps its first-seen time, so it never
+    outranks a correction seen since, and rerunning the same inputs changes nothing."""
+    if not history:
+        return list(members)  # all seen at once: the time decides nothing
+    first: dict[str, str] = {}
+    for c in history:
+        if c.content_hash not in first or c.seen < first[c.content_hash]:
+            first[c.content_hash] = c.seen
+    return [c._replace(seen=first.get(c.content_hash, seen)) for c in members]
 
 
 def _first_site(revisions: Sequence[Candidate]) -> str:

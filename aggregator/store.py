@@ -296,7 +296,7 @@ class Store:
         seen = utc_text(now)
         with self.transaction():
             fresh: list[dedupe.Plan] = []
-            for plan in self._decide(clusters):
+            for plan in self._decide(clusters, seen):
                 if plan.stored is not None:
                     moved = plan.changed or bool(plan.retired)
                     if moved:  # the feeds they were in, then those they are in
@@ -319,9 +319,9 @@ class Store:
         return counts
 
     # -- gathering what deciding needs ---------------------------------------------------
-    def _decide(self, clusters: Sequence[Sequence[Candidate]]) -> list[dedupe.Plan]:
+    def _decide(self, clusters: Sequence[Sequence[Candidate]], seen: str) -> list[dedupe.Plan]:
         """Read what the decision needs (stored articles sharing a key or a GİRİŞ anchor,
-        text signatures of anchor peers), then let `dedupe` decide."""
+        text signatures of anchor peers), then let `dedupe` decide (`seen`: this run)."""
         if not clusters:
             return []
         warm = self._conn.execute("SELECT 1 FROM article_keys LIMIT 1").fetchone() is not None
@@ -333,7 +333,7 @@ class Store:
         if not matches and not peers:  # nothing stored or alike: each cluster is new
             plans = [dedupe.plan(g, (), aliases, self._founds) for g in clusters]
             plans = dedupe.distinct_ids(plans, (), aliases)
-            return self._survivors(plans, aliases) if aliases else plans
+            return self._survivors(plans, aliases, seen) if aliases else plans
         signatures = self._signatures(clusters, peers) if peers else {}
         # every stored article a cluster could join (by a key, or by text): their guids decide
         near = {sid for ids in matches.values() for sid in ids}
@@ -344,13 +344,15 @@ class Store:
         groups = dedupe.join(len(clusters), matches, peers, signatures, held)
         plans = [
             dedupe.plan([c for i in members for c in clusters[i]], [stored[s] for s in ids],
-                        aliases, self._founds)
+                        aliases, self._founds, seen=seen)
             for members, ids in groups
         ]  # fmt: skip
         plans = dedupe.distinct_ids(plans, stored, aliases)
-        return self._survivors(plans, aliases) if aliases else plans
+        return self._survivors(plans, aliases, seen) if aliases else plans
 
-    def _survivors(self, plans: list[dedupe.Plan], aliases: dict[str, str]) -> list[dedupe.Plan]:
+    def _survivors(
+        self, plans: list[dedupe.Plan], aliases: dict[str, str], seen: str
+    ) -> list[dedupe.Plan]:
         """New articles whose id is a retired one's survivor: inputs of the retired id. They
         join the survivor when it is still stored, else each other (one id, one article)."""
         targets = set(aliases.values())
@@ -363,7 +365,7 @@ class Store:
                 kept.append(plan)
         for aid, members in joined.items():
             survivor = self._stored([aid]).get(aid)
-            kept.append(dedupe.plan(members, [survivor] if survivor else [], aliases))
+            kept.append(dedupe.plan(members, [survivor] if survivor else [], aliases, seen=seen))
         return kept
 
     def _key_matches(self, clusters: Sequence[Sequence[Candidate]]) -> dict[int, set[str]]:
@@ -456,7 +458,8 @@ class Store:
     def _stored(self, ids: Sequence[str]) -> dict[str, dedupe.Stored]:
         """These stored articles with their kept history, as deciding needs them. No
         revision ranks above the article's stored `updated` (a date mended since it was
-        stored, such as a future one not believed, is the one that counts)."""
+        stored, such as a future one not believed, is the one that counts); each carries
+        when it was first seen, which breaks ties of `updated` (`Candidate.rank`)."""
         heads: dict[str, tuple[str, str, dedupe.Fields, str]] = {}
         history: dict[str, list[Candidate]] = {}
         for k in range(0, len(ids), 500):
@@ -468,12 +471,12 @@ class Store:
                 chunk,
             ):
                 heads[aid] = (published, site or "", _fields(fields, content_hash), updated)
-            for aid, record in self._conn.execute(
-                f"SELECT article_id, record FROM revisions WHERE article_id IN ({marks})", chunk
+            for aid, record, seen in self._conn.execute(
+                f"SELECT article_id, record, seen FROM revisions WHERE article_id IN ({marks})",
+                chunk,
             ):
                 c = dedupe.candidate(-1, article_from_json(unpack_record(record)))
-                if c.updated > heads[aid][3]:
-                    c = c._replace(updated=heads[aid][3])
+                c = c._replace(updated=min(c.updated, heads[aid][3]), seen=seen)
                 history.setdefault(aid, []).append(c)
         return {
             aid: dedupe.Stored(id=aid, published=published, site=site, fields=fields,
@@ -626,14 +629,14 @@ class Store:
         )
 
     def _prune(self, aid: str, fields: dedupe.Fields) -> None:
-        """Keep the newest KEEP_REVISIONS revisions, and always those published fields
-        come from."""
+        """Keep the newest KEEP_REVISIONS revisions (by `updated`, then first seen), and
+        always those published fields come from."""
         kept = sorted(set(fields))
         self._conn.execute(
             "DELETE FROM revisions WHERE article_id = ?"
             f" AND content_hash NOT IN ({', '.join('?' * len(kept))})"
             " AND content_hash NOT IN (SELECT content_hash FROM revisions WHERE article_id = ?"
-            " ORDER BY updated DESC, content_hash DESC LIMIT ?)",
+            " ORDER BY updated DESC, seen DESC, content_hash DESC LIMIT ?)",
             (aid, *kept, aid, KEEP_REVISIONS),
         )
 

@@ -190,6 +190,31 @@ def test_fields_come_from_the_newest_unless_it_lacks_them() -> None:
     assert dedupe.plan(only_spots, []).fields.plain  # no fuller body anywhere: nothing to take
 
 
+def test_on_equal_updated_the_revision_first_seen_later_wins_and_a_repeat_never_does() -> None:
+    old, fix = (dedupe.candidate(-1, art(summary=s)) for s in ("ilk metin", "düzeltilmiş metin"))
+    old = old._replace(seen="2026-01-01T10:00:00.000000+00:00")
+
+    def stored(*revisions: dedupe.Candidate) -> dedupe.Stored:
+        best = max(revisions, key=lambda c: c.rank)
+        fields = dedupe.Fields(*(best.content_hash,) * 6)
+        return dedupe.Stored(
+            id="urn:a", published=old.published, site="", fields=fields, revisions=revisions
+        )
+
+    now = "2026-01-01T11:00:00.000000+00:00"
+    (plan,) = dedupe.decide([[fix._replace(ref=0)]], {0: {"urn:a"}}, {"urn:a": stored(old)},
+                            seen=now)  # fmt: skip
+    assert plan.best.content_hash == fix.content_hash and plan.changed
+    kept = stored(old, fix._replace(seen=now))
+    for again in (old, fix):  # the stale text served again, or the correction: nothing changes
+        (plan,) = dedupe.decide([[again._replace(ref=0)]], {0: {"urn:a"}}, {"urn:a": kept},
+                                seen="2026-01-01T12:00:00.000000+00:00")  # fmt: skip
+        assert plan.best.content_hash == fix.content_hash and not plan.changed
+    older = dedupe.candidate(0, art(summary="eski", updated=T0 - timedelta(minutes=1)))
+    (plan,) = dedupe.decide([[older]], {0: {"urn:a"}}, {"urn:a": kept}, seen=now)
+    assert plan.best.content_hash == fix.content_hash  # an older GÜNCELLEME loses, however late
+
+
 def test_items_of_one_feed_with_different_guids_are_different_articles() -> None:
     link = "https://haber.test/gundem/ortak-sayfa"
     a = art(guid="a", source="feed", link=link)
