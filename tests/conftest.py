@@ -8,6 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from tests.pgserver import pg_server  # noqa: F401  (the session PostgreSQL server fixture)
 
 DATA = Path(__file__).parent / "data"

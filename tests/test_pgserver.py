@@ -19,4 +19,5 @@ def test_server_gives_fresh_databases_that_survive_a_restart(pg_server: PgServer
     assert rows == ["B", "a", "b", "ğ"]  # byte order, as SQLite's BINARY collation
     other = pg_server.database()
     with psycopg.connect(other) as conn:
-        assert conn.execute("SELECT count(*) FROM pg_tables WHERE tablename = 't'").fetchone() == (0,)
+        found = conn.execute("SELECT count(*) FROM pg_tables WHERE tablename = 't'")
+        assert found.fetchone() == (0,)
