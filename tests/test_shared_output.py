@@ -1,0 +1,237 @@
+"""Published files shared through PostgreSQL (aggregator/sharedout.py): real publishes into
+real folders, the real server on 127.0.0.1, the tests' own PostgreSQL server. Two nodes
+answer with the same bytes and validators, a publish reaches both, a node rides out a
+database restart, and a publisher's folder and the table stay equal."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+
+from aggregator.config import Config, load_config
+from aggregator.pipeline import run_once
+from aggregator.serve import create_app
+from aggregator.sharedout import MARKER, Mirror, SharedFiles, folder_files
+from aggregator.store import Store
+from tests.conftest import SEED_DOC
+from tests.pgserver import PgServer
+from tests.test_daemon import add_seed, wait_for
+from tests.test_regenerate import write_config
+
+NOW = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
+PATHS = ("/atom.xml", "/rss.xml", "/feed.json", "/index.html", "/opml.xml",
+         "/sources/seeds/atom.xml")  # fmt: skip
+SAME = ("etag", "last-modified", "content-type", "cache-control", "vary", "content-length")
+
+
+class Site:
+    """A config, its seeds and a SQLite store: publishes real output into `out`."""
+
+    def __init__(self, root: Path) -> None:
+        write_config(root)
+        shutil.copy(SEED_DOC, root / "seeds" / SEED_DOC.name)
+        self.root = root
+        self.config: Config = load_config(root / "config.yaml")
+        self.out = self.config.output_dir
+        self.seeds = root / "seeds"
+
+    def publish(self, url: str, n: int | None = None) -> list[str]:
+        """Add seed `n` (if given) and publish the way a node does: prepare, write, commit."""
+        if n is not None:
+            add_seed(self.seeds, n)
+        self.out.mkdir(parents=True, exist_ok=True)
+        with Mirror.open(url, self.out) as mirror, Store.open(self.config.state) as store:
+            assert mirror is not None
+            mirror.prepare()
+            written = list(run_once(self.config, store, None, NOW).feeds_written)
+            mirror.commit(written)
+        return written
+
+
+@contextmanager
+def node(url: str, root: Path) -> Iterator[str]:
+    """One node's HTTP server (the real ASGI app on 127.0.0.1) serving from the database."""
+    app = create_app(root / "not-used")
+    shared = SharedFiles(url, app)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", ws="none"))
+
+    async def main() -> None:
+        await shared.start()
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            await shared.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    wait_for("the node to listen", lambda: server.started)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture
+def db(pg_server: PgServer) -> str:
+    return pg_server.database("shared")
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    (tmp_path / "a").mkdir()
+    return Site(tmp_path / "a")
+
+
+def test_two_nodes_answer_with_the_same_bytes_and_validators(
+    db: str, site: Site, tmp_path: Path
+) -> None:
+    site.publish(db)
+    with node(db, tmp_path) as a, node(db, tmp_path) as b:
+        for path in PATHS:
+            ra, rb = httpx.get(a + path), httpx.get(b + path)
+            assert ra.status_code == rb.status_code == 200, path
+            assert ra.content == rb.content == (site.out / path[1:]).read_bytes()
+            assert {h: ra.headers.get(h) for h in SAME} == {h: rb.headers.get(h) for h in SAME}
+            # a reader that fetched from A revalidates against B
+            assert httpx.get(b + path, headers={"If-None-Match": ra.headers["etag"]}
+                             ).status_code == 304  # fmt: skip
+            since = {"If-Modified-Since": ra.headers["last-modified"]}
+            assert httpx.get(b + path, headers=since).status_code == 304
+        zipped = [httpx.get(u + "/atom.xml", headers={"Accept-Encoding": "gzip"}) for u in (a, b)]
+        assert zipped[0].headers["etag"] == zipped[1].headers["etag"]
+        assert zipped[0].headers["etag"].endswith('-gz"')
+        assert zipped[0].headers["content-encoding"] == "gzip"
+        assert zipped[0].content == (site.out / "atom.xml").read_bytes()  # httpx unzipped it
+        browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+        pages = [httpx.get(u + "/atom.xml", headers=browser) for u in (a, b)]
+        assert pages[0].headers["content-type"].startswith("text/html")
+        assert pages[0].content == pages[1].content
+        assert pages[0].headers["etag"] == pages[1].headers["etag"]
+        head = httpx.head(b + "/atom.xml")
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["etag"] == httpx.get(a + "/atom.xml").headers["etag"]
+        assert httpx.get(b + "/").content == (site.out / "index.html").read_bytes()
+        for bad in ("/../config.yaml", "/%2e%2e/config.yaml", "/" + MARKER, "/nope.xml"):
+            assert httpx.get(b + bad).status_code == 404, bad
+        assert httpx.post(b + "/atom.xml").status_code == 405
+
+
+def test_a_publish_reaches_every_node(db: str, site: Site, tmp_path: Path) -> None:
+    with node(db, tmp_path) as a, node(db, tmp_path) as b:
+        assert httpx.get(a + "/atom.xml").status_code == 404  # nothing published yet
+        site.publish(db)
+        wait_for("the first publish", lambda: httpx.get(b + "/atom.xml").status_code == 200)
+        held = {u: httpx.get(u + "/atom.xml").headers["etag"] for u in (a, b)}
+        index = httpx.get(a + "/index.html").headers["etag"]
+        written = site.publish(db, 1)
+        assert "atom.xml" in written and "index.html" in written
+
+        def served(u: str) -> bool:
+            r = httpx.get(u + "/atom.xml", headers={"If-None-Match": held[u]})
+            return r.status_code == 200 and "İzmir'de 1. gün" in r.text
+
+        wait_for("node A to serve the publish", lambda: served(a), timeout=5)
+        wait_for("node B to serve the publish", lambda: served(b), timeout=5)
+        # the index changed in the same publish: served with it, never the old one
+        for u in (a, b):
+            assert httpx.get(u + "/index.html").headers["etag"] != index
+            assert httpx.get(u + "/atom.xml").content == (site.out / "atom.xml").read_bytes()
+
+
+def test_a_node_serves_what_it_holds_while_the_database_is_down(
+    pg_server: PgServer, db: str, site: Site, tmp_path: Path
+) -> None:
+    site.publish(db)
+    with node(db, tmp_path) as a:
+        before = httpx.get(a + "/atom.xml")
+        pg_server.stop()
+        try:
+            again = httpx.get(a + "/atom.xml", headers={"If-None-Match": before.headers["etag"]})
+            assert again.status_code == 304
+            assert httpx.get(a + "/atom.xml").content == before.content
+            lost = httpx.get(a + "/sources/seeds/rss.xml")  # not held, and nobody to ask
+            assert lost.status_code == 503 and lost.headers["retry-after"]
+        finally:
+            pg_server.start()
+        site.publish(db, 1)
+
+        def caught_up() -> bool:
+            return "İzmir'de 1. gün" in httpx.get(a + "/atom.xml").text
+
+        wait_for("the node to catch up after the restart", caught_up, timeout=15)
+        assert httpx.get(a + "/sources/seeds/rss.xml").status_code == 200
+
+
+def test_a_new_publisher_folder_is_brought_up_to_the_table(
+    db: str, site: Site, tmp_path: Path
+) -> None:
+    site.publish(db)
+    site.publish(db, 1)
+    other = tmp_path / "b-out"
+    other.mkdir()
+    (other / "robots.txt").write_text("User-agent: *\n")  # put there by hand
+    with Mirror.open(db, other) as mirror:
+        assert mirror is not None
+        mirror.prepare()  # a node taking over publishing, with a folder of its own
+        generation = mirror.commit([])
+    names = set(folder_files(site.out))
+    assert set(folder_files(other)) == names | {"robots.txt"}
+    for name in names:
+        assert (other / name).read_bytes() == (site.out / name).read_bytes(), name
+    assert (other / MARKER).read_text().split() == [str(generation), "in-step"]
+    with node(db, tmp_path) as a:
+        assert httpx.get(a + "/robots.txt").text == "User-agent: *\n"
+    # the first folder is behind now (the robots.txt upload): it gets the file too
+    site.publish(db)
+    assert (site.out / "robots.txt").is_file()
+
+
+def test_files_removed_from_the_folder_leave_the_table(db: str, site: Site, tmp_path: Path) -> None:
+    site.publish(db)
+    with node(db, tmp_path) as a:
+        assert httpx.get(a + "/opml-all.xml").status_code == 200
+        (site.out / "opml-all.xml").unlink()
+        with psycopg.connect(db, autocommit=True) as conn:  # the hourly look is due
+            conn.execute("UPDATE output_generation SET swept = NULL")
+        with Mirror.open(db, site.out) as mirror:
+            assert mirror is not None
+            mirror.prepare()
+            mirror.commit([])
+        with psycopg.connect(db) as conn:
+            paths = {r[0] for r in conn.execute("SELECT path FROM output_files")}
+        assert paths == set(folder_files(site.out))
+        wait_for("the node to drop it", lambda: httpx.get(a + "/opml-all.xml").status_code == 404,
+                 timeout=10)  # fmt: skip
+
+
+def test_a_publish_cut_off_before_its_commit_is_stored_by_the_next(db: str, site: Site) -> None:
+    site.publish(db)
+    with Mirror.open(db, site.out) as mirror, Store.open(site.config.state) as store:
+        assert mirror is not None
+        mirror.prepare()
+        add_seed(site.seeds, 1)
+        run_once(site.config, store, None, NOW)  # files written; killed before the commit
+    assert (site.out / MARKER).read_text().split()[1] == "publishing"
+    site.publish(db)
+    with psycopg.connect(db) as conn:
+        rows = dict(conn.execute("SELECT path, body FROM output_files").fetchall())
+    assert set(rows) == set(folder_files(site.out))
+    for name, body in rows.items():
+        assert bytes(body) == (site.out / name).read_bytes(), name
+    assert "İzmir'de 1. gün" in bytes(rows["atom.xml"]).decode()
