@@ -38,7 +38,7 @@ import psycopg
 
 from aggregator.errors import PublishError, StoreError
 from aggregator.publish import write_atomic
-from aggregator.serve import Entry, FeedServer, content_type, etag_of
+from aggregator.serve import FILE_MAX_BYTES, Entry, FeedServer, content_type, etag_of
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ RETRY_SECONDS = 1.0  # after the database could not be reached
 SWEEP_SECONDS = 3600.0  # how often the folder's added and removed files are looked for
 MARKER = ".shared-generation"  # in output.dir: the generation its files match
 BATCH = 64  # files per round trip when uploading or writing back
+PRELOAD = 32  # top-level files (feeds, index, OPML) a node loads before it serves
 # libpq: give up connecting after 5 s, and on a connection that stopped answering (a
 # network partition) after about 10 s, so a node notices and keeps retrying
 CONNECT: dict[str, Any] = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 5,
@@ -95,7 +96,10 @@ FROM output_generation g LEFT JOIN output_files f ON f.path = %s
 """
 _TOP = """
 SELECT g.generation, f.path, f.body, f.etag, f.modified
-FROM output_generation g LEFT JOIN output_files f ON strpos(f.path, '/') = 0
+FROM output_generation g LEFT JOIN LATERAL (
+    SELECT * FROM output_files
+    WHERE strpos(path, '/') = 0 AND octet_length(body) <= %s ORDER BY path LIMIT %s
+) f ON true
 """
 
 
@@ -340,6 +344,9 @@ class SharedFiles:
             await self._refresh()
 
     async def _refresh(self) -> None:
+        (generation,), *_ = await self._query("SELECT generation FROM output_generation", ())
+        if generation == self.generation:
+            return
         held = [key[1:] for key in self.server.held()]
         rows = await self._query(_CHANGED, {"held": held, "generation": self.generation})
         generation = rows[0][0]
@@ -355,7 +362,7 @@ class SharedFiles:
         self.generation = generation
 
     async def _load_top(self) -> None:
-        rows = await self._query(_TOP, ())
+        rows = await self._query(_TOP, (FILE_MAX_BYTES, PRELOAD))
         top = [r[1:] for r in rows if r[1] is not None]
         fresh = await asyncio.to_thread(lambda: {"/" + p: _entry(p, b, e, m) for p, b, e, m in top})
         self.server.replace(fresh)
