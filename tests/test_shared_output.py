@@ -235,3 +235,26 @@ def test_a_publish_cut_off_before_its_commit_is_stored_by_the_next(db: str, site
     for name, body in rows.items():
         assert bytes(body) == (site.out / name).read_bytes(), name
     assert "İzmir'de 1. gün" in bytes(rows["atom.xml"]).decode()
+
+
+def test_a_node_never_mixes_two_publishes(db: str, site: Site, tmp_path: Path) -> None:
+    """A file first asked for after a newer publish than the node serves makes the node
+    take that publish whole first (here the node hears of no publish by itself)."""
+    site.publish(db)
+    app = create_app(tmp_path / "not-used")
+    shared = SharedFiles(url=db, server=app)
+    app.use(shared)  # no listener: only requests make this node look at the database
+
+    async def scenario() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://node") as c:
+            old = (await c.get("/atom.xml")).content
+            site.publish(db, 1)  # the combined feed and the source's feed both change
+            assert (await c.get("/atom.xml")).content == old  # still the publish it serves
+            source = await c.get("/sources/seeds/atom.xml")  # not held: from the new one
+            assert "İzmir'de 1. gün" in source.text
+            # ...so the held combined feed moved with it, never older than the source's
+            assert (await c.get("/atom.xml")).content == (site.out / "atom.xml").read_bytes()
+        await shared.close()
+
+    asyncio.run(scenario())
