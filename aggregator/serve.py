@@ -321,6 +321,9 @@ class FileSource(Protocol):
     async def refresh(self) -> None:
         """Catch up with the newest publish now."""
 
+    def health(self) -> Mapping[str, Any]:
+        """What /healthz says of it (under `published_files`)."""
+
 
 class FeedServer:
     """The ASGI app: files from memory (see the module docstring), /healthz, /metrics."""
@@ -490,6 +493,8 @@ class FeedServer:
 
     def _healthz(self) -> _Answer:
         status, body = self._health() if self._health else (200, {"status": "ok"})
+        if self._source is not None:
+            body = {**body, "published_files": self._source.health()}
         data = json.dumps(dict(body), ensure_ascii=False, separators=(",", ":")).encode()
         return _answer(status, data, "application/json", _NO_STORE)
 

@@ -31,6 +31,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -307,7 +308,7 @@ class SharedFiles:
         self._lock = asyncio.Lock()  # one query, refresh or miss at a time
         self._retry_at = 0.0
         self._listener: asyncio.Task[None] | None = None
-        self._down = False
+        self._down_since: float | None = None  # time.time() of the first failure
 
     async def start(self) -> None:
         """Load the current published set's top-level files (feeds, index, OPML), then
@@ -400,10 +401,10 @@ class SharedFiles:
                 ) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     await self.refresh()  # what was published while nobody listened
-                    if self._down:
+                    if self._down_since is not None:
                         log.info("published files: database reachable again (generation %d)",
                                  self.generation)  # fmt: skip
-                        self._down = False
+                        self._down_since = None
                     while True:
                         async for _ in conn.notifies(timeout=POLL_SECONDS, stop_after=1):
                             pass
@@ -413,7 +414,15 @@ class SharedFiles:
                 await asyncio.sleep(RETRY_SECONDS)
 
     def _lost(self, error: Exception) -> None:
-        if not self._down:
+        if self._down_since is None:
             log.warning("published files: %s; serving the %d files held until it is back",
                         error, len(self.server.held()))  # fmt: skip
-            self._down = True
+            self._down_since = time.time()
+
+    def health(self) -> dict[str, Any]:
+        since = self._down_since
+        return {
+            "generation": self.generation,
+            "database_unreachable_since": None if since is None else
+            datetime.fromtimestamp(since, UTC).isoformat(timespec="seconds"),
+        }  # fmt: skip

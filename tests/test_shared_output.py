@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -87,6 +88,12 @@ def node(url: str, root: Path) -> Iterator[str]:
         sock.close()
 
 
+def shown(node_url: str) -> dict[str, Any]:
+    """What a node's /healthz says of its published files."""
+    found: dict[str, Any] = httpx.get(node_url + "/healthz").json()["published_files"]
+    return found
+
+
 @pytest.fixture
 def db(pg_server: PgServer) -> str:
     return pg_server.database("shared")
@@ -123,6 +130,7 @@ def test_two_nodes_answer_with_the_same_bytes_and_validators(
         assert pages[0].headers["content-type"].startswith("text/html")
         assert pages[0].content == pages[1].content
         assert pages[0].headers["etag"] == pages[1].headers["etag"]
+        assert shown(a)["generation"] == shown(b)["generation"] > 0
         head = httpx.head(b + "/atom.xml")
         assert head.status_code == 200 and head.content == b""
         assert head.headers["etag"] == httpx.get(a + "/atom.xml").headers["etag"]
@@ -167,6 +175,7 @@ def test_a_node_serves_what_it_holds_while_the_database_is_down(
             assert httpx.get(a + "/atom.xml").content == before.content
             lost = httpx.get(a + "/sources/seeds/rss.xml")  # not held, and nobody to ask
             assert lost.status_code == 503 and lost.headers["retry-after"]
+            wait_for("/healthz to tell", lambda: shown(a)["database_unreachable_since"])
         finally:
             pg_server.start()
         site.publish(db, 1)
@@ -175,6 +184,7 @@ def test_a_node_serves_what_it_holds_while_the_database_is_down(
             return "İzmir'de 1. gün" in httpx.get(a + "/atom.xml").text
 
         wait_for("the node to catch up after the restart", caught_up, timeout=15)
+        assert shown(a)["database_unreachable_since"] is None
         assert httpx.get(a + "/sources/seeds/rss.xml").status_code == 200
 
 
