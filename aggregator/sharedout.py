@@ -415,8 +415,9 @@ class SharedFiles:
 
     def _lost(self, error: Exception) -> None:
         if self._down_since is None:
+            first_line = (str(error).strip() or type(error).__name__).splitlines()[0]
             log.warning("published files: %s; serving the %d files held until it is back",
-                        error, len(self.server.held()))  # fmt: skip
+                        first_line, len(self.server.held()))  # fmt: skip
             self._down_since = time.time()
 
     def health(self) -> dict[str, Any]:
