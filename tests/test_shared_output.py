@@ -22,7 +22,7 @@ import uvicorn
 
 from aggregator.config import Config, load_config
 from aggregator.pipeline import run_once
-from aggregator.serve import create_app
+from aggregator.serve import FILE_MAX_BYTES, create_app
 from aggregator.sharedout import MARKER, Mirror, SharedFiles, folder_files
 from aggregator.store import Store
 from tests.conftest import SEED_DOC
@@ -265,6 +265,30 @@ def test_a_node_never_mixes_two_publishes(db: str, site: Site, tmp_path: Path) -
             assert "İzmir'de 1. gün" in source.text
             # ...so the held combined feed moved with it, never older than the source's
             assert (await c.get("/atom.xml")).content == (site.out / "atom.xml").read_bytes()
+        await shared.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_file_over_the_bound_is_fetched_for_each_request_never_held(
+    db: str, site: Site, tmp_path: Path
+) -> None:
+    big = b"<p>" + b"x" * FILE_MAX_BYTES + b"</p>"
+    (site.out).mkdir(parents=True, exist_ok=True)
+    (site.out / "big.html").write_bytes(big)  # put there by hand: stored with the output
+    site.publish(db)
+    app = create_app(tmp_path / "not-used")
+    shared = SharedFiles(url=db, server=app)
+
+    async def scenario() -> None:
+        await shared.start()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://node") as c:
+            for _ in range(2):
+                r = await c.get("/big.html")
+                assert r.status_code == 200 and r.content == big
+            assert "/big.html" not in app.held()
+            assert "/atom.xml" in app.held()  # preloaded at start
         await shared.close()
 
     asyncio.run(scenario())
