@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -30,3 +31,19 @@ def golden() -> Callable[[Path, bytes], None]:
         assert actual.decode("utf-8") == expected.decode("utf-8"), f"differs from {path}"
 
     return check
+
+
+StoreAt = Callable[[], "Path | str"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_at(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> StoreAt:
+    """Where to open fresh, empty stores (`Store.open(store_at())`): the test runs once on
+    SQLite files and once on PostgreSQL databases of the session's own server. Each call
+    gives another store."""
+    if request.param == "sqlite":
+        folder = tmp_path_factory.mktemp("store")
+        names = itertools.count(1)
+        return lambda: folder / f"s{next(names)}.sqlite3"
+    server = request.getfixturevalue("pg_server")
+    return lambda: str(server.database())

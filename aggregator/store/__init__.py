@@ -1,16 +1,15 @@
-"""SQLite state: articles with bounded revision history, match keys, seed-file and source state.
+"""The store: articles with bounded revision history, match keys, seed-file and source
+state, publish state. One `Store` over two backends: SQLite (`store/sqlite.py`, one file,
+the default) and PostgreSQL (`store/postgres.py`, one database for several nodes).
 
-Plain SQL with `?` parameters, no SQLite-only types and upserts as `ON CONFLICT`, so a
-PostgreSQL backend can follow; only the PRAGMAs of the connection setup are SQLite's own.
-Every sqlite3 error is translated to StoreError naming the file.
+Plain SQL with `?` parameters, no backend-only types and upserts as `ON CONFLICT`; the
+backend runs it (translating it for PostgreSQL) and owns connections, locks and
+transactions. Every driver error is translated to StoreError naming the store.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from aggregator import dedupe
 from aggregator.dedupe import Candidate, article_id
-from aggregator.errors import LockError, StoreError
+from aggregator.errors import StoreError
 from aggregator.model import Article, Entry, SeedFileState, SourceState
 from aggregator.records import (
     article_from_json,
@@ -29,7 +28,9 @@ from aggregator.records import (
     unpack_record,
     utc_text,
 )
-from aggregator.schema import BACKFILLS, MIGRATIONS, SCHEMA_VERSION, category_slugs
+from aggregator.store import sqlite
+from aggregator.store.db import Database, is_url, redact
+from aggregator.store.schema import BACKFILLS, MIGRATIONS, SCHEMA_VERSION, category_slugs
 
 KEEP_REVISIONS = 5
 FIRST_SEEN_PER_SOURCE = 10_000
@@ -51,47 +52,57 @@ class MergeCounts:
     merged: int = 0  # stored articles merged into another by a bridging revision
 
 
+def describe(target: Path | str) -> str:
+    """A store as messages name it: its file, or its URL without the password."""
+    return redact(str(target)) if is_url(target) else str(target)
+
+
+def exists(target: Path | str) -> bool:
+    """The store has been created (a PostgreSQL database: its schema has)."""
+    if not is_url(target):
+        return Path(target).exists()
+    from aggregator.store import postgres  # psycopg is imported only for such a store
+
+    return postgres.exists(str(target))
+
+
+def lock_holder(target: Path | str) -> tuple[int, str] | None:
+    """(pid, what) of the process holding a SQLite store's lock, or None (nobody does; a
+    PostgreSQL store has no such lock)."""
+    return None if is_url(target) else sqlite.lock_holder(Path(target))
+
+
 class Store:
-    """The one owner of the SQLite connection. Use `Store.open(path)` as a context manager.
+    """The one owner of the store's connection. Use `Store.open(target)` as a context
+    manager.
 
     Not thread-safe: callers use it from one thread at a time (the daemon serializes runs)."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, lock_fd: int | None) -> None:
-        self.path = path
-        self._conn = conn
-        self._lock_fd = lock_fd
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        """The backend (store/db.py): for the store package and cluster coordination."""
+        self.name = db.name
         self._cold = False
         self._founds: dict[str, str] = {}  # cold staging: first key -> the id it founds
-        self._wal_pending = False  # a bulk run could not switch back to the log yet
         self._any_expired: bool | None = None  # does `expired` hold anything (None: unknown)
         self._revived = False  # a merge brought back an article retention had removed
 
     # -- lifecycle -------------------------------------------------------------------
     @classmethod
     def open(
-        cls, path: Path, *, lock: bool = True, readonly: bool = False, holder: str = ""
+        cls, target: Path | str, *, lock: bool = True, readonly: bool = False, holder: str = ""
     ) -> Store:
-        """`holder`: who takes the lock, as `status` shows it ("daemon", "regenerate")."""
-        lock_fd = None
-        try:
-            if not readonly:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            elif not path.exists():
-                raise StoreError(f"{path}: no state yet (run `aggregator regenerate` first)")
-            if lock:
-                lock_fd = _take_lock(path, holder)
-            uri = path.absolute().as_uri() + ("?mode=ro" if readonly else "")
-            conn = sqlite3.connect(  # a reader waits only for a first run's lock (`bulk`)
-                uri, uri=True, timeout=2 if readonly else 30, isolation_level=None,
-                check_same_thread=False,
-            )  # fmt: skip
-        except OSError as e:
-            _release(lock_fd)
-            raise StoreError(f"{path}: cannot open the state store: {e.strerror or e}") from e
-        except sqlite3.Error as e:
-            _release(lock_fd)
-            raise StoreError(f"{path}: cannot open the state store: {e}") from e
-        store = cls(path, conn, lock_fd)
+        """`target`: a SQLite file, or a `postgresql://` URL (Config.state_url, with its
+        password). `lock` and `holder` are SQLite's: the file lock refuses a second writer,
+        and `holder` says who took it, as `status` shows it ("daemon", "regenerate")."""
+        db: Database
+        if is_url(target):
+            from aggregator.store import postgres
+
+            db = postgres.Postgres(str(target), readonly=readonly)
+        else:
+            db = sqlite.SQLite(Path(target), lock=lock, readonly=readonly, holder=holder)
+        store = cls(db)
         try:
             store._prepare(readonly)
         except BaseException:
@@ -101,66 +112,61 @@ class Store:
 
     def _prepare(self, readonly: bool) -> None:
         with self._translate("reading"):
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            tables = {
-                r[0]
-                for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            }
-            version = 0
-            if "schema_meta" in tables:
-                row = self._conn.execute(
-                    "SELECT value FROM schema_meta WHERE key = 'version'"
-                ).fetchone()
-                try:
-                    version = int(row[0]) if row else 0
-                except ValueError:
-                    raise StoreError(
-                        f"{self.path}: damaged schema version {row[0]!r} (restore a backup)"
-                    ) from None
-            elif tables:
-                raise StoreError(f"{self.path}: not an aggregator state store (unknown tables)")
+            version = self._version()
             if version > SCHEMA_VERSION:
                 raise StoreError(
-                    f"{self.path}: state schema version {version} is newer than this aggregator "
+                    f"{self.name}: state schema version {version} is newer than this aggregator "
                     f"understands ({SCHEMA_VERSION}); upgrade the aggregator"
                 )
-            if not readonly:  # only now: switching to WAL rewrites a foreign file's header
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                self._conn.execute("PRAGMA synchronous=NORMAL")
-                self._conn.execute("PRAGMA cache_size=-65536")
+            self.db.configure(readonly)
             if version < SCHEMA_VERSION:
+                if readonly and version == 0:
+                    raise StoreError(f"{self.name}: no state yet (run `aggregator regenerate` "
+                                     "first)")  # fmt: skip
                 if readonly:
-                    raise StoreError(f"{self.path}: state needs migrating; run regenerate once")
-                self._migrate(version)
+                    raise StoreError(f"{self.name}: state needs migrating; run regenerate once")
+                self._migrate()
 
-    def _migrate(self, version: int) -> None:
+    def _version(self) -> int:
+        tables = self.db.tables()
+        if "schema_meta" not in tables:
+            if tables:
+                raise StoreError(f"{self.name}: not an aggregator state store (unknown tables)")
+            return 0
+        row = self.db.execute("SELECT value FROM schema_meta WHERE key = 'version'").fetchone()
+        try:
+            return int(row[0]) if row else 0
+        except ValueError:
+            raise StoreError(
+                f"{self.name}: damaged schema version {row[0]!r} (restore a backup)"
+            ) from None
+
+    def _migrate(self) -> None:
         with self.transaction():
+            version = self._version()  # again, now that this writer has the store alone
             if version == 0:
-                self._conn.execute("CREATE TABLE schema_meta (key TEXT PRIMARY KEY, value TEXT)")
+                self.db.execute("CREATE TABLE IF NOT EXISTS schema_meta (key TEXT PRIMARY KEY,"
+                                " value TEXT)")  # fmt: skip
             for target in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[target].split(";"):
                     if statement.strip():
-                        self._conn.execute(statement)
+                        self.db.execute(statement)
                 if target in BACKFILLS:
-                    BACKFILLS[target](self._conn)
-            self._conn.execute(
+                    BACKFILLS[target](self.db)
+            self.db.execute(
                 "INSERT INTO schema_meta (key, value) VALUES ('version', ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (str(SCHEMA_VERSION),),
             )
 
     def limit_cache(self, kib: int) -> None:
-        """Cap SQLite's page cache: a daemon would otherwise keep it full for good (a bulk
-        `regenerate` wants the larger default)."""
+        """Cap the connection's cache: a daemon would otherwise keep SQLite's full for good
+        (a bulk `regenerate` wants the larger default)."""
         with self._translate("configuring"):
-            self._conn.execute(f"PRAGMA cache_size=-{int(kib)}")
+            self.db.limit_cache(kib)
 
     def close(self) -> None:
-        try:
-            self._conn.close()
-        finally:
-            _release(self._lock_fd)
-            self._lock_fd = None
+        self.db.close()
 
     def __enter__(self) -> Store:
         return self
@@ -172,83 +178,40 @@ class Store:
     def _translate(self, doing: str) -> Iterator[None]:
         try:
             yield
-        except sqlite3.Error as e:
-            hint = ""
-            if getattr(e, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
-                hint = " (the file is damaged: restore it from a backup or move it away to rebuild)"
-            raise StoreError(f"{self.path}: state store failed while {doing}: {e}{hint}") from e
+        except self.db.errors as e:
+            raise StoreError(
+                f"{self.name}: state store failed while {doing}: {e}{self.db.hint(e)}"
+            ) from e
 
     @contextmanager
     def transaction(self, *, bulk: bool = False) -> Iterator[None]:
         """All or nothing. Nested use joins the outer transaction (a whole run commits once).
+        On PostgreSQL it holds the write lock every node's writers take in turn.
 
-        `bulk`: for a run into an empty store (a first import of a seed archive). It runs
-        with a rollback journal instead of the write-ahead log: pages the store did not
-        have are written once, where the log writes them twice (the log, then its
-        checkpoint): 0.4 s of a first run over 100,000 files. Just as safe: a crash rolls
-        back, and synchronous=FULL. The log is back once the transaction ends (else at the
-        next transaction). Skipped when another connection has the store open (switching
-        needs it alone). Readers wait for such a run; `importing()` tells them."""
-        if self._conn.in_transaction:
+        `bulk`: for a run into an empty store (a first import of a seed archive); SQLite
+        then writes through a rollback journal (store/sqlite.py)."""
+        if self.db.in_transaction:
             yield
             return
-        with self._translate("writing"):
-            if self._wal_pending:
-                self._write_ahead_log()
-            journal = self._rollback_journal() if bulk else False
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    if self._conn.in_transaction:  # SQLite may have rolled back already
-                        self._conn.execute("ROLLBACK")
-                    raise
-            finally:
-                if journal:
-                    self._write_ahead_log()
+        with self._translate("writing"), self.db.transaction(bulk):
+            yield
 
     def is_empty(self) -> bool:
         with self._translate("reading"):
-            return self._conn.execute("SELECT 1 FROM articles LIMIT 1").fetchone() is None
+            return self.db.execute("SELECT 1 FROM articles LIMIT 1").fetchone() is None
 
     @staticmethod
-    def importing(path: Path) -> bool:
-        """A first run into this (empty) store is under way, or was killed: its rollback
-        journal exists. Readers cannot read the store until a writer has ended or rolled
-        it back; nothing of it was committed."""
-        return path.with_name(path.name + "-journal").exists()
-
-    def _rollback_journal(self) -> bool:
-        try:
-            mode = self._conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
-        except sqlite3.OperationalError:  # "database is locked": a reader is connected
-            return False
-        if mode != "delete":
-            return False
-        try:
-            self._conn.execute("PRAGMA synchronous=FULL")
-        except sqlite3.Error:
-            self._write_ahead_log()
-            return False
-        return True
-
-    def _write_ahead_log(self) -> None:
-        try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._wal_pending = False
-        except sqlite3.Error as e:  # a reader mid-read for 30 s: the next transaction retries
-            self._wal_pending = True
-            log.warning("%s: could not switch back to the write-ahead log: %s", self.path, e)
+    def importing(target: Path | str) -> bool:
+        """A first run into this empty SQLite store is under way, or was killed (see
+        `sqlite.importing`); never for PostgreSQL, whose readers do not wait for it."""
+        return not is_url(target) and sqlite.importing(Path(target))
 
     # -- staging: parsed records go straight into `revisions`, owner to be decided ---------
     def stage_begin(self) -> None:
         """Start staging; call inside `transaction()` so a crash leaves nothing half-merged."""
         with self._translate("staging"):
-            self._conn.execute("DELETE FROM revisions WHERE article_id IS NULL")
-            row = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM revisions").fetchone()
+            self.db.execute("DELETE FROM revisions WHERE article_id IS NULL")
+            row = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM revisions").fetchone()
             self._stage_base = int(row[0]) + 1
             # An empty store (a first run over a big seed archive): a record is staged
             # already owned by the article it would found alone, which it does unless a
@@ -256,13 +219,14 @@ class Store:
             # row is half of a cold merge).
             self._cold = self.is_empty()
             self._founds = {}
+            self._any_expired = None  # another node may have expired articles since
 
     def stage(self, rows: Iterable[tuple[Candidate, bytes]], now: datetime) -> None:
         """Park (candidate, packed record) rows until `merge` decides their article. Every
         candidate staged must be in the clusters given to the next `merge`."""
         seen = utc_text(now)
         with self._translate("staging"):
-            self._conn.executemany(
+            self.db.executemany(
                 "INSERT INTO revisions (id, article_id, content_hash, updated, origin, record,"
                 # a repeat of a record staged already (same article, same content): skipped
                 " seen) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -312,7 +276,7 @@ class Store:
             self._touch_feeds_of([p.id for p in fresh])
             counts.new = len(fresh)
             # repeats of a revision the article already has
-            self._conn.execute("DELETE FROM revisions WHERE article_id IS NULL")
+            self.db.execute("DELETE FROM revisions WHERE article_id IS NULL")
             self._cold, self._founds = False, {}  # staged from now on: unowned until merged
             if counts.new or counts.updated or counts.merged:
                 self._mark_publish_pending()
@@ -324,7 +288,7 @@ class Store:
         text signatures of anchor peers), then let `dedupe` decide (`seen`: this run)."""
         if not clusters:
             return []
-        warm = self._conn.execute("SELECT 1 FROM article_keys LIMIT 1").fetchone() is not None
+        warm = self.db.execute("SELECT 1 FROM article_keys LIMIT 1").fetchone() is not None
         matches = self._key_matches(clusters) if warm else {}
         peers = dedupe.anchor_peers(clusters)
         if warm:
@@ -370,22 +334,22 @@ class Store:
 
     def _key_matches(self, clusters: Sequence[Sequence[Candidate]]) -> dict[int, set[str]]:
         """Cluster index -> ids of the stored articles sharing a match key, in one query."""
-        self._conn.execute(
+        self.db.execute(
             "CREATE TEMP TABLE IF NOT EXISTS batch_keys (match_key TEXT, cluster INTEGER)"
         )
-        self._conn.execute("DELETE FROM batch_keys")
-        self._conn.executemany(
+        self.db.execute("DELETE FROM batch_keys")
+        self.db.executemany(
             "INSERT INTO batch_keys (match_key, cluster) VALUES (?, ?)",
             ((k, i) for i, g in enumerate(clusters) for c in g for k in c.keys),
         )
         found: dict[int, set[str]] = {}
-        for cluster_index, aid in self._conn.execute(
+        for cluster_index, aid in self.db.execute(
             "SELECT b.cluster, a.id FROM batch_keys b"
             " JOIN article_keys k ON k.match_key = b.match_key"
             " JOIN articles a ON a.id = k.article_id"
         ):
             found.setdefault(cluster_index, set()).add(aid)
-        self._conn.execute("DELETE FROM batch_keys")
+        self.db.execute("DELETE FROM batch_keys")
         return found
 
     def _stored_peers(
@@ -399,16 +363,16 @@ class Store:
                 anchors.setdefault(a, []).append(i)
         if not anchors:
             return []
-        self._conn.execute(
+        self.db.execute(
             "CREATE TEMP TABLE IF NOT EXISTS batch_anchors (anchor TEXT, lo TEXT, hi TEXT)"
         )
-        self._conn.execute("DELETE FROM batch_anchors")
-        self._conn.executemany(
+        self.db.execute("DELETE FROM batch_anchors")
+        self.db.executemany(
             "INSERT INTO batch_anchors (anchor, lo, hi) VALUES (?, ?, ?)",
             ((a, *dedupe.anchor_range(a)) for a in anchors),
         )
         near: dict[str, list[str]] = {}
-        for a, aid in self._conn.execute(
+        for a, aid in self.db.execute(
             "SELECT b.anchor, a.id FROM batch_anchors b"
             " JOIN articles a ON a.published >= b.lo AND a.published < b.hi"
             " ORDER BY b.anchor, a.published, a.id"
@@ -416,7 +380,7 @@ class Store:
             ids = near.setdefault(a, [])
             if len(ids) < dedupe.MAX_PEERS:
                 ids.append(aid)
-        self._conn.execute("DELETE FROM batch_anchors")
+        self.db.execute("DELETE FROM batch_anchors")
         return [(i, aid) for a, ids in near.items() for i in anchors[a][: dedupe.MAX_PEERS]
                 for aid in ids if aid not in matches.get(i, ())]  # fmt: skip
 
@@ -432,7 +396,7 @@ class Store:
         refs = list(staged)
         for k in range(0, len(refs), 500):
             chunk = refs[k : k + 500]
-            for rid, record in self._conn.execute(
+            for rid, record in self.db.execute(
                 f"SELECT id, record FROM revisions WHERE id IN ({', '.join('?' * len(chunk))})",
                 chunk,
             ):
@@ -442,7 +406,7 @@ class Store:
         for k in range(0, len(stored_ids), 500):
             ids = stored_ids[k : k + 500]
             missing = []
-            for aid, sig, record in self._conn.execute(
+            for aid, sig, record in self.db.execute(
                 "SELECT a.id, a.signature, COALESCE(a.record, r.record) FROM articles a"
                 " JOIN revisions r ON r.article_id = a.id AND r.content_hash = a.content_hash"
                 f" WHERE a.id IN ({', '.join('?' * len(ids))})",
@@ -452,7 +416,7 @@ class Store:
                     sig = dedupe.signature(article_from_json(unpack_record(record)))
                     missing.append((sig, aid))
                 out[aid] = [sig]
-            self._conn.executemany("UPDATE articles SET signature = ? WHERE id = ?", missing)
+            self.db.executemany("UPDATE articles SET signature = ? WHERE id = ?", missing)
         return out
 
     def _stored(self, ids: Sequence[str]) -> dict[str, dedupe.Stored]:
@@ -465,13 +429,13 @@ class Store:
         for k in range(0, len(ids), 500):
             chunk = ids[k : k + 500]
             marks = ", ".join("?" * len(chunk))
-            for aid, published, updated, site, fields, content_hash in self._conn.execute(
+            for aid, published, updated, site, fields, content_hash in self.db.execute(
                 "SELECT id, published, updated, site, fields, content_hash FROM articles"
                 f" WHERE id IN ({marks})",
                 chunk,
             ):
                 heads[aid] = (published, site or "", _fields(fields, content_hash), updated)
-            for aid, record, seen in self._conn.execute(
+            for aid, record, seen in self.db.execute(
                 f"SELECT article_id, record, seen FROM revisions WHERE article_id IN ({marks})",
                 chunk,
             ):
@@ -485,12 +449,12 @@ class Store:
         }  # fmt: skip
 
     def _aliases(self) -> dict[str, str]:
-        return dict(self._conn.execute("SELECT alias, article_id FROM article_aliases"))
+        return dict(self.db.execute("SELECT alias, article_id FROM article_aliases"))
 
     def merges(self) -> int:
         """Articles merged into another (their ids kept as aliases)."""
         with self._translate("counting"):
-            row = self._conn.execute("SELECT COUNT(*) FROM article_aliases").fetchone()
+            row = self.db.execute("SELECT COUNT(*) FROM article_aliases").fetchone()
         return int(row[0])
 
     # -- applying decisions --------------------------------------------------------------
@@ -503,12 +467,12 @@ class Store:
         would add it back and see it expire again every run."""
         if self._any_expired is None:
             self._any_expired = (
-                self._conn.execute("SELECT 1 FROM expired LIMIT 1").fetchone() is not None
+                self.db.execute("SELECT 1 FROM expired LIMIT 1").fetchone() is not None
             )
         if not self._any_expired:
             return False
         keys = sorted({k for c in group for k in c.keys})
-        row = self._conn.execute(
+        row = self.db.execute(
             "SELECT MIN(e.first_seen) FROM expired_keys k JOIN expired e"
             f" ON e.article_id = k.article_id WHERE k.match_key IN ({', '.join('?' * len(keys))})",
             keys,
@@ -519,7 +483,7 @@ class Store:
             self._revived = True  # back: expire() restores its first_seen
             return False
         earliest = min(c.published for c in group)
-        row = self._conn.execute(
+        row = self.db.execute(
             "SELECT COUNT(*) FROM articles WHERE published > ?", (earliest,)
         ).fetchone()
         if int(row[0]) < keep_newest:
@@ -529,7 +493,7 @@ class Store:
 
     def _insert_new(self, plans: Sequence[dedupe.Plan], seen: str) -> None:
         """Articles no stored key points to: plain batched inserts (the cold-start path)."""
-        self._conn.executemany(
+        self.db.executemany(
             "INSERT INTO articles (id, published, updated, has_link, content_hash, source,"
             " first_seen, last_changed, site, fields, record)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -540,7 +504,7 @@ class Store:
                 for p in plans
             ),
         )  # fmt: skip
-        self._conn.executemany(
+        self.db.executemany(
             "INSERT INTO article_keys (match_key, article_id) VALUES (?, ?)"
             " ON CONFLICT DO NOTHING",
             ((k, p.id) for p in plans for k in {k for c in p.members for k in c.keys}),
@@ -563,7 +527,7 @@ class Store:
         wanted = set(plan.fields)
         records: dict[str, Article] = {}
         refs = [self._stage_base + c.ref for c in plan.members if c.content_hash in wanted] or [0]
-        rows = self._conn.execute(
+        rows = self.db.execute(
             f"SELECT content_hash, record FROM revisions WHERE id IN ({', '.join('?' * len(refs))})"
             " OR article_id = ?",
             (*refs, plan.id if plan.stored is not None else None),
@@ -577,24 +541,24 @@ class Store:
         """Merge this run's revisions (and any bridged articles) into a stored article."""
         aid = plan.id
         for old in plan.retired:
-            self._conn.execute("UPDATE article_keys SET article_id = ? WHERE article_id = ?",
+            self.db.execute("UPDATE article_keys SET article_id = ? WHERE article_id = ?",
                                (aid, old))  # fmt: skip
-            self._conn.execute(
+            self.db.execute(
                 "DELETE FROM revisions WHERE article_id = ? AND content_hash IN"
                 " (SELECT content_hash FROM revisions WHERE article_id = ?)",
                 (old, aid),
             )
-            self._conn.execute("UPDATE revisions SET article_id = ? WHERE article_id = ?",
+            self.db.execute("UPDATE revisions SET article_id = ? WHERE article_id = ?",
                                (aid, old))  # fmt: skip
-            self._conn.execute("DELETE FROM article_categories WHERE article_id = ?", (old,))
-            self._conn.execute("DELETE FROM articles WHERE id = ?", (old,))
-            self._conn.execute("UPDATE article_aliases SET article_id = ? WHERE article_id = ?",
+            self.db.execute("DELETE FROM article_categories WHERE article_id = ?", (old,))
+            self.db.execute("DELETE FROM articles WHERE id = ?", (old,))
+            self.db.execute("UPDATE article_aliases SET article_id = ? WHERE article_id = ?",
                                (aid, old))  # fmt: skip
-            self._conn.execute(
+            self.db.execute(
                 "INSERT INTO article_aliases (alias, article_id) VALUES (?, ?)", (old, aid)
             )
             counts.merged += 1
-        self._conn.executemany(
+        self.db.executemany(
             "INSERT INTO article_keys (match_key, article_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
             ((k, aid) for k in {k for c in plan.members for k in c.keys}),
         )
@@ -602,7 +566,7 @@ class Store:
         if plan.changed:
             fields, record = self._composed(plan)
             best = plan.best
-            self._conn.execute(
+            self.db.execute(
                 "UPDATE articles SET published = ?, updated = ?, has_link = ?, content_hash = ?,"
                 " source = ?, site = ?, fields = ?, record = ?, last_changed = ?,"
                 " signature = CASE WHEN content_hash = ? THEN signature END WHERE id = ?",
@@ -614,14 +578,14 @@ class Store:
             counts.updated += 1
         else:
             if plan.site and plan.stored is not None and not plan.stored.site:
-                self._conn.execute("UPDATE articles SET site = ? WHERE id = ?", (plan.site, aid))
+                self.db.execute("UPDATE articles SET site = ? WHERE id = ?", (plan.site, aid))
             counts.unchanged += 1
         self._prune(aid, plan.fields)
 
     def _insert_revisions(self, rows: Iterable[tuple[str | None, Candidate]], seen: str) -> None:
         """Give staged revisions their article (None: none); a repeat of a revision the
         article has is left unowned, and deleted at the end of the merge."""
-        self._conn.executemany(
+        self.db.executemany(
             "UPDATE revisions SET seen = ?, article_id = CASE WHEN EXISTS ("
             " SELECT 1 FROM revisions WHERE article_id = ? AND content_hash = ?)"
             " THEN NULL ELSE ? END WHERE id = ?",
@@ -632,7 +596,7 @@ class Store:
         """Keep the newest KEEP_REVISIONS revisions (by `updated`, then first seen), and
         always those published fields come from."""
         kept = sorted(set(fields))
-        self._conn.execute(
+        self.db.execute(
             "DELETE FROM revisions WHERE article_id = ?"
             f" AND content_hash NOT IN ({', '.join('?' * len(kept))})"
             " AND content_hash NOT IN (SELECT content_hash FROM revisions WHERE article_id = ?"
@@ -644,12 +608,12 @@ class Store:
     def latest(self, limit: int) -> list[Entry]:
         """The newest `limit` articles by GİRİŞ, newest first (ties by id, stable)."""
         with self._translate("reading articles"):
-            rows = self._conn.execute(_ENTRY_SELECT + " LIMIT ?", (limit,)).fetchall()
+            rows = self.db.execute(_ENTRY_SELECT + " LIMIT ?", (limit,)).fetchall()
         return [_entry(*r) for r in rows]
 
     def revisions(self, aid: str) -> list[Article]:
         with self._translate("reading revisions"):
-            rows = self._conn.execute(
+            rows = self.db.execute(
                 "SELECT record FROM revisions WHERE article_id = ?"
                 " ORDER BY updated DESC, content_hash DESC",
                 (aid,),
@@ -659,9 +623,9 @@ class Store:
     def count(self, source: str | None = None) -> int:
         with self._translate("counting"):
             if source is None:
-                row = self._conn.execute("SELECT COUNT(*) FROM articles").fetchone()
+                row = self.db.execute("SELECT COUNT(*) FROM articles").fetchone()
             else:
-                row = self._conn.execute(
+                row = self.db.execute(
                     "SELECT COUNT(*) FROM articles WHERE source = ?", (source,)
                 ).fetchone()
         return int(row[0])
@@ -684,9 +648,9 @@ class Store:
                 self._restore_first_seen()
             if before is None:
                 return 0
-            self._conn.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
-            self._conn.execute("DELETE FROM doomed")
-            doomed = self._conn.execute(
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
+            self.db.execute("DELETE FROM doomed")
+            doomed = self.db.execute(
                 "INSERT INTO doomed (id) " + self._DOOMED, (utc_text(before), keep_newest)
             ).rowcount
             if doomed:
@@ -695,35 +659,35 @@ class Store:
                 for table, column in (("articles", "id"), ("article_keys", "article_id"),
                                       ("revisions", "article_id"),
                                       ("article_categories", "article_id")):  # fmt: skip
-                    self._conn.execute(
+                    self.db.execute(
                         f"DELETE FROM {table} WHERE {column} IN (SELECT id FROM doomed)"
                     )
-                self._conn.execute("DELETE FROM doomed")
+                self.db.execute("DELETE FROM doomed")
                 self._mark_publish_pending()
         return doomed
 
     def _remember_expired(self, now: str) -> None:
         """Tombstones for the articles in `doomed`; those expired over a year ago are
         forgotten (the bound on this table: an input still offering one then adds it anew)."""
-        self._conn.execute(
+        self.db.execute(
             "DELETE FROM expired_keys WHERE article_id IN"
             " (SELECT article_id FROM expired WHERE expired_at < ?)", (_year_before(now),)
         )  # fmt: skip
-        self._conn.execute("DELETE FROM expired WHERE expired_at < ?", (_year_before(now),))
+        self.db.execute("DELETE FROM expired WHERE expired_at < ?", (_year_before(now),))
         origins: dict[str, list[str]] = {}
-        for aid, origin in self._conn.execute(
+        for aid, origin in self.db.execute(
             "SELECT DISTINCT article_id, origin FROM revisions"
             " WHERE article_id IN (SELECT id FROM doomed)"
         ):
             origins.setdefault(aid, []).append(origin)
-        self._conn.executemany(
+        self.db.executemany(
             "INSERT INTO expired (article_id, first_seen, expired_at, origins)"
             " SELECT id, first_seen, ?, ? FROM articles WHERE id = ?"
             " ON CONFLICT (article_id) DO UPDATE SET expired_at = excluded.expired_at,"
             " origins = excluded.origins",
             ((now, "\n".join(sorted(o)), aid) for aid, o in origins.items()),
         )
-        self._conn.execute(
+        self.db.execute(
             "INSERT INTO expired_keys (match_key, article_id) SELECT match_key, article_id"
             " FROM article_keys WHERE article_id IN (SELECT id FROM doomed)"
             " ON CONFLICT (match_key) DO UPDATE SET article_id = excluded.article_id"
@@ -733,18 +697,18 @@ class Store:
     def _restore_first_seen(self) -> None:
         """Articles stored again whose keys were remembered as expired: their first_seen is
         the original one (retention counts from it), and the tombstone goes."""
-        self._conn.execute(
+        self.db.execute(
             "UPDATE articles SET first_seen = (SELECT MIN(e.first_seen) FROM article_keys k"
             " JOIN expired_keys x ON x.match_key = k.match_key"
             " JOIN expired e ON e.article_id = x.article_id WHERE k.article_id = articles.id)"
             " WHERE id IN (SELECT k.article_id FROM article_keys k"
             " JOIN expired_keys x ON x.match_key = k.match_key)"
         )
-        self._conn.execute(
+        self.db.execute(
             "DELETE FROM expired WHERE article_id IN (SELECT x.article_id FROM expired_keys x"
             " JOIN article_keys k ON k.match_key = x.match_key)"
         )
-        self._conn.execute(
+        self.db.execute(
             "DELETE FROM expired_keys WHERE article_id NOT IN (SELECT article_id FROM expired)"
         )
         self._revived = False
@@ -757,14 +721,14 @@ class Store:
         if self.publish_state("retention") == setting:
             return 0
         with self.transaction():
-            rows = self._conn.execute(
+            rows = self.db.execute(
                 "SELECT origins FROM expired WHERE first_seen >= ?",
                 (utc_text(before) if before is not None else "",),
             ).fetchall()
             paths = [(o,) for (origins,) in rows for o in origins.split("\n")]
-            self._conn.executemany("DELETE FROM seed_files WHERE path = ?", paths)
+            self.db.executemany("DELETE FROM seed_files WHERE path = ?", paths)
             if rows:
-                self._conn.execute(
+                self.db.execute(
                     "UPDATE source_state SET etag = NULL, last_modified = NULL,"
                     " feed_digest = NULL, next_due = NULL"
                 )
@@ -774,13 +738,14 @@ class Store:
     def expired_count(self) -> int:
         """Articles retention removed (and remembered, up to a year)."""
         with self._translate("counting"):
-            return int(self._conn.execute("SELECT COUNT(*) FROM expired").fetchone()[0])
+            return int(self.db.execute("SELECT COUNT(*) FROM expired").fetchone()[0])
 
     def would_expire(self, before: datetime, keep_newest: int) -> int:
         """How many stored articles `expire(before, keep_newest)` would remove."""
         with self._translate("counting"):
-            row = self._conn.execute(
-                "SELECT COUNT(*) FROM (" + self._DOOMED + ")", (utc_text(before), keep_newest)
+            row = self.db.execute(
+                "SELECT COUNT(*) FROM (" + self._DOOMED + ") AS doomed",
+                (utc_text(before), keep_newest),
             ).fetchone()
         return int(row[0])
 
@@ -790,10 +755,10 @@ class Store:
     ) -> None:
         """(article id, its published categories) -> article_categories rows."""
         if replace:
-            self._conn.executemany(
+            self.db.executemany(
                 "DELETE FROM article_categories WHERE article_id = ?", ((a,) for a, _ in rows)
             )
-        self._conn.executemany(
+        self.db.executemany(
             "INSERT INTO article_categories (article_id, slug, name) VALUES (?, ?, ?)"
             " ON CONFLICT DO NOTHING",
             ((aid, slug, name) for aid, categories in rows
@@ -803,7 +768,7 @@ class Store:
     def categories(self) -> list[tuple[str, str, int]]:
         """(slug, display name, article count) of every category, by slug."""
         with self._translate("reading categories"):
-            rows = self._conn.execute(
+            rows = self.db.execute(
                 "SELECT slug, MIN(name), COUNT(*) FROM article_categories"
                 " GROUP BY slug ORDER BY slug"
             ).fetchall()
@@ -823,9 +788,9 @@ class Store:
         found: list[Entry] = []
         with self._translate("reading articles"):
             if keep is None:
-                rows = self._conn.execute(sql + " LIMIT ?", (*params, limit)).fetchall()
+                rows = self.db.execute(sql + " LIMIT ?", (*params, limit)).fetchall()
                 return [_entry(*r) for r in rows]
-            for row in self._conn.execute(sql, params):
+            for row in self.db.execute(sql, params):
                 entry = _entry(*row)
                 if keep(entry.article):
                     found.append(entry)
@@ -846,12 +811,12 @@ class Store:
             + " ORDER BY a.published DESC, a.id DESC LIMIT ?"
         )
         with self._translate("reading articles"):
-            return [(r[0], r[1], r[2]) for r in self._conn.execute(sql, (*params, limit))]
+            return [(r[0], r[1], r[2]) for r in self.db.execute(sql, (*params, limit))]
 
     def ids_oldest_first(self) -> list[tuple[str, str]]:
         """(id, content hash) of every article, oldest GİRİŞ first: archive page boundaries."""
         with self._translate("reading articles"):
-            return [(r[0], r[1]) for r in self._conn.execute(
+            return [(r[0], r[1]) for r in self.db.execute(
                 "SELECT id, content_hash || COALESCE(fields, '') FROM articles"
                 " ORDER BY published, id")]  # fmt: skip
 
@@ -864,12 +829,12 @@ class Store:
                 sql = _ENTRY_SELECT.replace(
                     " ORDER BY", f" WHERE a.id IN ({', '.join('?' * len(chunk))}) ORDER BY"
                 )
-                got.update((r[0], _entry(*r)) for r in self._conn.execute(sql, chunk))
+                got.update((r[0], _entry(*r)) for r in self.db.execute(sql, chunk))
         return [got[i] for i in ids if i in got]
 
     def publish_state(self, key: str) -> str | None:
         with self._translate("reading publish state"):
-            row = self._conn.execute(
+            row = self.db.execute(
                 "SELECT value FROM publish_state WHERE key = ?", (key,)
             ).fetchone()
         return None if row is None else str(row[0])
@@ -878,16 +843,16 @@ class Store:
         """Set (or, with None, delete) publish-state keys in one transaction."""
         with self.transaction():
             for key, value in values.items():
-                self._conn.execute("DELETE FROM publish_state WHERE key = ?", (key,))
+                self.db.execute("DELETE FROM publish_state WHERE key = ?", (key,))
                 if value is not None:
-                    self._conn.execute(
+                    self.db.execute(
                         "INSERT INTO publish_state (key, value) VALUES (?, ?)", (key, value)
                     )
 
     def publish_states(self, prefix: str) -> dict[str, str]:
         """Every publish-state key starting with `prefix` (without it) -> its value."""
         with self._translate("reading publish state"):
-            rows = self._conn.execute(
+            rows = self.db.execute(
                 "SELECT substr(key, ?), value FROM publish_state WHERE key >= ? AND key < ?",
                 (len(prefix) + 1, prefix, prefix + "\U0010ffff"),
             ).fetchall()
@@ -896,7 +861,7 @@ class Store:
     def forget_published_feeds(self) -> None:
         """Every feed is rebuilt by the next publish (settings or code changed)."""
         with self.transaction():
-            self._conn.execute(
+            self.db.execute(
                 "DELETE FROM publish_state WHERE key LIKE 'feed:%' OR key LIKE 'digest:%'"
             )
 
@@ -909,7 +874,7 @@ class Store:
         """Forget that the source and category feeds of these articles are published (in
         the merge's or expiry's transaction): the next publish rebuilds those feeds, and
         only those, and a crash before it has published them leaves them to the one after."""
-        self._conn.execute(
+        self.db.execute(
             "DELETE FROM publish_state WHERE key IN ("
             f"SELECT 'feed:sources/' || source || '/' FROM articles WHERE id IN ({ids_sql})"
             " UNION SELECT 'feed:categories/' || slug || '/' FROM article_categories"
@@ -918,8 +883,8 @@ class Store:
         )
 
     def _mark_publish_pending(self) -> None:
-        self._conn.execute("DELETE FROM publish_state WHERE key = 'pending'")
-        self._conn.execute("INSERT INTO publish_state (key, value) VALUES ('pending', '1')")
+        self.db.execute("DELETE FROM publish_state WHERE key = 'pending'")
+        self.db.execute("INSERT INTO publish_state (key, value) VALUES ('pending', '1')")
 
     # -- seed files ----------------------------------------------------------------------
     def seed_files(self, source: str) -> dict[str, SeedFileState]:
@@ -928,7 +893,7 @@ class Store:
         with self._translate("reading seed-file state"):
             return {
                 path: SeedFileState(size, mtime, digest)
-                for path, size, mtime, digest in self._conn.execute(
+                for path, size, mtime, digest in self.db.execute(
                     "SELECT path, size, mtime_ns, digest FROM seed_files WHERE source = ?",
                     (source,),
                 )
@@ -941,7 +906,7 @@ class Store:
         """`rejected`: these files were rejected for this reason (listed by `status`)."""
         seen = utc_text(now)
         with self.transaction():
-            self._conn.executemany(
+            self.db.executemany(
                 "INSERT INTO seed_files (path, source, size, mtime_ns, digest, seen, rejected)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET"
                 " source = excluded.source, size = excluded.size, mtime_ns = excluded.mtime_ns,"
@@ -954,7 +919,7 @@ class Store:
         with self._translate("reading seed-file state"):
             return [
                 (path, reason, parse_time(seen))
-                for path, reason, seen in self._conn.execute(
+                for path, reason, seen in self.db.execute(
                     "SELECT path, rejected, seen FROM seed_files"
                     " WHERE source = ? AND rejected IS NOT NULL ORDER BY path",
                     (source,),
@@ -964,14 +929,14 @@ class Store:
     # -- per-source state ----------------------------------------------------------------
     def source_state(self, name: str) -> SourceState:
         with self._translate("reading source state"):
-            row = self._conn.execute(
+            row = self.db.execute(
                 "SELECT etag, last_modified, last_success, last_error, last_error_at, failures,"
                 " next_due, feed_digest FROM source_state WHERE name = ?",
                 (name,),
             ).fetchone()
-            seen = frozenset(item for (item,) in self._conn.execute(
+            seen = frozenset(item for (item,) in self.db.execute(
                 "SELECT item FROM fulltext_seen WHERE source = ?", (name,)))  # fmt: skip
-            pages = {url: (etag, lm) for url, etag, lm in self._conn.execute(
+            pages = {url: (etag, lm) for url, etag, lm in self.db.execute(
                 "SELECT url, etag, last_modified FROM fulltext_pages WHERE source = ?",
                 (name,))}  # fmt: skip
         if row is None:
@@ -991,7 +956,7 @@ class Store:
             return utc_text(value) if value else None
 
         with self.transaction():
-            self._conn.execute(
+            self.db.execute(
                 "INSERT INTO source_state (name, etag, last_modified, last_success,"
                 " last_error, last_error_at, failures, next_due, feed_digest)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
@@ -1004,8 +969,8 @@ class Store:
                  opt(state.next_due), state.feed_digest),
             )  # fmt: skip
             if state.fulltext_seen is not None:
-                self._conn.execute("DELETE FROM fulltext_seen WHERE source = ?", (state.name,))
-                self._conn.executemany(
+                self.db.execute("DELETE FROM fulltext_seen WHERE source = ?", (state.name,))
+                self.db.executemany(
                     "INSERT INTO fulltext_seen (source, item) VALUES (?, ?)",
                     ((state.name, item) for item in sorted(state.fulltext_seen)),
                 )
@@ -1018,7 +983,7 @@ class Store:
         with self._translate("reading full-text pages"):
             for i in range(0, len(urls), 500):
                 chunk = urls[i : i + 500]
-                for url, body in self._conn.execute(
+                for url, body in self.db.execute(
                     "SELECT url, body FROM fulltext_pages WHERE source = ?"
                     f" AND url IN ({', '.join('?' * len(chunk))})",
                     (source, *chunk),
@@ -1036,13 +1001,13 @@ class Store:
         with self.transaction():
             for url, item, etag, lm, body in pages:
                 if body is None:
-                    self._conn.execute(
+                    self.db.execute(
                         "UPDATE fulltext_pages SET item = ?, etag = ?, last_modified = ?,"
                         " fetched = ? WHERE source = ? AND url = ?",
                         (item, etag, lm, utc_text(now), source, url),
                     )
                     continue
-                self._conn.execute(
+                self.db.execute(
                     "INSERT INTO fulltext_pages (source, url, item, etag, last_modified, body,"
                     " fetched) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, url) DO UPDATE"
                     " SET item = excluded.item, etag = excluded.etag, last_modified ="
@@ -1051,11 +1016,11 @@ class Store:
                 )
 
     def _bound_fulltext_pages(self, source: str) -> None:
-        (count,) = self._conn.execute(
+        (count,) = self.db.execute(
             "SELECT COUNT(*) FROM fulltext_pages WHERE source = ?", (source,)
         ).fetchone()
         if count > FULLTEXT_PAGES_PER_SOURCE:
-            self._conn.execute(
+            self.db.execute(
                 "DELETE FROM fulltext_pages WHERE source = ? AND url IN (SELECT url FROM"
                 " fulltext_pages p WHERE source = ? AND item NOT IN (SELECT item FROM"
                 " fulltext_seen WHERE source = ?) ORDER BY fetched, url LIMIT ?)",
@@ -1071,7 +1036,7 @@ class Store:
         FIRST_SEEN_PER_SOURCE rows a source's least recently served are forgotten."""
         served = utc_text(now)
         with self.transaction():
-            self._conn.executemany(
+            self.db.executemany(
                 "INSERT INTO first_seen (source, item_key, seen, served) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (source, item_key) DO UPDATE SET served = excluded.served",
                 ((source, k, served, served) for k in keys),
@@ -1081,17 +1046,17 @@ class Store:
                 chunk = keys[i : i + 500]
                 times.update(
                     (k, parse_time(seen))
-                    for k, seen in self._conn.execute(
+                    for k, seen in self.db.execute(
                         "SELECT item_key, seen FROM first_seen WHERE source = ?"
                         f" AND item_key IN ({', '.join('?' * len(chunk))})",
                         (source, *chunk),
                     )
                 )
-            (count,) = self._conn.execute(
+            (count,) = self.db.execute(
                 "SELECT COUNT(*) FROM first_seen WHERE source = ?", (source,)
             ).fetchone()
             if count > FIRST_SEEN_PER_SOURCE:
-                self._conn.execute(
+                self.db.execute(
                     "DELETE FROM first_seen WHERE source = ? AND item_key NOT IN (SELECT item_key"
                     " FROM first_seen WHERE source = ? ORDER BY served DESC, seen DESC LIMIT ?)",
                     (source, source, FIRST_SEEN_PER_SOURCE),
@@ -1138,42 +1103,3 @@ def _entry(aid: str, published: str, record: bytes) -> Entry:
 
 def _year_before(when: str) -> str:
     return utc_text(parse_time(when) - timedelta(days=365))
-
-
-def _take_lock(path: Path, holder: str = "") -> int:
-    """The store's lock; `holder` (e.g. "daemon") is written in it for `lock_holder`."""
-    lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise LockError(
-            f"{path}: another aggregator run (daemon or regenerate) is using this state; "
-            "wait for it to finish or stop it"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()} {holder or 'run'}\n".encode(), 0)
-    return fd
-
-
-def lock_holder(path: Path) -> tuple[int, str] | None:
-    """(pid, what) of the process holding the store's lock, or None if nobody does."""
-    try:
-        fd = os.open(path.with_name(path.name + ".lock"), os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid, _, what = os.pread(fd, 200, 0).decode("utf-8", "replace").partition(" ")
-            return (int(pid) if pid.isdigit() else 0), what.strip() or "run"
-        return None
-    finally:
-        os.close(fd)
-
-
-def _release(fd: int | None) -> None:
-    if fd is not None:
-        os.close(fd)
