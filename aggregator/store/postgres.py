@@ -98,8 +98,12 @@ class Postgres:
         return self._outside(lambda conn: conn.execute(query, args))
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """In batches taken from `rows` before each is sent: making a row may run a query
+        (`Store._composed`), which must not land inside psycopg's pipeline."""
+        query, rows = translate(sql), iter(rows)
         with self._connection().cursor() as cursor:
-            cursor.executemany(translate(sql), rows)
+            while batch := list(itertools.islice(rows, 1000)):
+                cursor.executemany(query, batch)
 
     def stream(self, sql: str) -> Iterator[tuple[Any, ...]]:
         conn = self._connection()
