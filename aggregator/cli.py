@@ -195,7 +195,7 @@ def regenerate(
             return EXIT_USAGE
     now = _now()
     with (
-        Store.open(config.state_url or config.state, holder="regenerate") as store,
+        Store.open(config.store_target, holder="regenerate") as store,
         progress_bar(enabled=not quiet) as progress,
     ):
         report = run_once(config, store, None, now, progress=progress, only=only,
@@ -239,7 +239,7 @@ def migrate(config: Config, to: str, quiet: bool) -> int:
     from aggregator.store.db import is_url
     from aggregator.store.migrate import copy_store
 
-    source = config.state_url or config.state
+    source = config.store_target
     target: Path | str = to if is_url(to) else Path(to).resolve()
     if describe(source) == describe(target):
         print(f"aggregator: error: --to: {describe(target)} is the configured store itself",

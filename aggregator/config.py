@@ -106,6 +106,11 @@ class Config:
     feeds: tuple[FeedConfig, ...] = field(default=())
     archive: bool = False
 
+    @property
+    def store_target(self) -> Path | str:
+        """What `Store.open` takes: the PostgreSQL URL, else the SQLite file."""
+        return self.state_url or self.state
+
 
 def parse_duration(value: object, key: str) -> float:
     """`300`, `30s`, `5m`, `1h`, `2d` -> seconds."""

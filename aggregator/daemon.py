@@ -72,7 +72,7 @@ def start(config: Config) -> int:
     created = [] if config.state_url else [
         p for p in (config.state.parent, config.state) if not p.exists()]  # fmt: skip
     # SQLite's lock: a second daemon or a regenerate is refused
-    store = Store.open(config.state_url or config.state, holder="daemon")
+    store = Store.open(config.store_target, holder="daemon")
     try:
         sock = listen(config.host, config.port)
     except BaseException:
@@ -203,7 +203,7 @@ def status_data(config: Config, now: datetime) -> dict[str, Any]:
     counts: dict[str, int] = {}
     rejected: dict[str, list[tuple[str, str, datetime]]] = {}
     total = expired = merged = 0
-    target = config.state_url or config.state
+    target = config.store_target
     importing = Store.importing(target)
     created = exists(target)
     if created and not importing:

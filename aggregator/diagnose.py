@@ -113,7 +113,7 @@ def check(config: Config, *, quiet: bool, now: datetime) -> int:
 
     lines = [f"{config.path}: valid", f"  output: {config.output_dir} (max_items "
              f"{config.max_items}, archive {'on' if config.archive else 'off'})",
-             f"  state:  {describe(config.state_url or config.state)}",
+             f"  state:  {describe(config.store_target)}",
              f"  retention: {_retention(config, now)}",
              "sources:"]  # fmt: skip
     problems: list[str] = []
@@ -161,7 +161,7 @@ def _retention(config: Config, now: datetime) -> str:
     if cutoff is None:
         return "never (nothing is removed)"
     setting = f"{config.retention:g}s from first seen"
-    target = config.state_url or config.state
+    target = config.store_target
     try:
         if not exists(target) or Store.importing(target):
             return setting

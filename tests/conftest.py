@@ -5,11 +5,13 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from aggregator.config import Config
 from tests.pgserver import pg_server  # noqa: F401  (the session PostgreSQL server fixture)
 
 DATA = Path(__file__).parent / "data"
@@ -47,3 +49,20 @@ def store_at(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         return lambda: folder / f"s{next(names)}.sqlite3"
     server = request.getfixturevalue("pg_server")
     return lambda: str(server.database())
+
+
+sqlite_only = pytest.mark.parametrize("store_at", ["sqlite"], indirect=True)
+"""For a test of a fixture on `store_at` that is about the SQLite file itself."""
+
+
+def state_setting(target: Path | str, default: str = "state/agg.sqlite3") -> str:
+    """The `state:` value for a store from `store_at`: a PostgreSQL URL, or on SQLite the
+    tests' usual file next to the config."""
+    return target if isinstance(target, str) else default
+
+
+def on_store(config: Config, target: Path | str) -> Config:
+    """The config with its store at `target` (from `store_at`)."""
+    if isinstance(target, str):
+        return replace(config, state_url=target)
+    return replace(config, state=target)
