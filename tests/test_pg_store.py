@@ -7,7 +7,9 @@ from __future__ import annotations
 import shutil
 import signal
 import sqlite3
+import threading
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from aggregator import dedupe
 from aggregator.cli import EXIT_CONFIG, EXIT_OK, EXIT_STORE, main
 from aggregator.config import load_config
 from aggregator.errors import ConfigError, StoreError
+from aggregator.model import Article
 from aggregator.pipeline import publish_now
 from aggregator.records import pack_record
 from aggregator.store import Store
@@ -128,6 +131,38 @@ def test_a_restarted_server_fails_only_the_transaction_it_cut(pg_server: PgServe
         assert fresh.count() == 3
         leftover = fresh.db.execute("SELECT COUNT(*) FROM revisions WHERE article_id IS NULL")
         assert leftover.fetchone()[0] == 0
+
+
+def story(title: str, minutes: int) -> Article:
+    when = T0 + timedelta(minutes=minutes)
+    return Article(title=title, summary=f"{title}: spot metni.", published=when, updated=when,
+                   source="seeds", origin=f"{title}.txt")  # fmt: skip
+
+
+def test_writers_on_one_database_take_turns(pg_server: PgServer) -> None:
+    """Each merge stages under the next free revision id and decides over the stored
+    keys: two nodes' writers at once must each see the other's committed work."""
+    url = pg_server.database()
+    Store.open(url).close()
+    errors: list[BaseException] = []
+
+    def node(n: int) -> None:
+        try:
+            with Store.open(url) as store:
+                for i in range(15):  # a new article, and the same story as the other node's
+                    merge(store, [story(f"Düğüm {n} haberi {i} burada", i * 60 + n + 1),
+                                  story(f"Ortak haber {i} iki düğümde", i * 60)])  # fmt: skip
+        except BaseException as e:  # noqa: BLE001 - reported by the test thread below
+            errors.append(e)
+
+    threads = [threading.Thread(target=node, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    with Store.open(url) as store:
+        assert store.count() == 45  # 15 of each node, and 15 shared ones stored once
 
 
 def test_the_daemon_and_status_run_on_postgresql(tmp_path: Path, pg_server: PgServer) -> None:
