@@ -271,6 +271,7 @@ def status_text(config: Config, now: datetime) -> str:
         f"state: {data['state']}" + ("" if data["created"] else " (not created yet)"),
         "held by: " + (f"a running daemon (pid {held['pid']})" if held and held["as"] == "daemon"
                        else f"a {held['as']} run (pid {held['pid']})" if held
+                       else "no lock (a PostgreSQL store is shared)" if config.state_url
                        else "nobody (no daemon is running on this store)"),
         f"articles: {data['articles']}",
         f"merged articles: {data['merged']} (their ids kept as aliases of the survivors)",

@@ -183,6 +183,7 @@ def test_the_daemon_and_status_run_on_postgresql(tmp_path: Path, pg_server: PgSe
         status = daemon.cli("status")
         assert status.returncode == 0, status.stderr
         assert f"state: {url}\n" in status.stdout and "articles: 2" in status.stdout
+        assert "held by: no lock (a PostgreSQL store is shared)" in status.stdout
         assert daemon.stop(signal.SIGTERM)[0] == 0
     finally:
         if daemon.proc and daemon.proc.poll() is None:
