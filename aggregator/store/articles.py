@@ -624,7 +624,7 @@ class ArticleStore(StoreBase):
             if keep is None:
                 rows = self.db.execute(sql + " LIMIT ?", (*params, limit)).fetchall()
                 return [_entry(*r) for r in rows]
-            for row in self.db.execute(sql, params):
+            for row in self.db.stream(sql, params):
                 entry = _entry(*row)
                 if keep(entry.article):
                     found.append(entry)

@@ -43,8 +43,9 @@ class Database(Protocol):
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
 
-    def stream(self, sql: str) -> Iterator[tuple[Any, ...]]:
-        """Every row of a query, read a batch at a time (a whole table, for `migrate`)."""
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        """Every row of a query, read a batch at a time, never all at once (a whole table
+        for `migrate`; articles until a filter has kept enough)."""
         ...
 
     def transaction(self, bulk: bool) -> AbstractContextManager[None]:

@@ -105,14 +105,14 @@ class Postgres:
             while batch := list(itertools.islice(rows, 1000)):
                 cursor.executemany(query, batch)
 
-    def stream(self, sql: str) -> Iterator[tuple[Any, ...]]:
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
         conn = self._connection()
         with contextlib.ExitStack() as stack:
             if not self._in_transaction:  # a server-side cursor lives in a transaction
                 stack.enter_context(conn.transaction())
             cursor = stack.enter_context(conn.cursor(name=f"agg_stream_{next(_cursor_names)}"))
             cursor.itersize = 2000
-            cursor.execute(translate(sql))
+            cursor.execute(translate(sql), tuple(params))
             yield from cursor
 
     @contextmanager

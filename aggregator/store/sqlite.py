@@ -57,8 +57,8 @@ class SQLite:
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self.conn.executemany(sql, rows)
 
-    def stream(self, sql: str) -> Iterator[tuple[Any, ...]]:
-        return iter(self.conn.execute(sql))
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        return iter(self.conn.execute(sql, params))
 
     def tables(self) -> set[str]:
         rows = self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
