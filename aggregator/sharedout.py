@@ -174,7 +174,12 @@ class Mirror:
             self._remove_unknown()
         elif sweep_due:
             self._upload_unknown(remove=True)
-        self._set_marker(self.generation, in_step=False)  # until the commit
+        self._set_marker(self.generation, in_step=True)  # unchanged: not rewritten
+
+    def begin(self) -> None:
+        """A publish is about to write files: until its commit, the folder may hold more
+        than the table (so a cut-off publish is stored by the next, see `prepare`)."""
+        self._set_marker(self.generation, in_step=False)
 
     def commit(self, written: Sequence[str]) -> int:
         """Store the files a publish wrote (relative paths) as one new generation."""

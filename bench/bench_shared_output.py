@@ -95,6 +95,7 @@ def publish(config_path: Path, url: str, n: int | None) -> None:
     with Mirror.open(url, config.output_dir) as mirror, Store.open(config.state) as store:
         assert mirror is not None
         mirror.prepare()
+        mirror.begin()
         mirror.commit(list(run_once(config, store, None, NOW).feeds_written))
 
 

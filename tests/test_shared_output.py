@@ -26,8 +26,9 @@ from aggregator.serve import FILE_MAX_BYTES, create_app
 from aggregator.sharedout import MARKER, Mirror, SharedFiles, folder_files
 from aggregator.store import Store
 from tests.conftest import SEED_DOC
+from tests.localserver import serve_in_thread
 from tests.pgserver import PgServer
-from tests.test_daemon import add_seed, wait_for
+from tests.test_daemon import Daemon, add_seed, wait_for
 from tests.test_regenerate import write_config
 
 NOW = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
@@ -55,6 +56,7 @@ class Site:
         with Mirror.open(url, self.out) as mirror, Store.open(self.config.state) as store:
             assert mirror is not None
             mirror.prepare()
+            mirror.begin()
             written = list(run_once(self.config, store, None, NOW).feeds_written)
             mirror.commit(written)
         return written
@@ -235,6 +237,7 @@ def test_a_publish_cut_off_before_its_commit_is_stored_by_the_next(db: str, site
     with Mirror.open(db, site.out) as mirror, Store.open(site.config.state) as store:
         assert mirror is not None
         mirror.prepare()
+        mirror.begin()
         add_seed(site.seeds, 1)
         run_once(site.config, store, None, NOW)  # files written; killed before the commit
     assert (site.out / MARKER).read_text().split()[1] == "publishing"
@@ -292,3 +295,77 @@ def test_a_file_over_the_bound_is_fetched_for_each_request_never_held(
         await shared.close()
 
     asyncio.run(scenario())
+
+
+NODE_CONFIG = """\
+site:
+  title: Test Haberleri
+  url: http://127.0.0.1/
+output:
+  dir: feeds
+state: {url}
+server:
+  host: 127.0.0.1
+  port: 0
+log_level: info
+fetch:
+  block_private: false  # the test's feed server is on 127.0.0.1
+sources:
+  - name: tgrt
+    type: seeds
+    path: {seeds}
+    every: 1s
+  - name: web
+    type: feed
+    url: {base}/rss.xml
+    every: 1s
+"""
+SHARED = ("/atom.xml", "/categories/gundem/atom.xml", "/index.html")
+
+
+def test_two_daemons_on_one_database_serve_the_same_bytes(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    url = pg_server.database("nodes")
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    shutil.copy(SEED_DOC, seeds / SEED_DOC.name)
+    with serve_in_thread() as web:
+        daemons: list[Daemon] = []
+        try:
+            for name in "ab":
+                (tmp_path / name).mkdir()
+                (tmp_path / name / "config.yaml").write_text(
+                    NODE_CONFIG.format(url=url, seeds=seeds, base=web.base), encoding="utf-8"
+                )
+                daemons.append(Daemon(tmp_path / name).start())
+            a, b = (d.url() for d in daemons)
+
+            def answers() -> list[tuple[bytes, str, str]] | None:
+                got = []
+                for node_url, path in ((n, p) for p in SHARED for n in (a, b)):
+                    r = httpx.get(node_url + path[1:])
+                    if r.status_code != 200:
+                        return None
+                    got.append((r.content, r.headers["etag"], r.headers["last-modified"]))
+                return got if all(got[i] == got[i + 1] for i in range(0, len(got), 2)) else None
+
+            first = wait_for("both nodes to serve the same bytes", answers, timeout=30)
+            for i, path in enumerate(SHARED):
+                _, etag, modified = first[2 * i]
+                assert httpx.get(b + path[1:], headers={"If-None-Match": etag}).status_code == 304
+                since = {"If-Modified-Since": modified}
+                assert httpx.get(a + path[1:], headers=since).status_code == 304
+            title = add_seed(seeds, 1)
+
+            def updated() -> list[tuple[bytes, str, str]] | None:
+                now = answers()
+                return now if now and title.encode() in now[0][0] else None
+
+            later = wait_for("both nodes to serve the next publish", updated, timeout=15)
+            assert later[0][1] != first[0][1]
+        finally:
+            for d in daemons:
+                if d.proc and d.proc.poll() is None:
+                    d.proc.kill()
+                    d.proc.wait()
