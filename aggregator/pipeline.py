@@ -288,7 +288,6 @@ def publish_now(config: Config, store: Store, now: datetime) -> list[str]:
     from aggregator.sharedout import Mirror  # psycopg stays out of SQLite runs
 
     with Mirror.open(config.state_url, config.output_dir) as mirror:
-        assert mirror is not None
         mirror.prepare()  # the folder as the table has it: another node may have published
         if _output_current(config, store, output_fingerprint(config)):
             return []

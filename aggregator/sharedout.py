@@ -138,11 +138,8 @@ class Mirror:
 
     @classmethod
     @contextmanager
-    def open(cls, url: str | None, output_dir: Path) -> Iterator[Mirror | None]:
-        """A Mirror on its own connection for one publish (None without a database)."""
-        if url is None:
-            yield None
-            return
+    def open(cls, url: str, output_dir: Path) -> Iterator[Mirror]:
+        """A Mirror on its own connection, for one publish."""
         try:
             conn = psycopg.connect(url, autocommit=True, **CONNECT)
         except psycopg.Error as e:

@@ -93,7 +93,6 @@ def publish(config_path: Path, url: str, n: int | None) -> None:
         write_seed(config.sources[0].path or Path(), n)
     config.output_dir.mkdir(parents=True, exist_ok=True)
     with Mirror.open(url, config.output_dir) as mirror, Store.open(config.state) as store:
-        assert mirror is not None
         mirror.prepare()
         mirror.begin()
         mirror.commit(list(run_once(config, store, None, NOW).feeds_written))

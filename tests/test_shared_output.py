@@ -54,7 +54,6 @@ class Site:
             add_seed(self.seeds, n)
         self.out.mkdir(parents=True, exist_ok=True)
         with Mirror.open(url, self.out) as mirror, Store.open(self.config.state) as store:
-            assert mirror is not None
             mirror.prepare()
             mirror.begin()
             written = list(run_once(self.config, store, None, NOW).feeds_written)
@@ -199,7 +198,6 @@ def test_a_new_publisher_folder_is_brought_up_to_the_table(
     other.mkdir()
     (other / "robots.txt").write_text("User-agent: *\n")  # put there by hand
     with Mirror.open(db, other) as mirror:
-        assert mirror is not None
         mirror.prepare()  # a node taking over publishing, with a folder of its own
         generation = mirror.commit([])
     names = set(folder_files(site.out))
@@ -222,7 +220,6 @@ def test_files_removed_from_the_folder_leave_the_table(db: str, site: Site, tmp_
         with psycopg.connect(db, autocommit=True) as conn:  # the hourly look is due
             conn.execute("UPDATE output_generation SET swept = NULL")
         with Mirror.open(db, site.out) as mirror:
-            assert mirror is not None
             mirror.prepare()
             mirror.commit([])
         with psycopg.connect(db) as conn:
@@ -235,7 +232,6 @@ def test_files_removed_from_the_folder_leave_the_table(db: str, site: Site, tmp_
 def test_a_publish_cut_off_before_its_commit_is_stored_by_the_next(db: str, site: Site) -> None:
     site.publish(db)
     with Mirror.open(db, site.out) as mirror, Store.open(site.config.state) as store:
-        assert mirror is not None
         mirror.prepare()
         mirror.begin()
         add_seed(site.seeds, 1)
