@@ -117,14 +117,6 @@ def ensure_schema(conn: psycopg.Connection[Any]) -> None:
         conn.execute(SCHEMA)
 
 
-async def ensure_schema_async(conn: psycopg.AsyncConnection[Any]) -> None:
-    if await (await conn.execute(_EXISTS)).fetchone() == (True,):
-        return
-    async with conn.transaction():
-        await conn.execute(_SCHEMA_LOCK)
-        await conn.execute(SCHEMA)
-
-
 # -- the publishing node ----------------------------------------------------------------
 
 
@@ -334,7 +326,10 @@ class SharedFiles:
         path = key[1:]
         async with self._lock:
             for _ in range(3):
-                generation, body, etag, modified = (await self._query(_ONE, (path,)))[0]
+                rows = await self._query(_ONE, (path,))
+                if not rows:
+                    return None
+                generation, body, etag, modified = rows[0]
                 if generation == self.generation:
                     break
                 await self._refresh()  # a newer publish: catch up before serving from it
@@ -347,11 +342,13 @@ class SharedFiles:
             await self._refresh()
 
     async def _refresh(self) -> None:
-        (generation,), *_ = await self._query("SELECT generation FROM output_generation", ())
-        if generation == self.generation:
+        rows = await self._query("SELECT generation FROM output_generation", ())
+        if not rows or rows[0][0] == self.generation:
             return
         held = [key[1:] for key in self.server.held()]
         rows = await self._query(_CHANGED, {"held": held, "generation": self.generation})
+        if not rows:
+            return
         generation = rows[0][0]
         if generation < self.generation:  # the table was emptied or restored: start over
             self.server.replace(dict.fromkeys(self.server.held()))
@@ -366,14 +363,17 @@ class SharedFiles:
 
     async def _load_top(self) -> None:
         rows = await self._query(_TOP, (FILE_MAX_BYTES, PRELOAD))
+        if not rows:
+            return
         top = [r[1:] for r in rows if r[1] is not None]
         fresh = await asyncio.to_thread(lambda: {"/" + p: _entry(p, b, e, m) for p, b, e, m in top})
         self.server.replace(fresh)
         self.generation = rows[0][0]
 
     async def _query(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
-        """Rows of one statement on this node's query connection; StoreError when the
-        database cannot be reached (retried at most every RETRY_SECONDS)."""
+        """Rows of one statement on this node's query connection (none before anything
+        was published: the publisher creates the tables); StoreError when the database
+        cannot be reached (retried at most every RETRY_SECONDS)."""
         if self._conn is None or self._conn.closed:
             if time.monotonic() < self._retry_at:
                 raise StoreError("published files: the database is unreachable")
@@ -381,13 +381,14 @@ class SharedFiles:
                 self._conn = await psycopg.AsyncConnection.connect(
                     self.url, autocommit=True, **CONNECT
                 )
-                await ensure_schema_async(self._conn)
             except psycopg.Error as e:
                 self._retry_at = time.monotonic() + RETRY_SECONDS
                 raise StoreError(f"published files: cannot connect to the database: {e}") from e
         try:
             cur = await self._conn.execute(sql, params)
             return await cur.fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []
         except psycopg.Error as e:
             await self._conn.close()
             self._retry_at = time.monotonic() + RETRY_SECONDS
@@ -413,7 +414,9 @@ class SharedFiles:
                         await self.refresh()
             except (psycopg.Error, StoreError) as e:
                 self._lost(e)
-                await asyncio.sleep(RETRY_SECONDS)
+            except Exception:  # a bug: say so, and keep this node up to date
+                log.exception("published files: refreshing failed (a bug; retrying)")
+            await asyncio.sleep(RETRY_SECONDS)
 
     def _lost(self, error: Exception) -> None:
         if self._down_since is None:

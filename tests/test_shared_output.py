@@ -11,6 +11,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,27 +39,24 @@ SAME = ("etag", "last-modified", "content-type", "cache-control", "vary", "conte
 
 
 class Site:
-    """A config, its seeds and a SQLite store: publishes real output into `out`."""
+    """A config, its seeds and its PostgreSQL store: publishes real output into `out`."""
 
-    def __init__(self, root: Path) -> None:
-        write_config(root)
+    def __init__(self, root: Path, url: str) -> None:
+        write_config(root, state=url)
         shutil.copy(SEED_DOC, root / "seeds" / SEED_DOC.name)
-        self.root = root
         self.config: Config = load_config(root / "config.yaml")
         self.out = self.config.output_dir
         self.seeds = root / "seeds"
 
-    def publish(self, url: str, n: int | None = None) -> list[str]:
-        """Add seed `n` (if given) and publish the way a node does: prepare, write, commit."""
+    def publish(self, n: int | None = None, *, out: Path | None = None) -> list[str]:
+        """Add seed `n` (if given) and run once, publishing as a node does: into the folder
+        (`out` for a node with another one) and the database."""
         if n is not None:
             add_seed(self.seeds, n)
-        self.out.mkdir(parents=True, exist_ok=True)
-        with Mirror.open(url, self.out) as mirror, Store.open(self.config.state) as store:
-            mirror.prepare()
-            mirror.begin()
-            written = list(run_once(self.config, store, None, NOW).feeds_written)
-            mirror.commit(written)
-        return written
+        config = replace(self.config, output_dir=out or self.out)
+        assert config.state_url is not None
+        with Store.open(config.state_url) as store:
+            return list(run_once(config, store, None, NOW).feeds_written)
 
 
 @contextmanager
@@ -101,15 +99,15 @@ def db(pg_server: PgServer) -> str:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Site:
+def site(tmp_path: Path, db: str) -> Site:
     (tmp_path / "a").mkdir()
-    return Site(tmp_path / "a")
+    return Site(tmp_path / "a", db)
 
 
 def test_two_nodes_answer_with_the_same_bytes_and_validators(
     db: str, site: Site, tmp_path: Path
 ) -> None:
-    site.publish(db)
+    site.publish()
     with node(db, tmp_path) as a, node(db, tmp_path) as b:
         for path in PATHS:
             ra, rb = httpx.get(a + path), httpx.get(b + path)
@@ -144,11 +142,11 @@ def test_two_nodes_answer_with_the_same_bytes_and_validators(
 def test_a_publish_reaches_every_node(db: str, site: Site, tmp_path: Path) -> None:
     with node(db, tmp_path) as a, node(db, tmp_path) as b:
         assert httpx.get(a + "/atom.xml").status_code == 404  # nothing published yet
-        site.publish(db)
+        site.publish()
         wait_for("the first publish", lambda: httpx.get(b + "/atom.xml").status_code == 200)
         held = {u: httpx.get(u + "/atom.xml").headers["etag"] for u in (a, b)}
         index = httpx.get(a + "/index.html").headers["etag"]
-        written = site.publish(db, 1)
+        written = site.publish(1)
         assert "atom.xml" in written and "index.html" in written
 
         def served(u: str) -> bool:
@@ -166,7 +164,7 @@ def test_a_publish_reaches_every_node(db: str, site: Site, tmp_path: Path) -> No
 def test_a_node_serves_what_it_holds_while_the_database_is_down(
     pg_server: PgServer, db: str, site: Site, tmp_path: Path
 ) -> None:
-    site.publish(db)
+    site.publish()
     with node(db, tmp_path) as a:
         before = httpx.get(a + "/atom.xml")
         pg_server.stop()
@@ -179,7 +177,7 @@ def test_a_node_serves_what_it_holds_while_the_database_is_down(
             wait_for("/healthz to tell", lambda: shown(a)["database_unreachable_since"])
         finally:
             pg_server.start()
-        site.publish(db, 1)
+        site.publish(1)
 
         def caught_up() -> bool:
             return "İzmir'de 1. gün" in httpx.get(a + "/atom.xml").text
@@ -192,14 +190,14 @@ def test_a_node_serves_what_it_holds_while_the_database_is_down(
 def test_a_new_publisher_folder_is_brought_up_to_the_table(
     db: str, site: Site, tmp_path: Path
 ) -> None:
-    site.publish(db)
-    site.publish(db, 1)
+    site.publish()
+    site.publish(1)
     other = tmp_path / "b-out"
     other.mkdir()
     (other / "robots.txt").write_text("User-agent: *\n")  # put there by hand
-    with Mirror.open(db, other) as mirror:
-        mirror.prepare()  # a node taking over publishing, with a folder of its own
-        generation = mirror.commit([])
+    site.publish(out=other)  # a node taking over publishing, with a folder of its own
+    with psycopg.connect(db) as conn:
+        (generation,) = conn.execute("SELECT generation FROM output_generation").fetchone() or ()
     names = set(folder_files(site.out))
     assert set(folder_files(other)) == names | {"robots.txt"}
     for name in names:
@@ -208,20 +206,18 @@ def test_a_new_publisher_folder_is_brought_up_to_the_table(
     with node(db, tmp_path) as a:
         assert httpx.get(a + "/robots.txt").text == "User-agent: *\n"
     # the first folder is behind now (the robots.txt upload): it gets the file too
-    site.publish(db)
+    site.publish()
     assert (site.out / "robots.txt").is_file()
 
 
 def test_files_removed_from_the_folder_leave_the_table(db: str, site: Site, tmp_path: Path) -> None:
-    site.publish(db)
+    site.publish()
     with node(db, tmp_path) as a:
         assert httpx.get(a + "/opml-all.xml").status_code == 200
         (site.out / "opml-all.xml").unlink()
         with psycopg.connect(db, autocommit=True) as conn:  # the hourly look is due
             conn.execute("UPDATE output_generation SET swept = NULL")
-        with Mirror.open(db, site.out) as mirror:
-            mirror.prepare()
-            mirror.commit([])
+        site.publish()
         with psycopg.connect(db) as conn:
             paths = {r[0] for r in conn.execute("SELECT path FROM output_files")}
         assert paths == set(folder_files(site.out))
@@ -229,15 +225,20 @@ def test_files_removed_from_the_folder_leave_the_table(db: str, site: Site, tmp_
                  timeout=10)  # fmt: skip
 
 
-def test_a_publish_cut_off_before_its_commit_is_stored_by_the_next(db: str, site: Site) -> None:
-    site.publish(db)
-    with Mirror.open(db, site.out) as mirror, Store.open(site.config.state) as store:
-        mirror.prepare()
-        mirror.begin()
-        add_seed(site.seeds, 1)
-        run_once(site.config, store, None, NOW)  # files written; killed before the commit
+def test_a_publish_cut_off_before_its_commit_is_stored_by_the_next(
+    db: str, site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site.publish()
+
+    def killed(*_: object) -> None:
+        raise KeyboardInterrupt  # the process dies here: files written, none stored
+
+    with monkeypatch.context() as m:
+        m.setattr(Mirror, "commit", killed)
+        with pytest.raises(KeyboardInterrupt):
+            site.publish(1)
     assert (site.out / MARKER).read_text().split()[1] == "publishing"
-    site.publish(db)
+    site.publish()
     with psycopg.connect(db) as conn:
         rows = dict(conn.execute("SELECT path, body FROM output_files").fetchall())
     assert set(rows) == set(folder_files(site.out))
@@ -249,7 +250,7 @@ def test_a_publish_cut_off_before_its_commit_is_stored_by_the_next(db: str, site
 def test_a_node_never_mixes_two_publishes(db: str, site: Site, tmp_path: Path) -> None:
     """A file first asked for after a newer publish than the node serves makes the node
     take that publish whole first (here the node hears of no publish by itself)."""
-    site.publish(db)
+    site.publish()
     app = create_app(tmp_path / "not-used")
     shared = SharedFiles(url=db, server=app)
     app.use(shared)  # no listener: only requests make this node look at the database
@@ -258,7 +259,7 @@ def test_a_node_never_mixes_two_publishes(db: str, site: Site, tmp_path: Path) -
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://node") as c:
             old = (await c.get("/atom.xml")).content
-            site.publish(db, 1)  # the combined feed and the source's feed both change
+            site.publish(1)  # the combined feed and the source's feed both change
             assert (await c.get("/atom.xml")).content == old  # still the publish it serves
             source = await c.get("/sources/seeds/atom.xml")  # not held: from the new one
             assert "İzmir'de 1. gün" in source.text
@@ -275,7 +276,7 @@ def test_a_file_over_the_bound_is_fetched_for_each_request_never_held(
     big = b"<p>" + b"x" * FILE_MAX_BYTES + b"</p>"
     (site.out).mkdir(parents=True, exist_ok=True)
     (site.out / "big.html").write_bytes(big)  # put there by hand: stored with the output
-    site.publish(db)
+    site.publish()
     app = create_app(tmp_path / "not-used")
     shared = SharedFiles(url=db, server=app)
 
