@@ -361,6 +361,8 @@ def test_two_daemons_on_one_database_serve_the_same_bytes(
 
             later = wait_for("both nodes to serve the next publish", updated, timeout=15)
             assert later[0][1] != first[0][1]
+            assert daemons[0].stop()[0] == 0  # SIGTERM: a clean exit; the other serves on
+            assert httpx.get(b + "atom.xml").content == later[0][0]
         finally:
             for d in daemons:
                 if d.proc and d.proc.poll() is None:
