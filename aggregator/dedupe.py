@@ -45,7 +45,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from aggregator.model import Article
-from aggregator.normalize import canonical_url, fold, html_to_text
+from aggregator.normalize import canonical_url, fold, fold_each, html_to_text
 from aggregator.records import utc_text
 
 ID_SCHEME = "v1"
@@ -98,26 +98,27 @@ def lead_text(article: Article) -> str:
     return html_to_text(html[:end])
 
 
-def match_keys(article: Article, published_utc: str | None = None) -> tuple[str, ...]:
+def match_keys(
+    article: Article, published_utc: str | None = None, minute: str | None = None
+) -> tuple[str, ...]:
     """The record's match keys, each `kind:` + a 96-bit hash of its text (small in memory
-    and in the store; only equality matters). `published_utc`: utc_text(published), when
-    the caller has it already."""
+    and in the store; only equality matters), in the order u, g, then t/l/p or d (or h).
+    `published_utc`, `minute`: utc_text(published) and its GİRİŞ minute, when the caller
+    has them already."""
     keys: list[str] = []
     if article.link:
         keys.append(_key("u", canonical_url(article.link)))
     if article.guid:
         keys.append(_key("g", f"{article.source}\x1f{article.guid}"))
     if article.published_source != "seen":
-        title = fold(article.title)
         if article.date_only:
+            title = fold(article.title)
             if _words(title) >= _MIN_WORDS:
                 keys.append(_key("d", f"{article.published.date().isoformat()}\x1f{title}"))
         else:
-            minute = _minute(article, published_utc or utc_text(article.published))
-            if _words(title) >= _MIN_WORDS:
-                keys.append(_key("t", f"{minute}\x1f{title}"))
-            for kind, text in (("l", article.summary), ("p", lead_text(article))):
-                folded = fold(text)
+            minute = minute or _minute(article, published_utc or utc_text(article.published))
+            texts = fold_each(article.title, article.summary, lead_text(article))
+            for kind, folded in zip("tlp", texts, strict=True):
                 if _words(folded) >= _MIN_WORDS:
                     keys.append(_key(kind, f"{minute}\x1f{folded}"))
     if not keys:  # nothing identifies it but itself
@@ -179,22 +180,25 @@ def candidate(ref: int, article: Article) -> Candidate:
     if not body or (body <= 2 * len(article.summary) + 16
                     and html_to_text(article.content_html) == article.summary):  # fmt: skip
         body = -1
-    plain_minute = not article.date_only and article.published_source != "seen"
-    return Candidate(
-        ref=ref,
-        keys=match_keys(article, published),
-        updated=published if article.updated == article.published else utc_text(article.updated),
-        published=published,
-        content_hash=article.content_hash(),
-        source=article.source,
-        origin=article.origin,
-        categories=article.categories,
-        has_link=article.link is not None,
-        host=site_host(article.link),
-        anchor=_minute(article, published) if plain_minute else anchor(article, published),
-        body=body,
-        has_authors=bool(article.authors),
-        has_image=article.image is not None,
+    if article.date_only or article.published_source == "seen":
+        minute, at = None, anchor(article, published)
+    else:
+        minute = at = _minute(article, published)
+    return Candidate(  # by position: a cold run builds one per record (keywords cost 1 us)
+        ref,
+        match_keys(article, published, minute),
+        published if article.updated == article.published else utc_text(article.updated),
+        published,
+        article.content_hash(),
+        article.source,
+        article.origin,
+        article.categories,
+        article.link is not None,
+        site_host(article.link),
+        at,
+        body,
+        bool(article.authors),
+        article.image is not None,
     )
 
 
@@ -242,7 +246,8 @@ def cluster(candidates: Sequence[Candidate]) -> list[list[Candidate]]:
     owner: dict[str, int] = {}
     held: dict[int, Guids] = {}  # root -> the guids of its records, by source
     for i, cand in enumerate(candidates):
-        if mine := guids([cand]):
+        k = cand.keys  # a guid key comes first or after the URL key (match_keys' order)
+        if (k[0][0] == "g" or (len(k) > 1 and k[1][0] == "g")) and (mine := guids([cand])):
             held[i] = mine
         for key in cand.keys:
             j = owner.setdefault(key, i)
@@ -524,10 +529,11 @@ def plan(
         h = only.content_hash
         aid = known_ids.get(only.keys[0], "") if known_ids else ""
         aid = aid or article_id(only.keys[0])
+        # by position (keywords cost 1 us): id, members, stored, retired, published, site,
+        # fields, best, categories, changed
         return Plan(
-            id=aliases.get(aid, aid) if aliases else aid, members=(only,), stored=None,
-            retired=(), published=only.published, site=only.host,
-            fields=Fields(h, h, h, h, h, h), best=only, categories=only.categories, changed=True,
+            aliases.get(aid, aid) if aliases else aid, (only,), None, (), only.published,
+            only.host, Fields(h, h, h, h, h, h), only, only.categories, True,
         )  # fmt: skip
     found = sorted(found, key=lambda s: (s.published, s.id))
     history = [c for s in found for c in s.revisions]

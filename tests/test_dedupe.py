@@ -269,3 +269,62 @@ def test_signature_is_the_bottom_k_of_the_first_words_shingles(words: list[str])
     shingles = {zlib.crc32(" ".join(first[i : i + 3]).encode()) for i in range(len(first) - 2)}
     smallest = sorted(shingles)[: dedupe.SIGNATURE_SIZE]
     assert dedupe.signature(a) == struct.pack(f"<{len(smallest) + 1}I", len(shingles), *smallest)
+
+
+def _fold_by_definition(text: str) -> str:
+    """fold() as stored match keys were made: NFKC, Turkish lower case, leading labels
+    stripped, every run of non-word characters (re's \\W and "_") one space."""
+    import re
+    import unicodedata
+
+    from aggregator.normalize import _LEADING_LABEL, turkish_lower
+
+    t = turkish_lower(unicodedata.normalize("NFKC", text))
+    while (m := _LEADING_LABEL.match(t)) and m.end():
+        t = t[m.end() :]
+    return re.sub(r"[\W_]+", " ", t).strip()
+
+
+_FOLD_PIECES = st.sampled_from([
+    "İzmir", "IŞIK", "ısı", "Ankara'da", "“bugün”", "–", "—", "...", ". ", ", ", "  ", "\t",
+    "\n", "\x00", "\xa0", "_", "%5", "#etiket", "&", "|", ":", "SON DAKİKA", "Son dakika:",
+    "FLAŞ ", "flas -", "Canlı |", "video:", "Özel haber!", "sıcak gelişme:", "Breaking -",
+    "Güncelleme:", "o\u0308", "\u0307", "ﬁ", "Ⅻ", "ς", "Σ", "12", "a", "b", "s", " ", "ſon dakika:",
+])  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.lists(_FOLD_PIECES, max_size=12).map("".join) | st.text(max_size=30),
+                min_size=1, max_size=4))  # fmt: skip
+def test_folding_several_texts_at_once_gives_each_ones_fold(texts: list[str]) -> None:
+    """Match keys fold title, spot and first paragraph in one pass (normalize.fold_each):
+    each must be what folding it alone gives, or stored keys would stop matching."""
+    from aggregator.normalize import fold_each
+
+    assert fold_each(*texts) == [_fold_by_definition(t) for t in texts]
+    assert [fold(t) for t in texts] == [_fold_by_definition(t) for t in texts]
+
+
+def test_every_label_starts_with_a_label_letter_after_folding_case() -> None:
+    """fold_each skips the label regex for a text whose fold starts with none of
+    LABEL_LETTERS: no code point lower-cases (after NFKC) to another letter the regex,
+    which ignores case, would take for the first letter of a label word."""
+    import re
+    import unicodedata
+
+    from aggregator.normalize import LABEL_LETTERS, turkish_lower
+
+    first = re.compile("[" + "".join(sorted(LABEL_LETTERS)) + "]", re.IGNORECASE)
+    from aggregator.normalize import _LEADING_LABEL
+
+    words = {alternative.replace("\\s*", " ") for group in re.findall(r"\(\?:([^()]*)\)",
+             _LEADING_LABEL.pattern) for alternative in group.split("|")}  # fmt: skip
+    assert {w[0] for w in words} == LABEL_LETTERS and "breaking" in words
+    for w in words:  # each is a label word: a text opening with it and ":" is stripped
+        assert fold(f"{w.upper()}: Ankara'da toplantı") == "ankara da toplantı"
+    odd = [
+        cp for cp in range(0x110000) if not 0xD800 <= cp < 0xE000
+        for ch in turkish_lower(unicodedata.normalize("NFKC", chr(cp)))
+        if first.match(ch) and ch not in LABEL_LETTERS
+    ]  # fmt: skip
+    assert odd == []
