@@ -35,9 +35,7 @@ merges them into the one published first, the other id kept as its alias for goo
 from __future__ import annotations
 
 import hashlib
-import struct
 import uuid
-import zlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -47,14 +45,13 @@ from urllib.parse import urlsplit
 from aggregator.model import Article
 from aggregator.normalize import canonical_url, fold, fold_each, html_to_text
 from aggregator.records import utc_text
+from aggregator.signature import signature as signature  # deciding's inputs, named here too
+from aggregator.signature import similarity as similarity
 
 ID_SCHEME = "v1"
 ID_NAMESPACE = uuid.UUID("0b6f3c1e-5a0d-5f2b-9d0e-616767726567")
 _NAMESPACE_BYTES = ID_NAMESPACE.bytes
 _MIN_WORDS = 3
-SIGNATURE_WORDS = 300  # words of title + spot + body a signature reads (a bound on work)
-SIGNATURE_SIZE = 64  # bottom-k sketch: the k smallest shingle hashes
-_MIN_SHINGLES = 8  # fewer says too little to call two texts the same article
 MAX_PEERS = 64  # articles of one GİRİŞ anchor compared by text (a bound on the work)
 SIMILAR = 0.5  # overlap of word shingles from which same-anchor texts are one article
 
@@ -291,41 +288,6 @@ def _hold(held: dict[int, Guids], root: int, other: int) -> None:
         mine = held.setdefault(root, {})
         for s, ks in theirs.items():
             mine[s] = mine.get(s, frozenset()) | ks
-
-
-# -- whole-text similarity -----------------------------------------------------------------
-def signature(article: Article) -> bytes:
-    """A compact sketch of the whole text (title, spot, body after Turkish folding): the
-    number of distinct 3-word shingles, then the SIGNATURE_SIZE smallest of their CRC-32
-    hashes (a bottom-k MinHash), little-endian uint32s. Empty for a record dated when seen:
-    GİRİŞ is no anchor for it."""
-    if article.published_source == "seen":
-        return b""
-    folded = fold(f"{article.title} {article.summary} {html_to_text(article.content_html)}")
-    # fold() leaves single spaces between words: the shingle "a b c" is b" ".join of three
-    # words, hashed by C-level map()s (a Python loop building f-strings cost a third more)
-    words = folded.encode().split(b" ", SIGNATURE_WORDS)[:SIGNATURE_WORDS]
-    triples = zip(words, words[1:], words[2:], strict=False)
-    shingles = set(map(zlib.crc32, map(b" ".join, triples)))
-    smallest = sorted(shingles)[:SIGNATURE_SIZE]
-    return struct.pack(f"<{len(smallest) + 1}I", len(shingles), *smallest)
-
-
-def similarity(a: bytes, b: bytes) -> float:
-    """Estimated share of the smaller text's shingles the other has (the overlap
-    coefficient: a summary-only copy is as much the article as its full scrape)."""
-    if not a or not b:
-        return 0.0
-    na: int
-    nb: int
-    na, *sa = struct.unpack(f"<{len(a) // 4}I", a)
-    nb, *sb = struct.unpack(f"<{len(b) // 4}I", b)
-    if min(na, nb) < _MIN_SHINGLES:
-        return 0.0
-    set_a, set_b = set(sa), set(sb)
-    sample = sorted(set_a | set_b)[:SIGNATURE_SIZE]
-    jaccard = sum(1 for x in sample if x in set_a and x in set_b) / len(sample)
-    return min(1.0, jaccard * (na + nb) / (1 + jaccard) / min(na, nb))
 
 
 # -- the decision ---------------------------------------------------------------------------

@@ -92,10 +92,16 @@ def fold_each(*texts: str) -> list[str]:
 
 def _fold_alone(text: str) -> str:
     """fold()'s definition, step by step."""
+    return _word_runs(fold_case(text))
+
+
+def fold_case(text: str) -> str:
+    """fold() before the words are picked out: NFKC, Turkish lower case, no leading
+    labels. fold(text) is its runs of letters and digits joined by single spaces."""
     t = turkish_lower(unicodedata.normalize("NFKC", text))
     while (m := _LEADING_LABEL.match(t)) and m.end():
         t = t[m.end() :]
-    return _word_runs(t)
+    return t
 
 
 def _word_runs(t: str) -> str:

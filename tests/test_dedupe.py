@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import random
+import re
 import struct
-import zlib
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -12,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator import dedupe
+from aggregator import signature as signature_module
 from aggregator.model import Article
-from aggregator.normalize import fold, html_to_text
+from aggregator.normalize import fold
 from tests.conftest import ISTANBUL
 
 T0 = datetime(2026, 1, 1, 19, 16, tzinfo=ISTANBUL)
@@ -247,28 +249,53 @@ def test_a_new_guid_matching_a_stored_article_by_url_is_its_own_article() -> Non
     assert plan.id == sid
 
 
-def test_signature_format_stays_readable_by_stores_written_before() -> None:
+def test_signature_format_is_pinned_and_tells_stores_written_before_apart() -> None:
     """A stored signature is compared with ones computed later: the same text must give the
-    same bytes (shingle count, then the smallest CRC-32s of "w1 w2 w3" of the folded text)."""
+    same bytes (version 2, shingle count, the smallest shingle hashes). A store's v1
+    signatures (CRC-32s, no version byte) are told apart, to be computed again."""
     a = art("SON DAKİKA | İzmir’de Kar", summary="Yağış, “bugün” sürecek.",
             content_html="<p>Valilik &amp; AFAD uyardı: yollar kapalı.</p>")  # fmt: skip
-    assert dedupe.signature(a).hex() == (
-        "09000000491ed10e4727d54ef06662546b316a751010f2ad0fbe39b036960abeb7f958c380cdf3f7"
+    v2 = dedupe.signature(a)
+    assert v2.hex() == (
+        "02090000005b28bb0a2a9c792563bf59319029c44e15328a96a6c174c846ba6ccb2e02aadf20c7f2f8"
     )
+    v1 = bytes.fromhex(
+        "09000000491ed10e4727d54ef06662546b316a751010f2ad0fbe39b036960abeb7f958c380cdf3f7"
+    )  # what format 1 made of the same article
+    assert signature_module.is_current(v2) and not signature_module.is_current(v1)
+    assert signature_module.is_current(b"")  # dated when seen: no signature in any version
+    assert dedupe.similarity(v2, v2) == 1.0 and dedupe.similarity(v1, v1) == 1.0
+    assert dedupe.similarity(v1, v2) == 0.0  # different hashes: never compared
+
+
+def _signature_by_definition(a: Article) -> bytes:
+    """Format 2 spelled out in Python integers: fold()'s first words, each hashed as a
+    polynomial over its code points mod 2^64, three by three mixed, the smallest kept."""
+    text = html.unescape(re.sub(r"<[^>]*>", " ", a.content_html[: signature_module.SIGNATURE_HTML]))
+    words = fold(f"{a.title} {a.summary} {text}").split()[: signature_module.SIGNATURE_WORDS]
+    p, mask = 0x100000001B3, (1 << 64) - 1
+    hashes = [sum((ord(ch) + 1) * pow(p, i, 1 << 64) for i, ch in enumerate(w)) & mask
+              for w in words]  # fmt: skip
+    shingles = set()
+    for x, y, z in zip(hashes, hashes[1:], hashes[2:], strict=False):
+        h = (x * 0x9E3779B97F4A7C15 + y * 0xC2B2AE3D27D4EB4F + z * 0x165667B19E3779F9) & mask
+        h ^= h >> 31
+        h = (h * 0xFF51AFD7ED558CCD) & mask
+        h ^= h >> 29
+        shingles.add(h >> 32)
+    smallest = sorted(shingles)[: signature_module.SIGNATURE_SIZE]
+    return struct.pack(f"<BI{len(smallest)}I", 2, len(shingles), *smallest)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from(["İzmir", "ısı", "Kar,", "kar", "“bugün”", "-", "AFAD", "&amp;",
-                                 "yağış.", "12", "<b>", "</b>", "son", "dakika", "|"]),
+                                 "yağış.", "12", "<b>", "</b>", "son", "dakika", "|", "𝐀𝐁",
+                                 "\U00020000", "😀", "\ud800", "ﬁ"]),
                 max_size=400))  # fmt: skip
 def test_signature_is_the_bottom_k_of_the_first_words_shingles(words: list[str]) -> None:
     body = " ".join(words)
     a = art("Başlık burada", summary="", content_html=f"<p>{body}</p>")
-    folded = fold(f"{a.title} {a.summary} {html_to_text(a.content_html)}").split()
-    first = folded[: dedupe.SIGNATURE_WORDS]
-    shingles = {zlib.crc32(" ".join(first[i : i + 3]).encode()) for i in range(len(first) - 2)}
-    smallest = sorted(shingles)[: dedupe.SIGNATURE_SIZE]
-    assert dedupe.signature(a) == struct.pack(f"<{len(smallest) + 1}I", len(shingles), *smallest)
+    assert dedupe.signature(a) == _signature_by_definition(a)
 
 
 def _fold_by_definition(text: str) -> str:
