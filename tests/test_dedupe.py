@@ -257,7 +257,7 @@ def test_signature_format_is_pinned_and_tells_stores_written_before_apart() -> N
             content_html="<p>Valilik &amp; AFAD uyardı: yollar kapalı.</p>")  # fmt: skip
     v2 = dedupe.signature(a)
     assert v2.hex() == (
-        "02090000005b28bb0a2a9c792563bf59319029c44e15328a96a6c174c846ba6ccb2e02aadf20c7f2f8"
+        "0209000000c123242922893145c7cd7864ef258e6e5409fd84c9e47eb197e5a1b192717cbfddf713f2"
     )
     v1 = bytes.fromhex(
         "09000000491ed10e4727d54ef06662546b316a751010f2ad0fbe39b036960abeb7f958c380cdf3f7"
@@ -274,15 +274,12 @@ def _signature_by_definition(a: Article) -> bytes:
     text = html.unescape(re.sub(r"<[^>]*>", " ", a.content_html[: signature_module.SIGNATURE_HTML]))
     words = fold(f"{a.title} {a.summary} {text}").split()[: signature_module.SIGNATURE_WORDS]
     p, mask = 0x100000001B3, (1 << 64) - 1
-    hashes = [sum((ord(ch) + 1) * pow(p, i, 1 << 64) for i, ch in enumerate(w)) & mask
-              for w in words]  # fmt: skip
+    hashes = [sum(ord(ch) * pow(p, i, 1 << 64) for i, ch in enumerate(w)) & mask for w in words]
     shingles = set()
     for x, y, z in zip(hashes, hashes[1:], hashes[2:], strict=False):
-        h = (x * 0x9E3779B97F4A7C15 + y * 0xC2B2AE3D27D4EB4F + z * 0x165667B19E3779F9) & mask
+        h = ((x * 0x9E3779B97F4A7C15 + y) * 0xC2B2AE3D27D4EB4F + z) & mask
         h ^= h >> 31
-        h = (h * 0xFF51AFD7ED558CCD) & mask
-        h ^= h >> 29
-        shingles.add(h >> 32)
+        shingles.add(((h * 0xFF51AFD7ED558CCD) & mask) >> 32)
     smallest = sorted(shingles)[: signature_module.SIGNATURE_SIZE]
     return struct.pack(f"<BI{len(smallest)}I", 2, len(shingles), *smallest)
 
