@@ -46,7 +46,6 @@ from aggregator.model import Article
 from aggregator.normalize import canonical_url, fold, fold_each, html_to_text
 from aggregator.records import utc_text
 from aggregator.signature import signature as signature  # deciding's inputs, named here too
-from aggregator.signature import is_current as signature_is_current
 from aggregator.signature import similarity as similarity
 
 ID_SCHEME = "v1"

@@ -17,6 +17,7 @@ one 4n + 1); a store recomputes an old one from the article's record when it nex
 
 from __future__ import annotations
 
+import bisect
 import html
 import re
 import struct
@@ -89,10 +90,9 @@ def similarity(a: bytes, b: bytes) -> float:
         na, sa, nb, sb = nb, sb, na, sa
     if na < MIN_SHINGLES:
         return 0.0
-    theirs = set(sb)
-    top = sb[-1] if nb > len(sb) else 0xFFFFFFFF  # all of theirs is known up to here
-    mine = [x for x in sa if x <= top]
-    return sum(1 for x in mine if x in theirs) / len(mine) if mine else 0.0
+    # every hash of theirs is known up to their largest (all of them, if none was left out)
+    seen = bisect.bisect_right(sa, sb[-1]) if nb > len(sb) else len(sa)
+    return len(set(sb).intersection(sa[:seen])) / seen if seen else 0.0
 
 
 _cached: list[Any] = []
