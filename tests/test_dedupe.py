@@ -6,6 +6,7 @@ import html
 import random
 import re
 import struct
+import unicodedata
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from aggregator import dedupe
 from aggregator import signature as signature_module
 from aggregator.model import Article
-from aggregator.normalize import fold
+from aggregator.normalize import _LEADING_LABEL, LABEL_LETTERS, fold, fold_each, turkish_lower
 from tests.conftest import ISTANBUL
 
 T0 = datetime(2026, 1, 1, 19, 16, tzinfo=ISTANBUL)
@@ -298,11 +299,6 @@ def test_signature_is_the_bottom_k_of_the_first_words_shingles(words: list[str])
 def _fold_by_definition(text: str) -> str:
     """fold() as stored match keys were made: NFKC, Turkish lower case, leading labels
     stripped, every run of non-word characters (re's \\W and "_") one space."""
-    import re
-    import unicodedata
-
-    from aggregator.normalize import _LEADING_LABEL, turkish_lower
-
     t = turkish_lower(unicodedata.normalize("NFKC", text))
     while (m := _LEADING_LABEL.match(t)) and m.end():
         t = t[m.end() :]
@@ -323,8 +319,6 @@ _FOLD_PIECES = st.sampled_from([
 def test_folding_several_texts_at_once_gives_each_ones_fold(texts: list[str]) -> None:
     """Match keys fold title, spot and first paragraph in one pass (normalize.fold_each):
     each must be what folding it alone gives, or stored keys would stop matching."""
-    from aggregator.normalize import fold_each
-
     assert fold_each(*texts) == [_fold_by_definition(t) for t in texts]
     assert [fold(t) for t in texts] == [_fold_by_definition(t) for t in texts]
 
@@ -333,14 +327,7 @@ def test_every_label_starts_with_a_label_letter_after_folding_case() -> None:
     """fold_each skips the label regex for a text whose fold starts with none of
     LABEL_LETTERS: no code point lower-cases (after NFKC) to another letter the regex,
     which ignores case, would take for the first letter of a label word."""
-    import re
-    import unicodedata
-
-    from aggregator.normalize import LABEL_LETTERS, turkish_lower
-
     first = re.compile("[" + "".join(sorted(LABEL_LETTERS)) + "]", re.IGNORECASE)
-    from aggregator.normalize import _LEADING_LABEL
-
     words = {alternative.replace("\\s*", " ") for group in re.findall(r"\(\?:([^()]*)\)",
              _LEADING_LABEL.pattern) for alternative in group.split("|")}  # fmt: skip
     assert {w[0] for w in words} == LABEL_LETTERS and "breaking" in words
