@@ -368,3 +368,47 @@ def test_two_daemons_on_one_database_serve_the_same_bytes(
                 if d.proc and d.proc.poll() is None:
                     d.proc.kill()
                     d.proc.wait()
+
+
+def test_the_publisher_killed_another_node_publishes_and_serves_the_same_bytes(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    url = pg_server.database("failover")
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    shutil.copy(SEED_DOC, seeds / SEED_DOC.name)
+    with serve_in_thread() as web:
+        daemons: dict[str, Daemon] = {}
+        try:
+            for name in "ab":
+                (tmp_path / name).mkdir()
+                (tmp_path / name / "config.yaml").write_text(
+                    NODE_CONFIG.format(url=url, seeds=seeds, base=web.base), encoding="utf-8"
+                )
+                daemons[name] = Daemon(tmp_path / name).start()
+            wait_for("a publish", lambda: all(d.health()[0] == 200 for d in daemons.values()),
+                     timeout=30)  # fmt: skip
+            # the node holding the publisher lock (with one node alone publishing), else a
+            names = {d.health()[1].get("node"): key for key, d in daemons.items()}
+            killed_key = names.get(daemons["a"].health()[1].get("publisher"), "a")
+            killed = daemons[killed_key]
+            survivor = daemons["b" if killed_key == "a" else "a"]
+            assert killed.proc is not None
+            killed.proc.kill()
+            killed.proc.wait()
+            title = add_seed(seeds, 1)
+
+            def served() -> bytes | None:
+                r = httpx.get(survivor.url("/atom.xml"))
+                return r.content if title.encode() in r.content else None
+
+            body = wait_for("the survivor to publish and serve", served, timeout=30)
+            # its own folder became the complete output before it published into it
+            assert (survivor.root / "feeds" / "atom.xml").read_bytes() == body
+            index = httpx.get(survivor.url("/index.html"))
+            assert index.content == (survivor.root / "feeds" / "index.html").read_bytes()
+        finally:
+            for d in daemons.values():
+                if d.proc and d.proc.poll() is None:
+                    d.proc.kill()
+                    d.proc.wait()
