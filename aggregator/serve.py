@@ -362,7 +362,8 @@ class FeedServer:
     async def published(self, written: Iterable[str]) -> None:
         """A publish wrote these files (paths relative to the output folder): reload the
         ones held, off the event loop, and swap each in whole."""
-        reals = {r for r in (resolve(self.root, w) for w in written) if r}
+        paths = list(written)  # resolved off the loop too: a first publish writes thousands
+        reals = await asyncio.to_thread(lambda: {r for w in paths if (r := resolve(self.root, w))})
         stale = [(key, e.real) for key, e in self._files.items() if e.real in reals]
         if not stale:
             return
