@@ -16,7 +16,7 @@ import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -340,19 +340,25 @@ class _Renderer:
             self._pool.shutdown(wait=True)
 
 
-def _batches(feeds: Iterable[FeedSet], listing: list[FeedSet]) -> Iterator[list[FeedSet]]:
-    """The feeds to render, RENDER_BATCH at a time (the last one shorter); every feed goes
-    to `listing` as it is reached, its entries dropped once it is listed."""
+def _batches(
+    site: Site, feeds: Iterable[FeedSet], listing: list[pages.Listed], headlines: list[Entry]
+) -> Iterator[tuple[list[FeedSet], bool]]:
+    """The feeds to render, RENDER_BATCH at a time, each batch with whether it is the last;
+    every feed joins `listing` as it is reached, and the first one's newest entries are the
+    index's `headlines`."""
     batch: list[FeedSet] = []
     for feed in feeds:
-        listing.append(replace(feed, entries=feed.entries[:INDEX_HEADLINES], archives=(),
-                               kept=feed.listing))  # fmt: skip
+        if not listing:
+            headlines += feed.entries[:INDEX_HEADLINES]
+        count, newest = feed.listing
+        listing.append(pages.Listed(folder=feed.folder, title=_feed_title(site, feed.title),
+                                    group=feed.group, count=count, newest=newest))  # fmt: skip
         if feed.kept is None:
             batch.append(feed)
             if len(batch) == RENDER_BATCH:
-                yield batch
+                yield batch, False
                 batch = []
-    yield batch
+    yield batch, True
 
 
 def publish(site: Site, output_dir: Path, feeds: Iterable[FeedSet], total: int) -> list[str]:
@@ -366,36 +372,26 @@ def publish(site: Site, output_dir: Path, feeds: Iterable[FeedSet], total: int) 
     only under a derived feed's folder (categories/x/, sources/x/, feeds/x/, articles/)
     are OutputIncomplete, one line per feed."""
     sweep_temporaries(output_dir)
-    listed: list[FeedSet] = []
+    listing: list[pages.Listed] = []
+    headlines: list[Entry] = []
     with _Writer(output_dir) as writer, _Renderer(site) as render:
         done: set[str] = set()
         previous: Iterator[list[tuple[str, bytes]]] = iter(())
-        batches = _batches(feeds, listed)
-        batch = next(batches)
-        while True:
-            following = next(batches, None)
+        for batch, last in _batches(site, feeds, listing, headlines):
             for feed in batch:
                 archived = (e for _, page in feed.archives for e in page)
                 for entry in (*feed.entries, *archived):
                     if entry.article.link is None and entry.id not in done:
                         done.add(entry.id)
                         writer.put(page_path(entry.id), pages.article_page(site, entry))
-            rendering = render(batch, last=following is None)  # the pool starts on it
+            rendering = render(batch, last)  # rendered while the batch before is written
             for files in previous:
                 for rel, data in files:
                     writer.put(rel, data)
-            if following is None:
-                break
-            previous, batch = rendering, following
-        for files in rendering:
+            previous = rendering
+        for files in previous:
             for rel, data in files:
                 writer.put(rel, data)
-        listing = [
-            pages.Listed(folder=feed.folder, title=_feed_title(site, feed.title),
-                         group=feed.group, count=feed.listing[0], newest=feed.listing[1])
-            for feed in listed
-        ]  # fmt: skip
-        headlines = listed[0].entries[:INDEX_HEADLINES] if listed else ()
         writer.put("index.html", pages.index_page(site, listing, total, headlines))
         writer.put(pages.OPML, pages.opml(site, pages.for_readers(listing)))
         writer.put(pages.OPML_ALL, pages.opml(site, listing))
