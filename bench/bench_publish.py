@@ -62,8 +62,8 @@ def fill(store: Store, size: int, now: datetime) -> None:
         store.stage_begin()
         candidates = []
         for start in range(0, size, 20_000):
-            rows = [(dedupe.candidate(k, article(k)), pack_record(article(k)))
-                    for k in range(start, min(size, start + 20_000))]  # fmt: skip
+            chunk = [article(k) for k in range(start, min(size, start + 20_000))]
+            rows = [(dedupe.candidate(start + n, a), pack_record(a)) for n, a in enumerate(chunk)]
             store.stage(rows, now)
             candidates += [c for c, _ in rows]
         store.merge(dedupe.cluster(candidates), now)
