@@ -8,7 +8,8 @@ oldest first; a page is rebuilt only when its articles or the site settings chan
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -36,43 +37,67 @@ def matcher(words: tuple[str, ...]) -> Callable[[Article], bool] | None:
     return keep
 
 
-def plan(config: Config, store: Store, fingerprint: str) -> tuple[list[FeedSet], dict[str, str]]:
-    """Feed sets to publish, and the publish state to remember once they are written (archive
-    page digests; which source and category feeds are published as they stand).
+@dataclass(frozen=True)
+class Plan:
+    """What a publish writes. `feeds` reads each feed's entries only as it is reached (a
+    publish never holds them all); `rebuilding` is the publish state to commit before any
+    file is written; `state` the one to remember once `feeds` is used up and written."""
+
+    feeds: Iterator[FeedSet]
+    rebuilding: dict[str, str | None]
+    state: dict[str, str]
+
+
+def plan(config: Config, store: Store, fingerprint: str) -> Plan:
+    """The feeds to publish: the combined feed, one per source and category, the named ones.
 
     A source or category feed whose articles no merge or expiry touched since it was
     published (`feed:<folder>` is still in the publish state) is `kept`: neither read nor
     rendered. A touched one is rendered only when its articles or their versions differ
     from those it was published with (`digest:<folder>`). So a publish costs what changed,
     whatever the store holds; the combined and named feeds (a fixed number) are always
-    rendered."""
+    rendered. The digests of touched feeds go before anything is written (`rebuilding`),
+    so a publish killed (or failing) half way through their files never leaves one
+    remembered as matching what its files hold; those found unchanged get theirs back."""
     n = config.max_items
     count, pages, state = 0, [], {}  # type: tuple[int, list[tuple[int, list[Entry]]], dict[str, str]]
     if config.archive:
         count, pages, state = _archive(config, store, fingerprint)
     untouched = store.publish_states("feed:")
     digests = store.publish_states("digest:")
-    feeds = [FeedSet(folder="", title=config.title, group=ALL, entries=store.latest(n),
-                     archive_count=count, archives=pages)]  # fmt: skip
-
-    def derived(
-        folder: str, title: str, group: str, sources: Sequence[str] = (),
-        categories: Sequence[str] = (),
-    ) -> FeedSet:  # fmt: skip
+    derived_feeds: list[tuple[str, str, str, list[str], list[str]]] = [
+        (f"sources/{source.name}/", source.name, SOURCES, [source.name], [])
+        for source in config.sources
+    ] + [
+        (f"categories/{slug}/", name, CATEGORIES, [], [slug])
+        for slug, name in _largest_categories(store.categories())
+    ]  # fmt: skip
+    kept: dict[str, tuple[int, datetime | None]] = {}
+    comparable: set[str] = set()  # touched, on disk: kept if its digest still matches
+    for folder, *_ in derived_feeds:
         on_disk = all(Path(config.output_dir, folder, name).is_file()
                       for name in ("atom.xml", "rss.xml", "feed.json"))  # fmt: skip
-        remembered = digests.get(folder, "").split(" ")
-        if on_disk and folder in untouched and len(remembered) == 3:
+        if on_disk and len(digests.get(folder, "").split(" ")) == 3:
+            if folder in untouched:
+                kept[folder] = _listing(digests[folder].split(" "))
+            else:
+                comparable.add(folder)
+
+    def derived(
+        folder: str, title: str, group: str, sources: Sequence[str], categories: Sequence[str]
+    ) -> FeedSet:  # fmt: skip
+        if folder in kept:
             return FeedSet(folder=folder, title=title, group=group, entries=(),
-                           kept=_listing(remembered))  # fmt: skip
+                           kept=kept[folder])  # fmt: skip
         versions = store.select_versions(n, sources=sources, categories=categories)
         h = hashlib.blake2b(title.encode(), digest_size=16)
         for row in versions:
             h.update("\x1f".join(row).encode() + b"\x1e")
         state["feed:" + folder] = ""
-        if on_disk and remembered[0] == h.hexdigest():
+        if folder in comparable and digests[folder].split(" ")[0] == h.hexdigest():
+            state["digest:" + folder] = digests[folder]
             return FeedSet(folder=folder, title=title, group=group, entries=(),
-                           kept=_listing(remembered))  # fmt: skip
+                           kept=_listing(digests[folder].split(" ")))  # fmt: skip
         entries = store.entries_by_ids([aid for aid, _, _ in versions])
         feed = FeedSet(folder=folder, title=title, group=group, entries=entries)
         count, newest = feed.listing
@@ -81,24 +106,19 @@ def plan(config: Config, store: Store, fingerprint: str) -> tuple[list[FeedSet],
         )
         return feed
 
-    for source in config.sources:
-        feeds.append(derived(f"sources/{source.name}/", source.name, SOURCES,
-                             sources=[source.name]))  # fmt: skip
-    for slug, name in _largest_categories(store.categories()):
-        feeds.append(derived(f"categories/{slug}/", name, CATEGORIES, categories=[slug]))
-    for feed in config.feeds:
-        feeds.append(_named(feed, store, n))
-    return feeds, state
+    def feeds() -> Iterator[FeedSet]:
+        yield FeedSet(folder="", title=config.title, group=ALL, entries=store.latest(n),
+                      archive_count=count, archives=pages)  # fmt: skip
+        for spec in derived_feeds:
+            yield derived(*spec)
+        for feed in config.feeds:
+            yield _named(feed, store, n)
 
-
-def rebuilding(feeds: list[FeedSet]) -> dict[str, str | None]:
-    """Publish state to commit before the source and category feeds about to be rendered
-    are written: their digests go, so a publish killed (or failing) half way through
-    their files never leaves one remembered as matching what its files hold."""
-    return {
-        "digest:" + feed.folder: None
-        for feed in feeds if feed.kept is None and feed.group in (SOURCES, CATEGORIES)
+    rebuilding: dict[str, str | None] = {
+        "digest:" + folder: None for folder, *_ in derived_feeds
+        if folder not in kept and folder in digests
     }  # fmt: skip
+    return Plan(feeds=feeds(), rebuilding=rebuilding, state=state)
 
 
 def written_state(state: dict[str, str], failed: tuple[str, ...]) -> dict[str, str | None]:

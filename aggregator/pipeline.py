@@ -318,10 +318,11 @@ def _write_output(config: Config, store: Store, now: datetime) -> list[str]:
         or not (config.output_dir / "index.html").is_file()
     ):
         store.forget_published_feeds()  # new settings or code: every feed is rebuilt
-    feeds, state = feedplan.plan(config, store, fingerprint)
-    store.set_publish_state(feedplan.rebuilding(feeds))
+    plan = feedplan.plan(config, store, fingerprint)
+    store.set_publish_state(plan.rebuilding)
+    state = plan.state  # complete once publish has used up plan.feeds
     try:
-        written = publish(site_of(config), config.output_dir, feeds, store.count())
+        written = publish(site_of(config), config.output_dir, plan.feeds, store.count())
     except OutputIncomplete as e:
         # the feeds written stay remembered; the rest (and with a failed article page,
         # every rebuilt feed, whose pages are written with it) is redone by the next publish

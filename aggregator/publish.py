@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -243,10 +243,20 @@ def newest(entries: Sequence[Entry]) -> datetime | None:
     return max((max(e.article.updated, e.article.published) for e in entries), default=None)
 
 
+_swept: set[Path] = set()  # output folders this process has swept
+
+
 def sweep_temporaries(output_dir: Path) -> int:
     """Remove write_atomic's temporary files left by a kill mid-write (never served: dotfiles).
     Each name carries its writer's pid: a file of a live process is kept, since two configs
-    may share one output folder and publish at once (each under its own store's lock)."""
+    may share one output folder and publish at once (each under its own store's lock).
+    Once per folder and process: a kill ends the process, so only an earlier one can have
+    left any, and walking a folder of article pages at every publish costs what the store
+    holds, not what changed."""
+    folder = output_dir.absolute()
+    if folder in _swept:
+        return 0
+    _swept.add(folder)
     removed = 0
     for root, _dirs, files in os.walk(output_dir):
         for name in files:
@@ -301,46 +311,87 @@ def render_feed(site: Site, feed: FeedSet) -> list[tuple[str, bytes]]:
 
 INDEX_HEADLINES = 15  # newest articles listed on index.html, above the feeds
 POOL_FEEDS = 24  # fewer feeds than this: rendering in this process beats starting workers
+RENDER_BATCH = 32  # feeds rendered at a time: only these hold their entries in memory
 
 
-def _render_all(site: Site, feeds: Sequence[FeedSet]) -> Iterator[list[tuple[str, bytes]]]:
-    """Rendered feeds in order; many feeds (one per source and category) use every core."""
-    workers = os.cpu_count() or 1
-    if len(feeds) < POOL_FEEDS or workers < 2:
-        yield from (render_feed(site, feed) for feed in feeds)
-        return
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        yield from pool.map(render_feed, itertools.repeat(site), feeds, chunksize=8)
+class _Renderer:
+    """Renders feeds in batches as they come; many feeds (one per source and category) use
+    every core, in worker processes started only once a publish has POOL_FEEDS to render."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __call__(self, feeds: Sequence[FeedSet], last: bool) -> Iterator[list[tuple[str, bytes]]]:
+        """Rendered files of each feed, in order (lazily, when from the pool)."""
+        workers = os.cpu_count() or 1
+        if self._pool is None and (workers < 2 or (last and len(feeds) < POOL_FEEDS)):
+            return (render_feed(self.site, feed) for feed in feeds)
+        if self._pool is None:
+            context = multiprocessing.get_context("forkserver")
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        return self._pool.map(render_feed, itertools.repeat(self.site), feeds, chunksize=8)
+
+    def __enter__(self) -> _Renderer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
-def publish(site: Site, output_dir: Path, feeds: Sequence[FeedSet], total: int) -> list[str]:
+def _batches(
+    site: Site, feeds: Iterable[FeedSet], listing: list[pages.Listed], headlines: list[Entry]
+) -> Iterator[tuple[list[FeedSet], bool]]:
+    """The feeds to render, RENDER_BATCH at a time, each batch with whether it is the last;
+    every feed joins `listing` as it is reached, and the first one's newest entries are the
+    index's `headlines`."""
+    batch: list[FeedSet] = []
+    for feed in feeds:
+        if not listing:
+            headlines += feed.entries[:INDEX_HEADLINES]
+        count, newest = feed.listing
+        listing.append(pages.Listed(folder=feed.folder, title=_feed_title(site, feed.title),
+                                    group=feed.group, count=count, newest=newest))  # fmt: skip
+        if feed.kept is None:
+            batch.append(feed)
+            if len(batch) == RENDER_BATCH:
+                yield batch, False
+                batch = []
+    yield batch, True
+
+
+def publish(site: Site, output_dir: Path, feeds: Iterable[FeedSet], total: int) -> list[str]:
     """Write every output file that changed; return the relative paths written.
-    `feeds[0]` is the combined feed; `total` is the number of stored articles.
+    The first feed is the combined feed; `total` is the number of stored articles. `feeds`
+    may be an iterator that reads each feed's entries as it is reached: a batch of feeds
+    is rendered while the next is read, so a publish never holds every feed's entries.
 
     One file that cannot be written never stops the others: every file is tried. A failure
     in the output folder itself (combined feed, index, OPML) is a PublishError; failures
     only under a derived feed's folder (categories/x/, sources/x/, feeds/x/, articles/)
     are OutputIncomplete, one line per feed."""
     sweep_temporaries(output_dir)
-    rendered = [feed for feed in feeds if feed.kept is None]
-    with _Writer(output_dir) as writer:
+    listing: list[pages.Listed] = []
+    headlines: list[Entry] = []
+    with _Writer(output_dir) as writer, _Renderer(site) as render:
         done: set[str] = set()
-        for feed in rendered:
-            archived = (e for _, page in feed.archives for e in page)
-            for entry in (*feed.entries, *archived):
-                if entry.article.link is None and entry.id not in done:
-                    done.add(entry.id)
-                    writer.put(page_path(entry.id), pages.article_page(site, entry))
-        for files in _render_all(site, rendered):
+        previous: Iterator[list[tuple[str, bytes]]] = iter(())
+        for batch, last in _batches(site, feeds, listing, headlines):
+            for feed in batch:
+                archived = (e for _, page in feed.archives for e in page)
+                for entry in (*feed.entries, *archived):
+                    if entry.article.link is None and entry.id not in done:
+                        done.add(entry.id)
+                        writer.put(page_path(entry.id), pages.article_page(site, entry))
+            rendering = render(batch, last)  # rendered while the batch before is written
+            for files in previous:
+                for rel, data in files:
+                    writer.put(rel, data)
+            previous = rendering
+        for files in previous:
             for rel, data in files:
                 writer.put(rel, data)
-        listing = [
-            pages.Listed(folder=feed.folder, title=_feed_title(site, feed.title),
-                         group=feed.group, count=feed.listing[0], newest=feed.listing[1])
-            for feed in feeds
-        ]  # fmt: skip
-        headlines = feeds[0].entries[:INDEX_HEADLINES] if feeds else ()
         writer.put("index.html", pages.index_page(site, listing, total, headlines))
         writer.put(pages.OPML, pages.opml(site, pages.for_readers(listing)))
         writer.put(pages.OPML_ALL, pages.opml(site, listing))

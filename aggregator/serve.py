@@ -400,7 +400,8 @@ class FeedServer:
         ones held, off the event loop, and swap each in whole."""
         if self._source is not None:
             return await self._source.refresh()
-        reals = {r for r in (resolve(self.root, w) for w in written) if r}
+        paths = list(written)  # resolved off the loop too: a first publish writes thousands
+        reals = await asyncio.to_thread(lambda: {r for w in paths if (r := resolve(self.root, w))})
         stale = [(key, e.real) for key, e in self._files.items() if e.real in reals]
         if not stale:
             return

@@ -5,7 +5,10 @@
 Prints the machine's reference rate (the issue's read + decode + split loop: its speed
 drifts, so figures compare only next to it), then files/s and peak memory (max RSS of the
 regenerate process) for cold runs, a second run with nothing changed, and de-duplication
-throughput on the parsed records.
+throughput on the parsed records. Each cold run sits between two plain serial passes over
+the same files in this process (read, parse, pack, insert into a bare SQLite table, one
+Atom feed of the newest 50: issue 16's yardstick, without de-duplication, revisions,
+per-source/category feeds or worker processes), and its ratio to their mean is printed.
 """
 
 from __future__ import annotations
@@ -105,14 +108,21 @@ def main() -> None:
     )
     print(f"cores: {os.cpu_count()}")
     reference_rate(root / "seeds")
-    colds = []
+    colds, ratios = [], []
+    serial = serial_pass(root / "seeds", root / "serial", args.files)
     for _ in range(args.runs):
         for leftover in ("state", "out"):
             shutil.rmtree(root / leftover, ignore_errors=True)
         colds.append(timed_run(config, "cold", args.files))
+        after = serial_pass(root / "seeds", root / "serial", args.files)
+        ratios.append(colds[-1] / ((serial + after) / 2))
+        print(f"  cold / serial pass (mean of the two around it): {ratios[-1]:.2f}x")
+        serial = after
     if args.runs > 1:
         print(f"cold runs: {', '.join(f'{t:.2f}' for t in colds)} s; median "
-              f"{statistics.median(colds):.2f} s")  # fmt: skip
+              f"{statistics.median(colds):.2f} s; ratios to the serial pass "
+              f"{', '.join(f'{r:.2f}' for r in ratios)}, median "
+              f"{statistics.median(ratios):.2f}x")  # fmt: skip
     timed_run(config, "nothing changed", args.files)
     store = root / "state" / "agg.sqlite3"
     size = sum(p.stat().st_size for p in store.parent.iterdir())
@@ -130,6 +140,42 @@ def reference_rate(folder: Path, limit: int = 30_000) -> None:
         path.read_bytes().decode("utf-8").splitlines()
     rate = len(paths) / (time.perf_counter() - started)
     print(f"reference: read + decode + split {rate:,.0f} files/s on one core (issue: ~43,000)")
+
+
+def serial_pass(folder: Path, scratch: Path, files: int) -> float:
+    """Issue 16's reference for a cold `regenerate`: one process, one core, no
+    de-duplication: read each file, parse it, pack its record, insert it into a bare SQLite
+    table (one transaction), then write one Atom feed of the newest 50."""
+    import hashlib
+    import sqlite3
+
+    from aggregator.model import Entry
+    from aggregator.publish import Site, atom_bytes
+    from aggregator.records import article_from_json, pack_record, unpack_record
+    from aggregator.sources.seedfile import parse_seed
+
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    site = Site(title="Bench", url="http://127.0.0.1:8080/", language="tr", timezone=TZ)
+    started = time.perf_counter()
+    conn = sqlite3.connect(scratch / "plain.sqlite3", isolation_level=None)
+    conn.execute("CREATE TABLE a (path TEXT PRIMARY KEY, published TEXT, record BLOB)")
+    conn.execute("CREATE INDEX a_by_published ON a (published)")
+    conn.execute("BEGIN")
+    for path in sorted(folder.iterdir()):
+        article = parse_seed(path.read_bytes(), origin=str(path), source="seeds", tz=TZ)
+        conn.execute("INSERT OR REPLACE INTO a VALUES (?, ?, ?)",
+                     (str(path), article.published.isoformat(), pack_record(article)))  # fmt: skip
+    conn.execute("COMMIT")
+    rows = conn.execute("SELECT path, record FROM a ORDER BY published DESC LIMIT 50").fetchall()
+    entries = [Entry(id="urn:sha1:" + hashlib.sha1(p.encode()).hexdigest(),
+                     article=article_from_json(unpack_record(r))) for p, r in rows]  # fmt: skip
+    (scratch / "atom.xml").write_bytes(atom_bytes(site, entries))
+    conn.close()
+    elapsed = time.perf_counter() - started
+    print(f"{'serial pass':>16}: {elapsed:6.2f}s  {files / elapsed:9.0f} files/s  "
+          "(read + parse + store + Atom, one process)", flush=True)  # fmt: skip
+    return elapsed
 
 
 def bench_dedupe(n: int) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -99,3 +101,53 @@ def test_temporaries_left_by_a_kill_mid_write_are_swept(tmp_path: Path) -> None:
     )
     assert not list(tmp_path.rglob(".*.tmp"))
     assert (tmp_path / "keep.txt").exists() and (tmp_path / "atom.xml").exists()
+
+
+def test_a_publish_of_many_feeds_read_as_it_goes_writes_what_each_feed_renders(
+    tmp_path: Path,
+) -> None:
+    """Feeds come from an iterator and are rendered in batches (worker processes beyond a
+    few): every file is byte for byte what rendering that feed alone gives, article pages
+    are written once, and the index lists every feed, kept ones too, in order."""
+    from aggregator import pages
+    from aggregator.publish import RENDER_BATCH, render_feed
+
+    base = seed_entry()
+    entries = [
+        Entry(id=f"urn:uuid:00000000-0000-5000-8000-{i:012d}",
+              article=replace(base.article, title=f"Haber {i}",
+                              published=base.article.published - timedelta(minutes=i),
+                              link=None if i % 3 else f"http://haber.test/{i}"))
+        for i in range(40)
+    ]  # fmt: skip
+    count = 2 * RENDER_BATCH + 5
+    pulled: list[int] = []
+
+    def feeds() -> Iterator[FeedSet]:
+        for k in range(count):
+            pulled.append(k)
+            if k % 7 == 6:  # published before as it stands: listed, not rendered
+                yield FeedSet(folder=f"sources/k{k}/", title=f"k{k}", group="Kaynaklar",
+                              entries=(), kept=(3, base.article.published))  # fmt: skip
+            else:
+                yield FeedSet(folder="" if k == 0 else f"sources/s{k}/", title=f"s{k}",
+                              group="Kaynaklar", entries=entries[k % 10 : k % 10 + 12])  # fmt: skip
+
+    written = publish(SITE, tmp_path, feeds(), len(entries))
+    assert pulled == list(range(count))
+    expected = {}
+    for feed in feeds():
+        if feed.kept is None:
+            expected.update(render_feed(SITE, feed))
+    for rel, data in expected.items():
+        assert (tmp_path / rel).read_bytes() == data, rel
+    linkless = {e.id for e in entries[:21] if e.article.link is None}
+    assert sorted(p.name for p in (tmp_path / "articles").iterdir()) == sorted(
+        pages.page_path(i).removeprefix("articles/") for i in linkless
+    )
+    assert len(written) == len(set(written))
+    index = (tmp_path / "index.html").read_text(encoding="utf-8")
+    folders = [f"sources/{'k' if k % 7 == 6 else 's'}{k}/atom.xml" for k in range(1, count)]
+    assert [index.index(f'href="{f}"') for f in folders] == sorted(
+        index.index(f'href="{f}"') for f in folders
+    )

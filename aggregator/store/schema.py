@@ -16,7 +16,7 @@ from aggregator.normalize import SLUG_BYTES, path_slug
 from aggregator.records import unpack_record
 from aggregator.store.db import Database
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE articles (
@@ -153,6 +153,9 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (source, url)
     );
     """,
+    # the category list every publish reads (slug, first name, count) from the index alone:
+    # with names only in the table it visited every row (0.8 s at 500,000 articles)
+    12: "CREATE INDEX IF NOT EXISTS article_categories_by_name ON article_categories (slug, name)",
 }
 
 
