@@ -254,3 +254,24 @@ def test_a_sqlite_path_still_works_as_before(tmp_path: Path) -> None:
     regenerate(cfg)
     with sqlite3.connect(config.state) as conn:
         assert conn.execute("SELECT COUNT(*) FROM schema_meta").fetchone()[0] == 1
+
+
+def test_coordination_tables_are_neither_foreign_nor_copied(
+    tmp_path: Path, pg_server: PgServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A node serving from the database may create its tables before any store exists; the
+    store still opens, and `migrate` back to SQLite copies store data only."""
+    import psycopg
+
+    from aggregator import sharedout
+
+    url = pg_server.database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        sharedout.ensure_schema(conn)
+    cfg = site(tmp_path, url)
+    regenerate(cfg)
+    back = tmp_path / "back.sqlite3"
+    assert main(["migrate", "--config", str(cfg), "--to", str(back)]) == EXIT_OK
+    said = capsys.readouterr().out
+    assert "output_files" not in said and "rows of articles" in said
+    assert rows(back) == rows(url)

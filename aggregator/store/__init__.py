@@ -17,7 +17,7 @@ from aggregator.errors import StoreError
 from aggregator.store import sqlite
 from aggregator.store.articles import KEEP_REVISIONS, ArticleStore, MergeCounts
 from aggregator.store.db import Database, is_url, redact
-from aggregator.store.schema import BACKFILLS, MIGRATIONS, SCHEMA_VERSION
+from aggregator.store.schema import BACKFILLS, MIGRATIONS, SCHEMA_VERSION, SHARED_TABLE_PREFIXES
 from aggregator.store.state import FIRST_SEEN_PER_SOURCE, FULLTEXT_PAGES_PER_SOURCE, StateStore
 
 __all__ = [
@@ -93,7 +93,7 @@ class Store(ArticleStore, StateStore):
                 self._migrate()
 
     def _version(self) -> int:
-        tables = self.db.tables()
+        tables = {t for t in self.db.tables() if not t.startswith(SHARED_TABLE_PREFIXES)}
         if "schema_meta" not in tables:
             if tables:
                 raise StoreError(f"{self.name}: not an aggregator state store (unknown tables)")

@@ -15,13 +15,15 @@ from collections.abc import Iterator
 
 from aggregator.errors import StoreError
 from aggregator.store import Store
+from aggregator.store.schema import STORE_TABLES
 
 BATCH = 1000
 
 
 def data_tables(store: Store) -> list[str]:
-    """The store's tables, without its schema version (the target has its own)."""
-    return sorted(store.db.tables() - {"schema_meta"})
+    """The store's tables, without its schema version (the target has its own) and without
+    the nodes' coordination tables (a PostgreSQL store's: not store data)."""
+    return sorted(store.db.tables() & STORE_TABLES)
 
 
 def copy_store(source: Store, target: Store) -> dict[str, int] | None:

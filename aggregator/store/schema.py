@@ -8,6 +8,7 @@ backend, never through a backend's own catalogue.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
@@ -157,6 +158,17 @@ MIGRATIONS: dict[int, str] = {
     # with names only in the table it visited every row (0.8 s at 500,000 articles)
     12: "CREATE INDEX IF NOT EXISTS article_categories_by_name ON article_categories (slug, name)",
 }
+
+
+STORE_TABLES = frozenset(
+    re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", " ".join(MIGRATIONS.values()))
+)
+"""The store's own tables (what `migrate` copies, with `schema_meta` apart)."""
+SHARED_TABLE_PREFIXES = ("cluster_", "output_")
+"""Tables of several nodes' coordination (aggregator/cluster.py, aggregator/sharedout.py):
+PostgreSQL only, made by a node before or after the store's own, and not store data (a
+node rebuilds them), so a database holding just them is still a new store, and `migrate`
+leaves them out."""
 
 
 def category_slugs(categories: Iterable[str]) -> list[tuple[str, str]]:
