@@ -161,6 +161,7 @@ class _Link:
         self.application = application
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._lock = asyncio.Lock()
+        self._closed = False  # for good: later uses fail at once instead of reconnecting
         self.down_since: float | None = None  # monotonic time of the first failure
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
@@ -179,6 +180,8 @@ class _Link:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[psycopg.AsyncCursor[Any]]:
         async with self._lock:
+            if self._closed:
+                raise StoreError("cluster connection closed (the node left)")
             try:
                 async with asyncio.timeout(OP_TIMEOUT):
                     conn = await self._connection()
@@ -207,6 +210,7 @@ class _Link:
 
     async def close(self) -> None:
         async with self._lock:
+            self._closed = True
             await self._drop()
 
 
@@ -333,7 +337,8 @@ class Node:
             async with self._work.transaction() as cur:
                 claimed = await self._claim(cur, capacity)
             self.held.update(claimed)
-        except StoreError:
+        except StoreError as e:
+            log.debug("cluster: no claim: %s", e)
             return []
         return claimed
 
@@ -392,8 +397,8 @@ class Node:
     async def _flush_releases(self) -> None:
         if not self._unreleased:
             return
-        pending = dict(self._unreleased)  # releases may arrive while this one awaits
         async with self._work.transaction() as cur:
+            pending = dict(self._unreleased)  # releases may arrive while this one awaits
             lost = []
             for name, (delay, at) in sorted(pending.items()):  # one lock order for all
                 await cur.execute(

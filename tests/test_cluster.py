@@ -18,8 +18,13 @@ import psycopg
 import pytest
 
 from aggregator.cluster import Candidate, Node, choose, node_name, source_weight, status
-from aggregator.config import SourceConfig
+from aggregator.config import SourceConfig, load_config
 from aggregator.errors import ConfigError
+from aggregator.schedule import Scheduler
+from aggregator.sources.http import WebClient
+from aggregator.store import Store
+from tests.feedfarm import FeedFarm
+from tests.localserver import serve_in_thread
 from tests.pgserver import PgServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -309,3 +314,49 @@ def test_a_restarted_server_is_survived_and_nothing_is_lost(pg_server: PgServer)
         await node.leave()
 
     asyncio.run(scenario())
+
+
+# -- the scheduler on a node -------------------------------------------------------------
+def test_two_scheduling_nodes_share_the_sources_and_never_fetch_one_twice(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    """Two schedulers (each with a store of its own here: the claims are what is shared)
+    run 30 feeds every 2 s for 9 s: no feed is fetched twice within an interval, every feed
+    runs again and again, both nodes do part of the work, and only one publishes."""
+    url = pg_server.database()
+    with serve_in_thread(fixtures=False) as app:
+        farm = FeedFarm(app, 30)
+        configs = []
+        for k in range(2):
+            root = tmp_path / f"n{k}"
+            root.mkdir()
+            (root / "config.yaml").write_text(
+                "output:\n  dir: out\nstate: state.sqlite3\nretention: never\n"
+                f"cluster:\n  node: n{k}\n  lease: 2s\nsources:\n{farm.sources_yaml('2s')}",
+                encoding="utf-8",
+            )
+            configs.append(load_config(root / "config.yaml"))
+
+        async def scenario() -> list[Scheduler]:
+            running = []
+            for k, cfg in enumerate(configs):
+                node = Node(url, cfg.cluster.node, lease=cfg.cluster.lease, per_host=6)
+                scheduler = Scheduler(cfg, Store.open(cfg.state, holder="daemon"),
+                                      client=WebClient(), node=node, seed=k)  # fmt: skip
+                await scheduler.start()
+                running.append(scheduler)
+            await asyncio.sleep(9.0)
+            for scheduler in running:
+                assert await scheduler.stop()
+                assert isinstance(scheduler.client, WebClient)
+                scheduler.client.close()
+            return running
+
+        schedulers = asyncio.run(scenario())
+    assert farm.double_fetches(2.0) == []
+    fetches = farm.snapshot()
+    assert len(fetches) == 30 and min(len(t) for t in fetches.values()) >= 3
+    ran = [sum(st.last_success is not None for st in s.states.values()) for s in schedulers]
+    assert all(ran), ran
+    published = [(cfg.output_dir / "atom.xml").exists() for cfg in configs]
+    assert sorted(published) == [False, True]

@@ -1,0 +1,106 @@
+"""Many small RSS feeds on the shared local server (`tests/localserver.py`), each request
+recorded with its time, so the cluster tests and `bench/bench_cluster.py` can count the
+fetches of every feed in every interval. `publish_item()` adds an item to every feed."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+from tests.localserver import App, Reply, Request
+
+WORDS = (
+    "ankara izmir belediye meclis karar yatırım ihracat deprem kurtarma ekip hastane okul "
+    "öğretmen tarım hasat yağmur sel köprü yol tren liman gemi fabrika işçi maaş zam enflasyon "
+    "faiz borsa döviz altın turizm otel sahil orman yangın itfaiye polis mahkeme dava seçim "
+    "aday kampanya festival konser tiyatro müze kitap yazar sporcu maç gol şampiyon takım"
+).split()
+T0 = datetime(2026, 1, 2, 6, 0, tzinfo=UTC)
+
+
+class FeedFarm:
+    """`count` feeds at /farm/<i>.xml with `items` items each (plus `publish_item` ones)."""
+
+    def __init__(self, app: App, count: int, *, items: int = 3, delay: float = 0.0) -> None:
+        self.app = app
+        self.count = count
+        self.items = items
+        self.delay = delay
+        self.hits: defaultdict[int, list[float]] = defaultdict(list)  # feed: monotonic times
+        self._lock = threading.Lock()
+        self._bodies: dict[int, bytes] = {}
+        app.prefix("/farm/", self._reply)
+
+    def url(self, i: int) -> str:
+        return f"{self.app.base}/farm/{i}.xml"
+
+    def sources_yaml(self, every: str) -> str:
+        return "".join(f"  - name: f{i}\n    type: feed\n    url: {self.url(i)}\n"
+                       f"    every: {every}\n" for i in range(self.count))  # fmt: skip
+
+    def publish_item(self) -> str:
+        """One more item in every feed; the title of feed 0's new item."""
+        with self._lock:
+            self.items += 1
+            self._bodies.clear()
+        return self.title(0, self.items - 1)
+
+    @staticmethod
+    def title(feed: int, n: int) -> str:
+        rng = random.Random(feed * 100_003 + n)
+        return f"{feed}. kaynak {n}. haber: " + " ".join(rng.sample(WORDS, 8))
+
+    def _body(self, i: int) -> bytes:
+        with self._lock:
+            body = self._bodies.get(i)
+            if body is None:
+                body = self._bodies[i] = self._render(i, self.items)
+            return body
+
+    def _render(self, i: int, items: int) -> bytes:
+        entries = []
+        for n in range(items):
+            rng = random.Random(i * 7919 + n)
+            text = " ".join(rng.choice(WORDS) for _ in range(40))
+            when = format_datetime(T0 + timedelta(minutes=n, seconds=i))
+            entries.append(
+                f"<item><title>{self.title(i, n)}</title>"
+                f"<link>{self.app.base}/farm/{i}/{n}.html</link>"
+                f"<guid>{self.app.base}/farm/{i}/{n}.html</guid>"
+                f"<pubDate>{when}</pubDate><description>{text}</description></item>"
+            )
+        return (
+            '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>Kaynak {i}</title><link>{self.app.base}/</link>"
+            f"<description>kaynak {i}</description>{''.join(entries)}</channel></rss>"
+        ).encode()
+
+    def _reply(self, r: Request) -> Reply:
+        name = r.path.removeprefix("/farm/").removesuffix(".xml")
+        if not name.isdigit() or int(name) >= self.count:
+            return Reply(404, b"no such feed")
+        i = int(name)
+        with self._lock:
+            self.hits[i].append(time.monotonic())
+        return Reply(body=self._body(i), content_type="application/rss+xml; charset=utf-8",
+                     delay=self.delay)  # fmt: skip
+
+    # -- counting ----------------------------------------------------------------------
+    def snapshot(self) -> dict[int, list[float]]:
+        with self._lock:
+            return {i: list(times) for i, times in self.hits.items()}
+
+    def double_fetches(self, every: float, since: float = 0.0) -> list[tuple[int, float]]:
+        """(feed, gap) for every two fetches of one feed closer than `every` (less a
+        twentieth for timer slack) after `since`: a feed fetched twice in one interval."""
+        close = []
+        for i, times in self.snapshot().items():
+            times = [t for t in times if t >= since]
+            for a, b in zip(times, times[1:], strict=False):
+                if b - a < every * 0.95:
+                    close.append((i, b - a))
+        return close
