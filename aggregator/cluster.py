@@ -162,6 +162,7 @@ class _Link:
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._lock = asyncio.Lock()
         self._closed = False  # for good: later uses fail at once instead of reconnecting
+        self.generation = 0  # connections opened so far (session state goes with each)
         self.down_since: float | None = None  # monotonic time of the first failure
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
@@ -175,6 +176,7 @@ class _Link:
                 f" SET tcp_keepalives_count = {count}"
             )
             await self._conn.commit()
+            self.generation += 1
         return self._conn
 
     @contextlib.asynccontextmanager
@@ -240,6 +242,7 @@ class Node:
         self.publisher = False
         self._sources: tuple[str, ...] = ()
         self._unreleased: dict[str, tuple[float, float]] = {}  # name: (delay, monotonic)
+        self._loaded: tuple[int, tuple[str, ...]] | None = None  # node_sources of a session
         self._work = _Link(url, f"aggregator {name}")
         self._lock_link = _Link(url, f"aggregator {name} publisher")
 
@@ -326,6 +329,19 @@ class Node:
             await cur.execute("UPDATE cluster_sources SET next_due = now() WHERE source = ANY(%s)",
                               (list(names),))  # fmt: skip
 
+    async def _load_sources(self, cur: psycopg.AsyncCursor[Any]) -> None:
+        """This node's source names in a temporary table of its session: a claim joins it
+        instead of sending thousands of names each time."""
+        if self._loaded == (self._work.generation, self._sources):
+            return
+        await cur.execute("CREATE TEMP TABLE IF NOT EXISTS node_sources (source TEXT PRIMARY KEY)")
+        await cur.execute("TRUNCATE node_sources")
+        async with cur.copy("COPY node_sources (source) FROM STDIN") as copy:
+            for name in self._sources:
+                await copy.write_row((name,))
+        await cur.execute("ANALYZE node_sources")
+        self._loaded = (self._work.generation, self._sources)
+
     # -- claims -------------------------------------------------------------------------
     async def claim(self, capacity: int) -> list[str]:
         """Take up to `capacity` due sources of this node's, within the hosts' free slots.
@@ -348,16 +364,20 @@ class Node:
             " GROUP BY host HAVING sum(LEAST(weight, %s)) >= %s", (self.per_host, self.per_host),
         )  # fmt: skip
         full = [r[0] for r in await cur.fetchall()]
+        await self._load_sources(cur)
         await cur.execute(
-            "SELECT source, host, weight FROM cluster_sources WHERE source = ANY(%s)"
-            " AND next_due <= now() AND (claimed_by IS NULL OR lease_until < now())"
-            " AND host <> ALL(%s) ORDER BY next_due LIMIT %s FOR UPDATE SKIP LOCKED",
-            (list(self._sources), full, min(CLAIM_SCAN, capacity * 4)),
+            "SELECT c.source, c.host, c.weight FROM cluster_sources c JOIN node_sources n"
+            " ON n.source = c.source WHERE c.next_due <= now() AND (c.claimed_by IS NULL"
+            " OR c.lease_until < now()) AND c.host <> ALL(%s) ORDER BY c.next_due LIMIT %s"
+            " FOR UPDATE OF c SKIP LOCKED", (full, min(CLAIM_SCAN, capacity * 4)),
         )  # fmt: skip
         candidates = [Candidate(*row) for row in await cur.fetchall()]
         if not candidates:
             return []
-        hosts = sorted({c.host for c in candidates if c.host})
+        # the hosts of the first `capacity` candidates only: fewer rows locked, shorter
+        # waits for other claimers; the rest wait for a later claim
+        hosts = sorted({c.host for c in candidates[:capacity] if c.host})
+        candidates = [c for c in candidates if not c.host or c.host in hosts]
         busy: dict[str, int] = {}
         if hosts:
             # in name order (no deadlock): whoever claims from a host counts its slots alone
@@ -448,10 +468,11 @@ class Node:
                 )  # fmt: skip
                 await cur.execute("SELECT max(published) FROM cluster_nodes")
                 published = await cur.fetchone()
+                await self._load_sources(cur)
                 await cur.execute(
-                    "SELECT count(*) FROM cluster_sources WHERE source = ANY(%s)"
-                    " AND last_run_at IS NULL", (list(self._sources),),
-                )  # fmt: skip
+                    "SELECT count(*) FROM cluster_sources c JOIN node_sources n"
+                    " ON n.source = c.source WHERE c.last_run_at IS NULL"
+                )
                 never = await cur.fetchone()
                 await cur.execute(_PUBLISHER_NAME, (PUBLISHER_LOCK,))
                 holder = await cur.fetchone()
