@@ -43,11 +43,15 @@ class FeedFarm:
                        f"    every: {every}\n" for i in range(self.count))  # fmt: skip
 
     def publish_item(self) -> str:
-        """One more item in every feed; the title of feed 0's new item."""
+        """One more item in every feed; the title of the newest of them (the last feed's:
+        items of later feeds are a second later, so it is in every published feed)."""
         with self._lock:
             self.items += 1
             self._bodies.clear()
-        return self.title(0, self.items - 1)
+        return self.newest()
+
+    def newest(self) -> str:
+        return self.title(self.count - 1, self.items - 1)
 
     @staticmethod
     def title(feed: int, n: int) -> str:
