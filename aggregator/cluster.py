@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS cluster_nodes (
     pid INTEGER NOT NULL,
     started TIMESTAMPTZ NOT NULL,
     heartbeat TIMESTAMPTZ NOT NULL,
-    published TIMESTAMPTZ
+    published TIMESTAMPTZ,
+    articles INTEGER
 );
 CREATE TABLE IF NOT EXISTS cluster_sources (
     source TEXT PRIMARY KEY,
@@ -222,6 +223,7 @@ class ClusterView:
     """What a beat learns about the whole cluster."""
 
     last_publish: datetime | None
+    articles: int  # in the store at the latest publish
     never_run: int  # of this node's sources, how many no node has run yet
     publisher: str | None
 
@@ -466,7 +468,10 @@ class Node:
                     "DELETE FROM cluster_nodes WHERE heartbeat < now() - make_interval(secs => %s)",
                     (FORGET_NODE,),
                 )  # fmt: skip
-                await cur.execute("SELECT max(published) FROM cluster_nodes")
+                await cur.execute(
+                    "SELECT published, articles FROM cluster_nodes WHERE published IS NOT NULL"
+                    " ORDER BY published DESC LIMIT 1"
+                )
                 published = await cur.fetchone()
                 await self._load_sources(cur)
                 await cur.execute(
@@ -480,16 +485,17 @@ class Node:
             return None
         return ClusterView(
             last_publish=published[0] if published else None,
+            articles=int(published[1] or 0) if published else 0,
             never_run=int(never[0]) if never else 0,
             publisher=_node_of(holder[0]) if holder else None,
         )
 
-    async def published(self) -> None:
+    async def published(self, articles: int) -> None:
         """Record a publish (other nodes' /healthz tell the cluster's latest)."""
         with contextlib.suppress(StoreError):
             async with self._work.transaction() as cur:
-                await cur.execute("UPDATE cluster_nodes SET published = now() WHERE name = %s",
-                                  (self.name,))  # fmt: skip
+                await cur.execute("UPDATE cluster_nodes SET published = now(), articles = %s"
+                                  " WHERE name = %s", (articles, self.name))  # fmt: skip
 
     async def try_publisher(self) -> bool:
         """Whether this node is the publisher: take the lock if free, else check it is

@@ -320,7 +320,7 @@ class Scheduler:
         if written and self.on_published is not None:
             await self.on_published(written)
         if self.node is not None:
-            await self.node.published()
+            await self.node.published(count)
         self.last_publish, self.publish_error, self.articles = self.clock(), None, count
         self.metrics.published(seconds, count, self.last_publish.timestamp())
         if written:
@@ -569,10 +569,11 @@ class Scheduler:
 
     # -- /healthz ---------------------------------------------------------------------
     def health(self) -> tuple[int, dict[str, Any]]:
-        last_publish = self.last_publish
+        last_publish, articles = self.last_publish, self.articles
         view = self.cluster_view
         if view is not None and view.last_publish is not None:  # whichever node published
-            last_publish = max(view.last_publish, last_publish or view.last_publish)
+            if last_publish is None or view.last_publish > last_publish:
+                last_publish, articles = view.last_publish, view.articles
         ok = last_publish is not None and self.publish_error is None
         failing = [s for s in self.states.values() if s.failures]
         status = ("degraded" if failing else "ok") if ok else "unavailable"
@@ -580,7 +581,7 @@ class Scheduler:
             "status": status,
             "last_publish": _iso(last_publish),
             "publish_error": self.publish_error,
-            "articles": self.articles,
+            "articles": articles,
             "sources": [
                 {
                     "name": s.name,

@@ -360,3 +360,48 @@ def test_two_scheduling_nodes_share_the_sources_and_never_fetch_one_twice(
     assert all(ran), ran
     published = [(cfg.output_dir / "atom.xml").exists() for cfg in configs]
     assert sorted(published) == [False, True]
+
+
+def test_a_reload_on_a_node_runs_changed_and_added_sources_and_drops_removed_ones(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    url = pg_server.database()
+    with serve_in_thread(fixtures=False) as app:
+        farm = FeedFarm(app, 4)
+
+        def config(names: list[int], moved: int | None = None) -> Path:
+            sources = "".join(
+                f"  - name: f{i}\n    type: feed\n    url: {farm.url(i)}"
+                + ("?moved" if i == moved else "") + "\n    every: 1h\n"
+                for i in names
+            )  # fmt: skip
+            path = tmp_path / "config.yaml"
+            path.write_text(
+                "output:\n  dir: out\nstate: state.sqlite3\nretention: never\n"
+                f"cluster:\n  lease: 2s\nsources:\n{sources}", encoding="utf-8",
+            )  # fmt: skip
+            return path
+
+        first = load_config(config([0, 1, 2]))
+
+        async def scenario() -> None:
+            node = Node(url, "n", lease=2.0, per_host=6)
+            scheduler = Scheduler(first, Store.open(first.state, holder="daemon"),
+                                  client=WebClient(), node=node)  # fmt: skip
+            await scheduler.start()
+            while len(farm.snapshot()) < 3:
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1.0)
+            await scheduler.reconfigure(load_config(config([0, 1, 3], moved=1)))
+            deadline = time.monotonic() + 10.0  # an added source's first run is staggered
+            while not (len(farm.hits[3]) and len(farm.hits[1]) > 1):
+                assert time.monotonic() < deadline, farm.snapshot()
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1.0)  # and nothing else runs
+            assert await scheduler.stop()
+            assert isinstance(scheduler.client, WebClient)
+            scheduler.client.close()
+
+        asyncio.run(scenario())
+    fetches = farm.snapshot()
+    assert {i: len(t) for i, t in fetches.items()} == {0: 1, 1: 2, 2: 1, 3: 1}
