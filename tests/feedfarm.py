@@ -98,6 +98,17 @@ class FeedFarm:
         with self._lock:
             return {i: list(times) for i, times in self.hits.items()}
 
+    def max_in_flight(self) -> int:
+        """The most requests answered at once (each takes `delay`, from its arrival): what
+        per-host politeness bounds, every feed being on this one host."""
+        edges = sorted((t + d, step) for times in self.snapshot().values() for t in times
+                       for d, step in ((0.0, 1), (self.delay, -1)))  # fmt: skip
+        most = now = 0
+        for _, step in edges:  # an answer ending as another arrives is not counted twice
+            now += step
+            most = max(most, now)
+        return most
+
     def double_fetches(self, every: float, since: float = 0.0) -> list[tuple[int, float]]:
         """(feed, gap) for every two fetches of one feed closer than `every` (less a
         twentieth for timer slack) after `since`: a feed fetched twice in one interval."""
