@@ -22,6 +22,30 @@ WORDS = (
 T0 = datetime(2026, 1, 2, 6, 0, tzinfo=UTC)
 
 
+def title(feed: int, n: int) -> str:
+    rng = random.Random(feed * 100_003 + n)
+    return f"{feed}. kaynak {n}. haber: " + " ".join(rng.sample(WORDS, 8))
+
+
+def rss(i: int, items: int, base: str) -> bytes:
+    """Feed `i` with `items` items, each its own story (no two feeds' items look alike)."""
+    entries = []
+    for n in range(items):
+        rng = random.Random(i * 7919 + n)
+        text = " ".join(rng.choice(WORDS) for _ in range(40))
+        when = format_datetime(T0 + timedelta(minutes=n, seconds=i))
+        entries.append(
+            f"<item><title>{title(i, n)}</title><link>{base}/farm/{i}/{n}.html</link>"
+            f"<guid>{base}/farm/{i}/{n}.html</guid><pubDate>{when}</pubDate>"
+            f"<description>{text}</description></item>"
+        )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>Kaynak {i}</title><link>{base}/</link>"
+        f"<description>kaynak {i}</description>{''.join(entries)}</channel></rss>"
+    ).encode()
+
+
 class FeedFarm:
     """`count` feeds at /farm/<i>.xml with `items` items each (plus `publish_item` ones)."""
 
@@ -51,37 +75,14 @@ class FeedFarm:
         return self.newest()
 
     def newest(self) -> str:
-        return self.title(self.count - 1, self.items - 1)
-
-    @staticmethod
-    def title(feed: int, n: int) -> str:
-        rng = random.Random(feed * 100_003 + n)
-        return f"{feed}. kaynak {n}. haber: " + " ".join(rng.sample(WORDS, 8))
+        return title(self.count - 1, self.items - 1)
 
     def _body(self, i: int) -> bytes:
         with self._lock:
             body = self._bodies.get(i)
             if body is None:
-                body = self._bodies[i] = self._render(i, self.items)
+                body = self._bodies[i] = rss(i, self.items, self.app.base)
             return body
-
-    def _render(self, i: int, items: int) -> bytes:
-        entries = []
-        for n in range(items):
-            rng = random.Random(i * 7919 + n)
-            text = " ".join(rng.choice(WORDS) for _ in range(40))
-            when = format_datetime(T0 + timedelta(minutes=n, seconds=i))
-            entries.append(
-                f"<item><title>{self.title(i, n)}</title>"
-                f"<link>{self.app.base}/farm/{i}/{n}.html</link>"
-                f"<guid>{self.app.base}/farm/{i}/{n}.html</guid>"
-                f"<pubDate>{when}</pubDate><description>{text}</description></item>"
-            )
-        return (
-            '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-            f"<title>Kaynak {i}</title><link>{self.app.base}/</link>"
-            f"<description>kaynak {i}</description>{''.join(entries)}</channel></rss>"
-        ).encode()
 
     def _reply(self, r: Request) -> Reply:
         name = r.path.removeprefix("/farm/").removesuffix(".xml")
