@@ -251,11 +251,18 @@ class Scheduler:
         harvests = None
         if source.type != "seeds":  # the network off the store's thread: others keep going
             state = await self._on_worker(self.store.source_state, source.name)
-            # a cluster node runs what it claimed: the claim was the due decision
-            harvests = await asyncio.get_running_loop().run_in_executor(
-                self._fetcher, fetch_web, [source], {source.name: state}, self.config,
-                self.client, started, self.node is not None,
-            )  # fmt: skip
+
+            def fetch() -> tuple[list[Harvest], datetime]:
+                # the next due time counts from the request, not from the wait for the
+                # store or a thread: no source is fetched twice within its interval; a
+                # cluster node runs what it claimed (the claim was the due decision)
+                now = self.clock()
+                return fetch_web([source], {source.name: state}, self.config, self.client,
+                                 now, self.node is not None), now  # fmt: skip
+
+            harvests, started = await asyncio.get_running_loop().run_in_executor(
+                self._fetcher, fetch
+            )
             if self.node is not None:
                 self._unfetched.discard(source.name)
                 await self.node.fetched(source.name)  # its host slots are free for others
