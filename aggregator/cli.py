@@ -107,6 +107,17 @@ def _parser() -> argparse.ArgumentParser:
         "would read (seed folders are counted) and every named feed. Reads nothing else.",
     )
     _options(check)
+    migrate = commands.add_parser(
+        "migrate",
+        help="copy the configured store into another (SQLite <-> PostgreSQL), ids unchanged",
+        description="Copy every article, revision, key, alias and seed-file, source and "
+        "publish state of the store in config.yaml (`state:`) into TARGET, a postgresql:// "
+        "URL (password from PGPASSWORD or ~/.pgpass) or a SQLite file, unchanged. TARGET "
+        "must be empty (or already hold exactly this data). Stop the daemon first.",
+    )
+    _options(migrate)
+    migrate.add_argument("--to", required=True, metavar="TARGET",
+                         help="postgresql://user@host:5432/dbname or path/to.sqlite3")  # fmt: skip
     parse = commands.add_parser(
         "parse",
         help="print the record(s) a seed file (.txt) or saved article page (.html) becomes",
@@ -184,7 +195,7 @@ def regenerate(
             return EXIT_USAGE
     now = _now()
     with (
-        Store.open(config.state, holder="regenerate") as store,
+        Store.open(config.store_target, holder="regenerate") as store,
         progress_bar(enabled=not quiet) as progress,
     ):
         report = run_once(config, store, None, now, progress=progress, only=only,
@@ -220,6 +231,30 @@ def status(config: Config, as_json: bool) -> int:
         print(json.dumps(status_data(config, _now()), ensure_ascii=False, indent=2))
     else:
         print(status_text(config, _now()))
+    return EXIT_OK
+
+
+def migrate(config: Config, to: str, quiet: bool) -> int:
+    from aggregator.store import Store, describe
+    from aggregator.store.db import is_url
+    from aggregator.store.migrate import copy_store
+
+    source = config.store_target
+    target: Path | str = to if is_url(to) else Path(to).resolve()
+    if describe(source) == describe(target):
+        print(f"aggregator: error: --to: {describe(target)} is the configured store itself",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    with Store.open(source, holder="migrate") as src, Store.open(target, holder="migrate") as dst:
+        copied = copy_store(src, dst)
+    if copied is None:
+        print(f"{describe(target)} already holds exactly this data; nothing copied")
+        return EXIT_OK
+    if not quiet:
+        for table, rows in copied.items():
+            print(f"copied {rows} rows of {table}")
+    print(f"migrated {describe(source)} -> {describe(target)}: {sum(copied.values())} rows "
+          f"in {len(copied)} tables")  # fmt: skip
     return EXIT_OK
 
 
@@ -264,6 +299,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return run(config)
         if args.command == "status":
             return status(config, args.json)
+        if args.command == "migrate":
+            return migrate(config, args.to, args.quiet)
         if args.command == "check":
             from aggregator.diagnose import check
 

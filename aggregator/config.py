@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -34,6 +35,8 @@ FEED_KEYS = ("name", "title", "sources", "categories", "match")
 FETCH_KEYS = ("allow_hosts", "block_private")
 CLUSTER_KEYS = ("node", "lease")
 LEASE_BOUNDS = (1.0, 3600.0)  # cluster.lease, seconds
+STATE_KEYS = ("url", "password_env")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def config_keys() -> list[str]:
@@ -42,6 +45,7 @@ def config_keys() -> list[str]:
     keys += [f"site.{k}" for k in SITE_KEYS] + [f"output.{k}" for k in OUTPUT_KEYS]
     keys += [f"server.{k}" for k in SERVER_KEYS] + [f"fetch.{k}" for k in FETCH_KEYS]
     keys += [f"cluster.{k}" for k in CLUSTER_KEYS]
+    keys += [f"state.{k}" for k in STATE_KEYS]
     keys += [f"sources[].{k}" for k in SOURCE_KEYS] + [f"feeds[].{k}" for k in FEED_KEYS]
     return keys
 
@@ -103,6 +107,9 @@ class Config:
     output_dir: Path
     max_items: int
     state: Path
+    state_url: str | None = None
+    """A PostgreSQL store: its URL, with the password from `state.password_env` in it
+    (None: SQLite at `state`)."""
     host: str
     port: int
     retention: float | None
@@ -111,6 +118,11 @@ class Config:
     feeds: tuple[FeedConfig, ...] = field(default=())
     archive: bool = False
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+    @property
+    def store_target(self) -> Path | str:
+        """What `Store.open` takes: the PostgreSQL URL, else the SQLite file."""
+        return self.state_url or self.state
 
 
 def parse_duration(value: object, key: str) -> float:
@@ -274,6 +286,7 @@ def _build(path: Path, data: dict[str, Any]) -> Config:
         if feed_names.count(name) > 1:
             raise ConfigError(f"feeds: the name {name!r} is used twice; names must be unique")
 
+    state, state_url = _state(data.get("state"), base)
     return Config(
         path=path,
         title=_take(site, "title", "site.", str, "Haber Akışı"),
@@ -282,7 +295,8 @@ def _build(path: Path, data: dict[str, Any]) -> Config:
         timezone=tz,
         output_dir=(base / _take(output, "dir", "output.", str, "feeds")).resolve(),
         max_items=max_items,
-        state=(base / _take(data, "state", "", str, "state/aggregator.sqlite3")).resolve(),
+        state=state,
+        state_url=state_url,
         host=_take(server, "host", "server.", str, "127.0.0.1"),
         port=port,
         retention=retention,
@@ -292,6 +306,53 @@ def _build(path: Path, data: dict[str, Any]) -> Config:
         archive=_take(output, "archive", "output.", bool, False),
         cluster=cluster_config(data.get("cluster")),
     )
+
+
+def _state(raw: object, base: Path) -> tuple[Path, str | None]:
+    """`state:` -> (the SQLite file, the PostgreSQL URL or None). A path is a SQLite file
+    (relative to the config); a postgresql:// URL, alone or as `{url, password_env}`, is a
+    PostgreSQL store whose password comes from that environment variable, never the file."""
+    sqlite = (base / "state/aggregator.sqlite3").resolve()
+    if raw is None:
+        return sqlite, None
+    key, env = "state", ""
+    if isinstance(raw, dict):
+        _unknown(raw, set(STATE_KEYS), "state.")
+        key, url = "state.url", _take(raw, "url", "state.", str).strip()
+        env = _take(raw, "password_env", "state.", str, "")
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(f"state.url: expected a postgresql:// URL, got {url!r}")
+    elif isinstance(raw, str) and raw.strip():
+        url = raw.strip()
+        if not url.startswith(("postgresql://", "postgres://")):
+            return (base / url).resolve(), None
+    else:
+        raise ConfigError("state: expected a SQLite file path, a postgresql:// URL, or a "
+                          f"mapping with url and password_env, got {raw!r}")  # fmt: skip
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as e:
+        raise ConfigError(f"{key}: not a valid URL ({e})") from None
+    if parts.password is not None or "password" in parse_qs(parts.query):
+        raise ConfigError(f"{key}: the URL holds a password; never write it in the config: "
+                          "put it in an environment variable and name that in "
+                          "state.password_env (state: {url: ..., password_env: NAME})")  # fmt: skip
+    if not env:
+        return sqlite, url
+    if not _ENV_NAME.match(env):
+        raise ConfigError(f"state.password_env: expected an environment variable name, "
+                          f"got {env!r}")  # fmt: skip
+    password = os.environ.get(env)
+    if password is None:
+        raise ConfigError(f"state.password_env: the environment variable {env} is not set "
+                          "(it must hold the database password)")  # fmt: skip
+    if not parts.username:
+        raise ConfigError("state.url: name the database user (postgresql://USER@host/db) "
+                          "when state.password_env gives a password")  # fmt: skip
+    user, _, host = parts.netloc.rpartition("@")
+    netloc = f"{user}:{quote(password, safe='')}@{host}"
+    return sqlite, urlunsplit(parts._replace(netloc=netloc))
 
 
 def _named(raw: object, prefix: str, allowed: Sequence[str], expected: str) -> dict[str, Any]:

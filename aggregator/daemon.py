@@ -29,7 +29,7 @@ from aggregator.errors import ConfigError, StoreError
 from aggregator.model import SourceState
 from aggregator.schedule import Scheduler
 from aggregator.serve import REVALIDATE, create_app
-from aggregator.store import Store, lock_holder
+from aggregator.store import Store, describe, exists, lock_holder
 
 log = logging.getLogger(__name__)
 STORE_CACHE_KIB = 8 * 1024  # SQLite's page cache in the daemon; the OS caches the file too
@@ -69,9 +69,10 @@ def listen(host: str, port: int) -> socket.socket:
 def start(config: Config) -> int:
     """Take the store's lock, bind, run. A start that fails (port taken) leaves no new,
     empty state store behind: the next `check` or `status` should see a fresh setup."""
-    created = [p for p in (config.state.parent, config.state) if not p.exists()]
-    # the lock: a second daemon or a regenerate is refused
-    store = Store.open(config.state, holder="daemon")
+    created = [] if config.state_url else [
+        p for p in (config.state.parent, config.state) if not p.exists()]  # fmt: skip
+    # SQLite's lock: a second daemon or a regenerate is refused
+    store = Store.open(config.store_target, holder="daemon")
     try:
         sock = listen(config.host, config.port)
     except BaseException:
@@ -202,10 +203,12 @@ def status_data(config: Config, now: datetime) -> dict[str, Any]:
     counts: dict[str, int] = {}
     rejected: dict[str, list[tuple[str, str, datetime]]] = {}
     total = expired = merged = 0
-    importing = Store.importing(config.state)
-    if config.state.exists() and not importing:
+    target = config.store_target
+    importing = Store.importing(target)
+    created = exists(target)
+    if created and not importing:
         try:
-            with Store.open(config.state, lock=False, readonly=True) as store:
+            with Store.open(target, lock=False, readonly=True) as store:
                 for s in config.sources:
                     states[s.name] = store.source_state(s.name)
                     counts[s.name] = store.count(s.name)
@@ -215,17 +218,17 @@ def status_data(config: Config, now: datetime) -> dict[str, Any]:
                 total, expired = store.count(), store.expired_count()
                 merged = store.merges()
         except StoreError:
-            if not Store.importing(config.state):  # a first run began as we read
+            if not Store.importing(target):  # a first run began as we read
                 raise
             importing = True
-    held = lock_holder(config.state)
+    held = lock_holder(target)
 
     def iso(value: datetime | None) -> str | None:
         return value.astimezone(config.timezone).isoformat(timespec="seconds") if value else None
 
     return {
-        "state": str(config.state),
-        "created": config.state.exists(),
+        "state": describe(target),
+        "created": created,
         "held_by": {"pid": held[0], "as": held[1]} if held else None,
         "importing": importing,
         "articles": total,
@@ -265,9 +268,10 @@ def status_text(config: Config, now: datetime) -> str:
 
     held = data["held_by"]
     lines = [
-        f"state: {config.state}" + ("" if data["created"] else " (not created yet)"),
+        f"state: {data['state']}" + ("" if data["created"] else " (not created yet)"),
         "held by: " + (f"a running daemon (pid {held['pid']})" if held and held["as"] == "daemon"
                        else f"a {held['as']} run (pid {held['pid']})" if held
+                       else "no lock (a PostgreSQL store is shared)" if config.state_url
                        else "nobody (no daemon is running on this store)"),
         f"articles: {data['articles']}",
         f"merged articles: {data['merged']} (their ids kept as aliases of the survivors)",

@@ -109,9 +109,12 @@ def parse_files(
 def check(config: Config, *, quiet: bool, now: datetime) -> int:
     """Report every source and named feed, and what retention would remove now; exit 1 if a
     seed folder is missing or output.dir is not a folder. Warnings do not change the exit."""
+    from aggregator.store import describe
+
     lines = [f"{config.path}: valid", f"  output: {config.output_dir} (max_items "
              f"{config.max_items}, archive {'on' if config.archive else 'off'})",
-             f"  state:  {config.state}", f"  retention: {_retention(config, now)}",
+             f"  state:  {describe(config.store_target)}",
+             f"  retention: {_retention(config, now)}",
              "sources:"]  # fmt: skip
     problems: list[str] = []
     if config.output_dir.exists() and not config.output_dir.is_dir():
@@ -152,16 +155,17 @@ def check(config: Config, *, quiet: bool, now: datetime) -> int:
 def _retention(config: Config, now: datetime) -> str:
     """The setting, and how many stored articles it would remove now."""
     from aggregator.pipeline import retention_cutoff
-    from aggregator.store import Store
+    from aggregator.store import Store, exists
 
     cutoff = retention_cutoff(config, now)
     if cutoff is None:
         return "never (nothing is removed)"
     setting = f"{config.retention:g}s from first seen"
-    if not config.state.exists() or Store.importing(config.state):
-        return setting
+    target = config.store_target
     try:
-        with Store.open(config.state, lock=False, readonly=True) as store:
+        if not exists(target) or Store.importing(target):
+            return setting
+        with Store.open(target, lock=False, readonly=True) as store:
             doomed, total = store.would_expire(cutoff, config.max_items), store.count()
     except StoreError as e:  # the config is still checked; the store is `status`'s business
         return f"{setting} (stored articles not counted: {e})"

@@ -17,6 +17,7 @@ from aggregator.model import Article, Entry
 from aggregator.records import pack_record
 from aggregator.store import Store
 from tests import revstream
+from tests.conftest import StoreAt
 from tests.revstream import SITE, T0
 
 
@@ -92,19 +93,21 @@ BODY = (
 
 
 def test_a_rewritten_title_and_spot_with_the_same_first_paragraph_stay_one_entry(
-    tmp_path: Path,
+    store_at: StoreAt,
 ) -> None:
     first = scrape("Faiz kararı açıklandı bugün", "Kurul toplantısı sona erdi.", BODY)
     rewritten = scrape("Merkez Bankası faizi yüzde 45'te tuttu", "Kurul sürpriz yapmadı.",
                        BODY, minutes=9)  # fmt: skip
-    with Store.open(tmp_path / "s.sqlite3") as store:
+    with Store.open(store_at()) as store:
         run(store, [first])
         run(store, [rewritten])
         (entry,) = store.latest(10)
     assert entry.article.title == rewritten.title
 
 
-def test_title_spot_and_first_paragraph_all_lightly_edited_stay_one_entry(tmp_path: Path) -> None:
+def test_title_spot_and_first_paragraph_all_lightly_edited_stay_one_entry(
+    store_at: StoreAt,
+) -> None:
     first = scrape("Faiz kararı açıklandı bugün", "Kurul toplantısı bugün sona erdi.", BODY)
     edited = scrape("Faiz kararı açıklandı", "Kurul toplantısı sona erdi.",
                     (BODY[0].replace("bugün", "öğleden sonra"), *BODY[1:]), minutes=5)  # fmt: skip
@@ -113,7 +116,7 @@ def test_title_spot_and_first_paragraph_all_lightly_edited_stay_one_entry(tmp_pa
                     "ilk belirlemelere göre can kaybı ya da yaralı bulunmuyor.",))  # fmt: skip
     assert dedupe.similarity(dedupe.signature(first), dedupe.signature(edited)) >= dedupe.SIMILAR
     assert dedupe.similarity(dedupe.signature(first), dedupe.signature(other)) < dedupe.SIMILAR
-    with Store.open(tmp_path / "s.sqlite3") as store:
+    with Store.open(store_at()) as store:
         run(store, [first, other])
         run(store, [edited])
         titles = sorted(e.article.title for e in store.latest(10))
@@ -121,7 +124,7 @@ def test_title_spot_and_first_paragraph_all_lightly_edited_stay_one_entry(tmp_pa
 
 
 def test_a_scrape_and_the_sites_summary_only_feed_item_publish_the_url_and_the_full_body(
-    tmp_path: Path,
+    store_at: StoreAt,
 ) -> None:
     page = scrape("Faiz kararı açıklandı bugün", "Kurul toplantısı sona erdi.", BODY,
                   categories=("Ekonomi",))  # fmt: skip
@@ -129,7 +132,7 @@ def test_a_scrape_and_the_sites_summary_only_feed_item_publish_the_url_and_the_f
                    source="feed", origin="s0-feed", link=f"https://{SITE}/haber/faiz",
                    authors=(), categories=(),
                    updated=page.updated + timedelta(minutes=4))  # fmt: skip
-    with Store.open(tmp_path / "s.sqlite3") as store:
+    with Store.open(store_at()) as store:
         run(store, [page])
         run(store, [item])
         (entry,) = store.latest(10)
@@ -140,7 +143,7 @@ def test_a_scrape_and_the_sites_summary_only_feed_item_publish_the_url_and_the_f
 
 
 def test_a_revision_matching_two_published_articles_merges_them_under_the_first_id(
-    tmp_path: Path,
+    store_at: StoreAt,
 ) -> None:
     early = scrape("Köprüde trafik yoğunluğu sürüyor", "Sürücüler uzun kuyruklar oluşturdu.",
                    ("Sabah saatlerinde başlayan yoğunluk öğlene kadar sürdü.",))  # fmt: skip
@@ -149,7 +152,7 @@ def test_a_revision_matching_two_published_articles_merges_them_under_the_first_
                    updated=early.updated + timedelta(minutes=1), origin="s0-b")  # fmt: skip
     bridge = replace(late, summary=early.summary, updated=early.updated + timedelta(minutes=30),
                      origin="s0-bridge")  # fmt: skip
-    with Store.open(tmp_path / "s.sqlite3") as store:
+    with Store.open(store_at()) as store:
         run(store, [early])
         run(store, [late])
         first, second = sorted(store.latest(10), key=lambda e: e.article.updated)
@@ -161,18 +164,18 @@ def test_a_revision_matching_two_published_articles_merges_them_under_the_first_
         run(store, [late])  # an input of the retired id maps to the survivor
         assert [e.id for e in store.latest(10)] == [first.id]
     assert second.id != first.id
-    with Store.open(tmp_path / "rebuilt.sqlite3") as rebuilt:
+    with Store.open(store_at()) as rebuilt:
         run(rebuilt, [bridge, late, early])
         assert [e.id for e in rebuilt.latest(10)] == [first.id]  # a rebuild names it alike
 
 
-def test_a_copy_from_another_host_never_takes_over_a_sites_article(tmp_path: Path) -> None:
+def test_a_copy_from_another_host_never_takes_over_a_sites_article(store_at: StoreAt) -> None:
     page = scrape("Faiz kararı açıklandı bugün", "Kurul toplantısı sona erdi.", BODY)
     thief = replace(page, title="Faiz kararı açıklandı bugün", summary="Başka site.",
                     content_html="<p>Başka bir sitenin metni.</p>", source="feed",
                     link="https://kopya.test/haber/1", origin="s0-thief",
                     updated=page.updated + timedelta(hours=1))  # fmt: skip
-    with Store.open(tmp_path / "s.sqlite3") as store:
+    with Store.open(store_at()) as store:
         run(store, [page], site=f"www.{SITE}")
         run(store, [thief])
         (entry,) = store.latest(10)  # merged as a copy
@@ -181,19 +184,19 @@ def test_a_copy_from_another_host_never_takes_over_a_sites_article(tmp_path: Pat
     assert entry.article.content_html == page.content_html
 
 
-def test_records_dated_when_seen_match_only_by_url_or_guid(tmp_path: Path) -> None:
+def test_records_dated_when_seen_match_only_by_url_or_guid(store_at: StoreAt) -> None:
     seen = scrape("Faiz kararı açıklandı bugün", "Kurul toplantısı sona erdi.", BODY,
                   published_source="seen")  # fmt: skip
     timed = replace(seen, published_source="source", origin="s0-timed",
                     updated=seen.updated + timedelta(minutes=3))  # fmt: skip
     assert [k[0] for k in dedupe.match_keys(seen)] == ["h"]
-    with Store.open(tmp_path / "s.sqlite3") as store:
+    with Store.open(store_at()) as store:
         run(store, [seen])
         run(store, [timed])
         assert len(store.latest(10)) == 2
 
 
-def test_one_feeds_items_with_different_guids_stay_apart_in_the_store(tmp_path: Path) -> None:
+def test_one_feeds_items_with_different_guids_stay_apart_in_the_store(store_at: StoreAt) -> None:
     link = f"https://www.{SITE}/ekonomi/faiz"
     item = scrape("Faiz kararı açıklandı bugün", "Kurul toplantısı sona erdi.", BODY,
                   source="feed", guid="faiz-1", link=link, origin="s0-a")  # fmt: skip
@@ -201,7 +204,7 @@ def test_one_feeds_items_with_different_guids_stay_apart_in_the_store(tmp_path: 
                     updated=item.updated + timedelta(minutes=5))  # fmt: skip
     fixed = replace(item, title="Faiz kararı açıklandı: sabit", origin="s0-c",
                     updated=item.updated + timedelta(minutes=9))  # fmt: skip
-    with Store.open(tmp_path / "s.sqlite3") as store:
+    with Store.open(store_at()) as store:
         run(store, [item])
         run(store, [other])  # same URL, text and minute as the stored item, another guid
         run(store, [fixed])  # a revision of the first item, by its guid
@@ -209,7 +212,7 @@ def test_one_feeds_items_with_different_guids_stay_apart_in_the_store(tmp_path: 
         assert run(store, [item, other, fixed]) == 0
         assert published(store) == runs
     assert {s: t for s, (_, t, _) in runs.items()} == {0: fixed.title, 1: other.title}
-    with Store.open(tmp_path / "rebuilt.sqlite3") as rebuilt:
+    with Store.open(store_at()) as rebuilt:
         run(rebuilt, [item, other, fixed])  # one cold run: the same two articles
         assert {s: t for s, (_, t, _) in published(rebuilt).items()} == {
             0: fixed.title, 1: other.title}  # fmt: skip

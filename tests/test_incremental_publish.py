@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -20,6 +19,8 @@ from aggregator.errors import PublishError
 from aggregator.pipeline import publish_now, run_once
 from aggregator.sources.http import HttpSettings, WebClient
 from aggregator.store import Store
+from aggregator.store.migrate import copy_store
+from tests.conftest import StoreAt
 from tests.localserver import App, Reply, serve_in_thread
 from tests.test_web_pipeline import T0, config, source
 
@@ -100,20 +101,19 @@ def files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
-def full_publish(cfg: Config, store_path: Path, scratch: Path) -> dict[str, bytes]:
-    """What a full publish from scratch writes for the store as it is now."""
+def full_publish(cfg: Config, store: Store, scratch: Path, store_at: StoreAt) -> dict[str, bytes]:
+    """What a full publish from scratch writes for the store as it is now (from a copy)."""
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
-    with sqlite3.connect(store_path) as src, sqlite3.connect(scratch / "copy.sqlite3") as dst:
-        src.backup(dst)
-    full = replace(cfg, output_dir=scratch / "out", state=scratch / "copy.sqlite3")
-    with Store.open(full.state) as copy:
+    full = replace(cfg, output_dir=scratch / "out")
+    with Store.open(store_at()) as copy:
+        copy_store(store, copy)
         publish_now(full, copy, T0)
     return files(full.output_dir)
 
 
-def assert_same_as_full(cfg: Config, scratch: Path) -> None:
-    mine, full = files(cfg.output_dir), full_publish(cfg, cfg.state, scratch)
+def assert_same_as_full(cfg: Config, store: Store, scratch: Path, store_at: StoreAt) -> None:
+    mine, full = files(cfg.output_dir), full_publish(cfg, store, scratch, store_at)
     different = sorted(rel for rel, data in full.items() if mine.get(rel) != data)
     assert different == []
     # left over, as always: pages of articles no feed lists now, feeds no longer planned
@@ -123,7 +123,7 @@ def assert_same_as_full(cfg: Config, scratch: Path) -> None:
 
 
 def test_incremental_publishes_equal_full_publishes_byte_for_byte(
-    feeds: tuple[App, Feeds], tmp_path: Path
+    feeds: tuple[App, Feeds], tmp_path: Path, store_at: StoreAt
 ) -> None:
     app, state = feeds
     sources = "".join(source(s, "feed", f"{app.base}/{s}.xml") for s in SOURCES)
@@ -132,7 +132,7 @@ def test_incremental_publishes_equal_full_publishes_byte_for_byte(
     cfg = replace(cfg, max_items=4, retention=timedelta(hours=2).total_seconds())
     rnd = random.Random(5)
     merged = expired = rebuilt = 0
-    with WebClient(HttpSettings()) as client, Store.open(cfg.state) as store:
+    with WebClient(HttpSettings()) as client, Store.open(store_at()) as store:
         for step in range(16):
             now = T0 + timedelta(minutes=30 * step)
             state.step()
@@ -163,7 +163,7 @@ def test_incremental_publishes_equal_full_publishes_byte_for_byte(
             if step == 7:
                 continue
             rebuilt += 1
-            assert_same_as_full(cfg, tmp_path / f"full-{step}")
+            assert_same_as_full(cfg, store, tmp_path / f"full-{step}", store_at)
     assert merged > 0, "the random runs merged stored articles"
     assert expired > 0, "and retention removed some"
     assert rebuilt >= 12

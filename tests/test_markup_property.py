@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from aggregator.model import Article, Entry
 from aggregator.normalize import path_slug
 from aggregator.publish import FeedSet, Site, publish
-from aggregator.schema import category_slugs
 from aggregator.sources.feed import parse_feed
 from aggregator.sources.seedfile import parse_seed
+from aggregator.store.schema import category_slugs
 from tests.conftest import ISTANBUL
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))

@@ -26,7 +26,7 @@ from aggregator.model import SourceState
 from aggregator.pipeline import run_once
 from aggregator.sources import policy
 from aggregator.store import Store
-from tests.conftest import ISTANBUL
+from tests.conftest import ISTANBUL, StoreAt, state_setting
 from tests.localserver import HTML, App, Reply, serve_in_thread
 from tests.seedmaker import tgrt_seed
 from tests.test_regenerate import write_config
@@ -81,17 +81,19 @@ def test_a_fresh_import_of_old_articles_is_kept_and_expiry_is_counted(tmp_path: 
     assert "expired: 2450 articles removed by retention (90.0d from first seen)" in status.stdout
 
 
-def test_raising_or_disabling_retention_brings_expired_articles_back(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, max_items=2)
+def test_raising_or_disabling_retention_brings_expired_articles_back(
+    tmp_path: Path, store_at: StoreAt
+) -> None:
+    cfg = write_config(tmp_path, max_items=2, state=state_setting(store_at()))
     with_retention(cfg, "30d")
     seeds(tmp_path / "seeds", 10)
     config = load_config(cfg)
-    with Store.open(config.state) as store:
+    with Store.open(config.store_target) as store:
         run_once(config, store, None, IMPORTED)
         assert run_once(config, store, None, IMPORTED + timedelta(days=31)).expired == 8
     with_retention(cfg, "60d")  # first seen 40 days ago: kept again
     config = load_config(cfg)
-    with Store.open(config.state) as store:
+    with Store.open(config.store_target) as store:
         back = run_once(config, store, None, IMPORTED + timedelta(days=40))
         assert back.new == 8 and back.expired == 0 and store.count() == 10
         # they keep their first_seen: 60 days after the import they go again, once
@@ -101,12 +103,12 @@ def test_raising_or_disabling_retention_brings_expired_articles_back(tmp_path: P
         assert (steady.new, steady.expired) == (0, 0)
     with_retention(cfg, "never")
     config = load_config(cfg)
-    with Store.open(config.state) as store:
+    with Store.open(config.store_target) as store:
         assert run_once(config, store, None, IMPORTED + timedelta(days=63)).new == 8
         assert store.count() == 10
     with_retention(cfg, "60d")  # back with their first first_seen: they go again at once
     config = load_config(cfg)
-    with Store.open(config.state) as store:
+    with Store.open(config.store_target) as store:
         assert run_once(config, store, None, IMPORTED + timedelta(days=64)).expired == 8
 
 

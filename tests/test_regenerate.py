@@ -15,14 +15,16 @@ import feedparser
 import pytest
 
 from aggregator.cli import EXIT_CONFIG, EXIT_OK, EXIT_OUTPUT, EXIT_PARTIAL, EXIT_STORE, main
+from aggregator.config import load_config
 from aggregator.store import Store
-from tests.conftest import ISTANBUL, SEED_DOC
+from tests.conftest import ISTANBUL, SEED_DOC, StoreAt, sqlite_only, state_setting
 from tests.seedmaker import tgrt_seed
 
 T0 = datetime(2026, 1, 10, 9, 30, tzinfo=ISTANBUL)
 
 
-def write_config(root: Path, extra: str = "", max_items: int = 50) -> Path:
+def write_config(root: Path, extra: str = "", max_items: int = 50,
+                 state: str = "state/agg.sqlite3") -> Path:  # fmt: skip
     cfg = root / "config.yaml"
     cfg.write_text(
         f"""site:
@@ -33,7 +35,7 @@ def write_config(root: Path, extra: str = "", max_items: int = 50) -> Path:
 output:
   dir: out
   max_items: {max_items}
-state: state/agg.sqlite3
+state: {state}
 retention: never
 sources:
   - name: seeds
@@ -58,8 +60,9 @@ def feed(root: Path, name: str = "atom.xml") -> feedparser.FeedParserDict:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Path:
-    write_config(tmp_path)
+def site(tmp_path: Path, store_at: StoreAt) -> Path:
+    """A site with the seed document, its store on each backend."""
+    write_config(tmp_path, state=state_setting(store_at()))
     shutil.copy(SEED_DOC, tmp_path / "seeds" / SEED_DOC.name)
     return tmp_path
 
@@ -143,6 +146,7 @@ def test_a_late_older_revision_never_replaces_the_newer_one(site: Path) -> None:
     assert "Seçim sonuçları açıklandı" not in titles
 
 
+@sqlite_only
 def test_deleting_the_input_keeps_the_article_and_a_rebuilt_store_keeps_ids(site: Path) -> None:
     cfg = site / "config.yaml"
     (site / "seeds" / "x.txt").write_text(tgrt_seed(title="Yeni metro hattı açıldı bugün",
@@ -172,17 +176,18 @@ def test_bad_files_are_named_and_the_rest_is_published(site: Path, capsys) -> No
     assert len(feed(site).entries) == 1
 
 
-def test_retention_ages_out_old_articles_but_never_empties_the_feed(tmp_path: Path) -> None:
-    from aggregator.config import load_config
+def test_retention_ages_out_old_articles_but_never_empties_the_feed(
+    tmp_path: Path, store_at: StoreAt
+) -> None:
     from aggregator.pipeline import run_once
 
-    cfg = write_config(tmp_path, max_items=1)
+    cfg = write_config(tmp_path, max_items=1, state=state_setting(store_at()))
     cfg.write_text(cfg.read_text().replace("retention: never", "retention: 30d"))
     for i, day in enumerate((datetime(2020, 1, 1, 12, tzinfo=ISTANBUL), T0)):
         (tmp_path / "seeds" / f"{i}.txt").write_text(tgrt_seed(title=f"Eski yeni haber {i} başlığı",
             spot=f"Spot {i} metni burada.", giris=day), encoding="utf-8")  # fmt: skip
     config = load_config(cfg)
-    with Store.open(config.state) as store:
+    with Store.open(config.store_target) as store:
         assert run_once(config, store, None, T0).expired == 0  # never in the run storing it
         later = run_once(config, store, None, T0 + timedelta(days=31))
         assert later.expired == 1 and store.count() == 1  # the newest stays, though > 30 days
@@ -199,6 +204,7 @@ def test_invalid_config_names_the_key(tmp_path: Path, capsys) -> None:
     assert "sources[0].type" in capsys.readouterr().err
 
 
+@sqlite_only
 def test_corrupt_store_is_one_clear_error_and_not_a_fresh_start(site: Path, capsys) -> None:
     cfg = site / "config.yaml"
     assert regen(cfg) == EXIT_OK
@@ -212,6 +218,7 @@ def test_corrupt_store_is_one_clear_error_and_not_a_fresh_start(site: Path, caps
     assert db.read_bytes().startswith(b"this is not a database")
 
 
+@sqlite_only
 def test_store_from_a_newer_schema_is_refused(site: Path, capsys) -> None:
     cfg = site / "config.yaml"
     assert regen(cfg) == EXIT_OK
@@ -223,6 +230,7 @@ def test_store_from_a_newer_schema_is_refused(site: Path, capsys) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+@sqlite_only
 def test_unwritable_output_is_exit_5(site: Path) -> None:
     (site / "out").mkdir()
     (site / "out").chmod(0o500)
@@ -232,12 +240,14 @@ def test_unwritable_output_is_exit_5(site: Path) -> None:
         (site / "out").chmod(0o700)
 
 
+@sqlite_only
 def test_output_path_that_is_a_file_is_exit_5(site: Path, capsys) -> None:
     (site / "out").write_text("not a folder")
     assert regen(site / "config.yaml") == EXIT_OUTPUT
     assert "out" in capsys.readouterr().err
 
 
+@sqlite_only
 def test_python_dash_m_and_help_work(site: Path) -> None:
     for args in (["--help"], ["regenerate", "--help"]):
         done = subprocess.run([sys.executable, "-m", "aggregator", *args],
@@ -277,7 +287,8 @@ def test_status_after_regenerate_shows_the_last_success_and_errors(site: Path) -
     assert "last success: never" not in done.stdout
     shutil.rmtree(site / "seeds")
     assert regen(cfg) == EXIT_PARTIAL
-    with Store.open(site / "state" / "agg.sqlite3", lock=False, readonly=True) as store:
+    config = load_config(cfg)
+    with Store.open(config.store_target, lock=False, readonly=True) as store:
         state = store.source_state("seeds")
     assert state.failures == 1 and "does not exist" in (state.last_error or "")
     assert state.last_success is not None

@@ -12,7 +12,7 @@ from pathlib import Path
 import feedparser
 
 from aggregator.cli import EXIT_OK, main
-from tests.conftest import ISTANBUL
+from tests.conftest import ISTANBUL, StoreAt, state_setting
 from tests.localserver import XML, App, Reply, Request, serve_in_thread
 from tests.reliability.helpers import write_config
 from tests.seedmaker import tgrt_seed
@@ -32,7 +32,9 @@ def published(root: Path) -> list[tuple[str, str, str]]:
     return [(e.id, e.title, e.content[0].value) for e in parsed.entries]
 
 
-def test_a_changed_description_with_the_same_pubdate_is_published(tmp_path: Path) -> None:
+def test_a_changed_description_with_the_same_pubdate_is_published(
+    tmp_path: Path, store_at: StoreAt
+) -> None:
     served = {"text": "Köprüde bakım çalışması sabah başladı, iki şerit kapalı."}
     app = App()
 
@@ -47,7 +49,7 @@ def test_a_changed_description_with_the_same_pubdate_is_published(tmp_path: Path
 
     app.route("/rss.xml", rss)
     with serve_in_thread(app, fixtures=False):
-        cfg = write_config(tmp_path, sources=(
+        cfg = write_config(tmp_path, state=state_setting(store_at()), sources=(
             f"  - {{name: site, type: feed, url: '{app.base}/rss.xml', every: 1s}}\n"
         ))  # fmt: skip
         regen(cfg)
@@ -74,9 +76,9 @@ def test_a_changed_description_with_the_same_pubdate_is_published(tmp_path: Path
 
 
 def test_a_seed_file_corrected_without_a_new_guncelleme_publishes_the_correction(
-    tmp_path: Path,
+    tmp_path: Path, store_at: StoreAt
 ) -> None:
-    cfg = write_config(tmp_path)
+    cfg = write_config(tmp_path, state=state_setting(store_at()))
     path = tmp_path / "seeds" / "secim.txt"
 
     def write(body: tuple[str, ...]) -> None:
@@ -102,8 +104,10 @@ def test_a_seed_file_corrected_without_a_new_guncelleme_publishes_the_correction
                       if p.is_file()}  # fmt: skip
 
 
-def test_a_late_copy_of_an_older_revision_loses_though_seen_later(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path)
+def test_a_late_copy_of_an_older_revision_loses_though_seen_later(
+    tmp_path: Path, store_at: StoreAt
+) -> None:
+    cfg = write_config(tmp_path, state=state_setting(store_at()))
     seeds = tmp_path / "seeds"
     for name, hours, title in (("new.txt", 2, "Seçim sonuçları açıklandı kesin"),
                                ("old.txt", 1, "Seçim sonuçları açıklandı")):  # fmt: skip

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregator import dedupe
@@ -16,7 +16,7 @@ from aggregator.errors import LockError, StoreError
 from aggregator.model import Article
 from aggregator.records import pack_record
 from aggregator.store import KEEP_REVISIONS, Store
-from tests.conftest import ISTANBUL
+from tests.conftest import ISTANBUL, StoreAt
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=ISTANBUL)
 
@@ -37,8 +37,8 @@ def merge(store: Store, articles: list[Article], **retention: Any) -> dedupe.Can
     return dedupe.winner(cands)
 
 
-def test_history_keeps_the_newest_few_and_always_the_winner(tmp_path: Path) -> None:
-    with Store.open(tmp_path / "s.sqlite3") as store:
+def test_history_keeps_the_newest_few_and_always_the_winner(store_at: StoreAt) -> None:
+    with Store.open(store_at()) as store:
         for batch in ([1, 9, 3], [2, 8], [4, 5, 6, 7]):
             merge(store, [revision(m) for m in batch])
         (entry,) = store.latest(10)
@@ -48,8 +48,8 @@ def test_history_keeps_the_newest_few_and_always_the_winner(tmp_path: Path) -> N
     assert entry.article.updated == T0 + timedelta(minutes=9)
 
 
-def test_a_failed_run_leaves_the_store_as_it_was(tmp_path: Path) -> None:
-    with Store.open(tmp_path / "s.sqlite3") as store:
+def test_a_failed_run_leaves_the_store_as_it_was(store_at: StoreAt) -> None:
+    with Store.open(store_at()) as store:
         merge(store, [revision(1)])
         with pytest.raises(RuntimeError), store.transaction():
             store.stage_begin()
@@ -94,21 +94,22 @@ def test_a_damaged_schema_version_is_a_store_error(tmp_path: Path) -> None:
 
 
 def _state(store: Store) -> tuple[set[tuple[str, ...]], set[tuple[str, str]], int]:
-    conn = store._conn
-    articles = set(conn.execute("SELECT id, published, updated, content_hash FROM articles"))
-    revisions = set(conn.execute("SELECT article_id, content_hash FROM revisions"))
-    orphans = conn.execute(
+    db = store.db
+    articles = set(db.execute("SELECT id, published, updated, content_hash FROM articles"))
+    revisions = set(db.execute("SELECT article_id, content_hash FROM revisions"))
+    orphans = db.execute(
         "SELECT COUNT(*) FROM revisions WHERE article_id IS NULL"
         " OR article_id NOT IN (SELECT id FROM articles)"
     ).fetchone()[0]
     return articles, revisions, orphans
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 6), st.booleans(),
                           st.integers(0, 2)), min_size=1, max_size=14))  # fmt: skip
 def test_a_first_run_into_an_empty_store_stores_what_any_run_would(
-    tmp_path_factory: pytest.TempPathFactory, shape: list[tuple[int, int, bool, int]]
+    store_at: StoreAt, shape: list[tuple[int, int, bool, int]]
 ) -> None:
     """The empty-store fast path (records staged under the article they would found) must
     end in the same articles and revisions as the general path, with no orphan rows:
@@ -124,8 +125,7 @@ def test_a_first_run_into_an_empty_store_stores_what_any_run_would(
     long_ago = T0 - timedelta(days=9)
     unrelated = Article(title="Bambaşka bir konuda uzun başlık", source="x", origin="x",
                         published=long_ago, updated=long_ago)  # fmt: skip
-    root = tmp_path_factory.mktemp("cold")
-    with Store.open(root / "cold.sqlite3") as cold, Store.open(root / "warm.sqlite3") as warm:
+    with Store.open(store_at()) as cold, Store.open(store_at()) as warm:
         merge(warm, [unrelated])
         # retention holds out only articles it removed before (none here): cold == warm
         retention = {"expired_before": T0 + timedelta(hours=2), "keep_newest": 0}
@@ -139,16 +139,18 @@ def test_a_first_run_into_an_empty_store_stores_what_any_run_would(
     assert cold_revisions == {r for r in warm_revisions if r[0] != seeded[0]}
 
 
-def test_records_stored_zlib_compressed_by_earlier_versions_still_publish(tmp_path: Path) -> None:
+def test_records_stored_zlib_compressed_by_earlier_versions_still_publish(
+    store_at: StoreAt,
+) -> None:
     import zlib
 
     from aggregator.records import record_bytes
 
-    with Store.open(tmp_path / "s.sqlite3") as store:
+    with Store.open(store_at()) as store:
         merge(store, [revision(1)])
         (before,) = store.latest(1)
         with store.transaction():  # what version 0.1.0 wrote: zlib'd JSON
-            store._conn.execute(
+            store.db.execute(
                 "UPDATE revisions SET record = ?", (zlib.compress(record_bytes(revision(1)), 1),)
             )
         (after,) = store.latest(1)
@@ -224,7 +226,7 @@ def test_status_reads_a_store_whose_first_run_was_killed_mid_write(tmp_path: Pat
         from aggregator.store import Store
         store = Store.open(Path({str(config.state)!r}))
         with store.transaction(bulk=store.is_empty()):
-            store._conn.executemany(  # past the page cache: pages reach the file
+            store.db.conn.executemany(  # past the page cache: pages reach the file
                 "INSERT INTO publish_state (key, value) VALUES (?, ?)",
                 ((str(i), "x" * 1_000_000) for i in range(100)))
             os._exit(9)
@@ -262,12 +264,12 @@ def test_a_bulk_run_that_cannot_switch_back_to_the_log_retries_at_the_next_trans
             return getattr(self.conn, name)
 
     with Store.open(path) as store:
-        real = store._conn
-        store._conn = RefusesWalOnce(real)  # type: ignore[assignment]
+        real = store.db.conn
+        store.db.conn = RefusesWalOnce(real)  # type: ignore[assignment]
         with store.transaction(bulk=True):
             merge(store, [revision(0)])
         assert _journal_mode(path) == "delete"
         merge(store, [revision(5)])  # the next transaction switches back first
         assert _journal_mode(path) == "wal"
         assert real.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
-        store._conn = real
+        store.db.conn = real

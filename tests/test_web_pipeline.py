@@ -19,7 +19,7 @@ from aggregator.sources import Harvest, policy
 from aggregator.sources.http import HttpSettings, WebClient
 from aggregator.sources.web import POOL_MIN_SOURCES, harvest
 from aggregator.store import Store
-from tests.conftest import ISTANBUL, SEED_DOC
+from tests.conftest import ISTANBUL, SEED_DOC, StoreAt, on_store
 from tests.localserver import HTML, App, Reply, serve_in_thread
 
 T0 = datetime(2026, 1, 10, 9, 30, tzinfo=ISTANBUL)
@@ -173,12 +173,15 @@ def write_seed(folder: Path) -> None:
     shutil.copy(SEED_DOC, folder / "mit.txt")
 
 
-def test_one_story_from_feed_page_and_seed_is_one_entry(server: App, tmp_path: Path) -> None:
+def test_one_story_from_feed_page_and_seed_is_one_entry(
+    server: App, tmp_path: Path, store_at: StoreAt
+) -> None:
     write_seed(tmp_path / "seeds")
     cfg = config(tmp_path, source("rss", "feed", server.base + "/rss.xml")
                  + source("site", "html", server.base + "/news/")
                  + "  - name: seeds\n    type: seeds\n    path: seeds\n")  # fmt: skip
-    with Store.open(cfg.state) as store:
+    cfg = on_store(cfg, store_at())
+    with Store.open(cfg.store_target) as store:
         report = run_once(cfg, store, None, T0)
     by_name = {s.name: s for s in report.sources}
     assert by_name["rss"].read == 3 and by_name["site"].read == 2 and by_name["seeds"].read == 1
@@ -187,7 +190,7 @@ def test_one_story_from_feed_page_and_seed_is_one_entry(server: App, tmp_path: P
     assert parsed.bozo == 0
     mit = [e for e in parsed.entries if e.title.startswith("MİT Başkanı İbrahim Kalın")]
     assert len(mit) == 1, [e.title for e in parsed.entries]
-    with Store.open(cfg.state) as store:
+    with Store.open(cfg.store_target) as store:
         links = {a.link for a in store.revisions(mit[0].id)} - {None}
     assert links == {server.base + "/news/mit-kalin-umerov"}
     assert mit[0].published_parsed[:5] == (2026, 1, 1, 16, 16)  # GİRİŞ 19:16 +03:00
@@ -196,17 +199,17 @@ def test_one_story_from_feed_page_and_seed_is_one_entry(server: App, tmp_path: P
     rss = feedparser.parse((cfg.output_dir / "rss.xml").read_bytes())
     assert {e.id for e in rss.entries} == {e.id for e in parsed.entries}
 
-    with Store.open(cfg.state) as store:
+    with Store.open(cfg.store_target) as store:
         again = run_once(cfg, store, None, T0 + timedelta(hours=1))
         assert store.source_state("rss").feed_digest is not None
     assert again.new == 0
     assert {s.name: s.not_modified for s in again.sources}["rss"]
 
 
-def test_states_round_trip_through_the_store(tmp_path: Path) -> None:
+def test_states_round_trip_through_the_store(store_at: StoreAt) -> None:
     state = replace(SourceState(name="x"), etag='"e"', failures=2, next_due=T0,
                     last_error="boom", last_error_at=T0, feed_digest="d")  # fmt: skip
-    with Store.open(tmp_path / "s.sqlite3") as store:
+    with Store.open(store_at()) as store:
         store.save_source_state(state)
         assert store.source_state("x") == state
 

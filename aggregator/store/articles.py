@@ -1,46 +1,27 @@
-"""SQLite state: articles with bounded revision history, match keys, seed-file and source state.
-
-Plain SQL with `?` parameters, no SQLite-only types and upserts as `ON CONFLICT`, so a
-PostgreSQL backend can follow; only the PRAGMAs of the connection setup are SQLite's own.
-Every sqlite3 error is translated to StoreError naming the file.
-"""
+"""Articles: staging parsed records, merging them as `dedupe` decides, retention, and
+reading what publishing needs (with the publish state that says which feeds are current)."""
 
 from __future__ import annotations
 
-import fcntl
-import logging
-import os
-import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from aggregator import dedupe
 from aggregator.dedupe import Candidate, article_id
-from aggregator.errors import LockError, StoreError
-from aggregator.model import Article, Entry, SeedFileState, SourceState
+from aggregator.model import Article, Entry
 from aggregator.records import (
     article_from_json,
     pack_record,
-    pack_text,
     parse_time,
     unpack_record,
     utc_text,
 )
-from aggregator.schema import BACKFILLS, MIGRATIONS, SCHEMA_VERSION, category_slugs
+from aggregator.store.base import StoreBase
+from aggregator.store.db import Database
+from aggregator.store.schema import category_slugs
 
 KEEP_REVISIONS = 5
-FIRST_SEEN_PER_SOURCE = 10_000
-"""First-seen times kept per source: far more than one feed document serves at once, so an
-item still served keeps its time; the table stays bounded however many ids a feed invents."""
-FULLTEXT_PAGES_PER_SOURCE = 2_500
-"""Item pages kept per `fulltext` source (validators and body, for conditional GET): beyond
-this many, those of items the feed no longer carries are forgotten, least recently answered
-first. More than one feed document carries (sources/feed.py MAX_ENTRIES, 2,000), so every
-item it still serves keeps its page and the bound always holds."""
-log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -51,204 +32,20 @@ class MergeCounts:
     merged: int = 0  # stored articles merged into another by a bridging revision
 
 
-class Store:
-    """The one owner of the SQLite connection. Use `Store.open(path)` as a context manager.
-
-    Not thread-safe: callers use it from one thread at a time (the daemon serializes runs)."""
-
-    def __init__(self, path: Path, conn: sqlite3.Connection, lock_fd: int | None) -> None:
-        self.path = path
-        self._conn = conn
-        self._lock_fd = lock_fd
+class ArticleStore(StoreBase):
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
         self._cold = False
         self._founds: dict[str, str] = {}  # cold staging: first key -> the id it founds
-        self._wal_pending = False  # a bulk run could not switch back to the log yet
         self._any_expired: bool | None = None  # does `expired` hold anything (None: unknown)
         self._revived = False  # a merge brought back an article retention had removed
-
-    # -- lifecycle -------------------------------------------------------------------
-    @classmethod
-    def open(
-        cls, path: Path, *, lock: bool = True, readonly: bool = False, holder: str = ""
-    ) -> Store:
-        """`holder`: who takes the lock, as `status` shows it ("daemon", "regenerate")."""
-        lock_fd = None
-        try:
-            if not readonly:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            elif not path.exists():
-                raise StoreError(f"{path}: no state yet (run `aggregator regenerate` first)")
-            if lock:
-                lock_fd = _take_lock(path, holder)
-            uri = path.absolute().as_uri() + ("?mode=ro" if readonly else "")
-            conn = sqlite3.connect(  # a reader waits only for a first run's lock (`bulk`)
-                uri, uri=True, timeout=2 if readonly else 30, isolation_level=None,
-                check_same_thread=False,
-            )  # fmt: skip
-        except OSError as e:
-            _release(lock_fd)
-            raise StoreError(f"{path}: cannot open the state store: {e.strerror or e}") from e
-        except sqlite3.Error as e:
-            _release(lock_fd)
-            raise StoreError(f"{path}: cannot open the state store: {e}") from e
-        store = cls(path, conn, lock_fd)
-        try:
-            store._prepare(readonly)
-        except BaseException:
-            store.close()
-            raise
-        return store
-
-    def _prepare(self, readonly: bool) -> None:
-        with self._translate("reading"):
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            tables = {
-                r[0]
-                for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            }
-            version = 0
-            if "schema_meta" in tables:
-                row = self._conn.execute(
-                    "SELECT value FROM schema_meta WHERE key = 'version'"
-                ).fetchone()
-                try:
-                    version = int(row[0]) if row else 0
-                except ValueError:
-                    raise StoreError(
-                        f"{self.path}: damaged schema version {row[0]!r} (restore a backup)"
-                    ) from None
-            elif tables:
-                raise StoreError(f"{self.path}: not an aggregator state store (unknown tables)")
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path}: state schema version {version} is newer than this aggregator "
-                    f"understands ({SCHEMA_VERSION}); upgrade the aggregator"
-                )
-            if not readonly:  # only now: switching to WAL rewrites a foreign file's header
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                self._conn.execute("PRAGMA synchronous=NORMAL")
-                self._conn.execute("PRAGMA cache_size=-65536")
-            if version < SCHEMA_VERSION:
-                if readonly:
-                    raise StoreError(f"{self.path}: state needs migrating; run regenerate once")
-                self._migrate(version)
-
-    def _migrate(self, version: int) -> None:
-        with self.transaction():
-            if version == 0:
-                self._conn.execute("CREATE TABLE schema_meta (key TEXT PRIMARY KEY, value TEXT)")
-            for target in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[target].split(";"):
-                    if statement.strip():
-                        self._conn.execute(statement)
-                if target in BACKFILLS:
-                    BACKFILLS[target](self._conn)
-            self._conn.execute(
-                "INSERT INTO schema_meta (key, value) VALUES ('version', ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (str(SCHEMA_VERSION),),
-            )
-
-    def limit_cache(self, kib: int) -> None:
-        """Cap SQLite's page cache: a daemon would otherwise keep it full for good (a bulk
-        `regenerate` wants the larger default)."""
-        with self._translate("configuring"):
-            self._conn.execute(f"PRAGMA cache_size=-{int(kib)}")
-
-    def close(self) -> None:
-        try:
-            self._conn.close()
-        finally:
-            _release(self._lock_fd)
-            self._lock_fd = None
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @contextmanager
-    def _translate(self, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as e:
-            hint = ""
-            if getattr(e, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
-                hint = " (the file is damaged: restore it from a backup or move it away to rebuild)"
-            raise StoreError(f"{self.path}: state store failed while {doing}: {e}{hint}") from e
-
-    @contextmanager
-    def transaction(self, *, bulk: bool = False) -> Iterator[None]:
-        """All or nothing. Nested use joins the outer transaction (a whole run commits once).
-
-        `bulk`: for a run into an empty store (a first import of a seed archive). It runs
-        with a rollback journal instead of the write-ahead log: pages the store did not
-        have are written once, where the log writes them twice (the log, then its
-        checkpoint): 0.4 s of a first run over 100,000 files. Just as safe: a crash rolls
-        back, and synchronous=FULL. The log is back once the transaction ends (else at the
-        next transaction). Skipped when another connection has the store open (switching
-        needs it alone). Readers wait for such a run; `importing()` tells them."""
-        if self._conn.in_transaction:
-            yield
-            return
-        with self._translate("writing"):
-            if self._wal_pending:
-                self._write_ahead_log()
-            journal = self._rollback_journal() if bulk else False
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    if self._conn.in_transaction:  # SQLite may have rolled back already
-                        self._conn.execute("ROLLBACK")
-                    raise
-            finally:
-                if journal:
-                    self._write_ahead_log()
-
-    def is_empty(self) -> bool:
-        with self._translate("reading"):
-            return self._conn.execute("SELECT 1 FROM articles LIMIT 1").fetchone() is None
-
-    @staticmethod
-    def importing(path: Path) -> bool:
-        """A first run into this (empty) store is under way, or was killed: its rollback
-        journal exists. Readers cannot read the store until a writer has ended or rolled
-        it back; nothing of it was committed."""
-        return path.with_name(path.name + "-journal").exists()
-
-    def _rollback_journal(self) -> bool:
-        try:
-            mode = self._conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
-        except sqlite3.OperationalError:  # "database is locked": a reader is connected
-            return False
-        if mode != "delete":
-            return False
-        try:
-            self._conn.execute("PRAGMA synchronous=FULL")
-        except sqlite3.Error:
-            self._write_ahead_log()
-            return False
-        return True
-
-    def _write_ahead_log(self) -> None:
-        try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._wal_pending = False
-        except sqlite3.Error as e:  # a reader mid-read for 30 s: the next transaction retries
-            self._wal_pending = True
-            log.warning("%s: could not switch back to the write-ahead log: %s", self.path, e)
 
     # -- staging: parsed records go straight into `revisions`, owner to be decided ---------
     def stage_begin(self) -> None:
         """Start staging; call inside `transaction()` so a crash leaves nothing half-merged."""
         with self._translate("staging"):
-            self._conn.execute("DELETE FROM revisions WHERE article_id IS NULL")
-            row = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM revisions").fetchone()
+            self.db.execute("DELETE FROM revisions WHERE article_id IS NULL")
+            row = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM revisions").fetchone()
             self._stage_base = int(row[0]) + 1
             # An empty store (a first run over a big seed archive): a record is staged
             # already owned by the article it would found alone, which it does unless a
@@ -256,13 +53,14 @@ class Store:
             # row is half of a cold merge).
             self._cold = self.is_empty()
             self._founds = {}
+            self._any_expired = None  # another node may have expired articles since
 
     def stage(self, rows: Iterable[tuple[Candidate, bytes]], now: datetime) -> None:
         """Park (candidate, packed record) rows until `merge` decides their article. Every
         candidate staged must be in the clusters given to the next `merge`."""
         seen = utc_text(now)
         with self._translate("staging"):
-            self._conn.executemany(
+            self.db.executemany(
                 "INSERT INTO revisions (id, article_id, content_hash, updated, origin, record,"
                 # a repeat of a record staged already (same article, same content): skipped
                 " seen) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -312,7 +110,7 @@ class Store:
             self._touch_feeds_of([p.id for p in fresh])
             counts.new = len(fresh)
             # repeats of a revision the article already has
-            self._conn.execute("DELETE FROM revisions WHERE article_id IS NULL")
+            self.db.execute("DELETE FROM revisions WHERE article_id IS NULL")
             self._cold, self._founds = False, {}  # staged from now on: unowned until merged
             if counts.new or counts.updated or counts.merged:
                 self._mark_publish_pending()
@@ -324,7 +122,7 @@ class Store:
         text signatures of anchor peers), then let `dedupe` decide (`seen`: this run)."""
         if not clusters:
             return []
-        warm = self._conn.execute("SELECT 1 FROM article_keys LIMIT 1").fetchone() is not None
+        warm = self.db.execute("SELECT 1 FROM article_keys LIMIT 1").fetchone() is not None
         matches = self._key_matches(clusters) if warm else {}
         peers = dedupe.anchor_peers(clusters)
         if warm:
@@ -370,22 +168,22 @@ class Store:
 
     def _key_matches(self, clusters: Sequence[Sequence[Candidate]]) -> dict[int, set[str]]:
         """Cluster index -> ids of the stored articles sharing a match key, in one query."""
-        self._conn.execute(
+        self.db.execute(
             "CREATE TEMP TABLE IF NOT EXISTS batch_keys (match_key TEXT, cluster INTEGER)"
         )
-        self._conn.execute("DELETE FROM batch_keys")
-        self._conn.executemany(
+        self.db.execute("DELETE FROM batch_keys")
+        self.db.executemany(
             "INSERT INTO batch_keys (match_key, cluster) VALUES (?, ?)",
             ((k, i) for i, g in enumerate(clusters) for c in g for k in c.keys),
         )
         found: dict[int, set[str]] = {}
-        for cluster_index, aid in self._conn.execute(
+        for cluster_index, aid in self.db.execute(
             "SELECT b.cluster, a.id FROM batch_keys b"
             " JOIN article_keys k ON k.match_key = b.match_key"
             " JOIN articles a ON a.id = k.article_id"
         ):
             found.setdefault(cluster_index, set()).add(aid)
-        self._conn.execute("DELETE FROM batch_keys")
+        self.db.execute("DELETE FROM batch_keys")
         return found
 
     def _stored_peers(
@@ -399,16 +197,16 @@ class Store:
                 anchors.setdefault(a, []).append(i)
         if not anchors:
             return []
-        self._conn.execute(
+        self.db.execute(
             "CREATE TEMP TABLE IF NOT EXISTS batch_anchors (anchor TEXT, lo TEXT, hi TEXT)"
         )
-        self._conn.execute("DELETE FROM batch_anchors")
-        self._conn.executemany(
+        self.db.execute("DELETE FROM batch_anchors")
+        self.db.executemany(
             "INSERT INTO batch_anchors (anchor, lo, hi) VALUES (?, ?, ?)",
             ((a, *dedupe.anchor_range(a)) for a in anchors),
         )
         near: dict[str, list[str]] = {}
-        for a, aid in self._conn.execute(
+        for a, aid in self.db.execute(
             "SELECT b.anchor, a.id FROM batch_anchors b"
             " JOIN articles a ON a.published >= b.lo AND a.published < b.hi"
             " ORDER BY b.anchor, a.published, a.id"
@@ -416,7 +214,7 @@ class Store:
             ids = near.setdefault(a, [])
             if len(ids) < dedupe.MAX_PEERS:
                 ids.append(aid)
-        self._conn.execute("DELETE FROM batch_anchors")
+        self.db.execute("DELETE FROM batch_anchors")
         return [(i, aid) for a, ids in near.items() for i in anchors[a][: dedupe.MAX_PEERS]
                 for aid in ids if aid not in matches.get(i, ())]  # fmt: skip
 
@@ -432,7 +230,7 @@ class Store:
         refs = list(staged)
         for k in range(0, len(refs), 500):
             chunk = refs[k : k + 500]
-            for rid, record in self._conn.execute(
+            for rid, record in self.db.execute(
                 f"SELECT id, record FROM revisions WHERE id IN ({', '.join('?' * len(chunk))})",
                 chunk,
             ):
@@ -442,7 +240,7 @@ class Store:
         for k in range(0, len(stored_ids), 500):
             ids = stored_ids[k : k + 500]
             missing = []
-            for aid, sig, record in self._conn.execute(
+            for aid, sig, record in self.db.execute(
                 "SELECT a.id, a.signature, COALESCE(a.record, r.record) FROM articles a"
                 " JOIN revisions r ON r.article_id = a.id AND r.content_hash = a.content_hash"
                 f" WHERE a.id IN ({', '.join('?' * len(ids))})",
@@ -452,7 +250,7 @@ class Store:
                     sig = dedupe.signature(article_from_json(unpack_record(record)))
                     missing.append((sig, aid))
                 out[aid] = [sig]
-            self._conn.executemany("UPDATE articles SET signature = ? WHERE id = ?", missing)
+            self.db.executemany("UPDATE articles SET signature = ? WHERE id = ?", missing)
         return out
 
     def _stored(self, ids: Sequence[str]) -> dict[str, dedupe.Stored]:
@@ -465,13 +263,13 @@ class Store:
         for k in range(0, len(ids), 500):
             chunk = ids[k : k + 500]
             marks = ", ".join("?" * len(chunk))
-            for aid, published, updated, site, fields, content_hash in self._conn.execute(
+            for aid, published, updated, site, fields, content_hash in self.db.execute(
                 "SELECT id, published, updated, site, fields, content_hash FROM articles"
                 f" WHERE id IN ({marks})",
                 chunk,
             ):
                 heads[aid] = (published, site or "", _fields(fields, content_hash), updated)
-            for aid, record, seen in self._conn.execute(
+            for aid, record, seen in self.db.execute(
                 f"SELECT article_id, record, seen FROM revisions WHERE article_id IN ({marks})",
                 chunk,
             ):
@@ -485,12 +283,12 @@ class Store:
         }  # fmt: skip
 
     def _aliases(self) -> dict[str, str]:
-        return dict(self._conn.execute("SELECT alias, article_id FROM article_aliases"))
+        return dict(self.db.execute("SELECT alias, article_id FROM article_aliases"))
 
     def merges(self) -> int:
         """Articles merged into another (their ids kept as aliases)."""
         with self._translate("counting"):
-            row = self._conn.execute("SELECT COUNT(*) FROM article_aliases").fetchone()
+            row = self.db.execute("SELECT COUNT(*) FROM article_aliases").fetchone()
         return int(row[0])
 
     # -- applying decisions --------------------------------------------------------------
@@ -503,12 +301,12 @@ class Store:
         would add it back and see it expire again every run."""
         if self._any_expired is None:
             self._any_expired = (
-                self._conn.execute("SELECT 1 FROM expired LIMIT 1").fetchone() is not None
+                self.db.execute("SELECT 1 FROM expired LIMIT 1").fetchone() is not None
             )
         if not self._any_expired:
             return False
         keys = sorted({k for c in group for k in c.keys})
-        row = self._conn.execute(
+        row = self.db.execute(
             "SELECT MIN(e.first_seen) FROM expired_keys k JOIN expired e"
             f" ON e.article_id = k.article_id WHERE k.match_key IN ({', '.join('?' * len(keys))})",
             keys,
@@ -519,7 +317,7 @@ class Store:
             self._revived = True  # back: expire() restores its first_seen
             return False
         earliest = min(c.published for c in group)
-        row = self._conn.execute(
+        row = self.db.execute(
             "SELECT COUNT(*) FROM articles WHERE published > ?", (earliest,)
         ).fetchone()
         if int(row[0]) < keep_newest:
@@ -529,7 +327,7 @@ class Store:
 
     def _insert_new(self, plans: Sequence[dedupe.Plan], seen: str) -> None:
         """Articles no stored key points to: plain batched inserts (the cold-start path)."""
-        self._conn.executemany(
+        self.db.executemany(
             "INSERT INTO articles (id, published, updated, has_link, content_hash, source,"
             " first_seen, last_changed, site, fields, record)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -540,7 +338,7 @@ class Store:
                 for p in plans
             ),
         )  # fmt: skip
-        self._conn.executemany(
+        self.db.executemany(
             "INSERT INTO article_keys (match_key, article_id) VALUES (?, ?)"
             " ON CONFLICT DO NOTHING",
             ((k, p.id) for p in plans for k in {k for c in p.members for k in c.keys}),
@@ -563,7 +361,7 @@ class Store:
         wanted = set(plan.fields)
         records: dict[str, Article] = {}
         refs = [self._stage_base + c.ref for c in plan.members if c.content_hash in wanted] or [0]
-        rows = self._conn.execute(
+        rows = self.db.execute(
             f"SELECT content_hash, record FROM revisions WHERE id IN ({', '.join('?' * len(refs))})"
             " OR article_id = ?",
             (*refs, plan.id if plan.stored is not None else None),
@@ -577,24 +375,24 @@ class Store:
         """Merge this run's revisions (and any bridged articles) into a stored article."""
         aid = plan.id
         for old in plan.retired:
-            self._conn.execute("UPDATE article_keys SET article_id = ? WHERE article_id = ?",
+            self.db.execute("UPDATE article_keys SET article_id = ? WHERE article_id = ?",
                                (aid, old))  # fmt: skip
-            self._conn.execute(
+            self.db.execute(
                 "DELETE FROM revisions WHERE article_id = ? AND content_hash IN"
                 " (SELECT content_hash FROM revisions WHERE article_id = ?)",
                 (old, aid),
             )
-            self._conn.execute("UPDATE revisions SET article_id = ? WHERE article_id = ?",
+            self.db.execute("UPDATE revisions SET article_id = ? WHERE article_id = ?",
                                (aid, old))  # fmt: skip
-            self._conn.execute("DELETE FROM article_categories WHERE article_id = ?", (old,))
-            self._conn.execute("DELETE FROM articles WHERE id = ?", (old,))
-            self._conn.execute("UPDATE article_aliases SET article_id = ? WHERE article_id = ?",
+            self.db.execute("DELETE FROM article_categories WHERE article_id = ?", (old,))
+            self.db.execute("DELETE FROM articles WHERE id = ?", (old,))
+            self.db.execute("UPDATE article_aliases SET article_id = ? WHERE article_id = ?",
                                (aid, old))  # fmt: skip
-            self._conn.execute(
+            self.db.execute(
                 "INSERT INTO article_aliases (alias, article_id) VALUES (?, ?)", (old, aid)
             )
             counts.merged += 1
-        self._conn.executemany(
+        self.db.executemany(
             "INSERT INTO article_keys (match_key, article_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
             ((k, aid) for k in {k for c in plan.members for k in c.keys}),
         )
@@ -602,7 +400,7 @@ class Store:
         if plan.changed:
             fields, record = self._composed(plan)
             best = plan.best
-            self._conn.execute(
+            self.db.execute(
                 "UPDATE articles SET published = ?, updated = ?, has_link = ?, content_hash = ?,"
                 " source = ?, site = ?, fields = ?, record = ?, last_changed = ?,"
                 " signature = CASE WHEN content_hash = ? THEN signature END WHERE id = ?",
@@ -614,14 +412,14 @@ class Store:
             counts.updated += 1
         else:
             if plan.site and plan.stored is not None and not plan.stored.site:
-                self._conn.execute("UPDATE articles SET site = ? WHERE id = ?", (plan.site, aid))
+                self.db.execute("UPDATE articles SET site = ? WHERE id = ?", (plan.site, aid))
             counts.unchanged += 1
         self._prune(aid, plan.fields)
 
     def _insert_revisions(self, rows: Iterable[tuple[str | None, Candidate]], seen: str) -> None:
         """Give staged revisions their article (None: none); a repeat of a revision the
         article has is left unowned, and deleted at the end of the merge."""
-        self._conn.executemany(
+        self.db.executemany(
             "UPDATE revisions SET seen = ?, article_id = CASE WHEN EXISTS ("
             " SELECT 1 FROM revisions WHERE article_id = ? AND content_hash = ?)"
             " THEN NULL ELSE ? END WHERE id = ?",
@@ -632,7 +430,7 @@ class Store:
         """Keep the newest KEEP_REVISIONS revisions (by `updated`, then first seen), and
         always those published fields come from."""
         kept = sorted(set(fields))
-        self._conn.execute(
+        self.db.execute(
             "DELETE FROM revisions WHERE article_id = ?"
             f" AND content_hash NOT IN ({', '.join('?' * len(kept))})"
             " AND content_hash NOT IN (SELECT content_hash FROM revisions WHERE article_id = ?"
@@ -644,12 +442,12 @@ class Store:
     def latest(self, limit: int) -> list[Entry]:
         """The newest `limit` articles by GİRİŞ, newest first (ties by id, stable)."""
         with self._translate("reading articles"):
-            rows = self._conn.execute(_ENTRY_SELECT + " LIMIT ?", (limit,)).fetchall()
+            rows = self.db.execute(_ENTRY_SELECT + " LIMIT ?", (limit,)).fetchall()
         return [_entry(*r) for r in rows]
 
     def revisions(self, aid: str) -> list[Article]:
         with self._translate("reading revisions"):
-            rows = self._conn.execute(
+            rows = self.db.execute(
                 "SELECT record FROM revisions WHERE article_id = ?"
                 " ORDER BY updated DESC, content_hash DESC",
                 (aid,),
@@ -659,9 +457,9 @@ class Store:
     def count(self, source: str | None = None) -> int:
         with self._translate("counting"):
             if source is None:
-                row = self._conn.execute("SELECT COUNT(*) FROM articles").fetchone()
+                row = self.db.execute("SELECT COUNT(*) FROM articles").fetchone()
             else:
-                row = self._conn.execute(
+                row = self.db.execute(
                     "SELECT COUNT(*) FROM articles WHERE source = ?", (source,)
                 ).fetchone()
         return int(row[0])
@@ -684,9 +482,9 @@ class Store:
                 self._restore_first_seen()
             if before is None:
                 return 0
-            self._conn.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
-            self._conn.execute("DELETE FROM doomed")
-            doomed = self._conn.execute(
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
+            self.db.execute("DELETE FROM doomed")
+            doomed = self.db.execute(
                 "INSERT INTO doomed (id) " + self._DOOMED, (utc_text(before), keep_newest)
             ).rowcount
             if doomed:
@@ -695,35 +493,35 @@ class Store:
                 for table, column in (("articles", "id"), ("article_keys", "article_id"),
                                       ("revisions", "article_id"),
                                       ("article_categories", "article_id")):  # fmt: skip
-                    self._conn.execute(
+                    self.db.execute(
                         f"DELETE FROM {table} WHERE {column} IN (SELECT id FROM doomed)"
                     )
-                self._conn.execute("DELETE FROM doomed")
+                self.db.execute("DELETE FROM doomed")
                 self._mark_publish_pending()
         return doomed
 
     def _remember_expired(self, now: str) -> None:
         """Tombstones for the articles in `doomed`; those expired over a year ago are
         forgotten (the bound on this table: an input still offering one then adds it anew)."""
-        self._conn.execute(
+        self.db.execute(
             "DELETE FROM expired_keys WHERE article_id IN"
             " (SELECT article_id FROM expired WHERE expired_at < ?)", (_year_before(now),)
         )  # fmt: skip
-        self._conn.execute("DELETE FROM expired WHERE expired_at < ?", (_year_before(now),))
+        self.db.execute("DELETE FROM expired WHERE expired_at < ?", (_year_before(now),))
         origins: dict[str, list[str]] = {}
-        for aid, origin in self._conn.execute(
+        for aid, origin in self.db.execute(
             "SELECT DISTINCT article_id, origin FROM revisions"
             " WHERE article_id IN (SELECT id FROM doomed)"
         ):
             origins.setdefault(aid, []).append(origin)
-        self._conn.executemany(
+        self.db.executemany(
             "INSERT INTO expired (article_id, first_seen, expired_at, origins)"
             " SELECT id, first_seen, ?, ? FROM articles WHERE id = ?"
             " ON CONFLICT (article_id) DO UPDATE SET expired_at = excluded.expired_at,"
             " origins = excluded.origins",
             ((now, "\n".join(sorted(o)), aid) for aid, o in origins.items()),
         )
-        self._conn.execute(
+        self.db.execute(
             "INSERT INTO expired_keys (match_key, article_id) SELECT match_key, article_id"
             " FROM article_keys WHERE article_id IN (SELECT id FROM doomed)"
             " ON CONFLICT (match_key) DO UPDATE SET article_id = excluded.article_id"
@@ -733,18 +531,18 @@ class Store:
     def _restore_first_seen(self) -> None:
         """Articles stored again whose keys were remembered as expired: their first_seen is
         the original one (retention counts from it), and the tombstone goes."""
-        self._conn.execute(
+        self.db.execute(
             "UPDATE articles SET first_seen = (SELECT MIN(e.first_seen) FROM article_keys k"
             " JOIN expired_keys x ON x.match_key = k.match_key"
             " JOIN expired e ON e.article_id = x.article_id WHERE k.article_id = articles.id)"
             " WHERE id IN (SELECT k.article_id FROM article_keys k"
             " JOIN expired_keys x ON x.match_key = k.match_key)"
         )
-        self._conn.execute(
+        self.db.execute(
             "DELETE FROM expired WHERE article_id IN (SELECT x.article_id FROM expired_keys x"
             " JOIN article_keys k ON k.match_key = x.match_key)"
         )
-        self._conn.execute(
+        self.db.execute(
             "DELETE FROM expired_keys WHERE article_id NOT IN (SELECT article_id FROM expired)"
         )
         self._revived = False
@@ -757,14 +555,14 @@ class Store:
         if self.publish_state("retention") == setting:
             return 0
         with self.transaction():
-            rows = self._conn.execute(
+            rows = self.db.execute(
                 "SELECT origins FROM expired WHERE first_seen >= ?",
                 (utc_text(before) if before is not None else "",),
             ).fetchall()
             paths = [(o,) for (origins,) in rows for o in origins.split("\n")]
-            self._conn.executemany("DELETE FROM seed_files WHERE path = ?", paths)
+            self.db.executemany("DELETE FROM seed_files WHERE path = ?", paths)
             if rows:
-                self._conn.execute(
+                self.db.execute(
                     "UPDATE source_state SET etag = NULL, last_modified = NULL,"
                     " feed_digest = NULL, next_due = NULL"
                 )
@@ -774,13 +572,14 @@ class Store:
     def expired_count(self) -> int:
         """Articles retention removed (and remembered, up to a year)."""
         with self._translate("counting"):
-            return int(self._conn.execute("SELECT COUNT(*) FROM expired").fetchone()[0])
+            return int(self.db.execute("SELECT COUNT(*) FROM expired").fetchone()[0])
 
     def would_expire(self, before: datetime, keep_newest: int) -> int:
         """How many stored articles `expire(before, keep_newest)` would remove."""
         with self._translate("counting"):
-            row = self._conn.execute(
-                "SELECT COUNT(*) FROM (" + self._DOOMED + ")", (utc_text(before), keep_newest)
+            row = self.db.execute(
+                "SELECT COUNT(*) FROM (" + self._DOOMED + ") AS doomed",
+                (utc_text(before), keep_newest),
             ).fetchone()
         return int(row[0])
 
@@ -790,10 +589,10 @@ class Store:
     ) -> None:
         """(article id, its published categories) -> article_categories rows."""
         if replace:
-            self._conn.executemany(
+            self.db.executemany(
                 "DELETE FROM article_categories WHERE article_id = ?", ((a,) for a, _ in rows)
             )
-        self._conn.executemany(
+        self.db.executemany(
             "INSERT INTO article_categories (article_id, slug, name) VALUES (?, ?, ?)"
             " ON CONFLICT DO NOTHING",
             ((aid, slug, name) for aid, categories in rows
@@ -803,7 +602,7 @@ class Store:
     def categories(self) -> list[tuple[str, str, int]]:
         """(slug, display name, article count) of every category, by slug."""
         with self._translate("reading categories"):
-            rows = self._conn.execute(
+            rows = self.db.execute(
                 "SELECT slug, MIN(name), COUNT(*) FROM article_categories"
                 " GROUP BY slug ORDER BY slug"
             ).fetchall()
@@ -823,9 +622,9 @@ class Store:
         found: list[Entry] = []
         with self._translate("reading articles"):
             if keep is None:
-                rows = self._conn.execute(sql + " LIMIT ?", (*params, limit)).fetchall()
+                rows = self.db.execute(sql + " LIMIT ?", (*params, limit)).fetchall()
                 return [_entry(*r) for r in rows]
-            for row in self._conn.execute(sql, params):
+            for row in self.db.stream(sql, params):
                 entry = _entry(*row)
                 if keep(entry.article):
                     found.append(entry)
@@ -846,12 +645,12 @@ class Store:
             + " ORDER BY a.published DESC, a.id DESC LIMIT ?"
         )
         with self._translate("reading articles"):
-            return [(r[0], r[1], r[2]) for r in self._conn.execute(sql, (*params, limit))]
+            return [(r[0], r[1], r[2]) for r in self.db.execute(sql, (*params, limit))]
 
     def ids_oldest_first(self) -> list[tuple[str, str]]:
         """(id, content hash) of every article, oldest GİRİŞ first: archive page boundaries."""
         with self._translate("reading articles"):
-            return [(r[0], r[1]) for r in self._conn.execute(
+            return [(r[0], r[1]) for r in self.db.execute(
                 "SELECT id, content_hash || COALESCE(fields, '') FROM articles"
                 " ORDER BY published, id")]  # fmt: skip
 
@@ -864,12 +663,12 @@ class Store:
                 sql = _ENTRY_SELECT.replace(
                     " ORDER BY", f" WHERE a.id IN ({', '.join('?' * len(chunk))}) ORDER BY"
                 )
-                got.update((r[0], _entry(*r)) for r in self._conn.execute(sql, chunk))
+                got.update((r[0], _entry(*r)) for r in self.db.execute(sql, chunk))
         return [got[i] for i in ids if i in got]
 
     def publish_state(self, key: str) -> str | None:
         with self._translate("reading publish state"):
-            row = self._conn.execute(
+            row = self.db.execute(
                 "SELECT value FROM publish_state WHERE key = ?", (key,)
             ).fetchone()
         return None if row is None else str(row[0])
@@ -878,16 +677,16 @@ class Store:
         """Set (or, with None, delete) publish-state keys in one transaction."""
         with self.transaction():
             for key, value in values.items():
-                self._conn.execute("DELETE FROM publish_state WHERE key = ?", (key,))
+                self.db.execute("DELETE FROM publish_state WHERE key = ?", (key,))
                 if value is not None:
-                    self._conn.execute(
+                    self.db.execute(
                         "INSERT INTO publish_state (key, value) VALUES (?, ?)", (key, value)
                     )
 
     def publish_states(self, prefix: str) -> dict[str, str]:
         """Every publish-state key starting with `prefix` (without it) -> its value."""
         with self._translate("reading publish state"):
-            rows = self._conn.execute(
+            rows = self.db.execute(
                 "SELECT substr(key, ?), value FROM publish_state WHERE key >= ? AND key < ?",
                 (len(prefix) + 1, prefix, prefix + "\U0010ffff"),
             ).fetchall()
@@ -896,7 +695,7 @@ class Store:
     def forget_published_feeds(self) -> None:
         """Every feed is rebuilt by the next publish (settings or code changed)."""
         with self.transaction():
-            self._conn.execute(
+            self.db.execute(
                 "DELETE FROM publish_state WHERE key LIKE 'feed:%' OR key LIKE 'digest:%'"
             )
 
@@ -909,7 +708,7 @@ class Store:
         """Forget that the source and category feeds of these articles are published (in
         the merge's or expiry's transaction): the next publish rebuilds those feeds, and
         only those, and a crash before it has published them leaves them to the one after."""
-        self._conn.execute(
+        self.db.execute(
             "DELETE FROM publish_state WHERE key IN ("
             f"SELECT 'feed:sources/' || source || '/' FROM articles WHERE id IN ({ids_sql})"
             " UNION SELECT 'feed:categories/' || slug || '/' FROM article_categories"
@@ -918,185 +717,8 @@ class Store:
         )
 
     def _mark_publish_pending(self) -> None:
-        self._conn.execute("DELETE FROM publish_state WHERE key = 'pending'")
-        self._conn.execute("INSERT INTO publish_state (key, value) VALUES ('pending', '1')")
-
-    # -- seed files ----------------------------------------------------------------------
-    def seed_files(self, source: str) -> dict[str, SeedFileState]:
-        """What each file of the folder was when last read (rejected ones too: a file that
-        has not changed since it was rejected is not read, nor reported, again)."""
-        with self._translate("reading seed-file state"):
-            return {
-                path: SeedFileState(size, mtime, digest)
-                for path, size, mtime, digest in self._conn.execute(
-                    "SELECT path, size, mtime_ns, digest FROM seed_files WHERE source = ?",
-                    (source,),
-                )
-            }
-
-    def remember_seed_files(
-        self, source: str, rows: Iterable[tuple[str, SeedFileState]], now: datetime,
-        rejected: str | None = None,
-    ) -> None:  # fmt: skip
-        """`rejected`: these files were rejected for this reason (listed by `status`)."""
-        seen = utc_text(now)
-        with self.transaction():
-            self._conn.executemany(
-                "INSERT INTO seed_files (path, source, size, mtime_ns, digest, seen, rejected)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET"
-                " source = excluded.source, size = excluded.size, mtime_ns = excluded.mtime_ns,"
-                " digest = excluded.digest, seen = excluded.seen, rejected = excluded.rejected",
-                ((p, source, s.size, s.mtime_ns, s.digest, seen, rejected) for p, s in rows),
-            )
-
-    def rejected_files(self, source: str) -> list[tuple[str, str, datetime]]:
-        """(path, reason, when) of the files of a seed folder rejected as they are now."""
-        with self._translate("reading seed-file state"):
-            return [
-                (path, reason, parse_time(seen))
-                for path, reason, seen in self._conn.execute(
-                    "SELECT path, rejected, seen FROM seed_files"
-                    " WHERE source = ? AND rejected IS NOT NULL ORDER BY path",
-                    (source,),
-                )
-            ]
-
-    # -- per-source state ----------------------------------------------------------------
-    def source_state(self, name: str) -> SourceState:
-        with self._translate("reading source state"):
-            row = self._conn.execute(
-                "SELECT etag, last_modified, last_success, last_error, last_error_at, failures,"
-                " next_due, feed_digest FROM source_state WHERE name = ?",
-                (name,),
-            ).fetchone()
-            seen = frozenset(item for (item,) in self._conn.execute(
-                "SELECT item FROM fulltext_seen WHERE source = ?", (name,)))  # fmt: skip
-            pages = {url: (etag, lm) for url, etag, lm in self._conn.execute(
-                "SELECT url, etag, last_modified FROM fulltext_pages WHERE source = ?",
-                (name,))}  # fmt: skip
-        if row is None:
-            return SourceState(name=name, fulltext_seen=seen or None,
-                               fulltext_pages=pages or None)  # fmt: skip
-        etag, lm, ok, err, err_at, failures, due, digest = row
-        return SourceState(
-            name=name, etag=etag, last_modified=lm,
-            last_success=parse_time(ok) if ok else None, last_error=err,
-            last_error_at=parse_time(err_at) if err_at else None, failures=int(failures),
-            next_due=parse_time(due) if due else None, feed_digest=digest,
-            fulltext_seen=seen or None, fulltext_pages=pages or None,
-        )  # fmt: skip
-
-    def save_source_state(self, state: SourceState) -> None:
-        def opt(value: datetime | None) -> str | None:
-            return utc_text(value) if value else None
-
-        with self.transaction():
-            self._conn.execute(
-                "INSERT INTO source_state (name, etag, last_modified, last_success,"
-                " last_error, last_error_at, failures, next_due, feed_digest)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
-                " etag = excluded.etag, last_modified = excluded.last_modified,"
-                " last_success = excluded.last_success, last_error = excluded.last_error,"
-                " last_error_at = excluded.last_error_at, failures = excluded.failures,"
-                " next_due = excluded.next_due, feed_digest = excluded.feed_digest",
-                (state.name, state.etag, state.last_modified, opt(state.last_success),
-                 state.last_error, opt(state.last_error_at), state.failures,
-                 opt(state.next_due), state.feed_digest),
-            )  # fmt: skip
-            if state.fulltext_seen is not None:
-                self._conn.execute("DELETE FROM fulltext_seen WHERE source = ?", (state.name,))
-                self._conn.executemany(
-                    "INSERT INTO fulltext_seen (source, item) VALUES (?, ?)",
-                    ((state.name, item) for item in sorted(state.fulltext_seen)),
-                )
-                self._bound_fulltext_pages(state.name)
-
-    # -- `fulltext` item pages kept for conditional GET (sources/fulltext.py) -------------
-    def fulltext_bodies(self, source: str, urls: Sequence[str]) -> dict[str, str]:
-        """The kept page body (extracted HTML) of each of these pages of `source` that has one."""
-        bodies: dict[str, str] = {}
-        with self._translate("reading full-text pages"):
-            for i in range(0, len(urls), 500):
-                chunk = urls[i : i + 500]
-                for url, body in self._conn.execute(
-                    "SELECT url, body FROM fulltext_pages WHERE source = ?"
-                    f" AND url IN ({', '.join('?' * len(chunk))})",
-                    (source, *chunk),
-                ):
-                    raw = unpack_record(body)
-                    bodies[url] = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
-        return bodies
-
-    def remember_fulltext_pages(
-        self, source: str,
-        pages: Iterable[tuple[str, str, str | None, str | None, str | None]], now: datetime,
-    ) -> None:  # fmt: skip
-        """(url, item, etag, last_modified, body) of pages just answered: body None (a 304)
-        keeps the stored body. Bounded when the source's state is saved."""
-        with self.transaction():
-            for url, item, etag, lm, body in pages:
-                if body is None:
-                    self._conn.execute(
-                        "UPDATE fulltext_pages SET item = ?, etag = ?, last_modified = ?,"
-                        " fetched = ? WHERE source = ? AND url = ?",
-                        (item, etag, lm, utc_text(now), source, url),
-                    )
-                    continue
-                self._conn.execute(
-                    "INSERT INTO fulltext_pages (source, url, item, etag, last_modified, body,"
-                    " fetched) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, url) DO UPDATE"
-                    " SET item = excluded.item, etag = excluded.etag, last_modified ="
-                    " excluded.last_modified, body = excluded.body, fetched = excluded.fetched",
-                    (source, url, item, etag, lm, pack_text(body), utc_text(now)),
-                )
-
-    def _bound_fulltext_pages(self, source: str) -> None:
-        (count,) = self._conn.execute(
-            "SELECT COUNT(*) FROM fulltext_pages WHERE source = ?", (source,)
-        ).fetchone()
-        if count > FULLTEXT_PAGES_PER_SOURCE:
-            self._conn.execute(
-                "DELETE FROM fulltext_pages WHERE source = ? AND url IN (SELECT url FROM"
-                " fulltext_pages p WHERE source = ? AND item NOT IN (SELECT item FROM"
-                " fulltext_seen WHERE source = ?) ORDER BY fetched, url LIMIT ?)",
-                (source, source, source, count - FULLTEXT_PAGES_PER_SOURCE),
-            )
-
-    # -- first-seen dates of undated items (aggregator/firstseen.py) ----------------------
-    def first_seen_times(
-        self, source: str, keys: Sequence[str], now: datetime
-    ) -> dict[str, datetime]:
-        """When each of these items of `source` was first seen: `now` for a new one, else
-        the time stored then (never recomputed). All of them are marked served `now`; beyond
-        FIRST_SEEN_PER_SOURCE rows a source's least recently served are forgotten."""
-        served = utc_text(now)
-        with self.transaction():
-            self._conn.executemany(
-                "INSERT INTO first_seen (source, item_key, seen, served) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (source, item_key) DO UPDATE SET served = excluded.served",
-                ((source, k, served, served) for k in keys),
-            )
-            times: dict[str, datetime] = {}
-            for i in range(0, len(keys), 500):
-                chunk = keys[i : i + 500]
-                times.update(
-                    (k, parse_time(seen))
-                    for k, seen in self._conn.execute(
-                        "SELECT item_key, seen FROM first_seen WHERE source = ?"
-                        f" AND item_key IN ({', '.join('?' * len(chunk))})",
-                        (source, *chunk),
-                    )
-                )
-            (count,) = self._conn.execute(
-                "SELECT COUNT(*) FROM first_seen WHERE source = ?", (source,)
-            ).fetchone()
-            if count > FIRST_SEEN_PER_SOURCE:
-                self._conn.execute(
-                    "DELETE FROM first_seen WHERE source = ? AND item_key NOT IN (SELECT item_key"
-                    " FROM first_seen WHERE source = ? ORDER BY served DESC, seen DESC LIMIT ?)",
-                    (source, source, FIRST_SEEN_PER_SOURCE),
-                )
-        return times
+        self.db.execute("DELETE FROM publish_state WHERE key = 'pending'")
+        self.db.execute("INSERT INTO publish_state (key, value) VALUES ('pending', '1')")
 
 
 def _selection(sources: Sequence[str], categories: Sequence[str]) -> tuple[str, list[str]]:
@@ -1138,42 +760,3 @@ def _entry(aid: str, published: str, record: bytes) -> Entry:
 
 def _year_before(when: str) -> str:
     return utc_text(parse_time(when) - timedelta(days=365))
-
-
-def _take_lock(path: Path, holder: str = "") -> int:
-    """The store's lock; `holder` (e.g. "daemon") is written in it for `lock_holder`."""
-    lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise LockError(
-            f"{path}: another aggregator run (daemon or regenerate) is using this state; "
-            "wait for it to finish or stop it"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()} {holder or 'run'}\n".encode(), 0)
-    return fd
-
-
-def lock_holder(path: Path) -> tuple[int, str] | None:
-    """(pid, what) of the process holding the store's lock, or None if nobody does."""
-    try:
-        fd = os.open(path.with_name(path.name + ".lock"), os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid, _, what = os.pread(fd, 200, 0).decode("utf-8", "replace").partition(" ")
-            return (int(pid) if pid.isdigit() else 0), what.strip() or "run"
-        return None
-    finally:
-        os.close(fd)
-
-
-def _release(fd: int | None) -> None:
-    if fd is not None:
-        os.close(fd)

@@ -1,18 +1,20 @@
 """The store's schema: versioned migrations that run on open, with their data backfills.
 
-Plain SQL (`?` parameters, no SQLite-only types), so another backend can follow.
+Plain SQL (`?` parameters, portable types), run by both backends (store/db.py): the
+PostgreSQL one translates the DDL's types. A backfill reads the table's columns through the
+backend, never through a backend's own catalogue.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from aggregator.model import MAX_NAME, MAX_NAMES
 from aggregator.normalize import SLUG_BYTES, path_slug
 from aggregator.records import unpack_record
+from aggregator.store.db import Database
 
 SCHEMA_VERSION = 11
 MIGRATIONS: dict[int, str] = {
@@ -165,7 +167,7 @@ def category_slugs(categories: Iterable[str]) -> list[tuple[str, str]]:
     return list(out.items())
 
 
-def _backfill_categories(conn: sqlite3.Connection, where: str = "") -> None:
+def _backfill_categories(conn: Database, where: str = "") -> None:
     """Migration 2: categories of the articles a version-1 store already holds."""
     rows = conn.execute(
         "SELECT a.id, r.record FROM articles a"
@@ -182,7 +184,7 @@ def _backfill_categories(conn: sqlite3.Connection, where: str = "") -> None:
     )
 
 
-def _unbelieve_future_dates(conn: sqlite3.Connection) -> None:
+def _unbelieve_future_dates(conn: Database) -> None:
     """Migration 6: articles stored before future dates were refused (GİRİŞ or GÜNCELLEME
     more than FUTURE_SLACK after the run that stored them) take that run's time instead,
     so they neither stay on top nor make every later correction lose. The stored record
@@ -204,36 +206,37 @@ def _unbelieve_future_dates(conn: sqlite3.Connection) -> None:
     conn.executemany("UPDATE articles SET published = ?, updated = ? WHERE id = ?", fixes)
 
 
-def _seed_file_rejections(conn: sqlite3.Connection) -> None:
+def _seed_file_rejections(conn: Database) -> None:
     """Migration 8: seed_files.rejected, the reason a file as it is now was rejected."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(seed_files)")}
+    columns = set(conn.columns("seed_files"))
     if "rejected" not in columns:
         conn.execute("ALTER TABLE seed_files ADD COLUMN rejected TEXT")
 
 
-def _bound_categories(conn: sqlite3.Connection) -> None:
+def _bound_categories(conn: Database) -> None:
     """Migration 9: the categories of articles that had too many or too long ones, redone."""
     conn.execute(
         "CREATE TEMP TABLE unbounded AS SELECT article_id FROM article_categories"
-        " GROUP BY article_id HAVING COUNT(*) > ? OR MAX(length(slug)) > ?",
-        (MAX_NAMES, SLUG_BYTES),
+        f" GROUP BY article_id HAVING COUNT(*) > {int(MAX_NAMES)}"
+        f" OR MAX(length(slug)) > {int(SLUG_BYTES)}"
     )
-    conn.execute("DELETE FROM article_categories WHERE article_id IN temp.unbounded")
-    _backfill_categories(conn, " WHERE a.id IN temp.unbounded")
-    conn.execute("DROP TABLE temp.unbounded")
+    unbounded = " IN (SELECT article_id FROM unbounded)"
+    conn.execute("DELETE FROM article_categories WHERE article_id" + unbounded)
+    _backfill_categories(conn, " WHERE a.id" + unbounded)
+    conn.execute("DROP TABLE unbounded")
 
 
-def _add_identity_columns(conn: sqlite3.Connection) -> None:
+def _add_identity_columns(conn: Database) -> None:
     """Migration 10: articles.site, fields, record, signature (NULL: one revision gives every
     field; no site fixed yet; signature computed when first needed). No id changes."""
-    have = {row[1] for row in conn.execute("PRAGMA table_info(articles)")}
+    have = set(conn.columns("articles"))
     for column, kind in (("site", "TEXT"), ("fields", "TEXT"), ("record", "BLOB"),
                          ("signature", "BLOB")):  # fmt: skip
         if column not in have:
             conn.execute(f"ALTER TABLE articles ADD COLUMN {column} {kind}")
 
 
-BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {
+BACKFILLS: dict[int, Callable[[Database], None]] = {
     2: _backfill_categories,
     6: _unbelieve_future_dates,
     8: _seed_file_rejections,

@@ -1,0 +1,254 @@
+"""The PostgreSQL store next to the SQLite one: the same inputs publish the same bytes,
+`migrate` copies a store both ways unchanged, a restarted server costs one transaction at
+most, the daemon runs on it, and `state:` errors name the key."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sqlite3
+import threading
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from aggregator import dedupe
+from aggregator.cli import EXIT_CONFIG, EXIT_OK, EXIT_STORE, main
+from aggregator.config import load_config
+from aggregator.errors import ConfigError, StoreError
+from aggregator.model import Article
+from aggregator.pipeline import publish_now
+from aggregator.records import pack_record
+from aggregator.store import Store
+from aggregator.store.migrate import data_tables
+from tests.conftest import SEED_DOC
+from tests.pgserver import PgServer
+from tests.reliability.helpers import T0, add_seed, write_config
+from tests.test_store import merge, revision
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def rows(target: Path | str) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table, sorted (None first, as Python sorts it)."""
+    with Store.open(target, lock=False, readonly=True) as store:
+        out = {}
+        for table in data_tables(store):
+            columns = ", ".join(sorted(store.db.columns(table)))
+            got = store.db.execute(f"SELECT {columns} FROM {table}").fetchall()
+            out[table] = sorted(tuple(r) for r in got)
+    return out
+
+
+def site(root: Path, state: str, seeds: int = 12) -> Path:
+    """A site with seeds of several revisions (some articles merged, some updated)."""
+    cfg = write_config(root, state=state)
+    shutil.copy(SEED_DOC, root / "seeds" / SEED_DOC.name)
+    for n in range(seeds):
+        add_seed(root / "seeds", n, updates=n % 3)
+    return cfg
+
+
+def regenerate(cfg: Path) -> None:
+    assert main(["regenerate", "--config", str(cfg), "-q"]) == EXIT_OK
+
+
+def test_the_same_inputs_publish_the_same_bytes_on_sqlite_and_postgresql(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    outputs = []
+    for name, state in (("lite", "state/agg.sqlite3"), ("pg", pg_server.database())):
+        cfg = site(tmp_path / name, state)
+        regenerate(cfg)
+        for n in range(0, 12, 4):  # a second run: corrections of some, new ones
+            add_seed(tmp_path / name / "seeds", n, updates=5)
+        add_seed(tmp_path / name / "seeds", 40)
+        regenerate(cfg)
+        outputs.append(files(tmp_path / name / "out"))
+    lite, pg = outputs
+    assert "atom.xml" in lite and len(lite) > 20
+    assert sorted(lite) == sorted(pg)
+    assert [rel for rel in lite if lite[rel] != pg[rel]] == []
+
+
+def test_migrate_copies_a_store_to_postgresql_and_back_unchanged(
+    tmp_path: Path, pg_server: PgServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = site(tmp_path, "state/agg.sqlite3")
+    regenerate(cfg)
+    original = tmp_path / "state" / "agg.sqlite3"
+    url = pg_server.database()
+    assert main(["migrate", "--config", str(cfg), "--to", url]) == EXIT_OK
+    said = capsys.readouterr().out
+    assert "copied 13 rows of articles" in said and f"-> {url}:" in said
+    pg_cfg = write_config(tmp_path / "pg", state=url)
+    back = tmp_path / "back.sqlite3"
+    assert main(["migrate", "--config", str(pg_cfg), "--to", str(back)]) == EXIT_OK
+    before = rows(original)
+    assert all(before[t] for t in ("revisions", "seed_files", "publish_state", "source_state"))
+    assert rows(url) == before
+    assert rows(back) == before
+    # again: the target holds exactly this data already
+    assert main(["migrate", "--config", str(cfg), "--to", url]) == EXIT_OK
+    assert "already holds exactly this data; nothing copied" in capsys.readouterr().out
+    # the round trip publishes the same bytes as the original store
+    config = load_config(cfg)
+    for name, target in (("a", original), ("b", back)):
+        with Store.open(target) as store:
+            publish_now(replace(config, output_dir=tmp_path / name), store, T0)
+    assert files(tmp_path / "a") == files(tmp_path / "b")
+    assert len(files(tmp_path / "a")) > 20
+    # a target holding other data is refused, and left as it was
+    add_seed(tmp_path / "seeds", 30)
+    regenerate(cfg)
+    assert main(["migrate", "--config", str(cfg), "--to", url]) == EXIT_STORE
+    refused = capsys.readouterr().err
+    assert "not empty (39 rows in article_keys) and not the same data" in refused
+    assert rows(url) == before
+
+
+def test_a_restarted_server_fails_only_the_transaction_it_cut(pg_server: PgServer) -> None:
+    url = pg_server.database()
+    with Store.open(url) as store:
+        merge(store, [revision(1)])
+        pg_server.restart()  # while idle: the next transaction reconnects by itself
+        merge(store, [revision(2, "İkinci haber bambaşka bir konuda")])
+        assert store.count() == 2
+        with pytest.raises(StoreError, match="lost; the next transaction reconnects"):
+            with store.transaction():
+                store.stage_begin()
+                cand = dedupe.candidate(0, revision(3, "Üçüncü haber yarıda kaldı bugün"))
+                store.stage([(cand, pack_record(revision(3)))], T0)
+                pg_server.restart()  # mid-transaction: it is lost, and says so
+                store.merge(dedupe.cluster([cand]), T0)
+        assert store.count() == 2  # nothing of it; reads reconnect too
+        merge(store, [revision(4, "Dördüncü haber yeniden bağlandı")])
+    with Store.open(url) as fresh:
+        assert fresh.count() == 3
+        leftover = fresh.db.execute("SELECT COUNT(*) FROM revisions WHERE article_id IS NULL")
+        assert leftover.fetchone()[0] == 0
+
+
+def story(title: str, minutes: int) -> Article:
+    when = T0 + timedelta(minutes=minutes)
+    return Article(title=title, summary=f"{title}: spot metni.", published=when, updated=when,
+                   source="seeds", origin=f"{title}.txt")  # fmt: skip
+
+
+def test_writers_on_one_database_take_turns(pg_server: PgServer) -> None:
+    """Each merge stages under the next free revision id and decides over the stored
+    keys: two nodes' writers at once must each see the other's committed work."""
+    url = pg_server.database()
+    Store.open(url).close()
+    errors: list[BaseException] = []
+
+    def node(n: int) -> None:
+        try:
+            with Store.open(url) as store:
+                for i in range(15):  # a new article, and the same story as the other node's
+                    merge(store, [story(f"Düğüm {n} haberi {i} burada", i * 60 + n + 1),
+                                  story(f"Ortak haber {i} iki düğümde", i * 60)])  # fmt: skip
+        except BaseException as e:  # noqa: BLE001 - reported by the test thread below
+            errors.append(e)
+
+    threads = [threading.Thread(target=node, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    with Store.open(url) as store:
+        assert store.count() == 45  # 15 of each node, and 15 shared ones stored once
+
+
+def test_the_daemon_and_status_run_on_postgresql(tmp_path: Path, pg_server: PgServer) -> None:
+    from tests.test_daemon import Daemon, wait_for
+    from tests.test_daemon import add_seed as add_daemon_seed
+
+    url = pg_server.database()
+    daemon = Daemon(tmp_path)
+    daemon.config.write_text(
+        daemon.config.read_text(encoding="utf-8").replace("state/aggregator.sqlite3", url),
+        encoding="utf-8",
+    )
+    daemon.start()
+    try:
+        wait_for("the seed document", lambda: len(daemon.feed().entries) == 1)
+        title = add_daemon_seed(daemon.seeds, 1)
+        wait_for("the new seed file in the feed", lambda: title in daemon.titles())
+        status = daemon.cli("status")
+        assert status.returncode == 0, status.stderr
+        assert f"state: {url}\n" in status.stdout and "articles: 2" in status.stdout
+        assert "held by: no lock (a PostgreSQL store is shared)" in status.stdout
+        assert daemon.stop(signal.SIGTERM)[0] == 0
+    finally:
+        if daemon.proc and daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()
+    assert not (tmp_path / "state").exists()  # nothing went to a SQLite file
+
+
+def test_a_password_comes_from_the_environment_never_the_config(
+    tmp_path: Path, pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = pg_server.database()
+    cfg = write_config(tmp_path, state=f"{{url: '{url}', password_env: AGG_TEST_PASSWORD}}")
+    with pytest.raises(ConfigError, match="state.password_env: the environment variable "
+                       "AGG_TEST_PASSWORD is not set"):  # fmt: skip
+        load_config(cfg)
+    monkeypatch.setenv("AGG_TEST_PASSWORD", "s3cr@t/ş")
+    config = load_config(cfg)
+    assert config.state_url == url.replace("@", ":s3cr%40t%2F%C5%9F@", 1)
+    with Store.open(config.state_url) as store:  # the test server trusts any password
+        assert store.count() == 0
+        assert "s3cr" not in store.name and ":***@" in store.name
+    assert main(["status", "--config", str(cfg)]) == EXIT_OK
+
+
+@pytest.mark.parametrize(
+    ("state", "error"),
+    [
+        ("postgresql://agg:hunter2@db.example:5432/haber",
+         "state: the URL holds a password; never write it in the config"),
+        ("postgresql://agg@db.example/haber?password=hunter2",
+         "state: the URL holds a password"),
+        ("{url: 'postgresql://agg:hunter2@db/haber', password_env: PW}",
+         "state.url: the URL holds a password"),
+        ("{url: state/agg.sqlite3}", "state.url: expected a postgresql:// URL"),
+        ("{url: 'postgresql://db/haber', password: x}", "state.password: unknown key"),
+        ("{password_env: PW}", "state.url: required key is missing"),
+        ("{url: 'postgresql://db/haber', password_env: 'NO SUCH'}",
+         "state.password_env: expected an environment variable name"),
+        ("{url: 'postgresql://db.example/haber', password_env: HOME}",
+         "state.url: name the database user"),
+        ("[a, b]", "state: expected a SQLite file path, a postgresql:// URL, or a mapping"),
+        ("'postgresql://agg@db.example:99999/haber'", "state: not a valid URL"),
+    ],
+)  # fmt: skip
+def test_state_errors_name_the_key(tmp_path: Path, state: str, error: str) -> None:
+    cfg = write_config(tmp_path, state=state)
+    with pytest.raises(ConfigError, match=error.replace("?", r"\?")) as caught:
+        load_config(cfg)
+    assert "hunter2" not in str(caught.value)
+    assert main(["check", "--config", str(cfg)]) == EXIT_CONFIG
+
+
+def test_an_unreachable_database_is_one_store_error(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, state="postgresql://agg@127.0.0.1:1/haber")
+    with pytest.raises(StoreError, match=r"postgresql://agg@127\.0\.0\.1:1/haber: cannot "
+                       "connect to the PostgreSQL store"):  # fmt: skip
+        Store.open(load_config(cfg).state_url or "")
+    assert main(["regenerate", "--config", str(cfg), "-q"]) == EXIT_STORE
+
+
+def test_a_sqlite_path_still_works_as_before(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, state="state/agg.sqlite3")
+    config = load_config(cfg)
+    assert config.state_url is None and config.state == tmp_path / "state" / "agg.sqlite3"
+    regenerate(cfg)
+    with sqlite3.connect(config.state) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM schema_meta").fetchone()[0] == 1
