@@ -311,7 +311,7 @@ def status_text(config: Config, now: datetime) -> str:
         + (f"{_span(config.retention)} from first seen)" if config.retention else "never)"),
     ]  # fmt: skip
     if "nodes" in data:
-        lines[1:2] = [f"nodes: {len(data['nodes'])} (sharing this database)"] + [
+        lines[2:2] = [f"nodes: {len(data['nodes'])} (sharing this database)"] + [
             f"  {n['name']} ("
             + ("publisher" if n["publisher"] else "alive" if n["alive"] else "silent")
             + f", {n['machine']} pid {n['pid']}): last heartbeat {when(n['heartbeat'])},"
