@@ -24,7 +24,6 @@ from typing import Any
 import uvicorn
 
 from aggregator import cluster
-from aggregator.cluster import Node, default_node_name
 from aggregator.config import Config, load_config
 from aggregator.connections import quiet_accept_errors, server_settings, widen_listen_queue
 from aggregator.errors import ConfigError, StoreError
@@ -167,15 +166,15 @@ async def _main(config: Config, store: Store, sock: socket.socket) -> bool:
     return clean
 
 
-def cluster_node(config: Config) -> Node | None:
+def cluster_node(config: Config) -> cluster.Node | None:
     """This daemon as a node of those sharing a PostgreSQL store; None with SQLite."""
     if config.state_url is None:
         return None
     from aggregator.sources.http import HttpSettings
 
-    name = config.cluster.node or default_node_name()
+    name = config.cluster.node or cluster.default_node_name()
     log.info("cluster node %s (lease %gs)", name, config.cluster.lease)
-    return Node(config.state_url, name, lease=config.cluster.lease,
+    return cluster.Node(config.state_url, name, lease=config.cluster.lease,
                 per_host=HttpSettings().per_host)  # fmt: skip
 
 
@@ -236,15 +235,14 @@ def status_data(config: Config, now: datetime) -> dict[str, Any]:
                 raise
             importing = True
     held = lock_holder(target)
-    nodes: dict[str, Any] = {"nodes": [], "sources": {}}
+    shared: dict[str, Any] = {"nodes": [], "sources": {}}  # who runs what, on PostgreSQL
     if config.state_url is not None and created:
-        nodes = cluster.status(config.state_url, [s.name for s in config.sources],
-                               config.cluster.lease)  # fmt: skip
+        shared = cluster.status(config.state_url, [s.name for s in config.sources],
+                                config.cluster.lease)  # fmt: skip
 
     def iso(value: datetime | None) -> str | None:
         return value.astimezone(config.timezone).isoformat(timespec="seconds") if value else None
 
-    holders = nodes["sources"]
     data: dict[str, Any] = {
         "state": describe(target),
         "created": created,
@@ -280,10 +278,10 @@ def status_data(config: Config, now: datetime) -> dict[str, Any]:
             {"name": n["name"], "machine": n["machine"], "pid": n["pid"],
              "started": iso(n["started"]), "heartbeat": iso(n["heartbeat"]),
              "alive": n["alive"], "sources_held": n["held"], "publisher": n["publisher"]}
-            for n in nodes["nodes"]
+            for n in shared["nodes"]
         ]  # fmt: skip
         for d in data["sources"]:
-            h = holders.get(d["name"], {})
+            h = shared["sources"].get(d["name"], {})
             d["holder"] = h.get("holder")
             d["lease_until"] = iso(h.get("lease_until"))
             d["last_run_by"] = h.get("last_run_by")
