@@ -15,7 +15,7 @@ PostgreSQL is the coordination engine; there is no protocol of our own:
   time, which every node reads.
 - **One publisher.** Whoever holds a session-level advisory lock (`PUBLISHER_LOCK`), on a
   connection of its own, publishes. PostgreSQL drops it when that session ends: at once when
-  a node is killed, within about SERVER_KEEPALIVE seconds when its network is cut.
+  a node is killed, about 11 s after its network is cut (SERVER_KEEPALIVE).
 - **Nodes.** `cluster_nodes` holds a heartbeat per node; rows silent for FORGET_NODE go.
 
 Times are the database's clock (`now()`): the nodes' clocks need not agree, and a node hands
