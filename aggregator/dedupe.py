@@ -35,9 +35,7 @@ merges them into the one published first, the other id kept as its alias for goo
 from __future__ import annotations
 
 import hashlib
-import struct
 import uuid
-import zlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -45,16 +43,15 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from aggregator.model import Article
-from aggregator.normalize import canonical_url, fold, html_to_text
+from aggregator.normalize import canonical_url, fold, fold_each, html_to_text
 from aggregator.records import utc_text
+from aggregator.signature import signature as signature  # deciding's inputs, named here too
+from aggregator.signature import similarity as similarity
 
 ID_SCHEME = "v1"
 ID_NAMESPACE = uuid.UUID("0b6f3c1e-5a0d-5f2b-9d0e-616767726567")
 _NAMESPACE_BYTES = ID_NAMESPACE.bytes
 _MIN_WORDS = 3
-SIGNATURE_WORDS = 300  # words of title + spot + body a signature reads (a bound on work)
-SIGNATURE_SIZE = 64  # bottom-k sketch: the k smallest shingle hashes
-_MIN_SHINGLES = 8  # fewer says too little to call two texts the same article
 MAX_PEERS = 64  # articles of one GİRİŞ anchor compared by text (a bound on the work)
 SIMILAR = 0.5  # overlap of word shingles from which same-anchor texts are one article
 
@@ -98,26 +95,27 @@ def lead_text(article: Article) -> str:
     return html_to_text(html[:end])
 
 
-def match_keys(article: Article, published_utc: str | None = None) -> tuple[str, ...]:
+def match_keys(
+    article: Article, published_utc: str | None = None, minute: str | None = None
+) -> tuple[str, ...]:
     """The record's match keys, each `kind:` + a 96-bit hash of its text (small in memory
-    and in the store; only equality matters). `published_utc`: utc_text(published), when
-    the caller has it already."""
+    and in the store; only equality matters), in the order u, g, then t/l/p or d (or h).
+    `published_utc`, `minute`: utc_text(published) and its GİRİŞ minute, when the caller
+    has them already."""
     keys: list[str] = []
     if article.link:
         keys.append(_key("u", canonical_url(article.link)))
     if article.guid:
         keys.append(_key("g", f"{article.source}\x1f{article.guid}"))
     if article.published_source != "seen":
-        title = fold(article.title)
         if article.date_only:
+            title = fold(article.title)
             if _words(title) >= _MIN_WORDS:
                 keys.append(_key("d", f"{article.published.date().isoformat()}\x1f{title}"))
         else:
-            minute = _minute(article, published_utc or utc_text(article.published))
-            if _words(title) >= _MIN_WORDS:
-                keys.append(_key("t", f"{minute}\x1f{title}"))
-            for kind, text in (("l", article.summary), ("p", lead_text(article))):
-                folded = fold(text)
+            minute = minute or _minute(article, published_utc or utc_text(article.published))
+            texts = fold_each(article.title, article.summary, lead_text(article))
+            for kind, folded in zip("tlp", texts, strict=True):
                 if _words(folded) >= _MIN_WORDS:
                     keys.append(_key(kind, f"{minute}\x1f{folded}"))
     if not keys:  # nothing identifies it but itself
@@ -179,22 +177,25 @@ def candidate(ref: int, article: Article) -> Candidate:
     if not body or (body <= 2 * len(article.summary) + 16
                     and html_to_text(article.content_html) == article.summary):  # fmt: skip
         body = -1
-    plain_minute = not article.date_only and article.published_source != "seen"
-    return Candidate(
-        ref=ref,
-        keys=match_keys(article, published),
-        updated=published if article.updated == article.published else utc_text(article.updated),
-        published=published,
-        content_hash=article.content_hash(),
-        source=article.source,
-        origin=article.origin,
-        categories=article.categories,
-        has_link=article.link is not None,
-        host=site_host(article.link),
-        anchor=_minute(article, published) if plain_minute else anchor(article, published),
-        body=body,
-        has_authors=bool(article.authors),
-        has_image=article.image is not None,
+    if article.date_only or article.published_source == "seen":
+        minute, at = None, anchor(article, published)
+    else:
+        minute = at = _minute(article, published)
+    return Candidate(  # by position: a cold run builds one per record (keywords cost 1 us)
+        ref,
+        match_keys(article, published, minute),
+        published if article.updated == article.published else utc_text(article.updated),
+        published,
+        article.content_hash(),
+        article.source,
+        article.origin,
+        article.categories,
+        article.link is not None,
+        site_host(article.link),
+        at,
+        body,
+        bool(article.authors),
+        article.image is not None,
     )
 
 
@@ -242,7 +243,8 @@ def cluster(candidates: Sequence[Candidate]) -> list[list[Candidate]]:
     owner: dict[str, int] = {}
     held: dict[int, Guids] = {}  # root -> the guids of its records, by source
     for i, cand in enumerate(candidates):
-        if mine := guids([cand]):
+        k = cand.keys  # a guid key comes first or after the URL key (match_keys' order)
+        if (k[0][0] == "g" or (len(k) > 1 and k[1][0] == "g")) and (mine := guids([cand])):
             held[i] = mine
         for key in cand.keys:
             j = owner.setdefault(key, i)
@@ -286,41 +288,6 @@ def _hold(held: dict[int, Guids], root: int, other: int) -> None:
         mine = held.setdefault(root, {})
         for s, ks in theirs.items():
             mine[s] = mine.get(s, frozenset()) | ks
-
-
-# -- whole-text similarity -----------------------------------------------------------------
-def signature(article: Article) -> bytes:
-    """A compact sketch of the whole text (title, spot, body after Turkish folding): the
-    number of distinct 3-word shingles, then the SIGNATURE_SIZE smallest of their CRC-32
-    hashes (a bottom-k MinHash), little-endian uint32s. Empty for a record dated when seen:
-    GİRİŞ is no anchor for it."""
-    if article.published_source == "seen":
-        return b""
-    folded = fold(f"{article.title} {article.summary} {html_to_text(article.content_html)}")
-    # fold() leaves single spaces between words: the shingle "a b c" is b" ".join of three
-    # words, hashed by C-level map()s (a Python loop building f-strings cost a third more)
-    words = folded.encode().split(b" ", SIGNATURE_WORDS)[:SIGNATURE_WORDS]
-    triples = zip(words, words[1:], words[2:], strict=False)
-    shingles = set(map(zlib.crc32, map(b" ".join, triples)))
-    smallest = sorted(shingles)[:SIGNATURE_SIZE]
-    return struct.pack(f"<{len(smallest) + 1}I", len(shingles), *smallest)
-
-
-def similarity(a: bytes, b: bytes) -> float:
-    """Estimated share of the smaller text's shingles the other has (the overlap
-    coefficient: a summary-only copy is as much the article as its full scrape)."""
-    if not a or not b:
-        return 0.0
-    na: int
-    nb: int
-    na, *sa = struct.unpack(f"<{len(a) // 4}I", a)
-    nb, *sb = struct.unpack(f"<{len(b) // 4}I", b)
-    if min(na, nb) < _MIN_SHINGLES:
-        return 0.0
-    set_a, set_b = set(sa), set(sb)
-    sample = sorted(set_a | set_b)[:SIGNATURE_SIZE]
-    jaccard = sum(1 for x in sample if x in set_a and x in set_b) / len(sample)
-    return min(1.0, jaccard * (na + nb) / (1 + jaccard) / min(na, nb))
 
 
 # -- the decision ---------------------------------------------------------------------------
@@ -524,10 +491,11 @@ def plan(
         h = only.content_hash
         aid = known_ids.get(only.keys[0], "") if known_ids else ""
         aid = aid or article_id(only.keys[0])
+        # by position (keywords cost 1 us): id, members, stored, retired, published, site,
+        # fields, best, categories, changed
         return Plan(
-            id=aliases.get(aid, aid) if aliases else aid, members=(only,), stored=None,
-            retired=(), published=only.published, site=only.host,
-            fields=Fields(h, h, h, h, h, h), best=only, categories=only.categories, changed=True,
+            aliases.get(aid, aid) if aliases else aid, (only,), None, (), only.published,
+            only.host, Fields(h, h, h, h, h, h), only, only.categories, True,
         )  # fmt: skip
     found = sorted(found, key=lambda s: (s.published, s.id))
     history = [c for s in found for c in s.revisions]

@@ -7,7 +7,8 @@ GİRİŞ minute; and the precision/recall of the text-similarity threshold on re
 Prints, from the same run: exact keys only (match keys + clustering, the reference: what
 de-duplication did before text similarity) and the whole decision (keys, clustering,
 signatures of the clusters sharing a minute from their packed records, joining, a plan per
-article), in records/s, with how many articles each found against the truth.
+article), in records/s, with how many articles each found against the truth; and the
+process time of one record's candidate (its match keys) beside one signature.
 """
 
 from __future__ import annotations
@@ -89,6 +90,20 @@ def bench(n: int) -> None:
     print(f"exact keys only (reference): {n / (t2 - t0):9,.0f} records/s -> {exact} articles")
     print(f"whole decision:              {n / (t1 - t0 + t3 - t2):9,.0f} records/s -> "
           f"{found} articles")  # fmt: skip
+    sample = articles[:2000]
+    per_record: dict[str, float] = {}
+    works = {"candidate (match keys)": lambda a: dedupe.candidate(0, a),
+             "signature": dedupe.signature}  # fmt: skip
+    for label, work in works.items():
+        best = float("inf")
+        for _ in range(5):
+            started = time.process_time()
+            for a in sample:
+                work(a)
+            best = min(best, time.process_time() - started)
+        per_record[label] = best / len(sample) * 1e6
+    print("one record, process time (best of 5): "
+          + ", ".join(f"{k} {v:.1f} us" for k, v in per_record.items()))  # fmt: skip
 
 
 def precision_recall(streams: int) -> None:

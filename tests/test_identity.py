@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator import dedupe
+from aggregator import dedupe, signature
 from aggregator.model import Article, Entry
 from aggregator.records import pack_record
 from aggregator.store import Store
@@ -312,3 +312,64 @@ def test_a_store_from_before_identity_v2_is_migrated_without_changing_an_id(
         run(store, [rewritten])  # matched by text against the migrated article
         (after,) = store.latest(10)
     assert after.id == before.id and after.article.title == rewritten.title
+
+
+def _format_1_signature(a: Article) -> bytes:
+    """What stores written before signatures had a version hold: the shingle count, then
+    the 64 smallest CRC-32s of "w1 w2 w3" of the folded text, no version byte."""
+    import struct
+    import zlib
+
+    from aggregator.normalize import fold, html_to_text
+
+    words = fold(f"{a.title} {a.summary} {html_to_text(a.content_html)}").split()[:300]
+    shingles = {zlib.crc32(" ".join(words[i : i + 3]).encode()) for i in range(len(words) - 2)}
+    smallest = sorted(shingles)[:64]
+    return struct.pack(f"<{len(smallest) + 1}I", len(shingles), *smallest)
+
+
+def test_signatures_a_store_kept_in_format_1_are_made_again_and_still_match(
+    store_at: StoreAt,
+) -> None:
+    """A store's format 1 signatures are never compared with format 2 ones: each is made
+    again from the article's record when next needed, so a rewrite that shares no exact key
+    (title, spot and first paragraph all edited) still joins its stored article."""
+    first = scrape("Faiz kararı açıklandı bugün", "Kurul toplantısı bugün sona erdi.", BODY)
+    edited = scrape("Faiz kararı açıklandı", "Kurul toplantısı sona erdi.",
+                    (BODY[0].replace("bugün", "öğleden sonra"), *BODY[1:]), minutes=5)  # fmt: skip
+    other = scrape("Deprem İzmir'de korkuttu", "Kandilli büyüklüğü 4,1 olarak açıkladı.",
+                   ("Ege Denizi'nde meydana gelen deprem İzmir ve çevresinde hissedildi; "
+                    "ilk belirlemelere göre can kaybı ya da yaralı bulunmuyor.",))  # fmt: skip
+    target = store_at()
+    with Store.open(target) as store:
+        run(store, [first, other])
+        ids = {e.article.title: e.id for e in store.latest(10)}
+    # as a store written before format 2 keeps them
+    _sql(target, "UPDATE articles SET signature = ? WHERE id = ?",
+         *((_format_1_signature(a), ids[a.title]) for a in (first, other)))  # fmt: skip
+    with Store.open(target) as store:
+        run(store, [edited])
+        after = {e.article.title: e.id for e in store.latest(10)}
+    assert after == {edited.title: ids[first.title], other.title: ids[other.title]}
+    kept = dict(_sql(target, "SELECT id, signature FROM articles"))
+    assert kept[ids[other.title]] and signature.is_current(bytes(kept[ids[other.title]]))
+    assert kept[ids[first.title]] is None  # its text changed: made when next needed
+
+
+def _sql(target: Path | str, query: str, *rows: tuple[object, ...]) -> list[tuple[object, ...]]:
+    """Run `query` (once per row given) on the store's database itself, past the Store."""
+    if isinstance(target, str):
+        import psycopg
+
+        with psycopg.connect(target) as pg:
+            if rows:
+                pg.cursor().executemany(query.replace("?", "%s"), rows)
+                return []
+            return list(pg.execute(query))
+    import sqlite3
+
+    with sqlite3.connect(target) as lite:
+        if rows:
+            lite.executemany(query, rows)
+            return []
+        return list(lite.execute(query))

@@ -17,6 +17,7 @@ from aggregator.records import (
     unpack_record,
     utc_text,
 )
+from aggregator.signature import is_current as signature_is_current
 from aggregator.store.base import StoreBase
 from aggregator.store.db import Database
 from aggregator.store.schema import category_slugs
@@ -222,7 +223,8 @@ class ArticleStore(StoreBase):
         self, clusters: Sequence[Sequence[Candidate]], peers: Sequence[tuple[dedupe.Node, ...]]
     ) -> dict[dedupe.Node, list[bytes]]:
         """Text signatures of the peers: a cluster's from its staged records, a stored
-        article's from its column, computed (and kept) from its record when missing."""
+        article's from its column, computed (and kept) from its record when missing or made
+        by an older signature format."""
         nodes = {n for pair in peers for n in pair}
         out: dict[dedupe.Node, list[bytes]] = {}
         staged = {self._stage_base + c.ref: i for i in nodes if isinstance(i, int)
@@ -246,7 +248,7 @@ class ArticleStore(StoreBase):
                 f" WHERE a.id IN ({', '.join('?' * len(ids))})",
                 ids,
             ):
-                if sig is None:
+                if sig is None or not signature_is_current(sig):  # an older format
                     sig = dedupe.signature(article_from_json(unpack_record(record)))
                     missing.append((sig, aid))
                 out[aid] = [sig]
