@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS cluster_nodes (
     started TIMESTAMPTZ NOT NULL,
     heartbeat TIMESTAMPTZ NOT NULL,
     published TIMESTAMPTZ,
-    articles INTEGER
+    articles INTEGER,
+    lock_pid INTEGER
 );
 CREATE TABLE IF NOT EXISTS cluster_sources (
     source TEXT PRIMARY KEY,
@@ -479,7 +480,7 @@ class Node:
                     " ON n.source = c.source WHERE c.last_run_at IS NULL"
                 )
                 never = await cur.fetchone()
-                await cur.execute(_PUBLISHER_NAME, (PUBLISHER_LOCK,))
+                await cur.execute(_PUBLISHER, (PUBLISHER_LOCK,))
                 holder = await cur.fetchone()
         except StoreError:
             return None
@@ -487,7 +488,7 @@ class Node:
             last_publish=published[0] if published else None,
             articles=int(published[1] or 0) if published else 0,
             never_run=int(never[0]) if never else 0,
-            publisher=_node_of(holder[0]) if holder else None,
+            publisher=holder[0] if holder else None,
         )
 
     async def published(self, articles: int) -> None:
@@ -508,6 +509,9 @@ class Node:
                     await cur.execute("SELECT pg_try_advisory_lock(%s)", (PUBLISHER_LOCK,))
                 row = await cur.fetchone()
                 held = bool(row and row[0])
+                if held and not self.publisher:  # how `status` tells whose session holds it
+                    await cur.execute("UPDATE cluster_nodes SET lock_pid = pg_backend_pid()"
+                                      " WHERE name = %s", (self.name,))  # fmt: skip
         except StoreError:
             held = False
         if held != self.publisher:
@@ -542,18 +546,12 @@ _HOLDS_LOCK = (
     "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND granted"
     " AND pid = pg_backend_pid() AND ((classid::bigint << 32) | objid::bigint) = %s"
 )
-_PUBLISHER_NAME = (
-    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+_PUBLISHER = (  # the node whose lock session holds the publisher's lock
+    "SELECT n.name FROM pg_locks l JOIN cluster_nodes n ON n.lock_pid = l.pid"
     " WHERE l.locktype = 'advisory' AND l.granted AND l.database = ("
     "SELECT oid FROM pg_database WHERE datname = current_database())"
     " AND ((l.classid::bigint << 32) | l.objid::bigint) = %s LIMIT 1"
 )
-
-
-def _node_of(application_name: str) -> str | None:
-    """The node name in a publisher connection's application_name."""
-    m = re.fullmatch(r"aggregator (.+) publisher", application_name or "")
-    return m.group(1) if m else None
 
 
 # -- `aggregator status` -----------------------------------------------------------------
@@ -565,8 +563,8 @@ def status(url: str, sources: Sequence[str], lease: float) -> dict[str, Any]:
             found = conn.execute("SELECT to_regclass('cluster_sources')").fetchone()
             if not found or found[0] is None:  # no node ever ran on this database
                 return {"publisher": None, "nodes": [], "sources": {}}
-            holder = conn.execute(_PUBLISHER_NAME, (PUBLISHER_LOCK,)).fetchone()
-            publisher = _node_of(holder[0]) if holder else None
+            holder = conn.execute(_PUBLISHER, (PUBLISHER_LOCK,)).fetchone()
+            publisher = holder[0] if holder else None
             nodes = conn.execute(
                 "SELECT n.name, n.machine, n.pid, n.started, n.heartbeat,"
                 " n.heartbeat > now() - make_interval(secs => %s),"

@@ -215,18 +215,20 @@ def test_status_shows_each_node_and_each_sources_holder(pg_server: PgServer) -> 
     url = pg_server.database()
     assert status(url, ["a"], 30.0) == {"publisher": None, "nodes": [], "sources": {}}
 
+    long = "a-node-" + "x" * 57  # the longest name: more than an application_name holds
+
     async def scenario() -> None:
-        a = await joined(url, "a-node", [seeds("a"), seeds("b")])
+        a = await joined(url, long, [seeds("a"), seeds("b")])
         b = await joined(url, "b-node", [seeds("a"), seeds("b")])
         assert await a.try_publisher()
         got = await a.claim(1)
         await b.beat()
         view = status(url, ["a", "b"], 30.0)
-        assert view["publisher"] == "a-node"
+        assert view["publisher"] == long
         by_name = {n["name"]: n for n in view["nodes"]}
-        assert by_name["a-node"]["held"] == 1 and by_name["a-node"]["publisher"]
+        assert by_name[long]["held"] == 1 and by_name[long]["publisher"]
         assert by_name["b-node"]["held"] == 0 and by_name["b-node"]["alive"]
-        assert view["sources"][got[0]]["holder"] == "a-node"
+        assert view["sources"][got[0]]["holder"] == long
         other = "b" if got == ["a"] else "a"
         assert view["sources"][other]["holder"] is None
         await a.leave()
