@@ -1,8 +1,10 @@
 """Three `aggregator run` processes on one PostgreSQL database and 300 feeds from a local
-server that records every request: no feed fetched twice in an interval, a node killed with
-kill -9 has its sources fetched again within an interval plus the lease, the publisher
-killed and another publishing within seconds, PostgreSQL restarted under the running nodes
-with nothing lost and no node exiting.
+server that records every request: no feed fetched twice in an interval and no more than
+the per-host limit in flight across the nodes; status and /healthz naming the nodes; a
+second node with a live one's name refused; a node stopped (SIGTERM) handing its sources
+back at once, one killed (kill -9) having them fetched again within an interval plus the
+lease; the publisher killed and another publishing within seconds; PostgreSQL restarted
+under the running nodes with nothing lost and no node exiting.
 
 The tests run in order on one cluster (module fixture): each leaves three nodes running."""
 
@@ -23,6 +25,7 @@ import httpx
 import psycopg
 import pytest
 
+from aggregator.sources.http import HttpSettings
 from tests.feedfarm import FeedFarm
 from tests.localserver import App, serve_in_thread
 from tests.pgserver import PgServer
@@ -35,7 +38,7 @@ FEEDS = 300
 EVERY = 5.0
 LEASE = 3.0
 ANSWER = 0.02  # each feed answers this long after the request: fetches overlap
-PER_HOST = 6  # sources/http.py HttpSettings.per_host: every feed is on 127.0.0.1
+PER_HOST = HttpSettings().per_host  # every feed is on 127.0.0.1
 # a source due is claimed within a claim poll (1 s) and a jitter (10% of EVERY)
 PICKUP = EVERY + LEASE + 1.0 + EVERY * 0.1 + 1.5  # the last term: fetching on a busy machine
 
