@@ -116,6 +116,12 @@ async def _main(config: Config, store: Store, sock: socket.socket) -> bool:
     app = create_app(config.output_dir, scheduler.health, metrics=scheduler.metrics.render,
                      timezone=config.timezone, revalidate=REVALIDATE)  # fmt: skip
     scheduler.on_published = app.published
+    shared = None
+    if config.state_url is not None:  # every node serves the files stored in the database
+        from aggregator.sharedout import SharedFiles
+
+        shared = SharedFiles(config.state_url, app)
+        await shared.start()
     debug = logging.getLogger().isEnabledFor(logging.DEBUG)
     if not debug:  # their per-job and startup lines would drown ours
         logging.getLogger("uvicorn").setLevel(logging.WARNING)
@@ -157,6 +163,8 @@ async def _main(config: Config, store: Store, sock: socket.socket) -> bool:
     finally:
         clean = await scheduler.stop()
         sock.close()
+        if shared is not None:
+            await shared.close()
         if clean and scheduler.client is not None:
             from aggregator.sources.http import WebClient
 

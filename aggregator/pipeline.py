@@ -281,13 +281,37 @@ def _since(started: float) -> float:
 
 def publish_now(config: Config, store: Store, now: datetime) -> list[str]:
     """Write whatever output changed (retention ran in `run_once`). Cheap when nothing did:
-    no merge or expiry since the last publish, same settings, output still there."""
-    fingerprint = output_fingerprint(config)
-    if (
+    no merge or expiry since the last publish, same settings, output still there. With a
+    PostgreSQL store the files written are stored there too, for every node to serve."""
+    if config.state_url is None:
+        return _write_output(config, store, now)
+    from aggregator.sharedout import Mirror  # psycopg stays out of SQLite runs
+
+    with Mirror.open(config.state_url, config.output_dir) as mirror:
+        mirror.prepare()  # the folder as the table has it: another node may have published
+        if _output_current(config, store, output_fingerprint(config)):
+            return []
+        mirror.begin()
+        try:
+            written = _write_output(config, store, now)
+        except OutputIncomplete as e:
+            mirror.commit(e.written)
+            raise
+        mirror.commit(written)
+    return written
+
+
+def _output_current(config: Config, store: Store, fingerprint: str) -> bool:
+    return (
         store.publish_state("pending") is None
         and store.publish_state("config") == fingerprint
         and (config.output_dir / "index.html").is_file()
-    ):
+    )
+
+
+def _write_output(config: Config, store: Store, now: datetime) -> list[str]:
+    fingerprint = output_fingerprint(config)
+    if _output_current(config, store, fingerprint):
         return []
     if (
         store.publish_state("config") != fingerprint

@@ -14,6 +14,11 @@ strong tags. Nothing outside the output directory is reachable: dot segments, do
 symlinks leading out all answer 404, and directories are never listed. A browser asking for
 a feed (its Accept ranks text/html above every feed type) gets an HTML view of it rendered
 here (pages.feed_view), with its own validators; feed readers get the feed.
+
+With a PostgreSQL store the bytes come from the database instead of the folder (a
+`FileSource`, aggregator/sharedout.py): every node then serves the same bytes, ETags and
+Last-Modified. The source pushes each publish's changes in (`FeedServer.replace`), so held
+files are never checked against the disk.
 """
 
 from __future__ import annotations
@@ -32,12 +37,13 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from xml.etree import ElementTree
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from aggregator.errors import StoreError
 from aggregator.pages import feed_view
 
 FEED_MAX_AGE = 300
@@ -218,12 +224,12 @@ class Entry:
     __slots__ = ("real", "key", "checked", "file", "feed", "view", "size")
 
     def __init__(self, real: str, key: tuple[int, int, int], checked: float, body: bytes,
-                 mime: str, mtime: float) -> None:  # fmt: skip
+                 mime: str, mtime: float, tag: str | None = None) -> None:  # fmt: skip
         self.real = real
         self.key = key
         self.checked = checked
         self.feed = mime.startswith(_FEED_TYPES)
-        tag = hashlib.blake2b(body, digest_size=12).hexdigest()
+        tag = tag or etag_of(body)
         self.file = represent(body, mime, tag, mtime, self.feed)
         self.view: Representation | None = None  # computed on a browser's first visit
         self.size = _size(self.file)
@@ -237,6 +243,11 @@ class Entry:
             return self.file
         tag = self.file.plain.etag.decode().strip('"') + "-html"
         return represent(page, "text/html; charset=utf-8", tag, self.file.mtime, True)
+
+
+def etag_of(body: bytes) -> str:
+    """The ETag (without quotes) of a file's bytes: the same on every node and restart."""
+    return hashlib.blake2b(body, digest_size=12).hexdigest()
 
 
 def _size(r: Representation) -> int:
@@ -271,6 +282,8 @@ def _answer(status: int, body: bytes, mime: str, *extra: tuple[bytes, bytes]) ->
 _EMPTY: Message = {"type": "http.response.body", "body": b""}
 _NO_STORE = (b"cache-control", b"no-store")
 _NOT_FOUND = _answer(404, b"Not Found\n", "text/plain; charset=utf-8")
+_UNAVAILABLE = _answer(503, b"Service Unavailable\n", "text/plain; charset=utf-8",
+                       (b"retry-after", b"5"), _NO_STORE)  # fmt: skip
 _NOT_ALLOWED = _answer(405, b"Method Not Allowed\n", "text/plain; charset=utf-8",
                        (b"allow", b"GET, HEAD"))  # fmt: skip
 
@@ -298,6 +311,20 @@ def resolve(root: Path, url_path: str) -> str | None:
     return real
 
 
+class FileSource(Protocol):
+    """Where files come from instead of the output folder (sharedout.SharedFiles)."""
+
+    async def load(self, key: str) -> Entry | None:
+        """The file at canonical path `key`, or None; StoreError when it cannot tell. The
+        server holds what it returns before any other task runs."""
+
+    async def refresh(self) -> None:
+        """Catch up with the newest publish now."""
+
+    def health(self) -> Mapping[str, Any]:
+        """What /healthz says of it (under `published_files`)."""
+
+
 class FeedServer:
     """The ASGI app: files from memory (see the module docstring), /healthz, /metrics."""
 
@@ -312,6 +339,12 @@ class FeedServer:
         self._used = 0
         self._gzip_ok: dict[bytes, bool] = {}
         self._page_ok: dict[bytes, bool] = {}
+        self._source: FileSource | None = None
+
+    def use(self, source: FileSource) -> None:
+        """Serve files from `source` instead of the folder; it keeps held files current."""
+        self._source = source
+        self.revalidate = float("inf")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -326,7 +359,10 @@ class FeedServer:
                 return await _send(send, self._healthz(), method)
             if path == "/metrics":
                 return await _send(send, self._scrape(), method)
-            entry = await self._find(path)
+            try:
+                entry = await self._find(path)
+            except StoreError:  # not held, and the database cannot be asked now
+                return await _send(send, _UNAVAILABLE, method)
             if entry is None:
                 return await _send(send, _NOT_FOUND, method)
         else:
@@ -362,6 +398,8 @@ class FeedServer:
     async def published(self, written: Iterable[str]) -> None:
         """A publish wrote these files (paths relative to the output folder): reload the
         ones held, off the event loop, and swap each in whole."""
+        if self._source is not None:
+            return await self._source.refresh()
         reals = {r for r in (resolve(self.root, w) for w in written) if r}
         stale = [(key, e.real) for key, e in self._files.items() if e.real in reals]
         if not stale:
@@ -372,11 +410,26 @@ class FeedServer:
         for key, entry in fresh:
             self._put(key, entry)
 
+    def held(self) -> list[str]:
+        """Canonical paths of the files held in memory."""
+        return list(self._files)
+
+    def replace(self, changes: Mapping[str, Entry | None]) -> None:
+        """Swap these files in (None: drop) at once: no request sees some and not others."""
+        for key, entry in changes.items():
+            self._put(key, entry)
+
     async def _find(self, path: str) -> Entry | None:
         """The slow path: a file not held, or due for a check against the disk."""
         key = canonical(path)
         if key is None:
             return None
+        if self._source is not None:
+            entry = self._files.get(key)  # asked for by another name, e.g. `/`
+            if entry is None:
+                entry = await self._source.load(key)
+                self._put(key, entry)
+            return entry
         now = time.monotonic()
         entry = self._files.get(key)
         if entry is not None:
@@ -440,6 +493,8 @@ class FeedServer:
 
     def _healthz(self) -> _Answer:
         status, body = self._health() if self._health else (200, {"status": "ok"})
+        if self._source is not None:
+            body = {**body, "published_files": self._source.health()}
         data = json.dumps(dict(body), ensure_ascii=False, separators=(",", ":")).encode()
         return _answer(status, data, "application/json", _NO_STORE)
 

@@ -43,6 +43,10 @@ def test_readme_links_the_daemon_guide() -> None:
     assert "(docs/daemon.md)" in README and (ROOT / "docs" / "daemon.md").exists()
 
 
+def test_readme_links_the_scale_out_guide() -> None:
+    assert "(docs/scale-out.md)" in README and (ROOT / "docs" / "scale-out.md").exists()
+
+
 def test_ci_runs_the_readme_test_command() -> None:
     """The quick start's test line (a venv first: stock Debian 12 refuses a bare pip install)
     is exactly what .ci/run runs."""

@@ -30,7 +30,9 @@ from tests.test_store import merge, revision
 
 
 def files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    """The published files (not dotfiles, such as the shared output's marker: never served)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*")
+            if p.is_file() and not p.name.startswith(".")}  # fmt: skip
 
 
 def rows(target: Path | str) -> dict[str, list[tuple[object, ...]]]:
