@@ -23,7 +23,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TOP_KEYS = ("site", "output", "state", "server", "sources", "feeds", "retention", "log_level",
-            "fetch")  # fmt: skip
+            "fetch", "cluster")  # fmt: skip
 SITE_KEYS = ("title", "url", "language", "timezone")
 OUTPUT_KEYS = ("dir", "max_items", "archive")
 SERVER_KEYS = ("host", "port")
@@ -33,15 +33,18 @@ SOURCE_KEYS = (
 )  # fmt: skip
 FEED_KEYS = ("name", "title", "sources", "categories", "match")
 FETCH_KEYS = ("allow_hosts", "block_private")
+CLUSTER_KEYS = ("node", "lease")
+LEASE_BOUNDS = (1.0, 3600.0)  # cluster.lease, seconds
 STATE_KEYS = ("url", "password_env")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def config_keys() -> list[str]:
     """Every key config.yaml accepts, as README's configuration tables spell it."""
-    keys = [k for k in TOP_KEYS if k not in ("site", "output", "server", "fetch")]
+    keys = [k for k in TOP_KEYS if k not in ("site", "output", "server", "fetch", "cluster")]
     keys += [f"site.{k}" for k in SITE_KEYS] + [f"output.{k}" for k in OUTPUT_KEYS]
     keys += [f"server.{k}" for k in SERVER_KEYS] + [f"fetch.{k}" for k in FETCH_KEYS]
+    keys += [f"cluster.{k}" for k in CLUSTER_KEYS]
     keys += [f"state.{k}" for k in STATE_KEYS]
     keys += [f"sources[].{k}" for k in SOURCE_KEYS] + [f"feeds[].{k}" for k in FEED_KEYS]
     return keys
@@ -56,6 +59,15 @@ class FetchConfig:
     allow_hosts: tuple[str, ...] = ()
     block_private_configured: bool = False
     block_private_links: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    """This daemon as a node of several on one PostgreSQL store (README, "Several nodes").
+    `node`: "" means `<hostname>-<pid>`, chosen at start."""
+
+    node: str = ""
+    lease: float = 30.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,6 +117,7 @@ class Config:
     sources: tuple[SourceConfig, ...] = field(default=())
     feeds: tuple[FeedConfig, ...] = field(default=())
     archive: bool = False
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     @property
     def store_target(self) -> Path | str:
@@ -291,6 +304,7 @@ def _build(path: Path, data: dict[str, Any]) -> Config:
         sources=tuple(sources),
         feeds=feeds,
         archive=_take(output, "archive", "output.", bool, False),
+        cluster=cluster_config(data.get("cluster")),
     )
 
 
@@ -457,6 +471,25 @@ def _source(raw: object, prefix: str, base: Path) -> SourceConfig:
         links=links, limit=limit,
         selectors=tuple(sorted(selectors.items())), fulltext=fulltext,
     )  # fmt: skip
+
+
+def cluster_config(raw: object) -> ClusterConfig:
+    """`cluster:`: the node's name (unique among the nodes) and the lease of its claims."""
+    if raw is None:
+        return ClusterConfig()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"cluster: expected a mapping of settings, got {raw!r}")
+    _unknown(raw, set(CLUSTER_KEYS), "cluster.")
+    node = _take(raw, "node", "cluster.", str, "")
+    if node and not _NAME.match(node):
+        raise ConfigError(f"cluster.node: use letters, digits, '-', '_' or '.' (at most 64), "
+                          f"got {node!r}")  # fmt: skip
+    lease = parse_duration(raw.get("lease", 30), "cluster.lease")
+    low, high = LEASE_BOUNDS
+    if not low <= lease <= high:
+        raise ConfigError(f"cluster.lease: must be between {low:g}s and {high:g}s, got "
+                          f"{raw.get('lease')!r}")  # fmt: skip
+    return ClusterConfig(node=node, lease=lease)
 
 
 def fetch_config(raw: object, prefix: str, inherited: FetchConfig) -> FetchConfig:

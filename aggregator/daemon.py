@@ -23,6 +23,7 @@ from typing import Any
 
 import uvicorn
 
+from aggregator import cluster
 from aggregator.config import Config, load_config
 from aggregator.connections import quiet_accept_errors, server_settings, widen_listen_queue
 from aggregator.errors import ConfigError, StoreError
@@ -111,7 +112,7 @@ async def _main(config: Config, store: Store, sock: socket.socket) -> bool:
         from aggregator.sources.http import WebClient
 
         client = WebClient()  # one for the daemon's lifetime: connections are reused
-    scheduler = Scheduler(config, store, client=client)  # a reload may add one later
+    scheduler = Scheduler(config, store, client=client, node=cluster_node(config))
     app = create_app(config.output_dir, scheduler.health, metrics=scheduler.metrics.render,
                      timezone=config.timezone, revalidate=REVALIDATE)  # fmt: skip
     scheduler.on_published = app.published
@@ -173,6 +174,18 @@ async def _main(config: Config, store: Store, sock: socket.socket) -> bool:
     return clean
 
 
+def cluster_node(config: Config) -> cluster.Node | None:
+    """This daemon as a node of those sharing a PostgreSQL store; None with SQLite."""
+    if config.state_url is None:
+        return None
+    from aggregator.sources.http import HttpSettings
+
+    name = config.cluster.node or cluster.default_node_name()
+    log.info("cluster node %s (lease %gs)", name, config.cluster.lease)
+    return cluster.Node(config.state_url, name, lease=config.cluster.lease,
+                per_host=HttpSettings().per_host)  # fmt: skip
+
+
 async def _reload(scheduler: Scheduler) -> None:
     path = scheduler.config.path
     log.info("SIGHUP received: reloading %s", path)
@@ -230,11 +243,15 @@ def status_data(config: Config, now: datetime) -> dict[str, Any]:
                 raise
             importing = True
     held = lock_holder(target)
+    shared: dict[str, Any] = {"nodes": [], "sources": {}}  # who runs what, on PostgreSQL
+    if config.state_url is not None and created:
+        shared = cluster.status(config.state_url, [s.name for s in config.sources],
+                                config.cluster.lease)  # fmt: skip
 
     def iso(value: datetime | None) -> str | None:
         return value.astimezone(config.timezone).isoformat(timespec="seconds") if value else None
 
-    return {
+    data: dict[str, Any] = {
         "state": describe(target),
         "created": created,
         "held_by": {"pid": held[0], "as": held[1]} if held else None,
@@ -264,6 +281,19 @@ def status_data(config: Config, now: datetime) -> dict[str, Any]:
             for st in [states.get(s.name, SourceState(name=s.name))]
         ],
     }
+    if config.state_url is not None:  # several daemons may share it: who runs what
+        data["nodes"] = [
+            {"name": n["name"], "machine": n["machine"], "pid": n["pid"],
+             "started": iso(n["started"]), "heartbeat": iso(n["heartbeat"]),
+             "alive": n["alive"], "sources_held": n["held"], "publisher": n["publisher"]}
+            for n in shared["nodes"]
+        ]  # fmt: skip
+        for d in data["sources"]:
+            h = shared["sources"].get(d["name"], {})
+            d["holder"] = h.get("holder")
+            d["lease_until"] = iso(h.get("lease_until"))
+            d["last_run_by"] = h.get("last_run_by")
+    return data
 
 
 def status_text(config: Config, now: datetime) -> str:
@@ -286,6 +316,14 @@ def status_text(config: Config, now: datetime) -> str:
         f"expired: {data['expired']} articles removed by retention ("
         + (f"{_span(config.retention)} from first seen)" if config.retention else "never)"),
     ]  # fmt: skip
+    if "nodes" in data:
+        lines[2:2] = [f"nodes: {len(data['nodes'])} (sharing this database)"] + [
+            f"  {n['name']} ("
+            + ("publisher" if n["publisher"] else "alive" if n["alive"] else "silent")
+            + f", {n['machine']} pid {n['pid']}): last heartbeat {when(n['heartbeat'])},"
+            f" {n['sources_held']} sources held"
+            for n in data["nodes"]
+        ]
     if data["importing"]:
         lines.append("a first run into this empty store is under way, or was stopped before it"
                      " committed; its articles show here when a run completes")  # fmt: skip
@@ -300,6 +338,10 @@ def status_text(config: Config, now: datetime) -> str:
             f"  failures:     {d['failures']} in a row",
             f"  next due:     {when(d['next_due']) if d['next_due'] else 'at start'}",
         ]
+        if "holder" in d:
+            lines.append(f"  held by:      {d['holder'] or 'nobody'}" + (
+                f" (lease until {when(d['lease_until'])})" if d["holder"] else
+                f" (last run by {d['last_run_by']})" if d["last_run_by"] else ""))  # fmt: skip
         for r in d["rejected_files"]:
             lines.append(f"  rejected:     {r['path']}: {r['reason']} (not read again until "
                          "it changes)")  # fmt: skip

@@ -10,12 +10,18 @@ thread-safe, and the event loop stays free to serve HTTP. Changes are published 
 burst (debounced), not once per source. On a fresh store the first publish waits for the
 first run of every source (at most FIRST_PASS_MAX_WAIT), so a reader never caches an empty feed.
 A reloaded config (SIGHUP) reschedules new, changed and removed sources in place.
+
+With a cluster `Node` (a PostgreSQL store shared by several daemons) there are no interval
+jobs: a claim loop takes due sources from the database (`cluster.py`) as fetch capacity
+frees, runs them the same way and hands each back with the delay to its next run; a beat
+renews the leases, and only the node holding the publisher lock publishes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import random
 import time
@@ -27,8 +33,9 @@ from typing import Any, TypeVar
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from aggregator.cluster import ClusterView, Node, beat_interval
 from aggregator.config import Config, SourceConfig
-from aggregator.errors import AggregatorError
+from aggregator.errors import AggregatorError, StoreError
 from aggregator.metrics import Metrics
 from aggregator.model import SourceState
 from aggregator.pipeline import fetch_web, publish_now, run_once
@@ -53,7 +60,13 @@ IN_FLIGHT = 8 * FETCH_THREADS
 FIRST_PASS_MAX_WAIT = 10.0
 # settings a reload cannot change in a running daemon: (Config field, config key)
 RESTART_ONLY = (("host", "server.host"), ("port", "server.port"), ("state", "state"),
-                ("output_dir", "output.dir"), ("log_level", "log_level"))  # fmt: skip
+                ("output_dir", "output.dir"), ("log_level", "log_level"),
+                ("cluster", "cluster"))  # fmt: skip
+CLAIM_POLL = 1.0  # a node looks for due sources this often, and whenever capacity frees
+PUBLISHER_POLL = 1.0  # a node tries for the publisher lock (or checks it holds it) this often
+# the publisher publishes other nodes' merges this often (longer than PUBLISH_QUIET, so the
+# debounce is not kept waiting by it)
+CLUSTER_PUBLISH_POLL = 2.0
 
 
 def now_utc() -> datetime:
@@ -107,8 +120,11 @@ class Scheduler:
         client: object | None = None,
         clock: Callable[[], datetime] = now_utc,
         seed: int | None = None,
+        node: Node | None = None,
     ) -> None:
         self.config = config
+        self.node = node  # None: one daemon alone on its store, APScheduler jobs
+        self._sources = {s.name: s for s in config.sources}
         self.store = store
         self.client = client
         self.clock = clock
@@ -138,6 +154,10 @@ class Scheduler:
         self.metrics.track(s.name for s in config.sources)
         # told the files each publish wrote (the server reloads them) before /healthz shows it
         self.on_published: Callable[[list[str]], Awaitable[None]] | None = None
+        self._wake = asyncio.Event()  # a cluster node's capacity or a host slot freed
+        self._unfetched: set[str] = set()  # claimed, fetch not yet done
+        self._cluster_tasks: list[asyncio.Task[None]] = []
+        self.cluster_view: ClusterView | None = None
 
     # -- the worker thread ------------------------------------------------------------
     async def _on_worker(self, fn: Callable[..., T], *args: Any) -> T:
@@ -174,10 +194,23 @@ class Scheduler:
 
     # -- jobs on the event loop -------------------------------------------------------
     async def source_job(self, name: str) -> None:
+        """One APScheduler run of a source, then its job moved to the next due time."""
         source = next(s for s in self.config.sources if s.name == name)
         generation = self._generation.get(name, 0)
         job_id = f"source:{name}"
         self._aps.pause_job(job_id)  # no second run of this source until we reschedule
+        due = self.clock() + timedelta(seconds=policy.backoff(source.every, 1))
+        try:
+            due = await self._run_source_tracked(source)
+        finally:
+            # a reload that changed or removed this source has scheduled its own job
+            if not self._stopping and generation == self._generation.get(name, 0):
+                self._aps.modify_job(job_id, next_run_time=due)
+
+    async def _run_source_tracked(self, source: SourceConfig) -> datetime:
+        """One run of `source` with its bookkeeping (states, metrics, logs, publish
+        trigger); when it is due next."""
+        name = source.name
         task = asyncio.current_task()
         if task:
             self._running.add(task)
@@ -202,25 +235,38 @@ class Scheduler:
             log.error("source %s: run failed: %s", name, e)
             if name in self.states:
                 self.metrics.source_run(name, seconds=time.perf_counter() - t0, failed=True)
+            if self.node is not None and isinstance(e, StoreError):
+                # the shared database failed us, not the source: no back-off for it
+                due = self.clock() + timedelta(seconds=source.every)
         except asyncio.CancelledError:
             log.warning("source %s: abandoned at shutdown", name)
         finally:
             if task:
                 self._running.discard(task)
             self._ran_once(name)
-            # a reload that changed or removed this source has scheduled its own job
-            if not self._stopping and generation == self._generation.get(name, 0):
-                self._aps.modify_job(job_id, next_run_time=due)
+        return due
 
     async def _fetch_and_merge(self, source: SourceConfig, started: datetime,
                                t0: float) -> _Outcome:  # fmt: skip
         harvests = None
         if source.type != "seeds":  # the network off the store's thread: others keep going
             state = await self._on_worker(self.store.source_state, source.name)
-            harvests = await asyncio.get_running_loop().run_in_executor(
-                self._fetcher, fetch_web, [source], {source.name: state}, self.config,
-                self.client, started,
-            )  # fmt: skip
+
+            def fetch() -> tuple[list[Harvest], datetime]:
+                # the next due time counts from the request, not from the wait for the
+                # store or a thread: no source is fetched twice within its interval; a
+                # cluster node runs what it claimed (the claim was the due decision)
+                now = self.clock()
+                return fetch_web([source], {source.name: state}, self.config, self.client,
+                                 now, self.node is not None), now  # fmt: skip
+
+            harvests, started = await asyncio.get_running_loop().run_in_executor(
+                self._fetcher, fetch
+            )
+            if self.node is not None:
+                self._unfetched.discard(source.name)
+                await self.node.fetched(source.name)  # its host slots are free for others
+                self._wake.set()
         return await self._on_worker(self._run_source, source, harvests, started, t0)
 
     def _ran_once(self, name: str) -> None:
@@ -261,6 +307,8 @@ class Scheduler:
 
     async def publish(self) -> bool:
         self._dirty = False
+        if self.node is not None and not self.node.publisher:
+            return True  # the publisher publishes what this node merged
         try:
             written, count, seconds = await self._on_worker(self._publish)
         except asyncio.CancelledError:
@@ -278,6 +326,8 @@ class Scheduler:
             return False
         if written and self.on_published is not None:
             await self.on_published(written)
+        if self.node is not None:
+            await self.node.published(count)
         self.last_publish, self.publish_error, self.articles = self.clock(), None, count
         self.metrics.published(seconds, count, self.last_publish.timestamp())
         if written:
@@ -296,6 +346,12 @@ class Scheduler:
             self._first_pass = {s.name for s in self.config.sources}
         else:
             self._first_pass_done.set()
+        if self.node is not None:
+            await self.node.join(self.config.sources, *self._first_delays(self.config.sources))
+            self._cluster_tasks = [asyncio.create_task(loop()) for loop in (
+                self._claim_loop, self._beat_loop, self._publisher_loop)]  # fmt: skip
+            self._publisher = asyncio.create_task(self.publish_then_loop())
+            return
         self._publisher = asyncio.create_task(self.publish_then_loop())
         now = self.clock()
         count = len(self.config.sources)
@@ -306,6 +362,81 @@ class Scheduler:
                                                              i, count, now, self.rng)  # fmt: skip
             self._add_job(source, first)
         self._aps.start()
+
+    # -- a cluster node -----------------------------------------------------------------
+    def _first_delays(self, sources: Sequence[SourceConfig]) -> tuple[dict[str, float],
+                                                                     dict[str, float]]:  # fmt: skip
+        """Seconds until each source's first run should it be new to the cluster (as a lone
+        daemon's first runs: now on a fresh store, else saved due times or staggered), and
+        the latest a due time already in the cluster is believed (policy.latest_due)."""
+        now = self.clock()
+        first, cap = {}, {}
+        for i, source in enumerate(sources):
+            due = now if self._first_pass else first_due(
+                self.states[source.name], source, i, len(sources), now, self.rng)  # fmt: skip
+            first[source.name] = max(0.0, (due - now).total_seconds())
+            cap[source.name] = (policy.latest_due(source, now) - now).total_seconds()
+        return first, cap
+
+    async def _claim_loop(self) -> None:
+        """Claim due sources while there is room: no more than the fetch threads can start
+        now (a claimed source waiting here would keep its host's slots from other nodes),
+        IN_FLIGHT runs held at once."""
+        assert self.node is not None
+        while not self._stopping:
+            self._wake.clear()
+            room = min(IN_FLIGHT - len(self.node.held), FETCH_THREADS - len(self._unfetched))
+            claimed = await self.node.claim(room)
+            self._unfetched.update(claimed)
+            for name in claimed:
+                task = asyncio.create_task(self._claimed_job(name))
+                self._running.add(task)  # until it starts: stop() waits for it too
+                task.add_done_callback(self._running.discard)
+            if claimed:
+                continue  # more may be due
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), CLAIM_POLL)
+
+    async def _claimed_job(self, name: str) -> None:
+        assert self.node is not None
+        source = self._sources.get(name)
+        due = self.clock()
+        try:
+            if source is not None:  # else removed by a reload since it was claimed
+                due = await self._run_source_tracked(source)
+        finally:
+            self._unfetched.discard(name)  # a seed folder, or a run that failed early
+        await self.node.release(name, (due - self.clock()).total_seconds())
+        self._wake.set()
+
+    async def _beat_loop(self) -> None:
+        """Renew the leases and the heartbeat; learn the cluster's latest publish and
+        whether every source has run once (a fresh store's first publish waits for it)."""
+        assert self.node is not None
+        while True:
+            view = await self.node.beat()
+            if view is not None:
+                self.cluster_view = view
+                if view.never_run == 0 and not self._first_pass_done.is_set():
+                    self._first_pass.clear()
+                    self._first_pass_done.set()
+            await asyncio.sleep(beat_interval(self.node.lease))
+
+    async def _publisher_loop(self) -> None:
+        """Hold (or wait for) the publisher lock; as publisher, publish other nodes' merges
+        every CLUSTER_PUBLISH_POLL (a no-op when the store has nothing pending)."""
+        assert self.node is not None
+        loop = asyncio.get_running_loop()
+        last = 0.0
+        while True:
+            was = self.node.publisher
+            if await self.node.try_publisher() and (
+                not was or loop.time() - last >= CLUSTER_PUBLISH_POLL
+            ):
+                last = loop.time()
+                self._dirty = True
+                self._changed.set()
+            await asyncio.sleep(PUBLISHER_POLL)
 
     def _add_job(self, source: SourceConfig, first: datetime) -> None:
         self._aps.add_job(
@@ -348,6 +479,8 @@ class Scheduler:
             if self._stopping:
                 return
             self._apply(new, removed, changed, added, saved)
+            if self.node is not None:
+                await self._reconfigure_cluster(changed, added)
         log.info("config reloaded: %d sources (added: %s; changed: %s; removed: %s)",
                  len(new.sources), ", ".join(s.name for s in added) or "none",
                  ", ".join(changed) or "none", ", ".join(removed) or "none")  # fmt: skip
@@ -360,23 +493,41 @@ class Scheduler:
 
             self.client = WebClient()
         self.config = new
+        self._sources = {s.name: s for s in new.sources}
         for name in (*removed, *changed):
             self._generation[name] = self._generation.get(name, 0) + 1
-            self._aps.remove_job(f"source:{name}")
+            if self.node is None:
+                self._aps.remove_job(f"source:{name}")
         for name in removed:
             del self.states[name]
             self.metrics.forget(name)
             self._ran_once(name)
         now = self.clock()
-        for name in changed:
-            self._add_job(next(s for s in new.sources if s.name == name), now)
         self.metrics.track(s.name for s in added)
-        for i, source in enumerate(added):
+        for source in added:
             self.states[source.name] = saved[source.name]
-            self._add_job(source, first_due(saved[source.name], source, i, len(added), now,
-                                            self.rng))  # fmt: skip
+        if self.node is not None:
+            self.node.configure(self._sources)  # changed and added: reload() tells the cluster
+        else:
+            for name in changed:
+                self._add_job(self._sources[name], now)
+            for i, source in enumerate(added):
+                self._add_job(source, first_due(saved[source.name], source, i, len(added), now,
+                                                self.rng))  # fmt: skip
         self._dirty = True  # feeds, titles or filters may have changed: publish (cheap if not)
         self._changed.set()
+
+    async def _reconfigure_cluster(self, changed: list[str], added: list[SourceConfig]) -> None:
+        """Added sources join the cluster; changed ones are due now, whichever node runs
+        them. The database unreachable: logged, and the next reload or start retries."""
+        assert self.node is not None
+        try:
+            if added:
+                await self.node.add_sources(added, *self._first_delays(added))
+            if changed:
+                await self.node.run_now(changed)
+        except StoreError as e:
+            log.error("config reload: the cluster database did not take the changes: %s", e)
 
     async def stop(self) -> bool:
         """Stop scheduling, let running work finish (up to SHUTDOWN_GRACE), publish pending
@@ -386,6 +537,8 @@ class Scheduler:
             self._aps.pause()
         if self._publisher:
             self._publisher.cancel()
+        for task in self._cluster_tasks:
+            task.cancel()
         for future in list(self._inflight):
             future.cancel()  # only those not started yet
         deadline = time.monotonic() + SHUTDOWN_GRACE
@@ -400,6 +553,7 @@ class Scheduler:
         self._fetcher.shutdown(wait=False, cancel_futures=True)
         if any(not f.done() for f in self._inflight):
             log.warning("shutdown: a run did not finish in %.0fs; abandoning it", SHUTDOWN_GRACE)
+            await self._leave_cluster()
             self._worker.shutdown(wait=False, cancel_futures=True)
             return False
         if self._dirty:
@@ -407,22 +561,34 @@ class Scheduler:
                 await asyncio.wait_for(self.publish(), max(0.5, deadline - time.monotonic()))
             except TimeoutError:
                 log.warning("shutdown: final publish did not finish; the next start publishes")
+                await self._leave_cluster()
                 self._worker.shutdown(wait=False, cancel_futures=True)
                 return False
+        await self._leave_cluster()
         await asyncio.wrap_future(self._worker.submit(self.store.close))
         self._worker.shutdown(wait=True)
         return True
 
+    async def _leave_cluster(self) -> None:
+        """Claims handed back, publisher lock dropped: other nodes take over at once."""
+        if self.node is not None:
+            await self.node.leave()
+
     # -- /healthz ---------------------------------------------------------------------
     def health(self) -> tuple[int, dict[str, Any]]:
-        ok = self.last_publish is not None and self.publish_error is None
+        last_publish, articles = self.last_publish, self.articles
+        view = self.cluster_view
+        if view is not None and view.last_publish is not None:  # whichever node published
+            if last_publish is None or view.last_publish > last_publish:
+                last_publish, articles = view.last_publish, view.articles
+        ok = last_publish is not None and self.publish_error is None
         failing = [s for s in self.states.values() if s.failures]
         status = ("degraded" if failing else "ok") if ok else "unavailable"
         body: dict[str, Any] = {
             "status": status,
-            "last_publish": _iso(self.last_publish),
+            "last_publish": _iso(last_publish),
             "publish_error": self.publish_error,
-            "articles": self.articles,
+            "articles": articles,
             "sources": [
                 {
                     "name": s.name,
@@ -437,6 +603,9 @@ class Scheduler:
                 for s in self.config.sources
             ],
         }
+        if self.node is not None:
+            body["node"] = self.node.name
+            body["publisher"] = view.publisher if view else None
         return (200 if ok else 503), body
 
 

@@ -1,0 +1,595 @@
+"""Several daemons on one PostgreSQL database: which node runs which source, who publishes.
+
+PostgreSQL is the coordination engine; there is no protocol of our own:
+
+- **Claims.** `cluster_sources` holds each source's due time and its lease (`claimed_by`,
+  `lease_until`). A node takes due sources with `SELECT ... FOR UPDATE SKIP LOCKED`, so two
+  nodes never take the same row, and hands a source back with the delay until its next run
+  (by `sources.policy`: interval, back-off, Retry-After). The holder renews its leases every
+  `lease / 3`; a node that dies stops renewing, and its sources can be claimed again once
+  their leases ran out.
+- **Politeness.** A web source being fetched holds `weight` of its host's `per_host` slots
+  (1 for a feed; all of them for an html or fulltext source, which fetch pages in parallel).
+  A claim counts the slots in use under a lock on the host's row of `cluster_hosts`, so no
+  host has more than `per_host` fetches in flight across all nodes. Back-off is in the due
+  time, which every node reads.
+- **One publisher.** Whoever holds a session-level advisory lock (`PUBLISHER_LOCK`), on a
+  connection of its own, publishes. PostgreSQL drops it when that session ends: at once when
+  a node is killed, about 11 s after its network is cut (SERVER_KEEPALIVE).
+- **Nodes.** `cluster_nodes` holds a heartbeat per node; rows silent for FORGET_NODE go.
+
+Times are the database's clock (`now()`): the nodes' clocks need not agree, and a node hands
+over delays, never times. A lost connection (PostgreSQL restarted, network down) is reopened
+at the next use; meanwhile claims return nothing, releases wait in memory, and the node runs
+what it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+
+from aggregator.config import SourceConfig
+from aggregator.errors import ConfigError, StoreError
+
+log = logging.getLogger(__name__)
+
+PUBLISHER_LOCK = 0x6861626572707562  # "haberpub": the advisory lock key of the publisher
+SCHEMA_LOCK = 0x6861626572736368  # "habersch": serializes nodes creating the tables at once
+CLAIM_SCAN = 1000  # due rows one claim looks at, at most
+OP_TIMEOUT = 10.0  # one transaction of ours; past it the connection is dropped and reopened
+CONNECT_TIMEOUT = 5
+SERVER_KEEPALIVE = (5, 2, 3)  # idle s, interval s, probes: a cut node's session ends in ~11 s
+FORGET_NODE = 3600.0  # seconds without a heartbeat before a node's row is deleted
+MAX_NAME = 64
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS cluster_nodes (
+    name TEXT PRIMARY KEY,
+    token TEXT NOT NULL,
+    machine TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started TIMESTAMPTZ NOT NULL,
+    heartbeat TIMESTAMPTZ NOT NULL,
+    published TIMESTAMPTZ,
+    articles INTEGER,
+    lock_pid INTEGER
+);
+CREATE TABLE IF NOT EXISTS cluster_sources (
+    source TEXT PRIMARY KEY,
+    host TEXT NOT NULL DEFAULT '',
+    weight INTEGER NOT NULL DEFAULT 1,
+    next_due TIMESTAMPTZ NOT NULL,
+    claimed_by TEXT,
+    lease_until TIMESTAMPTZ,
+    fetching BOOLEAN NOT NULL DEFAULT false,
+    last_run_by TEXT,
+    last_run_at TIMESTAMPTZ
+);
+CREATE INDEX IF NOT EXISTS cluster_sources_due ON cluster_sources (next_due);
+CREATE INDEX IF NOT EXISTS cluster_sources_holder ON cluster_sources (claimed_by);
+CREATE INDEX IF NOT EXISTS cluster_sources_fetching ON cluster_sources (host) WHERE fetching;
+CREATE TABLE IF NOT EXISTS cluster_hosts (host TEXT PRIMARY KEY);
+"""
+
+
+# -- pure decisions ----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A due, unclaimed source as a claim sees it."""
+
+    source: str
+    host: str
+    weight: int
+
+
+def source_host(source: SourceConfig) -> str:
+    """The host whose slots a source's fetch takes ('' for a seed folder: no host)."""
+    if source.type == "seeds" or not source.url:
+        return ""
+    return (urlsplit(source.url).hostname or "").lower()
+
+
+def source_weight(source: SourceConfig, per_host: int) -> int:
+    """Slots of its host a source holds while it fetches: a feed makes one request at a
+    time; an html source (or a feed with fulltext) fetches pages up to `per_host` at once."""
+    return per_host if source.type == "html" or source.fulltext else 1
+
+
+def choose(candidates: Sequence[Candidate], busy: Mapping[str, int], per_host: int,
+           capacity: int) -> list[str]:  # fmt: skip
+    """The candidates to claim, in their (due) order: at most `capacity`, and no host past
+    `per_host` slots counting those `busy` already. A source heavier than `per_host` runs
+    alone on its host."""
+    load = dict(busy)
+    chosen: list[str] = []
+    for c in candidates:
+        if len(chosen) >= capacity:
+            break
+        if c.host:
+            weight = min(c.weight, per_host)
+            if load.get(c.host, 0) + weight > per_host:
+                continue
+            load[c.host] = load.get(c.host, 0) + weight
+        chosen.append(c.source)
+    return chosen
+
+
+def default_node_name() -> str:
+    """`<hostname>-<pid>`: unique on one machine, and across machines with distinct names."""
+    return node_name(socket.gethostname(), os.getpid())
+
+
+def node_name(hostname: str, pid: int) -> str:
+    suffix = f"-{pid}"
+    base = re.sub(r"[^A-Za-z0-9_.-]", "-", hostname.split(".")[0]).strip("-.") or "node"
+    return base[: MAX_NAME - len(suffix)] + suffix
+
+
+def beat_interval(lease: float) -> float:
+    """How often a node renews its leases and heartbeat: three tries within a lease."""
+    return min(lease / 3, 10.0)
+
+
+# -- connections -------------------------------------------------------------------------
+def _connect_options(application: str) -> dict[str, Any]:
+    """Client-side keepalives too: a cut network is noticed, not waited on forever."""
+    return {
+        "connect_timeout": CONNECT_TIMEOUT, "application_name": application[:63],
+        "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+        "keepalives_count": 3, "tcp_user_timeout": 10_000,
+    }  # fmt: skip
+
+
+class _Link:
+    """A connection of the cluster's own, reopened at the next use after a failure; each use
+    is one transaction, bounded by OP_TIMEOUT. Failures become StoreError."""
+
+    def __init__(self, url: str, application: str) -> None:
+        self.url = url
+        self.application = application
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False  # for good: later uses fail at once instead of reconnecting
+        self.generation = 0  # connections opened so far (session state goes with each)
+        self.down_since: float | None = None  # monotonic time of the first failure
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(
+                self.url, **_connect_options(self.application)
+            )
+            idle, interval, count = SERVER_KEEPALIVE
+            await self._conn.execute(  # the server's side: a vanished client's session ends
+                f"SET tcp_keepalives_idle = {idle}; SET tcp_keepalives_interval = {interval};"
+                f" SET tcp_keepalives_count = {count}"
+            )
+            await self._conn.commit()
+            self.generation += 1
+        return self._conn
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[psycopg.AsyncCursor[Any]]:
+        async with self._lock:
+            if self._closed:
+                raise StoreError("cluster connection closed (the node left)")
+            try:
+                async with asyncio.timeout(OP_TIMEOUT):
+                    conn = await self._connection()
+                    async with conn.transaction(), conn.cursor() as cur:
+                        yield cur
+            except psycopg.errors.TransactionRollback as e:  # a deadlock: try again later
+                raise StoreError(f"cluster transaction rolled back: {e}") from e
+            except (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError) as e:
+                await self._drop()
+                if self.down_since is None:
+                    self.down_since = time.monotonic()
+                    log.warning("cluster: database unreachable (%s); retrying",
+                                str(e).strip().splitlines()[0] if str(e).strip()
+                                else type(e).__name__)  # fmt: skip
+                raise StoreError(f"cluster database unreachable: {type(e).__name__}") from e
+        if self.down_since is not None:
+            log.warning("cluster: database reachable again after %.1fs",
+                        time.monotonic() - self.down_since)  # fmt: skip
+            self.down_since = None
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # already broken: closing is best effort
+                await conn.close()
+
+    async def close(self) -> None:
+        async with self._lock:
+            self._closed = True
+            await self._drop()
+
+
+# -- the node ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    """What a beat learns about the whole cluster."""
+
+    last_publish: datetime | None
+    articles: int  # in the store at the latest publish
+    never_run: int  # of this node's sources, how many no node has run yet
+    publisher: str | None
+
+
+class Node:
+    """This daemon as one node of the cluster: its claims, heartbeat and publisher lock.
+
+    Call `join` once, then `claim`/`fetched`/`release` per source run, `beat` every
+    `beat_interval(lease)` and `try_publisher` every second or so; `leave` at shutdown."""
+
+    def __init__(self, url: str, name: str, *, lease: float, per_host: int) -> None:
+        self.url = url
+        self.name = name
+        self.lease = lease
+        self.per_host = per_host
+        self.token = uuid.uuid4().hex
+        self.held: set[str] = set()  # claimed and not yet handed back (in the database)
+        self.publisher = False
+        self._sources: tuple[str, ...] = ()
+        self._unreleased: dict[str, tuple[float, float]] = {}  # name: (delay, monotonic)
+        self._loaded: tuple[int, tuple[str, ...]] | None = None  # node_sources of a session
+        self._work = _Link(url, f"aggregator {name}")
+        self._lock_link = _Link(url, f"aggregator {name} publisher")
+
+    # -- membership ---------------------------------------------------------------------
+    async def join(self, sources: Sequence[SourceConfig], first_delay: Mapping[str, float],
+                   cap: Mapping[str, float]) -> None:  # fmt: skip
+        """Register this node and its sources. A source new to the cluster is first due
+        after `first_delay[name]` seconds; a known one keeps the cluster's due time, but no
+        later than `cap[name]` seconds from now. Raises ConfigError when a live node has
+        this node's name (its claims would be ours)."""
+        try:
+            async with self._work.transaction() as cur:
+                await cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                await cur.execute(SCHEMA)
+                await cur.execute(
+                    "SELECT extract(epoch FROM now() - heartbeat) FROM cluster_nodes"
+                    " WHERE name = %s AND heartbeat > now() - make_interval(secs => %s)",
+                    (self.name, self.lease),
+                )  # fmt: skip
+                alive = await cur.fetchone()
+                if alive is not None:
+                    raise ConfigError(
+                        f"cluster.node: a node named {self.name!r} is running (heartbeat "
+                        f"{float(alive[0]):.0f}s ago); give each node a name of its own"
+                    )
+                await cur.execute(
+                    "INSERT INTO cluster_nodes (name, token, machine, pid, started, heartbeat)"
+                    " VALUES (%s, %s, %s, %s, now(), now()) ON CONFLICT (name) DO UPDATE SET"
+                    " token = EXCLUDED.token, machine = EXCLUDED.machine, pid = EXCLUDED.pid,"
+                    " started = now(), heartbeat = now(), published = NULL",
+                    (self.name, self.token, socket.gethostname(), os.getpid()),
+                )  # fmt: skip
+                # claims under this name are a dead earlier run's: free them now
+                await cur.execute(
+                    "UPDATE cluster_sources SET claimed_by = NULL, lease_until = NULL,"
+                    " fetching = false WHERE claimed_by = %s", (self.name,),
+                )  # fmt: skip
+                await self._upsert(cur, sources, first_delay, cap)
+        except ConfigError:
+            await self.close()
+            raise
+        self._sources = tuple(s.name for s in sources)
+
+    async def add_sources(self, sources: Sequence[SourceConfig], first_delay: Mapping[str, float],
+                          cap: Mapping[str, float]) -> None:  # fmt: skip
+        """A reload's added sources (as `join` registers them)."""
+        async with self._work.transaction() as cur:
+            await self._upsert(cur, sources, first_delay, cap)
+
+    async def _upsert(
+        self, cur: psycopg.AsyncCursor[Any], sources: Sequence[SourceConfig],
+        first_delay: Mapping[str, float], cap: Mapping[str, float],
+    ) -> None:  # fmt: skip
+        rows = sorted((s.name, source_host(s), source_weight(s, self.per_host),
+                       first_delay[s.name], cap[s.name]) for s in sources)  # fmt: skip
+        # new rows only: an UPDATE of every row would wait on (and deadlock with) claims
+        await cur.executemany(
+            "INSERT INTO cluster_sources (source, host, weight, next_due)"
+            " VALUES (%s, %s, %s, now() + make_interval(secs => %s)) ON CONFLICT DO NOTHING",
+            [r[:4] for r in rows],
+        )  # fmt: skip
+        await cur.execute(
+            "UPDATE cluster_sources c SET host = v.host, weight = v.weight,"
+            " next_due = LEAST(c.next_due, now() + make_interval(secs => v.cap))"
+            " FROM unnest(%s::text[], %s::text[], %s::int[], %s::float8[])"
+            " AS v(source, host, weight, cap) WHERE c.source = v.source AND (c.host <> v.host"
+            " OR c.weight <> v.weight OR c.next_due > now() + make_interval(secs => v.cap))",
+            ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+             [r[4] for r in rows]),
+        )  # fmt: skip
+        hosts = sorted({r[1] for r in rows if r[1]})
+        await cur.executemany(
+            "INSERT INTO cluster_hosts (host) VALUES (%s) ON CONFLICT DO NOTHING",
+            [(h,) for h in hosts],
+        )
+
+    def configure(self, sources: Iterable[str]) -> None:
+        """The sources this node may claim (a reload changes them)."""
+        self._sources = tuple(sources)
+
+    async def run_now(self, names: Sequence[str]) -> None:
+        """Sources whose settings changed: due now, whoever holds the next claim."""
+        async with self._work.transaction() as cur:
+            await cur.execute("UPDATE cluster_sources SET next_due = now() WHERE source = ANY(%s)",
+                              (list(names),))  # fmt: skip
+
+    async def _load_sources(self, cur: psycopg.AsyncCursor[Any]) -> None:
+        """This node's source names in a temporary table of its session: a claim joins it
+        instead of sending thousands of names each time."""
+        if self._loaded == (self._work.generation, self._sources):
+            return
+        await cur.execute("CREATE TEMP TABLE IF NOT EXISTS node_sources (source TEXT PRIMARY KEY)")
+        await cur.execute("TRUNCATE node_sources")
+        async with cur.copy("COPY node_sources (source) FROM STDIN") as copy:
+            for name in self._sources:
+                await copy.write_row((name,))
+        await cur.execute("ANALYZE node_sources")
+        self._loaded = (self._work.generation, self._sources)
+
+    # -- claims -------------------------------------------------------------------------
+    async def claim(self, capacity: int) -> list[str]:
+        """Take up to `capacity` due sources of this node's, within the hosts' free slots.
+        Nothing (not an error) while the database is unreachable."""
+        if capacity <= 0 or not self._sources:
+            return []
+        try:
+            await self._flush_releases()
+            async with self._work.transaction() as cur:
+                claimed = await self._claim(cur, capacity)
+            self.held.update(claimed)
+        except StoreError as e:
+            log.debug("cluster: no claim: %s", e)
+            return []
+        return claimed
+
+    async def _claim(self, cur: psycopg.AsyncCursor[Any], capacity: int) -> list[str]:
+        await cur.execute(
+            "SELECT host FROM cluster_sources WHERE fetching AND lease_until > now()"
+            " GROUP BY host HAVING sum(LEAST(weight, %s)) >= %s", (self.per_host, self.per_host),
+        )  # fmt: skip
+        full = [r[0] for r in await cur.fetchall()]
+        await self._load_sources(cur)
+        await cur.execute(
+            "SELECT c.source, c.host, c.weight FROM cluster_sources c JOIN node_sources n"
+            " ON n.source = c.source WHERE c.next_due <= now() AND (c.claimed_by IS NULL"
+            " OR c.lease_until < now()) AND c.host <> ALL(%s) ORDER BY c.next_due LIMIT %s"
+            " FOR UPDATE OF c SKIP LOCKED", (full, min(CLAIM_SCAN, capacity * 4)),
+        )  # fmt: skip
+        candidates = [Candidate(*row) for row in await cur.fetchall()]
+        if not candidates:
+            return []
+        # the hosts of the first `capacity` candidates only: fewer rows locked, shorter
+        # waits for other claimers; the rest wait for a later claim
+        hosts = sorted({c.host for c in candidates[:capacity] if c.host})
+        candidates = [c for c in candidates if not c.host or c.host in hosts]
+        busy: dict[str, int] = {}
+        if hosts:
+            # in name order (no deadlock): whoever claims from a host counts its slots alone
+            await cur.execute("SELECT host FROM cluster_hosts WHERE host = ANY(%s)"
+                              " ORDER BY host FOR UPDATE", (hosts,))  # fmt: skip
+            await cur.execute(
+                "SELECT host, sum(LEAST(weight, %s)) FROM cluster_sources WHERE fetching"
+                " AND lease_until > now() AND host = ANY(%s) GROUP BY host",
+                (self.per_host, hosts),
+            )  # fmt: skip
+            busy = {host: int(n) for host, n in await cur.fetchall()}
+        chosen = choose(candidates, busy, self.per_host, capacity)
+        if chosen:
+            await cur.execute(
+                "UPDATE cluster_sources SET claimed_by = %s,"
+                " lease_until = now() + make_interval(secs => %s), fetching = (host <> '')"
+                " WHERE source = ANY(%s)", (self.name, self.lease, chosen),
+            )  # fmt: skip
+        return chosen
+
+    async def fetched(self, name: str) -> None:
+        """The source's fetch is over (its merge may still run): its host slots are free."""
+        with contextlib.suppress(StoreError):  # a lost update frees them at release
+            async with self._work.transaction() as cur:
+                await cur.execute(
+                    "UPDATE cluster_sources SET fetching = false WHERE source = %s"
+                    " AND claimed_by = %s AND fetching", (name, self.name),
+                )  # fmt: skip
+
+    async def release(self, name: str, delay: float) -> None:
+        """Hand a source back, due again in `delay` seconds. While the database is
+        unreachable the lease is kept (renewed) and the release retried."""
+        self._unreleased[name] = (max(0.0, delay), time.monotonic())
+        with contextlib.suppress(StoreError):
+            await self._flush_releases()
+
+    async def _flush_releases(self) -> None:
+        if not self._unreleased:
+            return
+        async with self._work.transaction() as cur:
+            pending = dict(self._unreleased)  # releases may arrive while this one awaits
+            lost = []
+            for name, (delay, at) in sorted(pending.items()):  # one lock order for all
+                await cur.execute(
+                    "UPDATE cluster_sources SET claimed_by = NULL, lease_until = NULL,"
+                    " fetching = false, next_due = now() + make_interval(secs => %s),"
+                    " last_run_by = %s, last_run_at = now()"
+                    " WHERE source = %s AND claimed_by = %s",
+                    (max(0.0, delay - (time.monotonic() - at)), self.name, name, self.name),
+                )  # fmt: skip
+                if cur.rowcount == 0:
+                    lost.append(name)
+        for name in lost:
+            log.warning("source %s: this node's lease ran out before the run ended; another"
+                        " node may have run it too", name)  # fmt: skip
+        for name in pending:
+            if self._unreleased.get(name) == pending[name]:
+                del self._unreleased[name]
+                self.held.discard(name)
+
+    # -- liveness -----------------------------------------------------------------------
+    async def beat(self) -> ClusterView | None:
+        """Heartbeat, renew the leases held, retry releases; what the cluster looks like.
+        None while the database is unreachable."""
+        try:
+            await self._flush_releases()
+            async with self._work.transaction() as cur:
+                await cur.execute(
+                    "INSERT INTO cluster_nodes (name, token, machine, pid, started, heartbeat)"
+                    " VALUES (%s, %s, %s, %s, now(), now()) ON CONFLICT (name) DO UPDATE"
+                    " SET heartbeat = now(), token = EXCLUDED.token",
+                    (self.name, self.token, socket.gethostname(), os.getpid()),
+                )  # fmt: skip
+                held = list(self.held)
+                await cur.execute(
+                    "UPDATE cluster_sources SET lease_until = now() + make_interval(secs => %s)"
+                    " WHERE claimed_by = %s AND source = ANY(%s)", (self.lease, self.name, held),
+                )  # fmt: skip
+                # a claim whose commit we never heard of is not ours to keep
+                await cur.execute(
+                    "UPDATE cluster_sources SET claimed_by = NULL, lease_until = NULL,"
+                    " fetching = false WHERE claimed_by = %s AND source <> ALL(%s)",
+                    (self.name, held),
+                )  # fmt: skip
+                await cur.execute(
+                    "DELETE FROM cluster_nodes WHERE heartbeat < now() - make_interval(secs => %s)",
+                    (FORGET_NODE,),
+                )  # fmt: skip
+                await cur.execute(
+                    "SELECT published, articles FROM cluster_nodes WHERE published IS NOT NULL"
+                    " ORDER BY published DESC LIMIT 1"
+                )
+                published = await cur.fetchone()
+                await self._load_sources(cur)
+                await cur.execute(
+                    "SELECT count(*) FROM cluster_sources c JOIN node_sources n"
+                    " ON n.source = c.source WHERE c.last_run_at IS NULL"
+                )
+                never = await cur.fetchone()
+                await cur.execute(_PUBLISHER, (PUBLISHER_LOCK,))
+                holder = await cur.fetchone()
+        except StoreError:
+            return None
+        return ClusterView(
+            last_publish=published[0] if published else None,
+            articles=int(published[1] or 0) if published else 0,
+            never_run=int(never[0]) if never else 0,
+            publisher=holder[0] if holder else None,
+        )
+
+    async def published(self, articles: int) -> None:
+        """Record a publish (other nodes' /healthz tell the cluster's latest)."""
+        with contextlib.suppress(StoreError):
+            async with self._work.transaction() as cur:
+                await cur.execute("UPDATE cluster_nodes SET published = now(), articles = %s"
+                                  " WHERE name = %s", (articles, self.name))  # fmt: skip
+
+    async def try_publisher(self) -> bool:
+        """Whether this node is the publisher: take the lock if free, else check it is
+        still held by this session (a reopened connection holds nothing)."""
+        try:
+            async with self._lock_link.transaction() as cur:
+                if self.publisher:
+                    await cur.execute(_HOLDS_LOCK, (PUBLISHER_LOCK,))
+                else:
+                    await cur.execute("SELECT pg_try_advisory_lock(%s)", (PUBLISHER_LOCK,))
+                row = await cur.fetchone()
+                held = bool(row and row[0])
+                if held and not self.publisher:  # how `status` tells whose session holds it
+                    await cur.execute("UPDATE cluster_nodes SET lock_pid = pg_backend_pid()"
+                                      " WHERE name = %s", (self.name,))  # fmt: skip
+        except StoreError:
+            held = False
+        if held != self.publisher:
+            log.warning("cluster: node %s %s the publisher", self.name,
+                        "is now" if held else "is no longer")  # fmt: skip
+        self.publisher = held
+        return held
+
+    async def leave(self) -> None:
+        """Hand back every claim now (others need not wait out the leases), drop the
+        heartbeat row and the publisher lock."""
+        with contextlib.suppress(StoreError):
+            await self._flush_releases()
+            async with self._work.transaction() as cur:
+                await cur.execute(
+                    "UPDATE cluster_sources SET claimed_by = NULL, lease_until = NULL,"
+                    " fetching = false WHERE claimed_by = %s", (self.name,),
+                )  # fmt: skip
+                await cur.execute("DELETE FROM cluster_nodes WHERE name = %s AND token = %s",
+                                  (self.name, self.token))  # fmt: skip
+        self.held.clear()
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connections (the publisher lock goes with its session)."""
+        self.publisher = False
+        await self._lock_link.close()
+        await self._work.close()
+
+
+_HOLDS_LOCK = (
+    "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    " AND pid = pg_backend_pid() AND ((classid::bigint << 32) | objid::bigint) = %s"
+)
+_PUBLISHER = (  # the node whose lock session holds the publisher's lock
+    "SELECT n.name FROM pg_locks l JOIN cluster_nodes n ON n.lock_pid = l.pid"
+    " WHERE l.locktype = 'advisory' AND l.granted AND l.database = ("
+    "SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND ((l.classid::bigint << 32) | l.objid::bigint) = %s LIMIT 1"
+)
+
+
+# -- `aggregator status` -----------------------------------------------------------------
+def status(url: str, sources: Sequence[str], lease: float) -> dict[str, Any]:
+    """Every node (name, machine, pid, started, last heartbeat, alive, sources held,
+    publisher) and each named source's holder and due time, from the database."""
+    try:
+        with psycopg.connect(url, **_connect_options("aggregator status")) as conn:
+            found = conn.execute("SELECT to_regclass('cluster_sources')").fetchone()
+            if not found or found[0] is None:  # no node ever ran on this database
+                return {"publisher": None, "nodes": [], "sources": {}}
+            holder = conn.execute(_PUBLISHER, (PUBLISHER_LOCK,)).fetchone()
+            publisher = holder[0] if holder else None
+            nodes = conn.execute(
+                "SELECT n.name, n.machine, n.pid, n.started, n.heartbeat,"
+                " n.heartbeat > now() - make_interval(secs => %s),"
+                " (SELECT count(*) FROM cluster_sources s WHERE s.claimed_by = n.name"
+                "  AND s.lease_until > now()), n.published"
+                " FROM cluster_nodes n ORDER BY n.name", (lease,),
+            ).fetchall()  # fmt: skip
+            rows = conn.execute(
+                "SELECT source, CASE WHEN lease_until > now() THEN claimed_by END,"
+                " lease_until, next_due, last_run_by, last_run_at FROM cluster_sources"
+                " WHERE source = ANY(%s)", (list(sources),),
+            ).fetchall()  # fmt: skip
+    except psycopg.Error as e:
+        raise StoreError(f"cluster status: cannot read the database: {e}") from e
+    return {
+        "publisher": publisher,
+        "nodes": [
+            {"name": n[0], "machine": n[1], "pid": n[2], "started": n[3], "heartbeat": n[4],
+             "alive": bool(n[5]), "held": int(n[6]), "published": n[7],
+             "publisher": n[0] == publisher}
+            for n in nodes
+        ],
+        "sources": {
+            r[0]: {"holder": r[1], "lease_until": r[2] if r[1] else None, "next_due": r[3],
+                   "last_run_by": r[4], "last_run_at": r[5]}
+            for r in rows
+        },
+    }  # fmt: skip

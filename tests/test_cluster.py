@@ -1,0 +1,409 @@
+"""The cluster's coordination on a real PostgreSQL server: claims never shared, leases that
+expire and are renewed, host slots counted across nodes, the publisher lock passing on when
+its holder dies, nodes refusing a name in use, and a server restart survived."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from aggregator.cluster import Candidate, Node, choose, node_name, source_weight, status
+from aggregator.config import SourceConfig, load_config
+from aggregator.errors import ConfigError
+from aggregator.schedule import Scheduler
+from aggregator.sources.http import WebClient
+from aggregator.store import Store
+from tests.feedfarm import FeedFarm
+from tests.localserver import serve_in_thread
+from tests.pgserver import PgServer
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def feed(name: str, host: str = "news.example.com.tr", **kw: object) -> SourceConfig:
+    return SourceConfig(name=name, type="feed", every=60.0, url=f"https://{host}/{name}.xml",
+                        **kw)  # type: ignore[arg-type]  # fmt: skip
+
+
+def seeds(name: str) -> SourceConfig:
+    return SourceConfig(name=name, type="seeds", every=60.0, path=Path("/nonexistent"))
+
+
+def now_due(sources: list[SourceConfig]) -> tuple[dict[str, float], dict[str, float]]:
+    return {s.name: 0.0 for s in sources}, {s.name: 86400.0 for s in sources}
+
+
+async def joined(url: str, name: str, sources: list[SourceConfig], *, lease: float = 30.0,
+                 per_host: int = 6) -> Node:  # fmt: skip
+    node = Node(url, name, lease=lease, per_host=per_host)
+    await node.join(sources, *now_due(sources))
+    return node
+
+
+# -- pure decisions ----------------------------------------------------------------------
+def test_choose_keeps_due_order_capacity_and_host_slots() -> None:
+    c = [Candidate("a", "h1", 1), Candidate("b", "h1", 1), Candidate("c", "h2", 1),
+         Candidate("d", "", 1), Candidate("e", "h1", 1)]  # fmt: skip
+    assert choose(c, {}, per_host=2, capacity=10) == ["a", "b", "c", "d"]
+    assert choose(c, {"h1": 1}, per_host=2, capacity=10) == ["a", "c", "d"]
+    assert choose(c, {}, per_host=2, capacity=2) == ["a", "b"]
+    heavy = [Candidate("x", "h1", 6), Candidate("y", "h1", 1)]
+    assert choose(heavy, {}, per_host=6, capacity=5) == ["x"]  # takes every slot of h1
+    assert choose(heavy, {"h1": 1}, per_host=6, capacity=5) == ["y"]
+
+
+def test_weights_and_node_names() -> None:
+    assert source_weight(feed("a"), 6) == 1
+    assert source_weight(feed("a", fulltext=True), 6) == 6
+    assert node_name("web-1.example.com", 42) == "web-1-42"
+    assert node_name("bad host!", 7) == "bad-host-7"
+    assert len(node_name("x" * 200, 123456)) == 64
+
+
+# -- claims and leases -------------------------------------------------------------------
+def test_nodes_claiming_at_once_never_take_the_same_source(pg_server: PgServer) -> None:
+    """Eight nodes, each in a thread of its own, claim 400 due seed folders in small bites:
+    every source is taken exactly once."""
+    url = pg_server.database()
+    sources = [seeds(f"s{i}") for i in range(400)]
+    taken: list[str] = []
+    lock = threading.Lock()
+
+    def node_thread(i: int) -> None:
+        async def work() -> None:
+            node = await joined(url, f"n{i}", sources)
+            while True:
+                got = await node.claim(7)
+                if not got:
+                    break
+                with lock:
+                    taken.extend(got)
+                for name in got:
+                    await node.release(name, 3600.0)  # not due again during the test
+            await node.leave()
+
+        asyncio.run(work())
+
+    threads = [threading.Thread(target=node_thread, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    counts = Counter(taken)
+    assert set(counts) == {s.name for s in sources}
+    assert max(counts.values()) == 1
+
+
+def test_a_lease_not_renewed_expires_and_another_node_takes_the_source(
+    pg_server: PgServer,
+) -> None:
+    url = pg_server.database()
+    sources = [seeds("a"), seeds("b")]
+
+    async def scenario() -> None:
+        first = await joined(url, "first", sources, lease=1.0)
+        second = await joined(url, "second", sources, lease=1.0)
+        assert sorted(await first.claim(10)) == ["a", "b"]
+        # the holder renews: nobody else gets them past the lease
+        for _ in range(6):
+            await asyncio.sleep(0.3)
+            await first.beat()
+            assert await second.claim(10) == []
+        # the holder goes silent (as if killed): the leases run out
+        started = time.monotonic()
+        while not (got := await second.claim(10)):
+            assert time.monotonic() - started < 3.0
+            await asyncio.sleep(0.1)
+        assert sorted(got) == ["a", "b"]
+        assert 0.5 < time.monotonic() - started
+        await first.leave()
+        await second.leave()
+
+    asyncio.run(scenario())
+
+
+def test_a_released_source_is_due_after_its_delay(pg_server: PgServer) -> None:
+    url = pg_server.database()
+
+    async def scenario() -> None:
+        node = await joined(url, "n", [seeds("a")])
+        assert await node.claim(5) == ["a"]
+        await node.release("a", 1.0)
+        assert node.held == set()
+        assert await node.claim(5) == []
+        await asyncio.sleep(1.2)
+        assert await node.claim(5) == ["a"]
+        await node.leave()
+
+    asyncio.run(scenario())
+
+
+def test_host_slots_hold_across_nodes(pg_server: PgServer) -> None:
+    """Twenty feeds of one host, three slots: three nodes together never have more than
+    three fetches in flight there; a finished fetch frees its slot before the merge ends."""
+    url = pg_server.database()
+    sources = [feed(f"f{i}") for i in range(20)] + [feed("other", host="other.example.com")]
+
+    async def scenario() -> None:
+        nodes = [await joined(url, f"n{i}", sources, per_host=3) for i in range(3)]
+        claims = [await n.claim(10) for n in nodes]
+        flat = [name for got in claims for name in got]
+        assert len([n for n in flat if n != "other"]) == 3
+        assert "other" in flat
+        assert await nodes[2].claim(10) == []
+        holder = next(n for n, got in zip(nodes, claims, strict=True) if "f0" in got or
+                      any(g.startswith("f") for g in got))  # fmt: skip
+        done = next(g for g in holder.held if g.startswith("f"))
+        await holder.fetched(done)  # merging now: not a request in flight any more
+        assert len(await nodes[2].claim(10)) == 1
+        for n in nodes:
+            await n.leave()
+
+    asyncio.run(scenario())
+
+
+def test_an_html_source_fetches_alone_on_its_host(pg_server: PgServer) -> None:
+    url = pg_server.database()
+    listing = SourceConfig(name="site", type="html", every=60.0, url="https://h.example/news/")
+    sources = [listing, feed("f", host="h.example")]
+
+    async def scenario() -> None:
+        a = await joined(url, "a", sources, per_host=4)
+        b = await joined(url, "b", sources, per_host=4)
+        first = await a.claim(10)
+        assert len(first) == 1
+        assert await b.claim(10) == []  # the html source takes all four slots, or the feed one
+        await a.release(first[0], 3600.0)
+        assert len(await b.claim(10)) == 1
+        await a.leave()
+        await b.leave()
+
+    asyncio.run(scenario())
+
+
+# -- nodes -------------------------------------------------------------------------------
+def test_a_live_nodes_name_is_refused_and_a_dead_ones_claims_are_freed(
+    pg_server: PgServer,
+) -> None:
+    url = pg_server.database()
+
+    async def scenario() -> None:
+        first = await joined(url, "web1", [seeds("a")], lease=1.0)
+        assert await first.claim(5) == ["a"]
+        with pytest.raises(ConfigError, match="cluster.node: a node named 'web1' is running"):
+            await joined(url, "web1", [seeds("a")], lease=1.0)
+        await asyncio.sleep(1.2)  # no heartbeat for a lease: that run is dead
+        again = await joined(url, "web1", [seeds("a")], lease=1.0)
+        assert await again.claim(5) == ["a"]  # the dead run's claim was freed at join
+        await first.close()
+        await again.leave()
+
+    asyncio.run(scenario())
+
+
+def test_status_shows_each_node_and_each_sources_holder(pg_server: PgServer) -> None:
+    url = pg_server.database()
+    assert status(url, ["a"], 30.0) == {"publisher": None, "nodes": [], "sources": {}}
+
+    long = "a-node-" + "x" * 57  # the longest name: more than an application_name holds
+
+    async def scenario() -> None:
+        a = await joined(url, long, [seeds("a"), seeds("b")])
+        b = await joined(url, "b-node", [seeds("a"), seeds("b")])
+        assert await a.try_publisher()
+        got = await a.claim(1)
+        await b.beat()
+        view = status(url, ["a", "b"], 30.0)
+        assert view["publisher"] == long
+        by_name = {n["name"]: n for n in view["nodes"]}
+        assert by_name[long]["held"] == 1 and by_name[long]["publisher"]
+        assert by_name["b-node"]["held"] == 0 and by_name["b-node"]["alive"]
+        assert view["sources"][got[0]]["holder"] == long
+        other = "b" if got == ["a"] else "a"
+        assert view["sources"][other]["holder"] is None
+        await a.leave()
+        after = status(url, ["a", "b"], 30.0)
+        assert [n["name"] for n in after["nodes"]] == ["b-node"]
+        assert after["sources"][got[0]]["holder"] is None
+        await b.leave()
+
+    asyncio.run(scenario())
+
+
+# -- the publisher -----------------------------------------------------------------------
+HOLDER = """
+import asyncio, sys
+from aggregator.cluster import Node
+
+async def main():
+    node = Node(sys.argv[1], "doomed", lease=30.0, per_host=6)
+    await node.join([], {}, {})
+    assert await node.try_publisher()
+    print("publisher", flush=True)
+    await asyncio.sleep(120)
+
+asyncio.run(main())
+"""
+
+
+def test_the_publisher_lock_passes_on_within_seconds_of_a_kill_9(pg_server: PgServer) -> None:
+    url = pg_server.database()
+    with subprocess.Popen([sys.executable, "-c", HOLDER, url], cwd=REPO,
+                          stdout=subprocess.PIPE, text=True) as proc:  # fmt: skip
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "publisher"
+
+        async def scenario() -> float:
+            other = await joined(url, "survivor", [])
+            assert not await other.try_publisher()
+            assert status(url, [], 30.0)["publisher"] == "doomed"
+            os.kill(proc.pid, signal.SIGKILL)
+            killed = time.monotonic()
+            while not await other.try_publisher():
+                assert time.monotonic() - killed < 5.0
+                await asyncio.sleep(0.1)
+            assert await other.try_publisher()  # and it stays held
+            took = time.monotonic() - killed
+            await other.leave()
+            return took
+
+        try:
+            assert asyncio.run(scenario()) < 5.0
+        finally:
+            proc.kill()
+
+
+def test_a_restarted_server_is_survived_and_nothing_is_lost(pg_server: PgServer) -> None:
+    """PostgreSQL restarts under a node holding a claim: claims return nothing meanwhile,
+    the release made while the database was down is kept and applied afterwards, the
+    publisher lock is taken again, and the node's connection is reopened."""
+    url = pg_server.database()
+
+    async def scenario() -> None:
+        node = await joined(url, "n", [seeds("a"), seeds("b")])
+        assert await node.try_publisher()
+        assert sorted(await node.claim(1)) in (["a"], ["b"])
+        held = next(iter(node.held))
+        pg_server.stop()
+        try:
+            await node.release(held, 3600.0)  # the database is down: kept for later
+            assert node.held == {held}
+            assert await node.claim(5) == []
+            assert await node.beat() is None
+            assert not await node.try_publisher()
+        finally:
+            pg_server.start()
+        view = await node.beat()  # applies the release, renews, reconnected
+        assert view is not None and node.held == set()
+        assert await node.claim(5) == [("b" if held == "a" else "a")]  # the held one waits
+        assert await node.try_publisher()
+        with psycopg.connect(url) as conn:
+            row = conn.execute(
+                "SELECT claimed_by, next_due > now() + interval '50 minutes'"
+                " FROM cluster_sources WHERE source = %s", (held,),
+            ).fetchone()  # fmt: skip
+        assert row == (None, True)
+        await node.leave()
+
+    asyncio.run(scenario())
+
+
+# -- the scheduler on a node -------------------------------------------------------------
+def test_two_scheduling_nodes_share_the_sources_and_never_fetch_one_twice(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    """Two schedulers (each with a store of its own here: the claims are what is shared)
+    run 30 feeds every 2 s for 9 s: no feed is fetched twice within an interval, every feed
+    runs again and again, both nodes do part of the work, and only one publishes."""
+    url = pg_server.database()
+    with serve_in_thread(fixtures=False) as app:
+        farm = FeedFarm(app, 30)
+        configs = []
+        for k in range(2):
+            root = tmp_path / f"n{k}"
+            root.mkdir()
+            (root / "config.yaml").write_text(
+                "output:\n  dir: out\nstate: state.sqlite3\nretention: never\n"
+                f"cluster:\n  node: n{k}\n  lease: 2s\nsources:\n{farm.sources_yaml('2s')}",
+                encoding="utf-8",
+            )
+            configs.append(load_config(root / "config.yaml"))
+
+        async def scenario() -> list[Scheduler]:
+            running = []
+            for k, cfg in enumerate(configs):
+                node = Node(url, cfg.cluster.node, lease=cfg.cluster.lease, per_host=6)
+                scheduler = Scheduler(cfg, Store.open(cfg.state, holder="daemon"),
+                                      client=WebClient(), node=node, seed=k)  # fmt: skip
+                await scheduler.start()
+                running.append(scheduler)
+            await asyncio.sleep(9.0)
+            for scheduler in running:
+                assert await scheduler.stop()
+                assert isinstance(scheduler.client, WebClient)
+                scheduler.client.close()
+            return running
+
+        schedulers = asyncio.run(scenario())
+    assert farm.double_fetches(2.0) == []
+    fetches = farm.snapshot()
+    assert len(fetches) == 30 and min(len(t) for t in fetches.values()) >= 3
+    ran = [sum(st.last_success is not None for st in s.states.values()) for s in schedulers]
+    assert all(ran), ran
+    published = [(cfg.output_dir / "atom.xml").exists() for cfg in configs]
+    assert sorted(published) == [False, True]
+
+
+def test_a_reload_on_a_node_runs_changed_and_added_sources_and_drops_removed_ones(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    url = pg_server.database()
+    with serve_in_thread(fixtures=False) as app:
+        farm = FeedFarm(app, 4)
+
+        def config(names: list[int], moved: int | None = None) -> Path:
+            sources = "".join(
+                f"  - name: f{i}\n    type: feed\n    url: {farm.url(i)}"
+                + ("?moved" if i == moved else "") + "\n    every: 1h\n"
+                for i in names
+            )  # fmt: skip
+            path = tmp_path / "config.yaml"
+            path.write_text(
+                "output:\n  dir: out\nstate: state.sqlite3\nretention: never\n"
+                f"cluster:\n  lease: 2s\nsources:\n{sources}", encoding="utf-8",
+            )  # fmt: skip
+            return path
+
+        first = load_config(config([0, 1, 2]))
+
+        async def scenario() -> None:
+            node = Node(url, "n", lease=2.0, per_host=6)
+            scheduler = Scheduler(first, Store.open(first.state, holder="daemon"),
+                                  client=WebClient(), node=node)  # fmt: skip
+            await scheduler.start()
+            while len(farm.snapshot()) < 3:
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1.0)
+            await scheduler.reconfigure(load_config(config([0, 1, 3], moved=1)))
+            deadline = time.monotonic() + 10.0  # an added source's first run is staggered
+            while not (len(farm.hits[3]) and len(farm.hits[1]) > 1):
+                assert time.monotonic() < deadline, farm.snapshot()
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1.0)  # and nothing else runs
+            assert await scheduler.stop()
+            assert isinstance(scheduler.client, WebClient)
+            scheduler.client.close()
+
+        asyncio.run(scenario())
+    fetches = farm.snapshot()
+    assert {i: len(t) for i, t in fetches.items()} == {0: 1, 1: 2, 2: 1, 3: 1}
