@@ -1,13 +1,14 @@
 """Benchmark: 1,000 feed sources x 50 items from a local server that waits 20 ms per answer.
 
     python bench/bench_sources.py [--sources 1000] [--items 50] [--delay 0.02] [--hosts 20]
-                                  [--parser fast|feedparser]
+                                  [--parser fast|feedparser] [--store sqlite|postgresql|both]
 
 The server runs in its own process (uvicorn, like tests/localserver.py) and listens on
 several loopback addresses (127.0.0.1, 127.0.0.2, ...), so the per-host limit applies as
 it would to many sites. Prints, for a harvest-only pass, a first `run_once` (everything
 new) and a second one (every source answers 304): seconds, sources/s, entries/s and peak
 RSS of this process and of its children (parse workers) from resource.getrusage.
+`--store both` runs the two `run_once` passes on SQLite, then on PostgreSQL, in one run.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,10 +33,13 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aggregator.config import load_config  # noqa: E402
+import psycopg  # noqa: E402
+
+from aggregator.config import Config, load_config  # noqa: E402
 from aggregator.pipeline import run_once  # noqa: E402
 from aggregator.sources.web import harvest  # noqa: E402
 from aggregator.store import Store  # noqa: E402
+from tests.pgserver import PgServer, binaries  # noqa: E402
 
 TZ = ZoneInfo("Europe/Istanbul")
 T0 = datetime(2026, 1, 10, 9, 0, tzinfo=TZ)
@@ -143,9 +150,46 @@ def peak_mb() -> tuple[float, float]:
 
 def line(label: str, seconds: float, sources: int, entries: int) -> None:
     own, children = peak_mb()
-    print(f"{label:<28} {seconds:7.2f} s  {sources / seconds:8.1f} sources/s  "
+    print(f"{label:<36} {seconds:7.2f} s  {sources / seconds:8.1f} sources/s  "
           f"{entries / seconds:8.1f} entries/s  peak RSS {own:.0f} MB "
           f"(largest child {children:.0f} MB)", flush=True)  # fmt: skip
+
+
+@contextmanager
+def backend_config(cfg: Config, backend: str, folder: Path) -> Iterator[Config]:
+    """`cfg` with a fresh store and output folder: a SQLite file, or a database of a
+    PostgreSQL server of its own (durable, as a real one is)."""
+    folder.mkdir()
+    if backend == "sqlite":
+        yield replace(cfg, state=folder / "state.sqlite3", output_dir=folder / "out")
+        return
+    bindir = binaries()
+    if bindir is None:
+        raise SystemExit("PostgreSQL binaries (initdb, pg_ctl) not installed")
+    pg = PgServer(bindir)
+    try:
+        with psycopg.connect(pg.url(), autocommit=True) as conn:
+            for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+                conn.execute(f"ALTER SYSTEM SET {setting} = on")
+            conn.execute("SELECT pg_reload_conf()")
+        yield replace(cfg, state_url=pg.database("bench"), output_dir=folder / "out")
+    finally:
+        pg.close()
+
+
+def store_passes(cfg: Config, sources: int, backend: str) -> None:
+    with Store.open(cfg.store_target) as store:
+        started = time.perf_counter()
+        report = run_once(cfg, store, None, T0)
+        took = time.perf_counter() - started
+        line(f"{backend}: run_once pass 1 (new)", took, sources, report.read)
+        print(f"  new {report.new}, failed {len(report.failed_sources)}")
+        started = time.perf_counter()
+        report = run_once(cfg, store, None, T0 + timedelta(hours=1))
+        took = time.perf_counter() - started
+        not_modified = sum(s.not_modified for s in report.sources)
+        line(f"{backend}: run_once pass 2 (304)", took, sources, report.read)
+        print(f"  not modified {not_modified}, failed {len(report.failed_sources)}")
 
 
 def main() -> None:
@@ -159,6 +203,13 @@ def main() -> None:
         choices=("fast", "feedparser"),
         default="fast",
         help="feedparser: every feed read by feedparser (the fast path off)",
+    )
+    parser.add_argument(
+        "--store",
+        choices=("sqlite", "postgresql", "both"),
+        default="sqlite",
+        help="the store of the run_once passes; both: SQLite, then PostgreSQL (a server of its "
+        "own, tests/pgserver.py, made durable: fsync and synchronous_commit on) in the same run",
     )
     args = parser.parse_args()
     os.environ["AGGREGATOR_FASTFEED"] = "1" if args.parser == "fast" else "0"  # workers too
@@ -191,18 +242,9 @@ def main() -> None:
             took = time.perf_counter() - started
             line("harvest only, all 304", took, args.sources, 0)
             print(f"  not modified {sum(h.not_modified for h in again)}")
-            with Store.open(cfg.state) as store:
-                started = time.perf_counter()
-                report = run_once(cfg, store, None, T0)
-                took = time.perf_counter() - started
-                line("run_once pass 1 (all new)", took, args.sources, report.read)
-                print(f"  new {report.new}, failed {len(report.failed_sources)}")
-                started = time.perf_counter()
-                report = run_once(cfg, store, None, T0 + timedelta(hours=1))
-                took = time.perf_counter() - started
-                not_modified = sum(s.not_modified for s in report.sources)
-                line("run_once pass 2 (all 304)", took, args.sources, report.read)
-                print(f"  not modified {not_modified}, failed {len(report.failed_sources)}")
+            for backend in ("sqlite", "postgresql") if args.store == "both" else (args.store,):
+                with backend_config(cfg, backend, Path(tmp) / backend) as run_cfg:
+                    store_passes(run_cfg, args.sources, backend)
     finally:
         server.terminate()
         server.join()
