@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from aggregator.cluster import Node  # noqa: E402
 from aggregator.config import SourceConfig  # noqa: E402
@@ -47,7 +48,9 @@ BATCH = 4
 
 def bench_sources(count: int) -> list[SourceConfig]:
     return [
-        SourceConfig(name=f"s{i}", type="feed", every=900.0, url=f"http://10.0.{i % HOSTS}.1/f/{i}")
+        SourceConfig(
+            name=f"s{i}", type="feed", every=900.0, url=f"http://127.0.{i % HOSTS}.1/f/{i}"
+        )  # never fetched
         for i in range(count)
     ]
 
@@ -138,10 +141,9 @@ FARM_DELAY = 0.02
 def farm_server(ready: Any) -> None:
     """The feeds, and /__stats: fetches so far and feeds fetched more than once."""
     import json
-    import socket
     from collections import Counter
 
-    import uvicorn
+    from bench_sources import serve_on_hosts
 
     from tests.feedfarm import rss
 
@@ -169,16 +171,7 @@ def farm_server(ready: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    socks = []
-    for h in range(FARM_HOSTS):
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((f"127.0.0.{h + 1}", 0))
-        socks.append(sock)
-    ready.send([f"http://{s.getsockname()[0]}:{s.getsockname()[1]}" for s in socks])
-    config = uvicorn.Config(app, lifespan="off", log_level="error", access_log=False,
-                            ws="none", backlog=4096, timeout_keep_alive=60)  # fmt: skip
-    uvicorn.Server(config).run(sockets=socks)
+    serve_on_hosts(app, FARM_HOSTS, ready)
 
 
 def _descendants(pid: int) -> list[int]:

@@ -31,7 +31,6 @@ import multiprocessing
 import os
 import re
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -72,7 +71,6 @@ def changing_body(index: int, items: int, version: int) -> bytes:
 
 def serve(hosts: int, items: int, delay: float, ready: Any) -> None:
     """The feed server process: feed i's version is how many periods it changed in."""
-    import uvicorn
 
     started = time.monotonic()
 
@@ -98,16 +96,7 @@ def serve(hosts: int, items: int, delay: float, ready: Any) -> None:
             (b"content-length", str(len(body)).encode())]})  # fmt: skip
         await send({"type": "http.response.body", "body": body})
 
-    socks = []
-    for h in range(hosts):
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((f"127.0.0.{h + 1}", 0))
-        socks.append(sock)
-    ready.send([f"http://{s.getsockname()[0]}:{s.getsockname()[1]}" for s in socks])
-    config = uvicorn.Config(app, lifespan="off", log_level="error", access_log=False,
-                            ws="none", backlog=4096, timeout_keep_alive=60)  # fmt: skip
-    uvicorn.Server(config).run(sockets=socks)
+    bench_sources.serve_on_hosts(app, hosts, ready)
 
 
 def probe(port: int, rate: float, seconds: float, out: Any) -> None:

@@ -83,11 +83,26 @@ def feed_body(index: int, items: int, pages: bool = False) -> bytes:
     return "".join(parts).encode("utf-8")
 
 
+def serve_on_hosts(app: Any, hosts: int, ready: Any) -> None:
+    """Run `app` on 127.0.0.1, 127.0.0.2, ... (one port each, so per-host limits apply as
+    to many sites); their base URLs are sent through `ready` first."""
+    import uvicorn  # here: the server process's import, not the bench's
+
+    socks = []
+    for h in range(hosts):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((f"127.0.0.{h + 1}", 0))
+        socks.append(sock)
+    ready.send([f"http://{s.getsockname()[0]}:{s.getsockname()[1]}" for s in socks])
+    config = uvicorn.Config(app, lifespan="off", log_level="error", access_log=False,
+                            ws="none", backlog=4096, timeout_keep_alive=60)  # fmt: skip
+    uvicorn.Server(config).run(sockets=socks)
+
+
 def serve(hosts: int, items: int, delay: float, ready: Any, page: bytes = b"") -> None:
     """Server process: one uvicorn, one socket per loopback address. `page`: the article
     page served at /page/... (and feeds link there); robots.txt is missing (404)."""
-    import uvicorn
-
     bodies: dict[int, bytes] = {}
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -114,16 +129,7 @@ def serve(hosts: int, items: int, delay: float, ready: Any, page: bytes = b"") -
             (b"content-length", str(len(body)).encode())]})  # fmt: skip
         await send({"type": "http.response.body", "body": body})
 
-    socks = []
-    for h in range(hosts):
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((f"127.0.0.{h + 1}", 0))
-        socks.append(sock)
-    ready.send([f"http://{s.getsockname()[0]}:{s.getsockname()[1]}" for s in socks])
-    config = uvicorn.Config(app, lifespan="off", log_level="error", access_log=False,
-                            ws="none", backlog=4096, timeout_keep_alive=60)  # fmt: skip
-    uvicorn.Server(config).run(sockets=socks)
+    serve_on_hosts(app, hosts, ready)
 
 
 def write_config(root: Path, bases: list[str], sources: int, fulltext: bool = False) -> Path:
