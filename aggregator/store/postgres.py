@@ -33,6 +33,14 @@ _DDL = (
     (re.compile(r"\s*\bWITHOUT ROWID\b"), ""),
 )
 _cursor_names = itertools.count(1)
+_MANY_ROWS = re.compile(  # an insert of one row of values, kept or skipped on a conflict
+    r"(?P<head>\s*INSERT INTO \w+ \([^)]*\) VALUES )(?P<row>\((?:\?, )*\?\))"
+    r"(?P<tail>(?: ON CONFLICT(?: \([^)]*\))? DO NOTHING)?\s*)",
+    re.IGNORECASE,
+)
+ROWS_PER_INSERT = 500
+"""Rows a batched insert sends in one statement (far below PostgreSQL's 65,535 parameters
+for the store's widest row): one round trip instead of one per row."""
 T = TypeVar("T")
 
 
@@ -99,11 +107,18 @@ class Postgres:
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """In batches taken from `rows` before each is sent: making a row may run a query
-        (`Store._composed`), which must not land inside psycopg's pipeline."""
-        query, rows = translate(sql), iter(rows)
+        (`Store._composed`), which must not land inside psycopg's pipeline. A plain insert
+        (or one skipping conflicts) sends each batch as one statement of many rows."""
+        rows = iter(rows)
+        many = _MANY_ROWS.fullmatch(sql)
         with self._connection().cursor() as cursor:
-            while batch := list(itertools.islice(rows, 1000)):
-                cursor.executemany(query, batch)
+            while batch := list(itertools.islice(rows, ROWS_PER_INSERT)):
+                if many is None:
+                    cursor.executemany(translate(sql), batch)
+                else:  # as the rows one by one would: a later duplicate is skipped or fails
+                    values = ", ".join([many["row"]] * len(batch))
+                    query = translate(many["head"] + values + many["tail"])
+                    cursor.execute(query, [value for row in batch for value in row])
 
     def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
         conn = self._connection()
