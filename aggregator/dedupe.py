@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -45,6 +46,7 @@ from urllib.parse import urlsplit
 from aggregator.model import Article
 from aggregator.normalize import canonical_url, fold, fold_each, html_to_text
 from aggregator.records import utc_text
+from aggregator.signature import sampled
 from aggregator.signature import signature as signature  # deciding's inputs, named here too
 from aggregator.signature import similarity as similarity
 
@@ -388,7 +390,7 @@ def join(
         for sid in sorted(ids) if held else ids:  # an order that decides: the same every run
             union(i, index[sid])
     sigs = signatures or {}
-    for a, b in peers:
+    for a, b in sharing(peers, sigs):  # the rest are not similar: no union to try
         ia, ib = (x if isinstance(x, int) else index[x] for x in (a, b))
         if root(ia) != root(ib) and similar(sigs.get(a, ()), sigs.get(b, ())):
             union(ia, ib)
@@ -466,6 +468,31 @@ def anchor_peers(
         ids = ids[:limit]
         pairs += [(a, b) for x, a in enumerate(ids) for b in ids[x + 1 :]]
     return pairs
+
+
+def sharing(
+    peers: Sequence[tuple[Node, Node]], signatures: Mapping[Node, Sequence[bytes]]
+) -> list[tuple[Node, Node]]:
+    """The peers, in order, whose signatures share a sampled hash: the only ones `similar`
+    can find alike (two signatures sharing none have similarity 0), found without scoring
+    the others (most pairs of a busy minute: different articles). A node's hashes that no
+    other node has are dropped first, so the test on most pairs is an empty lookup."""
+    hashes: dict[Node, set[int]] = {}
+    counts: Counter[int] = Counter()
+    for node in {n for pair in peers for n in pair}:
+        mine = {h for sig in signatures.get(node, ()) for h in sampled(sig)}
+        if mine:
+            hashes[node] = mine
+            counts.update(mine)
+    common: dict[Node, frozenset[int]] = {}
+    for node, mine in hashes.items():
+        if kept := frozenset(h for h in mine if counts[h] > 1):
+            common[node] = kept
+    out: list[tuple[Node, Node]] = []
+    for pair in peers:
+        if (ha := common.get(pair[0])) and (hb := common.get(pair[1])) and not ha.isdisjoint(hb):
+            out.append(pair)
+    return out
 
 
 def similar(a: Sequence[bytes], b: Sequence[bytes]) -> bool:

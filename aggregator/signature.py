@@ -95,6 +95,21 @@ def similarity(a: bytes, b: bytes) -> float:
     return len(set(sb).intersection(sa[:seen])) / seen if seen else 0.0
 
 
+def sampled(sig: bytes) -> tuple[int, ...]:
+    """The sampled hashes of a signature that can make it similar to another, each tagged
+    with its format (as `similarity` compares only signatures of one format): none for one
+    of too few shingles. Two signatures sharing no tagged hash have `similarity` 0 exactly
+    (it counts hashes the two have in common), so pairs sharing none need no scoring."""
+    if not sig:
+        return ()
+    skip = len(sig) % 4  # the version byte
+    n, *hashes = struct.unpack_from(f"<{len(sig) // 4}I", sig, skip)
+    if n < MIN_SHINGLES:  # the smaller count decides, and it is below: 0.0 with anything
+        return ()
+    tag = (len(sig) - 1) % 4 << 32  # 0 for the current format
+    return tuple(h + tag for h in hashes) if tag else tuple(hashes)
+
+
 _cached: list[Any] = []
 
 
