@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 from aggregator.model import Article
 from aggregator.normalize import canonical_url, fold, fold_each, html_to_text
 from aggregator.records import utc_text
-from aggregator.signature import sampled
+from aggregator.signature import Sketch, overlap, sketch
 from aggregator.signature import signature as signature  # deciding's inputs, named here too
 from aggregator.signature import similarity as similarity
 
@@ -389,10 +389,10 @@ def join(
     for i, ids in matches.items():
         for sid in sorted(ids) if held else ids:  # an order that decides: the same every run
             union(i, index[sid])
-    sigs = signatures or {}
-    for a, b in sharing(peers, sigs):  # the rest are not similar: no union to try
+    sketches = _sketches(peers, signatures or {})
+    for a, b in _sharing(peers, sketches):  # the rest are not similar: no union to try
         ia, ib = (x if isinstance(x, int) else index[x] for x in (a, b))
-        if root(ia) != root(ib) and similar(sigs.get(a, ()), sigs.get(b, ())):
+        if root(ia) != root(ib) and _alike(sketches[a], sketches[b]):
             union(ia, ib)
     groups: dict[int, tuple[list[int], list[str]]] = {}
     for i in range(n_clusters):
@@ -475,17 +475,29 @@ def sharing(
 ) -> list[tuple[Node, Node]]:
     """The peers, in order, whose signatures share a sampled hash: the only ones `similar`
     can find alike (two signatures sharing none have similarity 0), found without scoring
-    the others (most pairs of a busy minute: different articles). A node's hashes that no
-    other node has are dropped first, so the test on most pairs is an empty lookup."""
-    hashes: dict[Node, set[int]] = {}
-    counts: Counter[int] = Counter()
+    the others (most pairs of a busy minute: different articles)."""
+    return _sharing(peers, _sketches(peers, signatures))
+
+
+def _sketches(
+    peers: Sequence[tuple[Node, Node]], signatures: Mapping[Node, Sequence[bytes]]
+) -> dict[Node, list[Sketch]]:
+    """Each peer's signatures decoded once (those never similar to any left out)."""
+    out: dict[Node, list[Sketch]] = {}
     for node in {n for pair in peers for n in pair}:
-        mine = {h for sig in signatures.get(node, ()) for h in sampled(sig)}
-        if mine:
-            hashes[node] = mine
-            counts.update(mine)
+        out[node] = [s for sig in signatures.get(node, ()) if (s := sketch(sig)) is not None]
+    return out
+
+
+def _sharing(
+    peers: Sequence[tuple[Node, Node]], sketches: Mapping[Node, Sequence[Sketch]]
+) -> list[tuple[Node, Node]]:
+    """`sharing` of decoded signatures. A node's hashes that no other node has are dropped
+    first, so the test on most pairs is an empty lookup."""
+    keys = {node: frozenset().union(*(s.keys for s in sks)) for node, sks in sketches.items()}
+    counts = Counter(h for mine in keys.values() for h in mine)
     common: dict[Node, frozenset[int]] = {}
-    for node, mine in hashes.items():
+    for node, mine in keys.items():
         if kept := frozenset(h for h in mine if counts[h] > 1):
             common[node] = kept
     out: list[tuple[Node, Node]] = []
@@ -493,6 +505,11 @@ def sharing(
         if (ha := common.get(pair[0])) and (hb := common.get(pair[1])) and not ha.isdisjoint(hb):
             out.append(pair)
     return out
+
+
+def _alike(a: Sequence[Sketch], b: Sequence[Sketch]) -> bool:
+    """`similar` of decoded signatures."""
+    return any(overlap(x, y) >= SIMILAR for x in a for y in b)
 
 
 def similar(a: Sequence[bytes], b: Sequence[bytes]) -> bool:
