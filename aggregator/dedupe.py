@@ -36,17 +36,16 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from aggregator.model import Article
 from aggregator.normalize import canonical_url, fold, fold_each, html_to_text
 from aggregator.records import utc_text
-from aggregator.signature import Sketch, overlap, sketch
+from aggregator.signature import sampled
 from aggregator.signature import signature as signature  # deciding's inputs, named here too
 from aggregator.signature import similarity as similarity
 
@@ -389,10 +388,10 @@ def join(
     for i, ids in matches.items():
         for sid in sorted(ids) if held else ids:  # an order that decides: the same every run
             union(i, index[sid])
-    sketches = _sketches(peers, signatures or {})
-    for a, b in _sharing(peers, sketches):  # the rest are not similar: no union to try
+    sigs = signatures or {}
+    for a, b in sharing(peers, sigs):  # the rest are not similar: no union to try
         ia, ib = (x if isinstance(x, int) else index[x] for x in (a, b))
-        if root(ia) != root(ib) and _alike(sketches[a], sketches[b]):
+        if root(ia) != root(ib) and similar(sigs.get(a, ()), sigs.get(b, ())):
             union(ia, ib)
     groups: dict[int, tuple[list[int], list[str]]] = {}
     for i in range(n_clusters):
@@ -475,31 +474,38 @@ def sharing(
 ) -> list[tuple[Node, Node]]:
     """The peers, in order, whose signatures share a sampled hash: the only ones `similar`
     can find alike (two signatures sharing none have similarity 0), found without scoring
-    the others (most pairs of a busy minute: different articles)."""
-    return _sharing(peers, _sketches(peers, signatures))
+    the others (most pairs of a busy minute: different articles). First, in numpy, each
+    node keeps only the hashes another node of its part of the peer graph (its minute,
+    mostly) has too, so most pairs are told apart by a lookup that finds nothing."""
+    if not peers:
+        return []
+    import numpy as np
 
-
-def _sketches(
-    peers: Sequence[tuple[Node, Node]], signatures: Mapping[Node, Sequence[bytes]]
-) -> dict[Node, list[Sketch]]:
-    """Each peer's signatures decoded once (those never similar to any left out)."""
-    out: dict[Node, list[Sketch]] = {}
-    for node in {n for pair in peers for n in pair}:
-        out[node] = [s for sig in signatures.get(node, ()) if (s := sketch(sig)) is not None]
-    return out
-
-
-def _sharing(
-    peers: Sequence[tuple[Node, Node]], sketches: Mapping[Node, Sequence[Sketch]]
-) -> list[tuple[Node, Node]]:
-    """`sharing` of decoded signatures. A node's hashes that no other node has are dropped
-    first, so the test on most pairs is an empty lookup."""
-    keys = {node: frozenset().union(*(s.keys for s in sks)) for node, sks in sketches.items()}
-    counts = Counter(h for mine in keys.values() for h in mine)
-    common: dict[Node, frozenset[int]] = {}
-    for node, mine in keys.items():
-        if kept := frozenset(h for h in mine if counts[h] > 1):
-            common[node] = kept
+    at: dict[Node, int] = {}
+    ends = np.fromiter((at.setdefault(n, len(at)) for pair in peers for n in pair),
+                       dtype=np.int64, count=2 * len(peers))  # fmt: skip
+    nodes = list(at)
+    sigs: list[bytes] = []
+    owners: list[int] = []
+    for i, node in enumerate(nodes):
+        for sig in signatures.get(node, ()):
+            sigs.append(sig)
+            owners.append(i)
+    hashes, which = sampled(sigs)
+    width = np.uint64(max(len(nodes).bit_length(), 1))  # a tagged hash has 34 bits
+    low = (np.uint64(1) << width) - np.uint64(1)
+    keys = np.sort((hashes << width) | np.array(owners, dtype=np.uint64)[which])
+    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # a node's repeats go
+    h, owner = keys >> width, keys & low
+    part = _components(len(nodes), ends[0::2], ends[1::2]).astype(np.uint64)
+    by_part = (h << width) | part[owner]  # a hash met twice in one part: two nodes have it
+    order = np.argsort(by_part)
+    twice = by_part[order[1:]] == by_part[order[:-1]]
+    shared = np.zeros(len(keys), dtype=np.bool_)
+    shared[order[1:][twice]] = shared[order[:-1][twice]] = True
+    common: dict[Node, set[int]] = {}
+    for i, hv in zip(owner[shared].tolist(), h[shared].tolist(), strict=True):
+        common.setdefault(nodes[i], set()).add(hv)
     out: list[tuple[Node, Node]] = []
     for pair in peers:
         if (ha := common.get(pair[0])) and (hb := common.get(pair[1])) and not ha.isdisjoint(hb):
@@ -507,9 +513,22 @@ def _sharing(
     return out
 
 
-def _alike(a: Sequence[Sketch], b: Sequence[Sketch]) -> bool:
-    """`similar` of decoded signatures."""
-    return any(overlap(x, y) >= SIMILAR for x in a for y in b)
+def _components(n: int, a: Any, b: Any) -> Any:
+    """The connected parts of a graph of n nodes with edges a[i]-b[i] (numpy arrays): each
+    node's label, the same for two nodes exactly when a path joins them (labels spread down
+    the edges, then jump along themselves, until nothing changes)."""
+    import numpy as np
+
+    label = np.arange(n)
+    while True:
+        least = np.minimum(label[a], label[b])
+        new = label.copy()
+        np.minimum.at(new, a, least)
+        np.minimum.at(new, b, least)
+        new = new[new]
+        if np.array_equal(new, label):
+            return label
+        label = new
 
 
 def similar(a: Sequence[bytes], b: Sequence[bytes]) -> bool:

@@ -21,7 +21,8 @@ import bisect
 import html
 import re
 import struct
-from typing import Any, NamedTuple
+from collections.abc import Iterable
+from typing import Any
 
 from aggregator.model import Article
 from aggregator.normalize import fold_case
@@ -81,44 +82,44 @@ def similarity(a: bytes, b: bytes) -> float:
     smaller one's sampled hashes up to the other's largest, those the other has (the other
     keeps every hash of its own up to there). Two signatures of different versions sample
     different hashes: never similar."""
-    return overlap(sketch(a), sketch(b))
-
-
-class Sketch(NamedTuple):
-    """A signature decoded once, to be compared with many (`overlap`)."""
-
-    order: tuple[int, bytes]  # (shingle count, signature): the smaller text's comes first
-    hashes: tuple[int, ...]  # the sampled hashes, ascending
-    members: frozenset[int]  # the same, to look up
-    keys: frozenset[int]  # the same tagged with the format (only one format's are compared)
-
-
-def sketch(sig: bytes) -> Sketch | None:
-    """The decoded signature; None for one never similar to any (empty, or of too few
-    shingles: of two, the smaller count decides, and this one is below MIN_SHINGLES)."""
-    if not sig:
-        return None
-    skip = len(sig) % 4  # the version byte
-    n, *hashes = struct.unpack_from(f"<{len(sig) // 4}I", sig, skip)
-    if n < MIN_SHINGLES:
-        return None
-    members = frozenset(hashes)
-    tag = (len(sig) - 1) % 4 << 32  # 0 for the current format
-    keys = frozenset(h + tag for h in hashes) if tag else members
-    return Sketch((n, sig), tuple(hashes), members, keys)
-
-
-def overlap(a: Sketch | None, b: Sketch | None) -> float:
-    """`similarity` of two decoded signatures. Two sharing no key (`Sketch.keys`) have 0
-    exactly: it counts hashes the two have in common."""
-    if a is None or b is None or len(a.order[1]) % 4 != len(b.order[1]) % 4:
+    if not a or not b or len(a) % 4 != len(b) % 4:
         return 0.0
-    if a.order > b.order:  # the same answer in either order
-        a, b = b, a
-    sa, sb = a.hashes, b.hashes
+    skip = len(a) % 4  # the version byte
+    na, *sa = struct.unpack_from(f"<{len(a) // 4}I", a, skip)
+    nb, *sb = struct.unpack_from(f"<{len(b) // 4}I", b, skip)
+    if (na, a) > (nb, b):  # the same answer in either order
+        na, sa, nb, sb = nb, sb, na, sa
+    if na < MIN_SHINGLES:
+        return 0.0
     # every hash of theirs is known up to their largest (all of them, if none was left out)
-    seen = bisect.bisect_right(sa, sb[-1]) if b.order[0] > len(sb) else len(sa)
-    return len(b.members.intersection(sa[:seen])) / seen if seen else 0.0
+    seen = bisect.bisect_right(sa, sb[-1]) if nb > len(sb) else len(sa)
+    return len(set(sb).intersection(sa[:seen])) / seen if seen else 0.0
+
+
+def sampled(sigs: Iterable[bytes]) -> tuple[Any, Any]:
+    """The sampled hashes of these signatures that can make one similar to another, each
+    tagged with its format (`similarity` compares only signatures of one format), as a
+    numpy uint64 array, and which signature each came from (its index): none from one of
+    too few shingles (of two, the smaller count decides). Signatures sharing no tagged hash
+    have `similarity` 0 exactly: it counts the hashes the two have in common."""
+    import numpy as np
+
+    parts: list[bytes] = []
+    tags: list[int] = []
+    owners: list[int] = []
+    sizes: list[int] = []
+    for i, sig in enumerate(sigs):
+        if len(sig) < 8:  # empty, or no hash
+            continue
+        skip = len(sig) % 4  # the version byte
+        if struct.unpack_from("<I", sig, skip)[0] >= MIN_SHINGLES:
+            parts.append(sig[skip + 4 :])
+            tags.append((len(sig) - 1) % 4)  # 0 for the current format
+            owners.append(i)
+            sizes.append((len(sig) - skip) // 4 - 1)
+    hashes = np.frombuffer(b"".join(parts), dtype="<u4").astype(np.uint64)
+    hashes |= np.repeat(np.array(tags, dtype=np.uint64) << np.uint64(32), sizes)
+    return hashes, np.repeat(np.array(owners, dtype=np.int64), sizes)
 
 
 _cached: list[Any] = []
