@@ -54,6 +54,7 @@ ID_NAMESPACE = uuid.UUID("0b6f3c1e-5a0d-5f2b-9d0e-616767726567")
 _NAMESPACE_BYTES = ID_NAMESPACE.bytes
 _MIN_WORDS = 3
 MAX_PEERS = 64  # articles of one GİRİŞ anchor compared by text (a bound on the work)
+SHARING_BATCH = 4096  # nodes whose hashes `sharing` holds at once (whole parts: a bound on memory)
 SIMILAR = 0.5  # overlap of word shingles from which same-anchor texts are one article
 
 
@@ -476,7 +477,8 @@ def sharing(
     can find alike (two signatures sharing none have similarity 0), found without scoring
     the others (most pairs of a busy minute: different articles). First, in numpy, each
     node keeps only the hashes another node of its part of the peer graph (its minute,
-    mostly) has too, so most pairs are told apart by a lookup that finds nothing."""
+    mostly) has too, so most pairs are told apart by a lookup that finds nothing. Parts
+    are read a batch of about SHARING_BATCH nodes at a time (a bound on memory)."""
     if not peers:
         return []
     import numpy as np
@@ -485,6 +487,33 @@ def sharing(
     ends = np.fromiter((at.setdefault(n, len(at)) for pair in peers for n in pair),
                        dtype=np.int64, count=2 * len(peers))  # fmt: skip
     nodes = list(at)
+    part = _components(len(nodes), ends[0::2], ends[1::2])
+    del ends
+    by_part = np.argsort(part, kind="stable")
+    width = np.uint64(max(len(nodes).bit_length(), 1))  # a tagged hash has 34 bits
+    common: dict[Node, set[int]] = {}
+    start = 0
+    for end in [*(np.flatnonzero(np.diff(part[by_part])) + 1).tolist(), len(nodes)]:
+        if end - start >= SHARING_BATCH or end == len(nodes):
+            batch = by_part[start:end]
+            group = [nodes[i] for i in batch.tolist()]
+            _keep_shared(group, part[batch].astype(np.uint64), width, signatures, common)
+            start = end
+    out: list[tuple[Node, Node]] = []
+    for pair in peers:
+        if (ha := common.get(pair[0])) and (hb := common.get(pair[1])) and not ha.isdisjoint(hb):
+            out.append(pair)
+    return out
+
+
+def _keep_shared(
+    nodes: Sequence[Node], parts: Any, width: Any, signatures: Mapping[Node, Sequence[bytes]],
+    common: dict[Node, set[int]],
+) -> None:  # fmt: skip
+    """Into `common`: each node's sampled hashes that another node of its part has too
+    (`parts`: each node's part, numpy; below 2**`width`, as the nodes' count is)."""
+    import numpy as np
+
     sigs: list[bytes] = []
     owners: list[int] = []
     for i, node in enumerate(nodes):
@@ -492,25 +521,18 @@ def sharing(
             sigs.append(sig)
             owners.append(i)
     hashes, which = sampled(sigs)
-    width = np.uint64(max(len(nodes).bit_length(), 1))  # a tagged hash has 34 bits
-    low = (np.uint64(1) << width) - np.uint64(1)
+    if not len(hashes):
+        return
     keys = np.sort((hashes << width) | np.array(owners, dtype=np.uint64)[which])
     keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # a node's repeats go
-    h, owner = keys >> width, keys & low
-    part = _components(len(nodes), ends[0::2], ends[1::2]).astype(np.uint64)
-    by_part = (h << width) | part[owner]  # a hash met twice in one part: two nodes have it
+    h, owner = keys >> width, keys & ((np.uint64(1) << width) - np.uint64(1))
+    by_part = (h << width) | parts[owner]  # a hash met twice here: on two nodes
     order = np.argsort(by_part)
     twice = by_part[order[1:]] == by_part[order[:-1]]
     shared = np.zeros(len(keys), dtype=np.bool_)
     shared[order[1:][twice]] = shared[order[:-1][twice]] = True
-    common: dict[Node, set[int]] = {}
     for i, hv in zip(owner[shared].tolist(), h[shared].tolist(), strict=True):
         common.setdefault(nodes[i], set()).add(hv)
-    out: list[tuple[Node, Node]] = []
-    for pair in peers:
-        if (ha := common.get(pair[0])) and (hb := common.get(pair[1])) and not ha.isdisjoint(hb):
-            out.append(pair)
-    return out
 
 
 def _components(n: int, a: Any, b: Any) -> Any:

@@ -4,6 +4,7 @@ the articles it joins, and every plan, are those of scoring every pair."""
 from __future__ import annotations
 
 import random
+import struct
 from collections.abc import Sequence
 from dataclasses import replace
 from unittest import mock
@@ -67,11 +68,13 @@ def test_scoring_only_pairs_sharing_a_hash_gives_the_plans_of_scoring_every_pair
 
     fast = dedupe.join(len(run), {}, peers, signatures, held)
     store_way = dedupe.join(len(run), {}, dedupe.sharing(peers, signatures), signatures, held)
+    with mock.patch.object(dedupe, "SHARING_BATCH", 3):  # parts read a few at a time
+        batched = dedupe.join(len(run), {}, peers, signatures, held)
     plans = dedupe.decide(run, {}, {}, dedupe.anchor_peers(run, limit), signatures)
     with mock.patch.object(dedupe, "sharing", _score_every_pair):
         every = dedupe.join(len(run), {}, peers, signatures, held)
         every_plans = dedupe.decide(run, {}, {}, dedupe.anchor_peers(run, limit), signatures)
-    assert fast == every
+    assert fast == every == batched
     # pairs left out name fewer stored articles, in another order: the same articles
     assert [(m, sorted(s)) for m, s in store_way] == [(m, sorted(s)) for m, s in every]
     assert plans == every_plans
@@ -92,3 +95,10 @@ def test_signatures_sharing_no_sampled_hash_have_similarity_zero(
                 assert similarity(a, b) == 0.0
             else:
                 assert similarity(a, b) > 0.0
+
+
+def test_peers_without_a_comparable_signature_share_nothing() -> None:
+    few = struct.pack("<BII", 2, 3, 7)  # 3 shingles: too few to compare, even with itself
+    assert similarity(few, few) == 0.0
+    assert dedupe.sharing([(0, 1), (1, "a")], {0: [b""], 1: [few], "a": [few]}) == []
+    assert dedupe.join(2, {}, [(0, 1)], {}) == [([0], []), ([1], [])]
