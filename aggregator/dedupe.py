@@ -39,12 +39,13 @@ import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from aggregator.model import Article
 from aggregator.normalize import canonical_url, fold, fold_each, html_to_text
 from aggregator.records import utc_text
+from aggregator.signature import sampled
 from aggregator.signature import signature as signature  # deciding's inputs, named here too
 from aggregator.signature import similarity as similarity
 
@@ -53,6 +54,7 @@ ID_NAMESPACE = uuid.UUID("0b6f3c1e-5a0d-5f2b-9d0e-616767726567")
 _NAMESPACE_BYTES = ID_NAMESPACE.bytes
 _MIN_WORDS = 3
 MAX_PEERS = 64  # articles of one GİRİŞ anchor compared by text (a bound on the work)
+SHARING_BATCH = 4096  # nodes whose hashes `sharing` holds at once (whole parts: a bound on memory)
 SIMILAR = 0.5  # overlap of word shingles from which same-anchor texts are one article
 
 
@@ -388,7 +390,7 @@ def join(
         for sid in sorted(ids) if held else ids:  # an order that decides: the same every run
             union(i, index[sid])
     sigs = signatures or {}
-    for a, b in peers:
+    for a, b in sharing(peers, sigs):  # the rest are not similar: no union to try
         ia, ib = (x if isinstance(x, int) else index[x] for x in (a, b))
         if root(ia) != root(ib) and similar(sigs.get(a, ()), sigs.get(b, ())):
             union(ia, ib)
@@ -466,6 +468,89 @@ def anchor_peers(
         ids = ids[:limit]
         pairs += [(a, b) for x, a in enumerate(ids) for b in ids[x + 1 :]]
     return pairs
+
+
+def sharing(
+    peers: Sequence[tuple[Node, Node]], signatures: Mapping[Node, Sequence[bytes]]
+) -> list[tuple[Node, Node]]:
+    """The peers, in order, whose signatures share a sampled hash: the only ones `similar`
+    can find alike (two signatures sharing none have similarity 0), found without scoring
+    the others (most pairs of a busy minute: different articles). First, in numpy, each
+    node keeps only the hashes another node of its part of the peer graph (its minute,
+    mostly) has too, so most pairs are told apart by a lookup that finds nothing. Parts
+    are read a batch of about SHARING_BATCH nodes at a time (a bound on memory)."""
+    if not peers:
+        return []
+    import numpy as np
+
+    at: dict[Node, int] = {}
+    ends = np.fromiter((at.setdefault(n, len(at)) for pair in peers for n in pair),
+                       dtype=np.int64, count=2 * len(peers))  # fmt: skip
+    nodes = list(at)
+    part = _components(len(nodes), ends[0::2], ends[1::2])
+    del ends
+    by_part = np.argsort(part, kind="stable")
+    width = np.uint64(max(len(nodes).bit_length(), 1))  # a tagged hash has 34 bits
+    common: dict[Node, set[int]] = {}
+    start = 0
+    for end in [*(np.flatnonzero(np.diff(part[by_part])) + 1).tolist(), len(nodes)]:
+        if end - start >= SHARING_BATCH or end == len(nodes):
+            batch = by_part[start:end]
+            group = [nodes[i] for i in batch.tolist()]
+            _keep_shared(group, part[batch].astype(np.uint64), width, signatures, common)
+            start = end
+    out: list[tuple[Node, Node]] = []
+    for pair in peers:
+        if (ha := common.get(pair[0])) and (hb := common.get(pair[1])) and not ha.isdisjoint(hb):
+            out.append(pair)
+    return out
+
+
+def _keep_shared(
+    nodes: Sequence[Node], parts: Any, width: Any, signatures: Mapping[Node, Sequence[bytes]],
+    common: dict[Node, set[int]],
+) -> None:  # fmt: skip
+    """Into `common`: each node's sampled hashes that another node of its part has too
+    (`parts`: each node's part, numpy; below 2**`width`, as the nodes' count is)."""
+    import numpy as np
+
+    sigs: list[bytes] = []
+    owners: list[int] = []
+    for i, node in enumerate(nodes):
+        for sig in signatures.get(node, ()):
+            sigs.append(sig)
+            owners.append(i)
+    hashes, which = sampled(sigs)
+    if not len(hashes):
+        return
+    keys = np.sort((hashes << width) | np.array(owners, dtype=np.uint64)[which])
+    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # a node's repeats go
+    h, owner = keys >> width, keys & ((np.uint64(1) << width) - np.uint64(1))
+    by_part = (h << width) | parts[owner]  # a hash met twice here: on two nodes
+    order = np.argsort(by_part)
+    twice = by_part[order[1:]] == by_part[order[:-1]]
+    shared = np.zeros(len(keys), dtype=np.bool_)
+    shared[order[1:][twice]] = shared[order[:-1][twice]] = True
+    for i, hv in zip(owner[shared].tolist(), h[shared].tolist(), strict=True):
+        common.setdefault(nodes[i], set()).add(hv)
+
+
+def _components(n: int, a: Any, b: Any) -> Any:
+    """The connected parts of a graph of n nodes with edges a[i]-b[i] (numpy arrays): each
+    node's label, the same for two nodes exactly when a path joins them (labels spread down
+    the edges, then jump along themselves, until nothing changes)."""
+    import numpy as np
+
+    label = np.arange(n)
+    while True:
+        least = np.minimum(label[a], label[b])
+        new = label.copy()
+        np.minimum.at(new, a, least)
+        np.minimum.at(new, b, least)
+        new = new[new]
+        if np.array_equal(new, label):
+            return label
+        label = new
 
 
 def similar(a: Sequence[bytes], b: Sequence[bytes]) -> bool:

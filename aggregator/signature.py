@@ -21,6 +21,7 @@ import bisect
 import html
 import re
 import struct
+from collections.abc import Iterable
 from typing import Any
 
 from aggregator.model import Article
@@ -93,6 +94,32 @@ def similarity(a: bytes, b: bytes) -> float:
     # every hash of theirs is known up to their largest (all of them, if none was left out)
     seen = bisect.bisect_right(sa, sb[-1]) if nb > len(sb) else len(sa)
     return len(set(sb).intersection(sa[:seen])) / seen if seen else 0.0
+
+
+def sampled(sigs: Iterable[bytes]) -> tuple[Any, Any]:
+    """The sampled hashes of these signatures that can make one similar to another, each
+    tagged with its format (`similarity` compares only signatures of one format), as a
+    numpy uint64 array, and which signature each came from (its index): none from one of
+    too few shingles (of two, the smaller count decides). Signatures sharing no tagged hash
+    have `similarity` 0 exactly: it counts the hashes the two have in common."""
+    import numpy as np
+
+    parts: list[bytes] = []
+    tags: list[int] = []
+    owners: list[int] = []
+    sizes: list[int] = []
+    for i, sig in enumerate(sigs):
+        if len(sig) < 8:  # empty, or no hash
+            continue
+        skip = len(sig) % 4  # the version byte
+        if struct.unpack_from("<I", sig, skip)[0] >= MIN_SHINGLES:
+            parts.append(sig[skip + 4 :])
+            tags.append((len(sig) - 1) % 4)  # 0 for the current format
+            owners.append(i)
+            sizes.append((len(sig) - skip) // 4 - 1)
+    hashes = np.frombuffer(b"".join(parts), dtype="<u4").astype(np.uint64)
+    hashes |= np.repeat(np.array(tags, dtype=np.uint64) << np.uint64(32), sizes)
+    return hashes, np.repeat(np.array(owners, dtype=np.int64), sizes)
 
 
 _cached: list[Any] = []

@@ -1,14 +1,18 @@
 """De-duplication decisions on N records with 20% revisions, half of them rewrites that
 share no exact key (title, spot and first paragraph each lightly edited), two articles per
-GİRİŞ minute; and the precision/recall of the text-similarity threshold on revision streams.
+GİRİŞ minute (`--per-minute`: 64 is a busy first pass's worst, every pair of a minute
+compared by text); and the precision/recall of the text-similarity threshold on revision
+streams.
 
-    python bench/bench_dedupe.py [--records 100000] [--streams 300]
+    python bench/bench_dedupe.py [--records 100000] [--streams 300] [--per-minute 2]
 
 Prints, from the same run: exact keys only (match keys + clustering, the reference: what
 de-duplication did before text similarity) and the whole decision (keys, clustering,
 signatures of the clusters sharing a minute from their packed records, joining, a plan per
-article), in records/s, with how many articles each found against the truth; and the
-process time of one record's candidate (its match keys) beside one signature.
+article), in records/s, with how many articles each found against the truth; the seconds of
+signatures and of joining, beside scoring every peer pair (what joining did before it
+scored only the pairs sharing a sampled hash); and the process time of one record's
+candidate (its match keys) beside one signature.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ def _edit(text: str, r: random.Random) -> str:
     return " ".join(words)
 
 
-def records(n: int) -> tuple[list[Article], int]:
+def records(n: int, per_minute: int = 2) -> tuple[list[Article], int]:
     rnd = random.Random(3)
     start = datetime(2026, 1, 1, 6, 0, tzinfo=TZ)
     originals = int(n / 1.2)
@@ -46,7 +50,7 @@ def records(n: int) -> tuple[list[Article], int]:
     for i in range(n):
         k = i if i < originals else rnd.randrange(originals)
         r = random.Random(k)
-        t = start + timedelta(minutes=k // 2)  # two articles per GİRİŞ minute
+        t = start + timedelta(minutes=k // per_minute)  # articles per GİRİŞ minute
         title, spot = f"{sentence(r, 7)} {k}", sentence(r, 25) + "."
         body = [sentence(r, 40) + "." for _ in range(6)]
         if i >= originals:
@@ -66,18 +70,28 @@ def decide_all(cands: list[dedupe.Candidate], packed: list[bytes]) -> int:
     clusters = dedupe.cluster(cands)
     peers = dedupe.anchor_peers(clusters)
     nodes = {n for pair in peers for n in pair if isinstance(n, int)}
+    t0 = time.perf_counter()
     signatures: dict[dedupe.Node, list[bytes]] = {
         i: [dedupe.signature(article_from_json(unpack_record(packed[c.ref])))
             for c in clusters[i]]
         for i in nodes
     }  # fmt: skip
+    t1 = time.perf_counter()
     groups = dedupe.join(len(clusters), {}, peers, signatures)
+    t2 = time.perf_counter()
     plans = [dedupe.plan([c for i in members for c in clusters[i]], []) for members, _ in groups]
+    scored = len(dedupe.sharing(peers, signatures))
+    t3 = time.perf_counter()
+    for a, b in peers:
+        dedupe.similar(signatures[a], signatures[b])
+    every = time.perf_counter() - t3
+    print(f"  signatures {t1 - t0:.2f} s; join {t2 - t1:.2f} s ({scored:,} of {len(peers):,} "
+          f"peer pairs scored); scoring every pair (reference) {every:.2f} s")  # fmt: skip
     return len(plans)
 
 
-def bench(n: int) -> None:
-    articles, truth = records(n)
+def bench(n: int, per_minute: int) -> None:
+    articles, truth = records(n, per_minute)
     packed = [pack_record(a) for a in articles]
     t0 = time.perf_counter()
     cands = [dedupe.candidate(i, a) for i, a in enumerate(articles)]
@@ -86,7 +100,8 @@ def bench(n: int) -> None:
     t2 = time.perf_counter()
     found = decide_all(cands, packed)
     t3 = time.perf_counter()
-    print(f"cores: {os.cpu_count()}; {n} records, {truth} articles in truth")
+    print(f"cores: {os.cpu_count()}; {n} records, {truth} articles in truth, "
+          f"{per_minute} per minute")  # fmt: skip
     print(f"exact keys only (reference): {n / (t2 - t0):9,.0f} records/s -> {exact} articles")
     print(f"whole decision:              {n / (t1 - t0 + t3 - t2):9,.0f} records/s -> "
           f"{found} articles")  # fmt: skip
@@ -142,9 +157,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--streams", type=int, default=300)
+    ap.add_argument("--per-minute", type=int, default=2, help="articles per GİRİŞ minute")
     args = ap.parse_args()
-    precision_recall(args.streams)
-    bench(args.records)
+    if args.streams:
+        precision_recall(args.streams)
+    bench(args.records, args.per_minute)
 
 
 if __name__ == "__main__":

@@ -134,6 +134,7 @@ class ArticleStore(StoreBase):
             plans = dedupe.distinct_ids(plans, (), aliases)
             return self._survivors(plans, aliases, seen) if aliases else plans
         signatures = self._signatures(clusters, peers) if peers else {}
+        peers = dedupe.sharing(peers, signatures)  # the only pairs that can be alike
         # every stored article a cluster could join (by a key, or by text): their guids decide
         near = {sid for ids in matches.values() for sid in ids}
         near |= {b for a, b in peers if isinstance(b, str) and b not in near
