@@ -4,6 +4,7 @@ root). No test touches a server it did not start.
 
 `PgServer.database()` makes a fresh, empty database and returns its URL, so tests never
 share tables. `restart()` stops and starts the same cluster (nodes must reconnect).
+A watchdog process stops the server if the test run is killed.
 Binaries: PATH first, then Debian's /usr/lib/postgresql/<version>/bin. Missing binaries
 skip the test with the reason, except under CI (`.ci/run` installs them), where it fails.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 import pwd
+import shlex
 import shutil
 import socket
 import subprocess
@@ -63,12 +65,25 @@ class PgServer:
                 "synchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n"
             )
         self.start()
+        self._watchdog = self._watch(os.getpid())
+
+    def _command(self, tool: str, *args: str) -> list[str]:
+        cmd = [str(self.bindir / tool), *args]
+        return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+    def _watch(self, owner: int) -> subprocess.Popen[bytes]:
+        """A process that stops the server and removes its folder once `owner` is gone, so
+        a test run that is killed (a timeout, kill -9) leaves no server behind."""
+        stop = " ".join(shlex.quote(a) for a in self._command(
+            "pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop"))  # fmt: skip
+        script = (f"while kill -0 {owner} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1;"
+                  f" rm -rf {shlex.quote(str(self.root))}")  # fmt: skip
+        return subprocess.Popen(["sh", "-c", script], start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
     def _run(self, tool: str, *args: str) -> None:
-        cmd = [str(self.bindir / tool), *args]
-        if os.geteuid() == 0:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(self._command(tool, *args), capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
         if done.returncode != 0:
             raise RuntimeError(f"{tool} failed: {done.stdout}{done.stderr}")
 
@@ -95,6 +110,8 @@ class PgServer:
         return self.url(name)
 
     def close(self) -> None:
+        self._watchdog.kill()
+        self._watchdog.wait()
         try:
             self.stop("immediate")
         except RuntimeError:
