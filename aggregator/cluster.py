@@ -201,6 +201,10 @@ class _Link:
                                 str(e).strip().splitlines()[0] if str(e).strip()
                                 else type(e).__name__)  # fmt: skip
                 raise StoreError(f"cluster database unreachable: {type(e).__name__}") from e
+            except psycopg.Error as e:  # anything else (a read-only server after a failover,
+                # a constraint): the connection is made anew, and the loops go on
+                await self._drop()
+                raise StoreError(f"cluster transaction failed: {e}") from e
         if self.down_since is not None:
             log.warning("cluster: database reachable again after %.1fs",
                         time.monotonic() - self.down_since)  # fmt: skip

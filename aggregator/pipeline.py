@@ -292,12 +292,12 @@ def publish_now(config: Config, store: Store, now: datetime) -> list[str]:
         if _output_current(config, store, output_fingerprint(config)):
             return []
         mirror.begin()
-        try:
-            written = _write_output(config, store, now)
+        try:  # the files are in the table before the publish counts as done: a publisher
+            # killed in between leaves it pending, for the next one to publish again
+            written = _write_output(config, store, now, mirror.commit)
         except OutputIncomplete as e:
             mirror.commit(e.written)
             raise
-        mirror.commit(written)
     return written
 
 
@@ -309,10 +309,18 @@ def _output_current(config: Config, store: Store, fingerprint: str) -> bool:
     )
 
 
-def _write_output(config: Config, store: Store, now: datetime) -> list[str]:
+def _write_output(
+    config: Config,
+    store: Store,
+    now: datetime,
+    before_done: Callable[[list[str]], object] = lambda written: None,
+) -> list[str]:
+    """`before_done(written)` runs once every file is written, before the publish is saved
+    as done."""
     fingerprint = output_fingerprint(config)
     if _output_current(config, store, fingerprint):
         return []
+    started = store.publish_state("pending")  # read first: a later merge leaves it pending
     if (
         store.publish_state("config") != fingerprint
         or not (config.output_dir / "index.html").is_file()
@@ -327,9 +335,10 @@ def _write_output(config: Config, store: Store, now: datetime) -> list[str]:
         # the feeds written stay remembered; the rest (and with a failed article page,
         # every rebuilt feed, whose pages are written with it) is redone by the next publish
         if "articles/" not in e.folders:
-            store.set_publish_state(feedplan.written_state(state, e.folders))
+            store.finish_publish(started, feedplan.written_state(state, e.folders), done=False)
         raise
-    store.set_publish_state({"pending": None, "config": fingerprint, **state})
+    before_done(written)
+    store.finish_publish(started, {"config": fingerprint, **state})
     return written
 
 

@@ -386,7 +386,11 @@ class Scheduler:
         while not self._stopping:
             self._wake.clear()
             room = min(IN_FLIGHT - len(self.node.held), FETCH_THREADS - len(self._unfetched))
-            claimed = await self.node.claim(room)
+            try:
+                claimed = await self.node.claim(room)
+            except Exception:  # a bug must not stop this node fetching for good
+                log.exception("cluster: claiming sources failed; trying again")
+                claimed = []
             self._unfetched.update(claimed)
             for name in claimed:
                 task = asyncio.create_task(self._claimed_job(name))
@@ -414,7 +418,11 @@ class Scheduler:
         whether every source has run once (a fresh store's first publish waits for it)."""
         assert self.node is not None
         while True:
-            view = await self.node.beat()
+            try:
+                view = await self.node.beat()
+            except Exception:  # leases unrenewed would let other nodes fetch ours again
+                log.exception("cluster: heartbeat failed; trying again")
+                view = None
             if view is not None:
                 self.cluster_view = view
                 if view.never_run == 0 and not self._first_pass_done.is_set():
@@ -430,9 +438,12 @@ class Scheduler:
         last = 0.0
         while True:
             was = self.node.publisher
-            if await self.node.try_publisher() and (
-                not was or loop.time() - last >= CLUSTER_PUBLISH_POLL
-            ):
+            try:
+                publisher = await self.node.try_publisher()
+            except Exception:  # never go on publishing on a lock not known to be held
+                log.exception("cluster: checking the publisher lock failed")
+                self.node.publisher = publisher = False
+            if publisher and (not was or loop.time() - last >= CLUSTER_PUBLISH_POLL):
                 last = loop.time()
                 self._dirty = True
                 self._changed.set()

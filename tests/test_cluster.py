@@ -407,3 +407,40 @@ def test_a_reload_on_a_node_runs_changed_and_added_sources_and_drops_removed_one
         asyncio.run(scenario())
     fetches = farm.snapshot()
     assert {i: len(t) for i, t in fetches.items()} == {0: 1, 1: 2, 2: 1, 3: 1}
+
+
+def test_a_read_only_database_fails_calls_softly_and_the_node_recovers(
+    pg_server: PgServer,
+) -> None:
+    """After a failover to a read-only server, claims, beats and the publisher lock fail
+    as 'nothing now' (never an error that would end the node's loops); once the database
+    takes writes again, the node works as before."""
+    url = pg_server.database()
+    dbname = url.rsplit("/", 1)[1]
+
+    def read_only(on: bool) -> None:
+        with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{dbname}" SET default_transaction_read_only = '
+                         + ("on" if on else "off"))  # fmt: skip
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,)
+            )  # fmt: skip
+
+    async def scenario() -> None:
+        node = await joined(url, "n", [seeds("a")])
+        read_only(True)
+        try:
+            assert await node.claim(4) == []
+            assert await node.beat() is None
+            assert not await node.try_publisher()
+        finally:
+            read_only(False)
+        for _ in range(3):  # the first use after the terminated session may still fail
+            if await node.claim(4):
+                break
+        assert node.held == {"a"}
+        assert await node.beat() is not None
+        await node.leave()
+
+    asyncio.run(scenario())

@@ -11,6 +11,7 @@ import threading
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -275,3 +276,77 @@ def test_coordination_tables_are_neither_foreign_nor_copied(
     said = capsys.readouterr().out
     assert "output_files" not in said and "rows of articles" in said
     assert rows(back) == rows(url)
+
+
+def atom_entries(folder: Path, feed: str = "atom.xml") -> int:
+    return (folder / feed).read_text(encoding="utf-8").count("<entry>")
+
+
+def table_entries(url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT body FROM output_files WHERE path = 'atom.xml'").fetchone()
+    return bytes(row[0]).count(b"<entry>")
+
+
+def test_a_merge_by_another_node_during_a_publish_is_published_next(
+    tmp_path: Path, pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Node B merges while node A renders: A's publish must not mark B's change published."""
+    from aggregator import pipeline
+
+    url = pg_server.database()
+    cfg = site(tmp_path, url)
+    regenerate(cfg)
+    config = load_config(cfg)
+    with Store.open(url) as a, Store.open(url) as b:
+        add_seed(tmp_path / "seeds", 41)
+        pipeline.run_once(config, a, None, T0, publish_feeds=False)
+        render = pipeline.publish
+
+        def render_while_b_merges(*args: Any, **kwargs: Any) -> list[str]:
+            written = render(*args, **kwargs)
+            add_seed(tmp_path / "seeds", 42)
+            pipeline.run_once(config, b, None, T0, publish_feeds=False)
+            return written
+
+        monkeypatch.setattr(pipeline, "publish", render_while_b_merges)
+        pipeline.publish_now(config, a, T0)
+        monkeypatch.undo()
+        assert a.publish_state("pending") is not None  # B's change is still to publish
+        assert pipeline.publish_now(config, a, T0)
+        out = tmp_path / "out"
+        assert atom_entries(out) == atom_entries(out, "sources/seeds/atom.xml") == a.count()
+        assert a.publish_state("pending") is None
+
+
+def test_a_publisher_killed_before_storing_its_files_leaves_the_publish_to_the_next(
+    tmp_path: Path, pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after writing its folder but before the table has the files: the publish is
+    still pending, so the next publisher (another machine: the same path, its own folder)
+    publishes it and every node serves it."""
+    from aggregator import pipeline, sharedout
+
+    url = pg_server.database()
+    cfg = site(tmp_path, url)
+    regenerate(cfg)
+    config = load_config(cfg)
+    with Store.open(url) as a:
+        add_seed(tmp_path / "seeds", 43)
+        pipeline.run_once(config, a, None, T0, publish_feeds=False)
+        stored = a.count()
+
+        def killed(self: object, written: object) -> int:
+            raise KeyboardInterrupt("killed before the files reached the database")
+
+        monkeypatch.setattr(sharedout.Mirror, "commit", killed)
+        with pytest.raises(KeyboardInterrupt):
+            pipeline.publish_now(config, a, T0)
+        monkeypatch.undo()
+        assert table_entries(url) == stored - 1
+    shutil.move(tmp_path / "out", tmp_path / "out-of-the-dead-node")
+    with Store.open(url) as b:
+        assert pipeline.publish_now(config, b, T0)
+    assert atom_entries(tmp_path / "out") == table_entries(url) == stored

@@ -3,6 +3,7 @@ reading what publishing needs (with the publish state that says which feeds are 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -734,8 +735,26 @@ class ArticleStore(StoreBase):
         )
 
     def _mark_publish_pending(self) -> None:
+        """A new token for every change: a publish clears only the token it started from,
+        so a merge committed while it renders (another node's) is published next time."""
         self.db.execute("DELETE FROM publish_state WHERE key = 'pending'")
-        self.db.execute("INSERT INTO publish_state (key, value) VALUES ('pending', '1')")
+        self.db.execute(
+            "INSERT INTO publish_state (key, value) VALUES ('pending', ?)", (secrets.token_hex(8),)
+        )
+
+    def finish_publish(
+        self, started: str | None, values: dict[str, str | None], *, done: bool = True
+    ) -> None:
+        """Save a publish's state. It began when `pending` was `started`; `done`: it wrote
+        everything, so `pending` is cleared. If a merge came in meanwhile, `pending` stays and
+        the feeds' marks of being published (`feed:`) are left out: the next publish reads
+        those feeds again (their digests say which really changed)."""
+        with self.transaction():
+            if self.publish_state("pending") != started:
+                values = {k: v for k, v in values.items() if not k.startswith("feed:")}
+            elif done:
+                values = {"pending": None, **values}
+            self.set_publish_state(values)
 
 
 LARGE_CATEGORY = 5_000
