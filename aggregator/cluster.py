@@ -247,6 +247,7 @@ class Node:
         self.token = uuid.uuid4().hex
         self.held: set[str] = set()  # claimed and not yet handed back (in the database)
         self.publisher = False
+        self.lock_pid: int | None = None  # the backend pid of the session holding the lock
         self._sources: tuple[str, ...] = ()
         self._unreleased: dict[str, tuple[float, float]] = {}  # name: (delay, monotonic)
         self._loaded: tuple[int, tuple[str, ...]] | None = None  # node_sources of a session
@@ -514,10 +515,16 @@ class Node:
                 row = await cur.fetchone()
                 held = bool(row and row[0])
                 if held and not self.publisher:  # how `status` tells whose session holds it
-                    await cur.execute("UPDATE cluster_nodes SET lock_pid = pg_backend_pid()"
-                                      " WHERE name = %s", (self.name,))  # fmt: skip
+                    await cur.execute(
+                        "UPDATE cluster_nodes SET lock_pid = pg_backend_pid()"
+                        " WHERE name = %s RETURNING lock_pid", (self.name,)
+                    )  # fmt: skip
+                    got = await cur.fetchone()
+                    self.lock_pid = int(got[0]) if got else None
         except StoreError:
             held = False
+        if not held:
+            self.lock_pid = None
         if held != self.publisher:
             log.warning("cluster: node %s %s the publisher", self.name,
                         "is now" if held else "is no longer")  # fmt: skip

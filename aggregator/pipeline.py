@@ -279,15 +279,16 @@ def _since(started: float) -> float:
     return time.perf_counter() - started
 
 
-def publish_now(config: Config, store: Store, now: datetime) -> list[str]:
+def publish_now(config: Config, store: Store, now: datetime, fence: int | None = None) -> list[str]:
     """Write whatever output changed (retention ran in `run_once`). Cheap when nothing did:
     no merge or expiry since the last publish, same settings, output still there. With a
-    PostgreSQL store the files written are stored there too, for every node to serve."""
+    PostgreSQL store the files written are stored there too, for every node to serve
+    (`fence`: a cluster node's publisher-lock session, see `Mirror.open`)."""
     if config.state_url is None:
         return _write_output(config, store, now)
     from aggregator.sharedout import Mirror  # psycopg stays out of SQLite runs
 
-    with Mirror.open(config.state_url, config.output_dir) as mirror:
+    with Mirror.open(config.state_url, config.output_dir, fence) as mirror:
         mirror.prepare()  # the folder as the table has it: another node may have published
         if _output_current(config, store, output_fingerprint(config)):
             return []

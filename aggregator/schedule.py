@@ -189,7 +189,8 @@ class Scheduler:
 
     def _publish(self) -> tuple[list[str], int, float]:
         t0 = time.perf_counter()
-        written = publish_now(self.config, self.store, self.clock())
+        fence = None if self.node is None else (self.node.lock_pid or 0)
+        written = publish_now(self.config, self.store, self.clock(), fence)
         return written, self.store.count(), time.perf_counter() - t0
 
     # -- jobs on the event loop -------------------------------------------------------

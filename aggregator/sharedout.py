@@ -37,6 +37,7 @@ from typing import Any
 
 import psycopg
 
+from aggregator.cluster import PUBLISHER_LOCK
 from aggregator.errors import PublishError, StoreError
 from aggregator.publish import write_atomic
 from aggregator.serve import FILE_MAX_BYTES, Entry, FeedServer, content_type, etag_of
@@ -123,15 +124,20 @@ def ensure_schema(conn: psycopg.Connection[Any]) -> None:
 class Mirror:
     """The node that publishes: keeps `output_dir` and the table equal (module docstring)."""
 
-    def __init__(self, conn: psycopg.Connection[Any], output_dir: Path) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], output_dir: Path,
+                 fence: int | None = None) -> None:  # fmt: skip
         self.conn = conn
         self.root = output_dir
         self.generation = 0
+        self.fence = fence
 
     @classmethod
     @contextmanager
-    def open(cls, url: str, output_dir: Path) -> Iterator[Mirror]:
-        """A Mirror on its own connection, for one publish."""
+    def open(cls, url: str, output_dir: Path, fence: int | None = None) -> Iterator[Mirror]:
+        """A Mirror on its own connection, for one publish. `fence`: on a cluster node, the
+        backend pid of its publisher-lock session (0: none); files are stored only while
+        that session holds the lock, so a node that lost it mid-publish (cut off, its lock
+        session timed out) never overwrites the new publisher's files."""
         try:
             conn = psycopg.connect(url, autocommit=True, **CONNECT)
         except psycopg.Error as e:
@@ -139,7 +145,7 @@ class Mirror:
         try:
             with conn:
                 ensure_schema(conn)
-                yield cls(conn, output_dir)
+                yield cls(conn, output_dir, fence)
         except psycopg.Error as e:
             raise StoreError(f"published files: database error: {e}") from e
 
@@ -176,10 +182,24 @@ class Mirror:
         self._set_marker(self.generation, in_step=True)
         return self.generation
 
+    def _holds_lock(self, pid: int) -> bool:
+        row = self.conn.execute(
+            "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND pid = %s AND ((classid::bigint << 32) | objid::bigint) = %s AND database ="
+            " (SELECT oid FROM pg_database WHERE datname = current_database())",
+            (pid, PUBLISHER_LOCK),
+        ).fetchone()
+        return bool(row and row[0])
+
     def _store(self, paths: Iterable[str], removed: Sequence[str]) -> None:
         """One transaction: upsert `paths` from the folder, delete `removed`, and when
         anything changed bump the generation and notify (delivered at commit)."""
         with self.conn.transaction():
+            if self.fence is not None and not self._holds_lock(self.fence):
+                raise PublishError(
+                    "published files: this node no longer holds the publisher lock; another"
+                    " node publishes, so its files were not stored"
+                )
             row = self.conn.execute(
                 "SELECT generation FROM output_generation FOR UPDATE"
             ).fetchone()  # a second publisher (there should be none) waits here

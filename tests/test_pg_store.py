@@ -350,3 +350,34 @@ def test_a_publisher_killed_before_storing_its_files_leaves_the_publish_to_the_n
     with Store.open(url) as b:
         assert pipeline.publish_now(config, b, T0)
     assert atom_entries(tmp_path / "out") == table_entries(url) == stored
+
+
+def test_a_node_that_lost_the_publisher_lock_stores_no_files(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    """A cluster node's publish is stored only while its lock session holds the publisher
+    lock: one that lost it (cut off, timed out) leaves the table and `pending` to the new
+    publisher."""
+    import psycopg
+
+    from aggregator import pipeline
+    from aggregator.cluster import PUBLISHER_LOCK
+    from aggregator.errors import PublishError
+
+    url = pg_server.database()
+    cfg = site(tmp_path, url)
+    regenerate(cfg)
+    config = load_config(cfg)
+    with Store.open(url) as store, psycopg.connect(url, autocommit=True) as lock:
+        add_seed(tmp_path / "seeds", 44)
+        pipeline.run_once(config, store, None, T0, publish_feeds=False)
+        before = table_entries(url)
+        pid = lock.execute("SELECT pg_backend_pid()").fetchone()[0]
+        with pytest.raises(PublishError, match="no longer holds the publisher lock"):
+            pipeline.publish_now(config, store, T0, fence=pid)  # the lock is not taken
+        assert table_entries(url) == before
+        assert store.publish_state("pending") is not None
+        lock.execute("SELECT pg_advisory_lock(%s)", (PUBLISHER_LOCK,))
+        pipeline.publish_now(config, store, T0, fence=pid)  # its folder's files now stored
+        assert table_entries(url) == before + 1 == store.count()
+        assert store.publish_state("pending") is None
