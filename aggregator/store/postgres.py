@@ -116,8 +116,8 @@ class Postgres:
                 if many is None:
                     cursor.executemany(translate(sql), batch)
                 else:  # as the rows one by one would: a later duplicate is skipped or fails
-                    values = ", ".join([many["row"]] * len(batch))
-                    query = translate(many["head"] + values + many["tail"])
+                    values = ", ".join([translate(many["row"])] * len(batch))  # uncached:
+                    query = translate(many["head"]) + values + translate(many["tail"])  # 500 sizes
                     cursor.execute(query, [value for row in batch for value in row])
 
     def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
