@@ -34,6 +34,17 @@ def rss_mib(pid: int) -> float:
         return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) / 1024  # type: ignore[union-attr]
 
 
+def daemon_port(proc: subprocess.Popen[bytes], log: Path) -> int:
+    """The port an `aggregator run` writing its log to `log` listens on, once it says so."""
+    port = None
+    while port is None and proc.poll() is None:
+        m = re.search(r"at http://127\.0\.0\.1:(\d+)/", log.read_text())
+        port = int(m.group(1)) if m else None
+        time.sleep(0.05)
+    assert port, log.read_text()
+    return port
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sources", type=int, default=1000)
@@ -57,12 +68,7 @@ def main() -> int:
                                      str(config)], cwd=ROOT, stdout=subprocess.DEVNULL,
                                     stderr=err)  # fmt: skip
         try:
-            port = None
-            while port is None and proc.poll() is None:
-                m = re.search(r"at http://127\.0\.0\.1:(\d+)/", log.read_text())
-                port = int(m.group(1)) if m else None
-                time.sleep(0.05)
-            assert port, log.read_text()
+            port = daemon_port(proc, log)
             start = rss_mib(proc.pid)
             samples = []
             t0 = time.monotonic()

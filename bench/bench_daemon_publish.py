@@ -42,6 +42,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_daemon_memory  # noqa: E402
 import bench_sources  # noqa: E402
 
 CHANGE_PERIOD = 60.0  # seconds between a changing feed's versions
@@ -219,12 +220,7 @@ def main() -> int:
             proc = subprocess.Popen([sys.executable, "-c", start], cwd=ROOT,
                                     stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
         try:
-            port = None
-            while port is None and proc.poll() is None:
-                m = re.search(r"at http://127\.0\.0\.1:(\d+)/", log.read_text())
-                port = int(m.group(1)) if m else None
-                time.sleep(0.05)
-            assert port, log.read_text()
+            port = bench_daemon_memory.daemon_port(proc, log)
             got, sent = ctx.Pipe()
             client = ctx.Process(target=probe, args=(port, args.rate, args.seconds, sent))
             client.start()

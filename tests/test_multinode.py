@@ -17,9 +17,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import psycopg
@@ -29,9 +29,9 @@ from aggregator.sources.http import HttpSettings
 from tests.feedfarm import FeedFarm
 from tests.localserver import App, serve_in_thread
 from tests.pgserver import PgServer
+from tests.test_daemon import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
-T = TypeVar("T")
 pytestmark = pytest.mark.slow
 
 FEEDS = 300
@@ -41,17 +41,6 @@ ANSWER = 0.02  # each feed answers this long after the request: fetches overlap
 PER_HOST = HttpSettings().per_host  # every feed is on 127.0.0.1
 # a source due is claimed within a claim poll (1 s) and a jitter (10% of EVERY)
 PICKUP = EVERY + LEASE + 1.0 + EVERY * 0.1 + 1.5  # the last term: fetching on a busy machine
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout: float) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
 
 
 class Node:
