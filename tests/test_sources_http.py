@@ -48,6 +48,18 @@ def test_fetch_sends_our_user_agent_and_accepts_compression(server: App, client:
     assert "gzip" in sent["accept-encoding"]
 
 
+def test_answers_without_a_body_keep_the_connection_for_the_next_request(server: App) -> None:
+    """A 304 or a redirect read to its end leaves its connection open: polling a site's
+    unchanged feeds must not cost a new connection (a TLS handshake on the real web) each."""
+    with WebClient() as fresh:
+        first = get(fresh, server.base + "/etag.xml")
+        assert get(fresh, server.base + "/etag.xml", etag=first.etag or "").not_modified
+        assert get(fresh, server.base + "/etag.xml", etag=first.etag or "").not_modified
+        assert get(fresh, server.base + "/moved").status == 200
+    peers = [q.peer for q in server.requests if q.path in ("/etag.xml", "/moved", "/rss.xml")]
+    assert len(peers[-5:]) == 5 and len(set(peers[-5:])) == 1, peers[-5:]
+
+
 def test_gzip_body_is_decoded(server: App, client: WebClient) -> None:
     body = "Kıymalı Böreği".encode() * 100
     server.route("/gz", Reply(body=gzip.compress(body), headers={"Content-Encoding": "gzip"}))
