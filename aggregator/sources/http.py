@@ -59,9 +59,9 @@ INFLATE_STEP = 64 * 1024
 """Most bytes one decoder step may produce: the limit is checked after every step."""
 ZSTD_MAX_WINDOW = 8 * 1024 * 1024  # RFC 9659: HTTP decoders need no larger window
 REMEMBERED_HOSTS = 10_000
+"""Hosts whose client is remembered; past this, the hosts are dealt out afresh."""
 KEPT_PER_CLIENT = 30
 """Connections one client keeps open, most of them idle for its hosts' next requests."""
-"""Hosts whose client is remembered; past this, the hosts are dealt out afresh."""
 
 
 @dataclass(frozen=True, kw_only=True)
