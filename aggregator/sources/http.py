@@ -331,6 +331,8 @@ async def _refuse_private(url: str) -> None:
 
 
 # -- the client ----------------------------------------------------------------------------
+CLOSE_WAIT = 5.0
+"""Seconds `close` gives the fetches still running to end once they are cancelled."""
 DRAINED = 64 * 1024
 """A redirect's or 304's body up to this size is read to its end, so its connection stays
 open for the next request (httpcore closes a connection whose answer was left unread)."""
@@ -410,7 +412,12 @@ class WebClient:
         if self._loop.is_closed():
             coro.close()
             raise RuntimeError("WebClient is closed")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result()
+        except BaseException:  # the caller stops waiting (Ctrl-C): so does the coroutine
+            future.cancel()
+            raise
 
     def parse_pool(self) -> Executor:
         """Worker processes for CPU-bound parsing (forkserver: safe beside our threads)."""
@@ -438,6 +445,13 @@ class WebClient:
                 self._pool.shutdown(cancel_futures=True)
 
     async def _aclose(self) -> None:
+        # what a caller stopped waiting for (Ctrl-C) ends before its clients and the loop
+        # close: a task left pending would be destroyed with the loop, and say so on stderr
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in others:
+            task.cancel()
+        if others:
+            await asyncio.wait(others, timeout=CLOSE_WAIT)
         for slot in self._slots:
             await slot.client.aclose()
 
