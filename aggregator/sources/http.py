@@ -60,8 +60,10 @@ INFLATE_STEP = 64 * 1024
 ZSTD_MAX_WINDOW = 8 * 1024 * 1024  # RFC 9659: HTTP decoders need no larger window
 REMEMBERED_HOSTS = 10_000
 """Hosts whose client is remembered; past this, the hosts are dealt out afresh."""
-KEPT_PER_CLIENT = 30
-"""Connections one client keeps open, most of them idle for its hosts' next requests."""
+KEPT_PER_CLIENT = 20
+"""Connections one client keeps open, most of them idle for its hosts' next requests: with
+the 8 clients, at most 160 sockets, inside the fds the daemon keeps free of its readers'
+connections (connections.RESERVED_FDS)."""
 
 
 @dataclass(frozen=True, kw_only=True)
