@@ -258,6 +258,8 @@ class Scheduler:
                 # store or a thread: no source is fetched twice within its interval; a
                 # cluster node runs what it claimed (the claim was the due decision)
                 now = self.clock()
+                if self.node is not None:  # a lease that may have passed to another node
+                    self.node.ensure_held(source.name)  # is not fetched on (StoreError)
                 return fetch_web([source], {source.name: state}, self.config, self.client,
                                  now, self.node is not None), now  # fmt: skip
 
@@ -590,9 +592,9 @@ class Scheduler:
     def health(self) -> tuple[int, dict[str, Any]]:
         last_publish, articles = self.last_publish, self.articles
         view = self.cluster_view
-        if view is not None and view.last_publish is not None:  # whichever node published
-            if last_publish is None or view.last_publish > last_publish:
-                last_publish, articles = view.last_publish, view.articles
+        latest = self.node.last_publish if self.node is not None else None
+        if self.node is not None:  # whichever node published, on the database's clock
+            last_publish, articles = (latest.at, latest.articles) if latest else (None, 0)
         ok = last_publish is not None and self.publish_error is None
         failing = [s for s in self.states.values() if s.failures]
         status = ("degraded" if failing else "ok") if ok else "unavailable"
@@ -618,6 +620,7 @@ class Scheduler:
         if self.node is not None:
             body["node"] = self.node.name
             body["publisher"] = view.publisher if view else None
+            body["last_publish_age"] = round(latest.age_now(), 1) if latest else None
         return (200 if ok else 503), body
 
 
