@@ -150,7 +150,7 @@ def beat_interval(lease: float) -> float:
 
 
 def lease_timeout(lease: float) -> float:
-    """How long a claim or a renewal may take before it is cut off: with tries a beat apart,
+    """How long a renewal may take before it is cut off: with tries a beat apart,
     a renewal that fails (or is cut off) is followed by one that commits before the lease
     it renews runs out: `2 * beat_interval + lease_timeout < lease` for every lease."""
     return min(OP_TIMEOUT, lease / 4)
@@ -236,11 +236,6 @@ class _Link:
             with contextlib.suppress(Exception):  # already broken: closing is best effort
                 await conn.close()
 
-    async def disconnect(self) -> None:
-        """Close the connection until the next use (a link used seldom holds none)."""
-        async with self._lock:
-            await self._drop()
-
     async def close(self) -> None:
         async with self._lock:
             self._closed = True
@@ -282,7 +277,7 @@ class Node:
         self.url = url
         self.name = name
         self.lease = lease
-        self.timeout = lease_timeout(lease)  # of a claim or a renewal
+        self.timeout = lease_timeout(lease)  # of a renewal
         self.per_host = per_host
         self.token = uuid.uuid4().hex
         self.held: set[str] = set()  # claimed and not yet handed back (in the database)
@@ -293,11 +288,10 @@ class Node:
         self._unreleased: dict[str, tuple[float, float]] = {}  # name: (delay, monotonic)
         self._loaded: tuple[int, tuple[str, ...]] | None = None  # node_sources of a session
         self._confirmed: dict[str, float] = {}  # held source: monotonic end of its lease
-        # registering sources: thousands of rows may take longer than a lease's cut-off
-        self._join = _Link(url, f"aggregator {name} join", OP_TIMEOUT)
-        self._work = _Link(url, f"aggregator {name}", self.timeout)
+        self._unsure = False  # a claim failed: it may have committed unheard of
+        self._work = _Link(url, f"aggregator {name}", OP_TIMEOUT)
         self._lease_link = _Link(url, f"aggregator {name} leases", self.timeout, announce=False)
-        self._lock_link = _Link(url, f"aggregator {name} publisher", self.timeout)
+        self._lock_link = _Link(url, f"aggregator {name} publisher", OP_TIMEOUT)
         self._renewer: asyncio.Task[None] | None = None
 
     # -- membership ---------------------------------------------------------------------
@@ -308,7 +302,7 @@ class Node:
         later than `cap[name]` seconds from now. Raises ConfigError when a live node has
         this node's name (its claims would be ours)."""
         try:
-            async with self._join.transaction() as cur:
+            async with self._work.transaction() as cur:
                 await cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
                 await cur.execute(SCHEMA)
                 await cur.execute(
@@ -338,19 +332,14 @@ class Node:
         except ConfigError:
             await self.close()
             raise
-        finally:
-            await self._join.disconnect()
         self._sources = tuple(s.name for s in sources)
         self._renewer = asyncio.create_task(self._keep_leases())
 
     async def add_sources(self, sources: Sequence[SourceConfig], first_delay: Mapping[str, float],
                           cap: Mapping[str, float]) -> None:  # fmt: skip
         """A reload's added sources (as `join` registers them)."""
-        try:
-            async with self._join.transaction() as cur:
-                await self._upsert(cur, sources, first_delay, cap)
-        finally:
-            await self._join.disconnect()
+        async with self._work.transaction() as cur:
+            await self._upsert(cur, sources, first_delay, cap)
 
     async def _upsert(
         self, cur: psycopg.AsyncCursor[Any], sources: Sequence[SourceConfig],
@@ -410,24 +399,30 @@ class Node:
             return []
         try:
             await self._flush_releases()
-            started = time.monotonic()  # the leases are set later: they last at least this
-            async with self._work.transaction() as cur:
-                claimed = await self._claim(cur, capacity)
-            self.held.update(claimed)
-            self._confirmed.update(dict.fromkeys(claimed, started + self.lease))
         except StoreError as e:
             log.debug("cluster: no claim: %s", e)
             return []
+        started = time.monotonic()  # the leases are set later: they last at least this
+        try:
+            async with self._work.transaction() as cur:
+                claimed = await self._claim(cur, capacity)
+        except StoreError as e:
+            self._unsure = True  # it may have committed all the same
+            log.debug("cluster: no claim: %s", e)
+            return []
+        self._unsure = False
+        self.held.update(claimed)
+        self._confirmed.update(dict.fromkeys(claimed, started + self.lease))
         return claimed
 
     async def _claim(self, cur: psycopg.AsyncCursor[Any], capacity: int) -> list[str]:
         held = list(self.held)
-        # a claim whose commit we never heard of is not ours to keep (claims take turns on
-        # this connection, so `held` is exact here)
-        await cur.execute(
-            "UPDATE cluster_sources SET claimed_by = NULL, lease_until = NULL,"
-            " fetching = false WHERE claimed_by = %s AND source <> ALL(%s)", (self.name, held),
-        )  # fmt: skip
+        if self._unsure:  # a claim whose commit we never heard of is not ours to keep
+            await cur.execute(  # (claims take turns on this connection: `held` is exact)
+                "UPDATE cluster_sources SET claimed_by = NULL, lease_until = NULL,"
+                " fetching = false WHERE claimed_by = %s AND source <> ALL(%s)",
+                (self.name, held),
+            )  # fmt: skip
         await cur.execute(
             "SELECT host FROM cluster_sources WHERE fetching AND lease_until > now()"
             " GROUP BY host HAVING sum(LEAST(weight, %s)) >= %s", (self.per_host, self.per_host),
@@ -475,8 +470,8 @@ class Node:
         left = self._confirmed.get(name, 0.0) - time.monotonic()
         if left < self.timeout:
             raise StoreError(
-                f"source {name}: not fetched: the cluster database has not confirmed this"
-                f" node's lease on it ({self.lease:g}s), so another node may run it"
+                "not fetched: the cluster database has not confirmed this node's lease on"
+                f" it ({self.lease:g}s), so another node may run it"
             )
 
     async def fetched(self, name: str) -> None:
@@ -500,20 +495,18 @@ class Node:
             return
         async with self._work.transaction() as cur:
             pending = dict(self._unreleased)  # releases may arrive while this one awaits
-            names = sorted(pending)
-            delays = [max(0.0, delay - (time.monotonic() - at)) for delay, at in
-                      (pending[n] for n in names)]  # fmt: skip
-            await cur.execute(_LOCK_IN_ORDER, (self.name, names))
-            await cur.execute(
-                "UPDATE cluster_sources c SET claimed_by = NULL, lease_until = NULL,"
-                " fetching = false, next_due = now() + make_interval(secs => v.delay),"
-                " last_run_by = %s, last_run_at = now()"
-                " FROM unnest(%s::text[], %s::float8[]) AS v(source, delay)"
-                " WHERE c.source = v.source AND c.claimed_by = %s RETURNING c.source",
-                (self.name, names, delays, self.name),
-            )  # fmt: skip
-            released = {r[0] for r in await cur.fetchall()}
-        for name in sorted(set(names) - released):
+            lost = []
+            for name, (delay, at) in sorted(pending.items()):  # the renewals' lock order
+                await cur.execute(
+                    "UPDATE cluster_sources SET claimed_by = NULL, lease_until = NULL,"
+                    " fetching = false, next_due = now() + make_interval(secs => %s),"
+                    " last_run_by = %s, last_run_at = now()"
+                    " WHERE source = %s AND claimed_by = %s",
+                    (max(0.0, delay - (time.monotonic() - at)), self.name, name, self.name),
+                )  # fmt: skip
+                if cur.rowcount == 0:
+                    lost.append(name)
+        for name in lost:
             log.warning("source %s: this node's lease ran out before the run ended; another"
                         " node may have run it too", name)  # fmt: skip
         for name in pending:
@@ -667,13 +660,13 @@ class Node:
             self._renewer.cancel()
             await asyncio.gather(self._renewer, return_exceptions=True)
         self._confirmed.clear()
-        for link in (self._lock_link, self._lease_link, self._work, self._join):
+        for link in (self._lock_link, self._lease_link, self._work):
             await link.close()
 
 
-_LOCK_IN_ORDER = (  # a node's rows, locked in one order by renewals and releases alike
+_LOCK_IN_ORDER = (  # a node's rows, locked in the order releases take them (Python's: bytes)
     "SELECT 1 FROM cluster_sources WHERE claimed_by = %s AND source = ANY(%s)"
-    " ORDER BY source FOR UPDATE"
+    ' ORDER BY source COLLATE "C" FOR UPDATE'
 )
 _HOLDS_LOCK = (
     "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND granted"

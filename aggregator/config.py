@@ -34,7 +34,7 @@ SOURCE_KEYS = (
 FEED_KEYS = ("name", "title", "sources", "categories", "match")
 FETCH_KEYS = ("allow_hosts", "block_private")
 CLUSTER_KEYS = ("node", "lease")
-# cluster.lease, seconds. A claim or a lease renewal is cut off after a quarter of the lease
+# cluster.lease, seconds. A lease renewal is cut off after a quarter of the lease
 # (cluster.lease_timeout): at least 1 s for a transaction over the network.
 LEASE_BOUNDS = (4.0, 3600.0)
 STATE_KEYS = ("url", "password_env")
@@ -490,8 +490,8 @@ def cluster_config(raw: object) -> ClusterConfig:
     low, high = LEASE_BOUNDS
     if not low <= lease <= high:
         raise ConfigError(
-            f"cluster.lease: must be between {low:g}s and {high:g}s (a claim or renewal may"
-            f" take a quarter of it), got {raw.get('lease')!r}"
+            f"cluster.lease: must be between {low:g}s and {high:g}s (a renewal may take"
+            f" a quarter of it), got {raw.get('lease')!r}"
         )
     return ClusterConfig(node=node, lease=lease)
 
