@@ -535,6 +535,7 @@ class Node:
         when the database did not answer in time."""
         started = time.monotonic()
         held = sorted(self.held)
+        before = {name: self._confirmed.get(name) for name in held}  # a claim since is newer
         try:
             async with self._lease_link.transaction() as cur:
                 await cur.execute(
@@ -554,9 +555,12 @@ class Node:
             log.debug("cluster: leases not renewed: %s", e)
             return False
         for name in held:
+            if name not in self.held:
+                continue  # handed back meanwhile
             if name in confirmed:
                 self._confirmed[name] = max(self._confirmed.get(name, 0.0), started + self.lease)
-            elif self._confirmed.pop(name, None) is not None and name in self.held:
+            elif name in self._confirmed and self._confirmed[name] == before[name]:
+                del self._confirmed[name]  # (unless claimed anew since)
                 log.warning("source %s: this node's lease on it ran out, and another node"
                             " holds it now", name)  # fmt: skip
         return True
