@@ -157,6 +157,12 @@ def lease_timeout(lease: float) -> float:
 
 
 # -- connections -------------------------------------------------------------------------
+# a deadlock or a serialization failure (psycopg files them under OperationalError, not
+# TransactionRollback): the transaction is rolled back, the connection and database are fine
+_ROLLED_BACK = (psycopg.errors.TransactionRollback, psycopg.errors.DeadlockDetected,
+                psycopg.errors.SerializationFailure)  # fmt: skip
+
+
 def _connect_options(application: str) -> dict[str, Any]:
     """Client-side keepalives too: a cut network is noticed, not waited on forever."""
     return {
@@ -209,7 +215,7 @@ class _Link:
                     conn = await self._connection()
                     async with conn.transaction(), conn.cursor() as cur:
                         yield cur
-            except psycopg.errors.TransactionRollback as e:  # a deadlock: try again later
+            except _ROLLED_BACK as e:  # the connection is fine: try again later
                 raise StoreError(f"cluster transaction rolled back: {e}") from e
             except (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError) as e:
                 await self._drop()
@@ -408,6 +414,7 @@ class Node:
                 claimed = await self._claim(cur, capacity)
         except StoreError as e:
             self._unsure = True  # it may have committed all the same
+            self._loaded = None  # a load of node_sources rolled back with it
             log.debug("cluster: no claim: %s", e)
             return []
         self._unsure = False
@@ -590,6 +597,7 @@ class Node:
                 await cur.execute(_PUBLISHER, (PUBLISHER_LOCK,))
                 holder = await cur.fetchone()
         except StoreError:
+            self._loaded = None  # a load of node_sources rolled back with it
             return None
         if published is not None:
             self._saw_publish(published)

@@ -7,6 +7,7 @@ the database's clock."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import signal
@@ -229,6 +230,40 @@ def test_a_claim_never_takes_a_source_the_node_still_runs(pg_server: PgServer) -
         assert await b.claim(5) == ["s"]
         await a.leave()
         await b.leave()
+
+    asyncio.run(scenario())
+
+
+def test_a_claim_rolled_back_by_a_deadlock_leaves_no_stale_source_list(
+    pg_server: PgServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A claim loads the node's source names into its session, then is rolled back (here
+    a deadlock with another session): that is no lost database (no warning, the connection
+    is kept), and the next claim loads the names again instead of joining those of before
+    (a reload's new sources would never be claimed)."""
+    url = pg_server.database()
+    sources = [feed("a", host="h1.example"), feed("c", host="h3.example")]
+
+    async def scenario() -> None:
+        node = await joined(url, "n", sources)
+        node.configure(["c"])
+        assert await node.claim(1) == ["c"]
+        await node.release("c", 3600.0)
+        node.configure(["a"])  # as a reload does
+        async with await psycopg.AsyncConnection.connect(url) as other:
+            await other.execute("SELECT 1 FROM cluster_hosts WHERE host = 'h1.example' FOR UPDATE")
+
+            async def deadlock() -> None:  # once the claim holds a's row and waits for h1
+                await asyncio.sleep(0.3)
+                await other.execute("SELECT 1 FROM cluster_sources WHERE source = 'a' FOR UPDATE")
+
+            with caplog.at_level(logging.WARNING, logger="aggregator.cluster"):
+                got, _ = await asyncio.gather(node.claim(1), deadlock())
+            assert got == []  # the claim was the deadlock's victim
+            assert "unreachable" not in caplog.text
+            await other.rollback()
+        assert await node.claim(1) == ["a"]
+        await node.leave()
 
     asyncio.run(scenario())
 
