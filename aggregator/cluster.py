@@ -551,13 +551,15 @@ class Node:
                     " SET heartbeat = now(), token = EXCLUDED.token",
                     (self.name, self.token, socket.gethostname(), os.getpid()),
                 )  # fmt: skip
-                await cur.execute(_LOCK_IN_ORDER, (self.name, held))
-                await cur.execute(
-                    "UPDATE cluster_sources SET lease_until = clock_timestamp()"
-                    " + make_interval(secs => %s) WHERE claimed_by = %s AND source = ANY(%s)"
-                    " RETURNING source", (self.lease, self.name, held),
-                )  # fmt: skip
-                confirmed = {r[0] for r in await cur.fetchall()}
+                confirmed = set()
+                if held:
+                    await cur.execute(_LOCK_IN_ORDER, (self.name, held))
+                    await cur.execute(
+                        "UPDATE cluster_sources SET lease_until = clock_timestamp()"
+                        " + make_interval(secs => %s) WHERE claimed_by = %s AND source = ANY(%s)"
+                        " RETURNING source", (self.lease, self.name, held),
+                    )  # fmt: skip
+                    confirmed = {r[0] for r in await cur.fetchall()}
         except StoreError as e:
             log.debug("cluster: leases not renewed: %s", e)
             return False
@@ -583,7 +585,7 @@ class Node:
                     (FORGET_NODE,),
                 )  # fmt: skip
                 await cur.execute(
-                    "SELECT published, articles, extract(epoch FROM now() - published)"
+                    "SELECT published, articles, extract(epoch FROM clock_timestamp() - published)"
                     " FROM cluster_nodes WHERE published IS NOT NULL"
                     " ORDER BY published DESC LIMIT 1"
                 )  # fmt: skip
