@@ -13,8 +13,9 @@ A reloaded config (SIGHUP) reschedules new, changed and removed sources in place
 
 With a cluster `Node` (a PostgreSQL store shared by several daemons) there are no interval
 jobs: a claim loop takes due sources from the database (`cluster.py`) as fetch capacity
-frees, runs them the same way and hands each back with the delay to its next run; a beat
-renews the leases, and only the node holding the publisher lock publishes.
+frees, runs them the same way (a fetch only on a lease the node can prove) and hands each
+back with the delay to its next run; the node renews its leases, and only the node holding
+the publisher lock publishes.
 """
 
 from __future__ import annotations
@@ -417,13 +418,13 @@ class Scheduler:
         self._wake.set()
 
     async def _beat_loop(self) -> None:
-        """Renew the leases and the heartbeat; learn the cluster's latest publish and
-        whether every source has run once (a fresh store's first publish waits for it)."""
+        """Retry releases; learn the cluster's latest publish and whether every source has
+        run once (a fresh store's first publish waits for it). The node renews its leases."""
         assert self.node is not None
         while True:
             try:
                 view = await self.node.beat()
-            except Exception:  # leases unrenewed would let other nodes fetch ours again
+            except Exception:  # a bug must not stop this node learning of the cluster
                 log.exception("cluster: heartbeat failed; trying again")
                 view = None
             if view is not None:
