@@ -593,8 +593,9 @@ class Scheduler:
     def health(self) -> tuple[int, dict[str, Any]]:
         last_publish, articles = self.last_publish, self.articles
         view = self.cluster_view
-        latest = self.node.last_publish if self.node is not None else None
+        latest = None
         if self.node is not None:  # whichever node published, on the database's clock
+            latest = self.node.last_publish
             last_publish, articles = (latest.at, latest.articles) if latest else (None, 0)
         ok = last_publish is not None and self.publish_error is None
         failing = [s for s in self.states.values() if s.failures]

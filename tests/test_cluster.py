@@ -606,7 +606,7 @@ def test_healthz_tells_the_last_publish_on_the_databases_clock(
     body = asyncio.run(scenario())
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT now()").fetchone()
-    assert row is not None and body["publisher"] == "ahead"
+    assert row is not None
     published = datetime.fromisoformat(str(body["last_publish"]))
     assert abs((row[0] - published).total_seconds()) < 30
     assert 0 <= float(str(body["last_publish_age"])) < 30
