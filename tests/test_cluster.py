@@ -253,8 +253,16 @@ def test_a_claim_rolled_back_by_a_deadlock_leaves_no_stale_source_list(
         async with await psycopg.AsyncConnection.connect(url) as other:
             await other.execute("SELECT 1 FROM cluster_hosts WHERE host = 'h1.example' FOR UPDATE")
 
-            async def deadlock() -> None:  # once the claim holds a's row and waits for h1
-                await asyncio.sleep(0.3)
+            async def deadlock() -> None:
+                """Once the claim holds a's row and waits for h1 (so it waits longer, and
+                PostgreSQL makes it the victim), ask for a's row."""
+                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as w:
+                    started = time.monotonic()
+                    while not await (await w.execute(
+                        "SELECT 1 FROM pg_stat_activity WHERE application_name = 'aggregator n'"
+                        " AND wait_event_type = 'Lock'")).fetchone():  # fmt: skip
+                        assert time.monotonic() - started < 5.0
+                        await asyncio.sleep(0.02)
                 await other.execute("SELECT 1 FROM cluster_sources WHERE source = 'a' FOR UPDATE")
 
             with caplog.at_level(logging.WARNING, logger="aggregator.cluster"):
