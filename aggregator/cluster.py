@@ -655,6 +655,7 @@ class Node:
     async def leave(self) -> None:
         """Hand back every claim now (others need not wait out the leases), drop the
         heartbeat row and the publisher lock."""
+        await self._stop_renewing()  # a renewal after this would write the row back
         with contextlib.suppress(StoreError):
             await self._flush_releases()
             async with self._work.transaction() as cur:
@@ -667,12 +668,15 @@ class Node:
         self.held.clear()
         await self.close()
 
-    async def close(self) -> None:
-        """Stop renewing; close the connections (the publisher lock goes with its session)."""
-        self.publisher = False
+    async def _stop_renewing(self) -> None:
         if self._renewer is not None:
             self._renewer.cancel()
             await asyncio.gather(self._renewer, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop renewing; close the connections (the publisher lock goes with its session)."""
+        self.publisher = False
+        await self._stop_renewing()
         self._confirmed.clear()
         for link in (self._lock_link, self._lease_link, self._work):
             await link.close()

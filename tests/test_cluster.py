@@ -355,6 +355,42 @@ def test_a_live_nodes_name_is_refused_and_a_dead_ones_claims_are_freed(
     asyncio.run(scenario())
 
 
+def test_a_node_that_left_is_not_written_back_by_a_late_renewal(pg_server: PgServer) -> None:
+    """`leave` deletes the node's row while a renewal is due: no renewal may write it back
+    after (it would keep the node 'running' for a lease, and a restart under its name would
+    be refused)."""
+    url = pg_server.database()
+
+    async def scenario() -> None:
+        node = await joined(url, "a", [seeds("s")], lease=2.0)  # a renewal every 0.67 s
+        async with await psycopg.AsyncConnection.connect(url) as holder, \
+                await psycopg.AsyncConnection.connect(url, autocommit=True) as watch:  # fmt: skip
+            await holder.execute("SELECT 1 FROM cluster_nodes WHERE name = 'a' FOR UPDATE")
+            leaving = asyncio.create_task(node.leave())  # its DELETE waits for the row
+
+            async def waiting(application: str) -> datetime | None:
+                row = await (await watch.execute(
+                    "SELECT max(query_start) FROM pg_stat_activity WHERE application_name = %s"
+                    " AND wait_event_type = 'Lock'", (application,))).fetchone()  # fmt: skip
+                return row[0] if row else None
+
+            started = time.monotonic()
+            while (deleting := await waiting("aggregator a")) is None:
+                assert time.monotonic() - started < 5.0
+                await asyncio.sleep(0.02)
+            while time.monotonic() - started < 1.5:  # a renewal queued behind the DELETE?
+                renewing = await waiting("aggregator a leases")
+                if renewing is not None and renewing > deleting:
+                    break
+                await asyncio.sleep(0.02)
+            await holder.rollback()
+            await leaving
+        await asyncio.sleep(0.3)
+        assert status(url, ["s"], 2.0)["nodes"] == []
+
+    asyncio.run(scenario())
+
+
 def test_status_shows_each_node_and_each_sources_holder(pg_server: PgServer) -> None:
     url = pg_server.database()
     assert status(url, ["a"], 30.0) == {"publisher": None, "nodes": [], "sources": {}}
