@@ -43,6 +43,7 @@ class ArticleStore(StoreBase):
         self._founds: dict[str, str] = {}  # cold staging: first key -> the id it founds
         self._any_expired: bool | None = None  # does `expired` hold anything (None: unknown)
         self._revived = False  # a merge brought back an article retention had removed
+        self._feeds_published = True  # a feed is marked published (read by each merge)
 
     # -- staging: parsed records go straight into `revisions`, owner to be decided ---------
     def stage_begin(self) -> None:
@@ -63,7 +64,7 @@ class ArticleStore(StoreBase):
         """Park (candidate, packed record) rows until `merge` decides their article. Every
         candidate staged must be in the clusters given to the next `merge`."""
         seen = utc_text(now)
-        with self._translate("staging"):
+        with self._translate("staging"), dedupe.collector_paused():
             self.db.executemany(
                 "INSERT INTO revisions (id, article_id, content_hash, updated, origin, record,"
                 # a repeat of a record staged already (same article, same content): skipped
@@ -96,7 +97,13 @@ class ArticleStore(StoreBase):
         retention removed and would remove again (see `_expired`) is not added back."""
         counts = MergeCounts()
         seen = utc_text(now)
-        with self.transaction():
+        with self.transaction(), dedupe.collector_paused():
+            self._feeds_published = (  # else no feed is marked published: none to touch
+                self.db.execute(
+                    "SELECT 1 FROM publish_state WHERE key >= 'feed:' AND key < 'feed;' LIMIT 1"
+                ).fetchone()
+                is not None
+            )
             fresh: list[dedupe.Plan] = []
             for plan in self._decide(clusters, seen):
                 if plan.stored is not None:
@@ -776,6 +783,8 @@ class ArticleStore(StoreBase):
             )
 
     def _touch_feeds_of(self, ids: Sequence[str]) -> None:
+        if not self._feeds_published:
+            return
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             self._touch_feeds_of_selected(", ".join("?" * len(chunk)), chunk)
