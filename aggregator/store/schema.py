@@ -276,7 +276,8 @@ def _category_feeds(conn: Database) -> None:
     if "published" not in set(conn.columns("article_categories")):
         conn.execute("ALTER TABLE article_categories ADD COLUMN published TEXT NOT NULL DEFAULT ''")
     conn.execute(  # rows of no article (none are written, but an old store may hold some)
-        "DELETE FROM article_categories WHERE article_id NOT IN (SELECT id FROM articles)"
+        "DELETE FROM article_categories WHERE NOT EXISTS"
+        " (SELECT 1 FROM articles WHERE articles.id = article_categories.article_id)"
     )
     conn.execute(
         "UPDATE article_categories SET published ="
