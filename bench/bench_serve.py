@@ -140,10 +140,32 @@ def place(pid: int, cpus: str) -> None:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
 
-def measure(url: str, seconds: float, clients: int, headers: dict[str, str],
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` and its descendants so far (every thread's)."""
+    total = 0
+    for p in family(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measure(url: str, seconds: float, clients: int, headers: dict[str, str], server: int,
             pinned: bool = False) -> dict[str, float]:  # fmt: skip
-    """One load run: {"rate": requests/s, "p99": ms (wrk only, else nan), "errors": n}.
-    `pinned`: wrk runs one thread on CPU 1 (the server was placed on CPU 0)."""
+    """One load run: {"rate": requests/s, "p99": ms (wrk only, else nan), "errors": n,
+    "cpu": microseconds of CPU the `server` process (and its children) spent per answer,
+    a figure that other work on the machine moves far less than the rate}. `pinned`: wrk
+    runs one thread on CPU 1 (the server was placed on CPU 0)."""
+    before = cpu_seconds(server)
+    found = _load(url, seconds, clients, headers, pinned)
+    found["cpu"] = (cpu_seconds(server) - before) * 1e6 / max(1.0, found.pop("answers"))
+    return found
+
+
+def _load(url: str, seconds: float, clients: int, headers: dict[str, str],
+          pinned: bool) -> dict[str, float]:  # fmt: skip
     wrk = None if os.environ.get("BENCH_NO_WRK") else shutil.which("wrk")
     if wrk:
         threads = "-t1" if pinned else "-t2"
@@ -160,6 +182,7 @@ def measure(url: str, seconds: float, clients: int, headers: dict[str, str],
                            out)  # fmt: skip
         return {
             "rate": rate,
+            "answers": float(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
             "p99": float(p99.group(1)) * _UNITS[p99.group(2)] if p99 else float("nan"),
             "errors": (int(bad.group(1)) if bad else 0)
             + (sum(int(g) for g in errors.groups()) if errors else 0),
@@ -175,7 +198,7 @@ def measure(url: str, seconds: float, clients: int, headers: dict[str, str],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     rate, bad = json.loads(out)
-    return {"rate": rate, "p99": float("nan"), "errors": bad}
+    return {"rate": rate, "answers": rate * seconds, "p99": float("nan"), "errors": bad}
 
 
 NGINX_CONF = """\
@@ -243,6 +266,7 @@ def shown(runs: list[dict[str, float]]) -> str:
     text = f"{statistics.median(rates):7.0f} req/s ({min(rates):.0f}-{max(rates):.0f})"
     if p99 == p99:  # not nan
         text += f" p99 {p99:5.2f} ms"
+    text += f" cpu {statistics.median([r['cpu'] for r in runs]):4.1f} us"
     errors = sum(int(r["errors"]) for r in runs)
     return text + (f" ERRORS {errors}" if errors else "")
 
@@ -360,13 +384,12 @@ def main() -> int:
                 for _, _, pid in servers:
                     place(pid, "0" if placement == "pinned" else every_cpu)
                 for label, clients, headers, with_nginx in cases:
-                    for name, u, _ in servers:
-                        if name != "nginx" or with_nginx:
-                            results.setdefault((placement, label, name), []).append(
-                                measure(
-                                    u, args.seconds, clients, headers(u), placement == "pinned"
-                                )  # fmt: skip
-                            )
+                    for name, u, pid in servers:
+                        if name == "nginx" and not with_nginx:
+                            continue
+                        found = measure(u, args.seconds, clients, headers(u), pid,
+                                        placement == "pinned")  # fmt: skip
+                        results.setdefault((placement, label, name), []).append(found)
         for _, _, pid in servers:
             place(pid, every_cpu)
         if ref:
