@@ -1,19 +1,25 @@
 """Serve throughput and daemon memory of `aggregator run`, measured from other processes.
 
-    python bench/bench_serve.py [--files 200] [--seconds 3] [--repeat 3] [--clients 8]
-                                [--pin both|shared|pinned] [--cycles 60] [--python]
+    python bench/bench_serve.py [--files 200] [--seconds 2] [--repeat 2] [--clients 8]
+                                [--pin both|shared|pinned] [--against CHECKOUT]
+                                [--cycles 60] [--python]
 
-1. Starts `aggregator run` (every: 1s) on a temporary config with --files seed files.
+1. Starts `aggregator run` (every: 1s) on a temporary config with --files seed files, and
+   with --against the daemon of another checkout (e.g. /work/main, with its own .venv if it
+   has one) on the same seeds, for a before/after pair measured in the same rounds.
 2. Requests/s for /atom.xml: conditional GETs answered 304, full GETs (identity) and full
    GETs with gzip, with --clients and with 64 connections (p99 latency), and the HTML view a
    browser gets (full and 304). The reference is nginx serving the same bytes (and their
    gzip) where installed, run after each of our runs with the same load; medians of --repeat
-   rounds are printed. With wrk installed it drives the load (--python to skip it);
+   rounds are printed, each with the CPU time the server spent per answer (user + system,
+   its child processes included), which other work on the machine moves far less than the
+   rate or the tail. With wrk installed it drives the load (--python to skip it);
    otherwise a small asyncio client runs in a second process (no latency figures then).
    Each case runs twice a round (--pin both): "shared", wrk (2 threads) and the server
    free to use every CPU, and "pinned", the server (every thread and child process of it,
    nginx's too) on CPU 0 and wrk (1 thread) on CPU 1, so the load generator never takes
-   the server's core: what is left of the tail then is the server's own.
+   the server's core: what is left of the tail then is the server's own and that of
+   whatever else runs on CPU 0.
 3. Lets the daemon run --cycles cycles of its source (1 s each; at the usual every: 5m an
    hour is 12 cycles), adding a seed file every few cycles so merges and publishes happen,
    and prints its resident memory before and after.
@@ -293,8 +299,8 @@ def start_daemon(work: Path, tree: Path, python: str) -> tuple[subprocess.Popen[
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--files", type=int, default=200)
-    ap.add_argument("--seconds", type=float, default=3.0)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument(
         "--pin",
