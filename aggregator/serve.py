@@ -2,11 +2,14 @@
 
 A plain ASGI app (no framework on the hot path): each served file is held in memory with
 its bytes, its gzip variant and every response header already built, so a request is two
-dict lookups and two messages to the server. The daemon tells the app when a publish wrote
-files (`FeedServer.published`), which reloads them at once; anything else that changes the
-folder is seen within `revalidate` seconds (the daemon's REVALIDATE; 0, the default for the
-app on its own, checks the file on every request). A reload swaps the new version in whole:
-a request gets one version's bytes and validators, never a mix.
+dict lookups and two messages to the server; under the daemon's protocol (HttpProtocol) a
+request for a held file is answered without the ASGI call at all, in one write of bytes
+kept for the current second (at most WIRE_CACHE_BYTES of them, beside CACHE_BYTES of
+files). The daemon tells the app when a publish wrote files (`FeedServer.published`), which
+reloads them at once; anything else that changes the folder is seen within `revalidate`
+seconds (the daemon's REVALIDATE; 0, the default for the app on its own, checks the file on
+every request). A reload swaps the new version in whole: a request gets one version's bytes
+and validators, never a mix.
 
 The ETag is a hash of the bytes (strong, and stable across restarts, so a rewrite with the
 same bytes still answers 304); the gzip variant gets its own tag, as RFC 9110 asks of

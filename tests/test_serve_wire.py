@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 
 from aggregator.connections import server_settings
-from aggregator.serve import FeedServer
+from aggregator.serve import WIRE_CACHE_BYTES, FeedServer
 from tests.test_serve import ATOM, BROWSER, Client
 
 Scope = dict[str, Any]
@@ -182,3 +182,19 @@ def test_the_fast_path_serves_the_newest_publish(
     now = httpx.get(url, headers={"If-None-Match": old.headers["etag"]})
     assert now.status_code == 200 and now.content == newer
     assert httpx.get(url, headers={"If-None-Match": now.headers["etag"]}).status_code == 304
+
+
+def test_a_reader_that_does_not_read_gets_every_answer_whole_and_in_order(
+    served: tuple[CountingServer, int], tmp_path: Path
+) -> None:
+    # larger than the bytes of whole answers kept per second: built for each request
+    big = bytes(range(256)) * (WIRE_CACHE_BYTES // 256 + 1)
+    (tmp_path / "feeds" / "big.bin").write_bytes(big)
+    app, port = served
+    httpx.get(f"http://127.0.0.1:{port}/big.bin")
+    httpx.get(f"http://127.0.0.1:{port}/atom.xml")
+    # 20 pipelined requests sent before reading anything: the server's write buffer fills
+    # and the rest wait for the reader (the app's path) instead of piling up
+    one = request("/big.bin", {}) + request("/atom.xml", {"Accept-Encoding": "identity"})
+    answers = exchange(port, one * 10, answers=20)
+    assert [a[2] for a in answers] == [big, ATOM] * 10
