@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 
 from aggregator.connections import server_settings
+from aggregator.daemon import listen
 from aggregator.serve import WIRE_CACHE_BYTES, FeedServer
 from tests.test_serve import ATOM, BROWSER, Client
 
@@ -51,8 +52,7 @@ def served(tmp_path: Path) -> Iterator[tuple[CountingServer, int]]:
     (out / "rss.xml").write_bytes(b"<rss/>")
     (out / "index.html").write_bytes(b"<p>Haber</p>")
     app = CountingServer(out, None, None, None, revalidate=3600.0)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock = listen("127.0.0.1", 0)  # the daemon's socket (TCP_NODELAY on its connections)
     settings = server_settings()
     settings["http"] = type("Protocol", (NoAccessLog, settings["http"]), {})
     config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, ws="none",
@@ -77,7 +77,7 @@ def exchange(port: int, raw: bytes, answers: int = 1) -> list[tuple[int, dict[st
         data = b""
         for _ in range(answers):
             while b"\r\n\r\n" not in data:
-                data += s.recv(65536) or b"!"  # a closed connection fails the parse below
+                data += more(s)
             head, data = data.split(b"\r\n\r\n", 1)
             lines = head.decode("latin-1").split("\r\n")
             pairs = (line.split(": ", 1) for line in lines[1:])
@@ -87,12 +87,18 @@ def exchange(port: int, raw: bytes, answers: int = 1) -> list[tuple[int, dict[st
             if raw.startswith(b"HEAD") or status == 304:
                 size = 0
             while len(data) < size:
-                data += s.recv(65536)
+                data += more(s)
             body, data = data[:size], data[size:]
             assert "date" in headers
             del headers["date"]
             found.append((status, headers, body))
     return found
+
+
+def more(s: socket.socket) -> bytes:
+    chunk = s.recv(65536)
+    assert chunk, "the server closed the connection before the answer was complete"
+    return chunk
 
 
 def request(path: str, headers: dict[str, str], method: str = "GET") -> bytes:
