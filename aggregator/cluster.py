@@ -471,11 +471,10 @@ class Node:
         return chosen
 
     def ensure_held(self, name: str) -> None:
-        """Raise StoreError unless this node's lease on `name` is confirmed for at least a
-        renewal's cut-off more: a fetch must not start on a claim whose lease may have run
-        out while renewals failed (another node may be fetching it). Safe from any thread."""
-        left = self._confirmed.get(name, 0.0) - time.monotonic()
-        if left < self.timeout:
+        """Raise StoreError unless this node's lease on `name` is confirmed now: a fetch
+        must not start on a claim whose lease may have run out while renewals failed
+        (another node may be fetching it). Safe from any thread."""
+        if self._confirmed.get(name, 0.0) <= time.monotonic():
             raise StoreError(
                 "not fetched: the cluster database has not confirmed this node's lease on"
                 f" it ({self.lease:g}s), so another node may run it"
