@@ -81,7 +81,7 @@ def test_closing_the_client_ends_a_fetch_still_waiting(
     def wait() -> None:
         try:
             outcome.append(get(web, server.base + "/never.xml"))
-        except BaseException as e:  # noqa: BLE001 - the test looks at what it was
+        except BaseException as e:  # the test looks at what it was
             outcome.append(e)
 
     waiter = threading.Thread(target=wait)
