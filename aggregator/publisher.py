@@ -188,6 +188,7 @@ def main() -> None:
         signal.signal(sig, signal.SIG_IGN)  # daemon ends us after its final publish
     conn = Connection(int(sys.argv[1]))
     target, level, fmt = conn.recv()
+    libc = ctypes.CDLL(None) if sys.platform.startswith("linux") else None
     from aggregator import logs
     from aggregator.pipeline import publish_now
     from aggregator.store import Store
@@ -224,6 +225,8 @@ def main() -> None:
         except Exception as e:  # a bug: its traceback here, one line in the daemon
             log.exception("publishing failed (a bug; please report it)")
             reply = ("bug", f"{type(e).__name__}: {e}")
+        if libc is not None and hasattr(libc, "malloc_trim"):  # glibc: the freed heap of a
+            libc.malloc_trim(0)  # large publish goes back to the system, not kept for good
         try:
             conn.send(reply)
         except OSError:

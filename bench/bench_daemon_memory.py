@@ -1,6 +1,7 @@
 """Resident memory of `aggregator run` with many feed sources (issue 16: 320 MB at 1,000).
 
     python bench/bench_daemon_memory.py [--sources 1000] [--every 60s] [--seconds 150]
+                                        [--code DIR]
 
 The feeds come from bench_sources.py's local server (50 items each, 20 ms per answer, 20
 loopback hosts; unchanged feeds answer 304). The daemon runs as a subprocess on a fresh
@@ -8,6 +9,7 @@ store; its VmRSS is sampled every 10 s. Printed: the resident memory after start
 reference: imports and threads, before any source ran), the peak, and the steady figure
 (the median of the last third of the samples, after the first pass and its publish), of
 the daemon's own process and of it with its children (the publisher process) added.
+`--code DIR` runs the daemon from another checkout (a worktree of main: before/after).
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ def main() -> int:
     ap.add_argument("--sources", type=int, default=1000)
     ap.add_argument("--every", default="60s")
     ap.add_argument("--seconds", type=float, default=150.0)
+    ap.add_argument("--code", type=Path, default=ROOT,
+                    help="the checkout whose aggregator the daemon runs")  # fmt: skip
     args = ap.parse_args()
 
     ctx = multiprocessing.get_context("spawn")
@@ -93,9 +97,10 @@ def main() -> int:
                                        "state: state.sqlite3\nserver:\n  port: 0\n"))  # fmt: skip
         log = Path(tmp) / "daemon.log"
         with open(log, "wb") as err:
+            env = dict(os.environ, PYTHONPATH=str(args.code.resolve()))
             proc = subprocess.Popen([sys.executable, "-m", "aggregator", "run", "--config",
-                                     str(config)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                    stderr=err)  # fmt: skip
+                                     str(config)], cwd=args.code, env=env,
+                                    stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
         try:
             port = daemon_port(proc, log)
             start, start_children = tree_rss_mib(proc.pid)
@@ -115,7 +120,8 @@ def main() -> int:
     steady = statistics.median(samples[-max(1, len(samples) // 3) :])
     steady_total = statistics.median(totals[-max(1, len(totals) // 3) :])
     print(
-        f"{args.sources} feed sources x 50 items, every {args.every}, {os.cpu_count()} CPUs; "
+        f"{args.sources} feed sources x 50 items, every {args.every}, {os.cpu_count()} CPUs, "
+        f"code {args.code}; "
         f"{runs} source runs, {health['articles']} articles, status {health['status']}"
     )
     print(f"resident memory: {start:.0f} MiB after start-up (reference), peak {max(samples):.0f}"
