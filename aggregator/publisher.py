@@ -5,7 +5,7 @@ the serving process it holds the GIL against the event loop, and on the store's 
 kept every source run (a 304's too) waiting for it. So `aggregator run` starts one child
 process that opens the store itself (SQLite's write-ahead log lets it read while the
 daemon merges; its own writes, the publish state, are a few rows, within the store's
-busy timeout) and publishes when asked, one request at a time over a pipe: the config,
+busy timeout) and publishes when asked, one request at a time over a socket pair: the config,
 `now` and the cluster fence go in; the files written, the article count and the time
 taken come back. It renders in its own process, not in a pool of workers: one core for
 publishing leaves the other to serving and merging, and there are no grandchildren to
@@ -14,9 +14,10 @@ orphan or to double the memory.
 Nothing published is lost when the child dies mid-publish (killed, out of memory): files
 are replaced atomically and the store keeps the publish pending until `finish_publish`,
 so a new child (started at once, one retry) publishes it again. The child dies with the
-daemon (Linux: PR_SET_PDEATHSIG; elsewhere when it reads the end of its pipe), ignores
-SIGINT/SIGTERM sent to the whole process group (the daemon's shutdown ends it after the
-final publish), and is killed if it does not end in time.
+daemon (Linux: PR_SET_PDEATHSIG; elsewhere when it reads the end of its pipe), runs in a
+session of its own and ignores SIGINT/SIGTERM (systemd signals every process of a
+service: the daemon's shutdown ends it after the final publish), and is killed if it
+does not end in time.
 """
 
 from __future__ import annotations
@@ -71,10 +72,6 @@ class Publisher:
         self._conn: Connection | None = None
         self._sent: Config | None = None  # the config the child holds
         self._thread = concurrent.futures.ThreadPoolExecutor(1, "aggregator-publisher")
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
 
     def start(self) -> None:
         """Start the child (if not running): it opens the store now, before any run."""

@@ -56,7 +56,7 @@ SHUTDOWN_GRACE = 5.0  # running work gets this long to finish on SIGTERM
 FETCH_THREADS = 4  # web fetches at once (each parses its own body)
 # sources between the start of their fetch and the end of their merge: parsed items wait
 # for the one store thread, so this bounds how many sources' items are held in memory (all
-# of a first pass otherwise); enough that fetching goes on while a merge or publish runs
+# of a first pass otherwise); enough that fetching goes on while a merge runs
 IN_FLIGHT = 8 * FETCH_THREADS
 # a fresh store publishes once every source ran once, or this long after the start: a slow
 # source then joins at the next publish
