@@ -9,11 +9,22 @@ throughput on the parsed records. Each cold run sits between two plain serial pa
 the same files in this process (read, parse, pack, insert into a bare SQLite table, one
 Atom feed of the newest 50: issue 16's yardstick, without de-duplication, revisions,
 per-source/category feeds or worker processes), and its ratio to their mean is printed.
+
+    python bench/bench_seeds.py --files 30000 --runs 5 --checkouts DIR [DIR ...]
+
+Issue 12's speed budget instead: cold `regenerate` of the same files by each checkout in
+turn (the order reversed every other round, `--runs` rounds), printing the CPU time of the
+main process and of the rest (forkserver and workers, reaped by this process as child
+subreaper), with their medians; then, per checkout, the main process's store work alone:
+staging, clustering and merging the same files' parsed records into an empty store. A
+checkout of an older commit (e.g. `git worktree add /tmp/before 0fcf0cc^1`) runs with this
+interpreter, so its dependencies must be installed in it.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import random
 import resource
@@ -91,6 +102,7 @@ def main() -> None:
     ap.add_argument("--revisions", type=float, default=0.2, help="share of later revisions")
     ap.add_argument("--dir", type=Path, default=Path(__file__).parent / "out")
     ap.add_argument("--runs", type=int, default=1, help="cold runs (each from scratch)")
+    ap.add_argument("--checkouts", type=Path, nargs="+", help="compare their cold CPU time")
     args = ap.parse_args()
     root = args.dir / f"seeds-{args.files}"
     if root.exists():
@@ -107,6 +119,9 @@ def main() -> None:
         encoding="utf-8",
     )
     print(f"cores: {os.cpu_count()}")
+    if args.checkouts:
+        cold_cpu(config, args.checkouts, args.runs)
+        return
     reference_rate(root / "seeds")
     colds, ratios = [], []
     serial = serial_pass(root / "seeds", root / "serial", args.files)
@@ -128,6 +143,73 @@ def main() -> None:
     size = sum(p.stat().st_size for p in store.parent.iterdir())
     print(f"store size: {size / 1e6:.1f} MB")
     bench_dedupe(args.files)
+
+
+_MEASURED = (  # regenerate by the checkout in argv[1], printing its own CPU time at exit
+    "import atexit, os, resource, sys; sys.path.insert(0, sys.argv[1]);"
+    "atexit.register(lambda: os.write(2, b'CPU %f' % sum(resource.getrusage("
+    "resource.RUSAGE_SELF)[:2])));"
+    "import aggregator; assert aggregator.__file__.startswith(sys.argv[1]);"
+    "from aggregator.cli import main; sys.exit(main(['regenerate', '--config', sys.argv[2]]))"
+)
+
+
+_STORE_WORK = (  # argv: checkout, seed folder; prints stage / cluster / merge CPU, median of 3
+    "import statistics, sys, tempfile, time; sys.path.insert(0, sys.argv[1]);"
+    "from datetime import UTC, datetime; from pathlib import Path; from zoneinfo import ZoneInfo;"
+    "from aggregator import dedupe; from aggregator.records import pack_record;"
+    "from aggregator.sources.seedfile import parse_seed; from aggregator.store import Store;"
+    "tz, now = ZoneInfo('Europe/Istanbul'), datetime(2026, 6, 1, tzinfo=UTC);"
+    "rows = [(dedupe.candidate(i, a), pack_record(a)) for i, a in enumerate(parse_seed("
+    "p.read_bytes(), origin=str(p), source='seeds', tz=tz) for p in sorted("
+    "Path(sys.argv[2]).iterdir()))]; spent = []\n"
+    "for _ in range(3):\n"
+    " with tempfile.TemporaryDirectory() as d, Store.open(Path(d) / 's') as store:\n"
+    "  with store.transaction(bulk=True):\n"
+    "   t0 = time.process_time(); store.stage_begin()\n"
+    "   for k in range(0, len(rows), 1000): store.stage(rows[k : k + 1000], now)\n"
+    "   t1 = time.process_time(); clusters = dedupe.cluster([c for c, _ in rows])\n"
+    "   t2 = time.process_time(); store.merge(clusters, now); t3 = time.process_time()\n"
+    "   spent.append((t1 - t0, t2 - t1, t3 - t2))\n"
+    "print(' / '.join(f'{statistics.median(x):.3f}' for x in zip(*spent)))"
+)
+
+
+def cold_cpu(config: Path, checkouts: list[Path], rounds: int) -> None:
+    """CPU of cold regenerates by each checkout, alternating: main process / the rest."""
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: workers reaped here
+    got: dict[Path, list[tuple[float, float]]] = {c: [] for c in checkouts}
+    for k in range(rounds):
+        for checkout in checkouts if k % 2 == 0 else checkouts[::-1]:
+            for leftover in ("state", "out"):
+                shutil.rmtree(config.parent / leftover, ignore_errors=True)
+            before = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])
+            done = subprocess.run(
+                [sys.executable, "-c", _MEASURED, str(checkout.resolve()), str(config)],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            while True:  # the forkserver and its workers, orphaned when the run ended
+                try:
+                    os.wait()
+                except ChildProcessError:
+                    break
+            if done.returncode not in (0, 1) or "CPU " not in done.stderr:
+                sys.exit(f"{checkout}: regenerate failed ({done.returncode}): {done.stderr}")
+            main = float(done.stderr.rpartition("CPU ")[2])
+            rest = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]) - before - main
+            got[checkout].append((main, rest))
+            print(f"round {k + 1} {checkout}: main {main:.2f} s, rest {rest:.2f} s", flush=True)
+    print(f"load average {os.getloadavg()[0]:.1f}")
+    for checkout, runs in got.items():
+        main, rest = (statistics.median(x) for x in zip(*runs, strict=True))
+        print(f"{checkout}: median main {main:.2f} s / rest {rest:.2f} s (total {main + rest:.2f})")
+    for checkout in checkouts:
+        work = subprocess.run(
+            [sys.executable, "-c", _STORE_WORK, str(checkout.resolve()),
+             str(config.parent / "seeds")],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        print(f"{checkout}: the main process's store work, stage / cluster / merge: {work} s")
 
 
 def reference_rate(folder: Path, limit: int = 30_000) -> None:

@@ -1,15 +1,25 @@
 """Serve throughput and daemon memory of `aggregator run`, measured from other processes.
 
-    python bench/bench_serve.py [--files 200] [--seconds 3] [--repeat 3] [--clients 8]
+    python bench/bench_serve.py [--files 200] [--seconds 2] [--repeat 2] [--clients 8]
+                                [--pin both|shared|pinned] [--against CHECKOUT]
                                 [--cycles 60] [--python]
 
-1. Starts `aggregator run` (every: 1s) on a temporary config with --files seed files.
+1. Starts `aggregator run` (every: 1s) on a temporary config with --files seed files, and
+   with --against the daemon of another checkout (e.g. /work/main, with its own .venv if it
+   has one) on the same seeds, for a before/after pair measured in the same rounds.
 2. Requests/s for /atom.xml: conditional GETs answered 304, full GETs (identity) and full
    GETs with gzip, with --clients and with 64 connections (p99 latency), and the HTML view a
    browser gets (full and 304). The reference is nginx serving the same bytes (and their
    gzip) where installed, run after each of our runs with the same load; medians of --repeat
-   rounds are printed. With wrk installed it drives the load (--python to skip it);
+   rounds are printed, each with the CPU time the server spent per answer (user + system,
+   its child processes included), which other work on the machine moves far less than the
+   rate or the tail. With wrk installed it drives the load (--python to skip it);
    otherwise a small asyncio client runs in a second process (no latency figures then).
+   Each case runs twice a round (--pin both): "shared", wrk (2 threads) and the server
+   free to use every CPU, and "pinned", the server (every thread and child process of it,
+   nginx's too) on CPU 0 and wrk (1 thread) on CPU 1, so the load generator never takes
+   the server's core: what is left of the tail then is the server's own and that of
+   whatever else runs on CPU 0.
 3. Lets the daemon run --cycles cycles of its source (1 s each; at the usual every: 5m an
    hour is 12 cycles), adding a seed file every few cycles so merges and publishes happen,
    and prints its resident memory before and after.
@@ -118,11 +128,56 @@ def load(url: str, seconds: float, clients: int, headers: dict[str, str]) -> tup
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def measure(url: str, seconds: float, clients: int, headers: dict[str, str]) -> dict[str, float]:
-    """One load run: {"rate": requests/s, "p99": ms (wrk only, else nan), "errors": n}."""
+def family(pid: int) -> list[int]:
+    """`pid` and its descendants (the daemon's worker processes, nginx's workers)."""
+    found = [pid]
+    for p in found:
+        try:
+            found += [int(k) for k in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+def place(pid: int, cpus: str) -> None:
+    """Every thread of `pid` and of its descendants onto `cpus` (taskset's list form)."""
+    for p in family(pid):
+        subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(p)], check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` and its descendants so far (every thread's)."""
+    total = 0
+    for p in family(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measure(url: str, seconds: float, clients: int, headers: dict[str, str], server: int,
+            pinned: bool = False) -> dict[str, float]:  # fmt: skip
+    """One load run: {"rate": requests/s, "p99": ms (wrk only, else nan), "errors": n,
+    "cpu": microseconds of CPU the `server` process (and its children) spent per answer,
+    a figure that other work on the machine moves far less than the rate}. `pinned`: wrk
+    runs one thread on CPU 1 (the server was placed on CPU 0)."""
+    before = cpu_seconds(server)
+    found = _load(url, seconds, clients, headers, pinned)
+    found["cpu"] = (cpu_seconds(server) - before) * 1e6 / max(1.0, found.pop("answers"))
+    return found
+
+
+def _load(url: str, seconds: float, clients: int, headers: dict[str, str],
+          pinned: bool) -> dict[str, float]:  # fmt: skip
     wrk = None if os.environ.get("BENCH_NO_WRK") else shutil.which("wrk")
     if wrk:
-        cmd = [wrk, "-t2", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--latency", url]
+        threads = "-t1" if pinned else "-t2"
+        cmd = [wrk, threads, f"-c{clients}", f"-d{max(1, round(seconds))}s", "--latency", url]
+        if pinned:
+            cmd = ["taskset", "-c", "1", *cmd]
         for k, v in headers.items():
             cmd += ["-H", f"{k}: {v}"]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -133,6 +188,7 @@ def measure(url: str, seconds: float, clients: int, headers: dict[str, str]) -> 
                            out)  # fmt: skip
         return {
             "rate": rate,
+            "answers": float(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
             "p99": float(p99.group(1)) * _UNITS[p99.group(2)] if p99 else float("nan"),
             "errors": (int(bad.group(1)) if bad else 0)
             + (sum(int(g) for g in errors.groups()) if errors else 0),
@@ -148,7 +204,7 @@ def measure(url: str, seconds: float, clients: int, headers: dict[str, str]) -> 
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     rate, bad = json.loads(out)
-    return {"rate": rate, "p99": float("nan"), "errors": bad}
+    return {"rate": rate, "answers": rate * seconds, "p99": float("nan"), "errors": bad}
 
 
 NGINX_CONF = """\
@@ -216,16 +272,48 @@ def shown(runs: list[dict[str, float]]) -> str:
     text = f"{statistics.median(rates):7.0f} req/s ({min(rates):.0f}-{max(rates):.0f})"
     if p99 == p99:  # not nan
         text += f" p99 {p99:5.2f} ms"
+    text += f" cpu {statistics.median([r['cpu'] for r in runs]):4.1f} us"
     errors = sum(int(r["errors"]) for r in runs)
     return text + (f" ERRORS {errors}" if errors else "")
+
+
+def start_daemon(work: Path, tree: Path, python: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`aggregator run` from checkout `tree` on the seeds in `work`; (process, base URL)."""
+    (work / "config.yaml").write_text(CONFIG.replace("path: seeds", f"path: {work.parent}/seeds"))
+    log = work / "daemon.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            [python, "-m", "aggregator", "run", "--config", str(work / "config.yaml")],
+            cwd=tree, stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        m = re.search(r"at http://127\.0\.0\.1:(\d+)/", log.read_text())
+        if m:
+            return proc, f"http://127.0.0.1:{m.group(1)}"
+        time.sleep(0.05)
+    proc.kill()
+    raise SystemExit(f"{tree}: the daemon did not start:\n{log.read_text()}")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--files", type=int, default=200)
-    ap.add_argument("--seconds", type=float, default=3.0)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument(
+        "--pin",
+        choices=("both", "shared", "pinned"),
+        default="both",
+        help="where wrk and the servers run (see the module docstring)",
+    )
+    ap.add_argument(
+        "--against",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also run the daemon of another checkout (e.g. main) in each round",
+    )
     ap.add_argument("--cycles", type=int, default=60)
     ap.add_argument("--python", action="store_true", help="use the python client, not wrk")
     args = ap.parse_args()
@@ -239,82 +327,95 @@ def main() -> int:
     seeds.mkdir()
     for n in range(args.files):
         write_seed(seeds, n)
-    (work / "config.yaml").write_text(CONFIG)
-    log = work / "daemon.log"
-    with open(log, "wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "aggregator", "run", "--config", str(work / "config.yaml")],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err,
-        )  # fmt: skip
+    (work / "ours").mkdir()
+    proc, base = start_daemon(work / "ours", ROOT, sys.executable)
+    daemons = [("ours", proc, base)]
     try:
+        if args.against:
+            (work / "against").mkdir()
+            tree = args.against.resolve()
+            venv = tree / ".venv" / "bin" / "python"
+            python = str(venv) if venv.exists() else sys.executable
+            other, other_base = start_daemon(work / "against", tree, python)
+            daemons.append((tree.name, other, other_base))
         deadline = time.monotonic() + 60
-        port = None
-        while port is None and time.monotonic() < deadline:
-            m = re.search(r"at http://127\.0\.0\.1:(\d+)/", log.read_text())
-            port = int(m.group(1)) if m else None
-            time.sleep(0.05)
-        assert port, log.read_text()
-        url = f"http://127.0.0.1:{port}/atom.xml"
-        while time.monotonic() < deadline:
-            h = httpx.get(f"http://127.0.0.1:{port}/healthz").json()
-            if h["articles"] >= min(args.files, 50) and h["last_publish"]:
-                break
-            time.sleep(0.2)
+        for _, _, b in daemons:
+            while time.monotonic() < deadline:
+                h = httpx.get(f"{b}/healthz").json()
+                if h["articles"] >= min(args.files, 50) and h["last_publish"]:
+                    break
+                time.sleep(0.2)
+        url = f"{base}/atom.xml"
         full = httpx.get(url, headers={"Accept-Encoding": "identity"})
         zipped = httpx.get(url, headers={"Accept-Encoding": "gzip"})
         size_gz = zipped.headers["content-length"]
         tool = "python client" if args.python or not shutil.which("wrk") else "wrk"
         print(f"cpus (nproc): {os.cpu_count()}; load from a second process: {tool}")
         print(f"/atom.xml: {len(full.content)} bytes, {size_gz} gzipped, 50 entries")
+        if args.against:
+            print(f"{daemons[1][0]}: the daemon of {args.against.resolve()}, same seeds")
         rss_start = rss_kib(proc.pid)
         ref = start_nginx(work, full.content)
-        ngx_url = f"http://127.0.0.1:{ref[1]}/atom.xml" if ref else None
-        etags = {url: full.headers["etag"]}
-        if ngx_url:
-            etags[ngx_url] = httpx.get(ngx_url).headers["etag"]
+        servers = [(name, f"{b}/atom.xml", p.pid) for name, p, b in daemons]
+        if ref:
+            servers.append(("nginx", f"http://127.0.0.1:{ref[1]}/atom.xml", ref[0].pid))
             print(f"reference: nginx {shutil.which('nginx')}, 1 worker, gzip_static, same file")
         else:
             print("reference: none (nginx not installed)")
+        etags = {u: httpx.get(u).headers["etag"] for _, u, _ in servers}
         browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
                    "Accept-Encoding": "gzip"}  # fmt: skip
-        view_etag = httpx.get(url, headers=browser).headers["etag"]
-        cases: list[tuple[str, int, Any]] = [
+        view_etags = {
+            u: httpx.get(u, headers=browser).headers["etag"] for _, u, _ in daemons_of(servers)
+        }
+        cases: list[tuple[str, int, Any, bool]] = [
             ("304 conditional GET", args.clients,
-             lambda u: {"If-None-Match": etags[u], "Accept-Encoding": "identity"}),
-            ("full GET identity", args.clients, lambda u: {"Accept-Encoding": "identity"}),
-            ("full GET gzip", args.clients, lambda u: {"Accept-Encoding": "gzip"}),
+             lambda u: {"If-None-Match": etags[u], "Accept-Encoding": "identity"}, True),
+            ("full GET identity", args.clients, lambda u: {"Accept-Encoding": "identity"}, True),
+            ("full GET gzip", args.clients, lambda u: {"Accept-Encoding": "gzip"}, True),
             ("304, 64 connections", 64,
-             lambda u: {"If-None-Match": etags[u], "Accept-Encoding": "identity"}),
-            ("full gzip, 64 connections", 64, lambda u: {"Accept-Encoding": "gzip"}),
+             lambda u: {"If-None-Match": etags[u], "Accept-Encoding": "identity"}, True),
+            ("full gzip, 64 connections", 64, lambda u: {"Accept-Encoding": "gzip"}, True),
+            ("browser view, gzip", args.clients, lambda u: browser, False),
+            ("browser view, 304", args.clients,
+             lambda u: {**browser, "If-None-Match": view_etags[u]}, False),
         ]  # fmt: skip
-        ours: dict[str, list[dict[str, float]]] = {c[0]: [] for c in cases}
-        theirs: dict[str, list[dict[str, float]]] = {c[0]: [] for c in cases}
-        views: dict[str, list[dict[str, float]]] = {"browser view, gzip": [],
-                                                    "browser view, 304": []}  # fmt: skip
-        for _ in range(args.repeat):  # interleaved, so drift hits both alike
-            for label, clients, headers in cases:
-                ours[label].append(measure(url, args.seconds, clients, headers(url)))
-                if ngx_url:
-                    theirs[label].append(measure(ngx_url, args.seconds, clients,
-                                                 headers(ngx_url)))  # fmt: skip
-            views["browser view, gzip"].append(measure(url, args.seconds, args.clients, browser))
-            views["browser view, 304"].append(
-                measure(url, args.seconds, args.clients, {**browser, "If-None-Match": view_etag})
-            )
+        placements = ["shared", "pinned"] if args.pin == "both" else [args.pin]
+        if args.python or (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
+            placements = ["shared"]
+        every_cpu = f"0-{(os.cpu_count() or 1) - 1}"
+        results: dict[tuple[str, str, str], list[dict[str, float]]] = {}
+        for _ in range(args.repeat):  # interleaved, so drift hits every server alike
+            for placement in placements:
+                for _, _, pid in servers:
+                    place(pid, "0" if placement == "pinned" else every_cpu)
+                for label, clients, headers, with_nginx in cases:
+                    for name, u, pid in servers:
+                        if name == "nginx" and not with_nginx:
+                            continue
+                        found = measure(u, args.seconds, clients, headers(u), pid,
+                                        placement == "pinned")  # fmt: skip
+                        results.setdefault((placement, label, name), []).append(found)
+        for _, _, pid in servers:
+            place(pid, every_cpu)
         if ref:
             ref[0].terminate()
             ref[0].wait(timeout=10)
-        print(f"medians of {args.repeat} runs of {args.seconds:.0f} s (min-max), ours | nginx:")
-        for label, _, _ in cases:
-            other = ""
-            if theirs[label]:
-                ratio = statistics.median([r["rate"] for r in ours[label]]) / statistics.median(
-                    [r["rate"] for r in theirs[label]]
-                )
-                other = f" | {shown(theirs[label])}  ({ratio:.2f}x nginx)"
-            print(f"  {label:<27} {shown(ours[label])}{other}")
-        for label, runs in views.items():
-            print(f"  {label:<27} {shown(runs)}")
+        names = [name for name, _, _ in servers]
+        print(f"medians of {args.repeat} runs of {args.seconds:.0f} s (min-max), "
+              f"{' | '.join(names)}:")  # fmt: skip
+        for placement in placements:
+            print(f" {placement}: " + ("server on CPU 0, wrk -t1 on CPU 1" if placement ==
+                                       "pinned" else "server and wrk -t2 on any CPU"))  # fmt: skip
+            for label, _, _, _ in cases:
+                mine = results[(placement, label, "ours")]
+                shown_all = [shown(mine)]
+                for name in names[1:]:
+                    theirs = results.get((placement, label, name))
+                    if theirs:
+                        ratio = median_rate(mine) / median_rate(theirs)
+                        shown_all.append(f"{shown(theirs)} ({ratio:.2f}x)")
+                print(f"  {label:<27} " + " | ".join(shown_all))
 
         print(f"running {args.cycles} cycles of every: 1s (a new seed file every 5 cycles)...")
         rss_after_load = rss_kib(proc.pid)
@@ -325,21 +426,29 @@ def main() -> int:
             time.sleep(1.0)
             if cycle % 30 == 29:
                 samples.append(rss_kib(proc.pid))
-        runs = len(re.findall(r"source tgrt: ", log.read_text()))
+        source_runs = len(re.findall(r"source tgrt: ", (work / "ours" / "daemon.log").read_text()))
         rss_end = rss_kib(proc.pid)
         print(f"resident memory: {rss_start / 1024:.1f} MiB after start-up, "
               f"{rss_after_load / 1024:.1f} MiB after the load, "
-              f"{rss_end / 1024:.1f} MiB after {runs} source runs in all "
+              f"{rss_end / 1024:.1f} MiB after {source_runs} source runs in all "
               f"(samples every 30 s: {', '.join(f'{s / 1024:.1f}' for s in samples)} MiB); "
               f"child processes: {children_kib(proc.pid) / 1024:.1f} MiB")  # fmt: skip
-        h = httpx.get(f"http://127.0.0.1:{port}/healthz").json()
+        h = httpx.get(f"{base}/healthz").json()
         print(f"healthz: {h['status']}, {h['articles']} articles")
     finally:
-        proc.terminate()
-        rc = proc.wait(timeout=15)
-        print(f"daemon exit status after SIGTERM: {rc}")
+        for name, p, _ in daemons:
+            p.terminate()
+            print(f"{name}: daemon exit status after SIGTERM: {p.wait(timeout=15)}")
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def daemons_of(servers: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
+    return [s for s in servers if s[0] != "nginx"]
+
+
+def median_rate(runs: list[dict[str, float]]) -> float:
+    return statistics.median([r["rate"] for r in runs])
 
 
 if __name__ == "__main__":

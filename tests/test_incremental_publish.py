@@ -9,17 +9,20 @@ import random
 import shutil
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from aggregator.config import Config
 from aggregator.errors import PublishError
+from aggregator.model import Entry
+from aggregator.normalize import path_slug
 from aggregator.pipeline import publish_now, run_once
 from aggregator.sources.http import HttpSettings, WebClient
 from aggregator.store import Store
 from aggregator.store.migrate import copy_store
+from aggregator.store.schema import category_slugs
 from tests.conftest import StoreAt
 from tests.localserver import App, Reply, serve_in_thread
 from tests.test_web_pipeline import T0, config, source
@@ -108,11 +111,26 @@ def full_publish(cfg: Config, store: Store, scratch: Path, store_at: StoreAt) ->
     full = replace(cfg, output_dir=scratch / "out")
     with Store.open(store_at()) as copy:
         copy_store(store, copy)
+        assert_counts_kept(copy)  # migrate copies the counts with the rows
         publish_now(full, copy, T0)
     return files(full.output_dir)
 
 
+def assert_counts_kept(store: Store) -> list[Entry]:
+    """The kept counts (articles per category, articles) equal the rows; returns every
+    stored article."""
+    every = store.entries_by_ids([aid for aid, _ in store.ids_oldest_first()])
+    counted: dict[str, int] = {}
+    for e in every:
+        for slug in {slug for slug, _ in category_slugs(e.article.categories)}:
+            counted[slug] = counted.get(slug, 0) + 1
+    assert {slug: n for slug, _, n in store.categories()} == counted
+    assert store.count() == len(every)
+    return every
+
+
 def assert_same_as_full(cfg: Config, store: Store, scratch: Path, store_at: StoreAt) -> None:
+    assert_counts_kept(store)
     mine, full = files(cfg.output_dir), full_publish(cfg, store, scratch, store_at)
     different = sorted(rel for rel, data in full.items() if mine.get(rel) != data)
     assert different == []
@@ -169,41 +187,77 @@ def test_incremental_publishes_equal_full_publishes_byte_for_byte(
     assert rebuilt >= 12
 
 
-def test_large_and_small_categories_select_the_same_newest_articles(
-    store_at: StoreAt, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A category past LARGE_CATEGORY is read by walking every article newest first, a
-    smaller one by gathering its own: both plans give the same rows, in the same order,
-    whatever the category's share of the store (equal GİRİŞ times included)."""
+def test_feed_walks_select_the_newest_articles_of_any_store(store_at: StoreAt) -> None:
+    """Source, category and named-feed selections walk an index newest first and merge
+    the walks: they give exactly the newest matching articles (equal GİRİŞ times
+    included, ties by id), for any limit, sources, categories and word filter, and the
+    kept category counts equal the rows (through new articles, revisions changing
+    categories, and retention deleting some)."""
     from aggregator import dedupe
     from aggregator.model import Article
-    from aggregator.normalize import path_slug
     from aggregator.records import pack_record
-    from aggregator.store import articles as store_module
 
     rnd = random.Random(12)
-    articles = [
-        Article(title=f"{' '.join(rnd.sample(WORDS, 5)).capitalize()} {k}", summary=f"Metin {k}",
-                published=(when := T0 - timedelta(minutes=rnd.randint(0, 300))), updated=when,
-                source=rnd.choice(SOURCES),
-                origin=str(k), link=f"http://haber.test/{k}", guid=f"g{k}",
-                categories=tuple(rnd.sample(CATEGORIES[: 1 + k % len(CATEGORIES)],
-                                            min(1 + k % 2, 1 + k % len(CATEGORIES)))))
-        for k in range(400)
-    ]  # fmt: skip
-    with Store.open(store_at()) as store:
+
+    def made(k: int, revision: int = 0) -> Article:
+        r = random.Random(k * 7 + revision)
+        when = T0 - timedelta(minutes=random.Random(k).randint(0, 300))
+        return Article(
+            title=f"{' '.join(r.sample(WORDS, 5)).capitalize()} {k}", summary=f"Metin {k}",
+            published=when, updated=when + timedelta(minutes=revision),
+            source=random.Random(k).choice(SOURCES), origin=str(k),
+            link=f"http://haber.test/{k}", guid=f"g{k}",
+            categories=tuple(r.sample(CATEGORIES[: 1 + k % len(CATEGORIES)],
+                                      min(1 + k % 2, 1 + k % len(CATEGORIES)))))  # fmt: skip
+
+    def merge(store: Store, articles: list[Article], now: datetime) -> None:
         with store.transaction():
             store.stage_begin()
             rows = [(dedupe.candidate(n, a), pack_record(a)) for n, a in enumerate(articles)]
-            store.stage(rows, T0)
-            store.merge(dedupe.cluster([c for c, _ in rows]), T0)
-        slugs = [slug for slug, _, _ in store.categories()]
-        asked = [[s] for s in slugs] + [slugs[:3], [path_slug("Gündem"), "yok"]]
+            store.stage(rows, now)
+            store.merge(dedupe.cluster([c for c, _ in rows]), now)
+
+    def check(store: Store) -> None:
+        every = assert_counts_kept(store)
+        newest_first = sorted(every, key=lambda e: (e.article.published, e.id), reverse=True)
+        slugs = sorted(slug for slug, _, _ in store.categories())
+        asked = [([], [s]) for s in slugs] + [
+            ([], slugs[:3]),
+            ([], [path_slug("Gündem"), "yok"]),
+            (["a"], []),
+            (["a", "c"], []),
+            (["b"], slugs[:2]),
+            (["a", "d"], slugs[2:6]),
+            ([], []),
+        ]
         for limit in (1, 7, 50, 1000):
-            monkeypatch.setattr(store_module, "LARGE_CATEGORY", 10**9)
-            gathered = [store.select_versions(limit, categories=c) for c in asked]
-            monkeypatch.setattr(store_module, "LARGE_CATEGORY", 0)
-            walked = [store.select_versions(limit, categories=c) for c in asked]
-            assert walked == gathered
-            assert all(len(rows) == min(limit, len(rows)) for rows in walked)
-        assert max(len(r) for r in gathered) > 100  # some categories hold many
+            for sources, categories in asked:
+
+                def wanted(
+                    e: Entry, sources: list[str] = sources, categories: list[str] = categories
+                ) -> bool:
+                    return (not sources or e.article.source in sources) and (
+                        not categories
+                        or any(path_slug(c) in categories for c in e.article.categories)
+                    )
+
+                expected = [e for e in newest_first if wanted(e)][:limit]
+                got = store.select_versions(limit, sources=sources, categories=categories)
+                assert [aid for aid, _, _ in got] == [e.id for e in expected]
+                if sources or categories:
+                    picked = store.select(limit, sources=sources, categories=categories)
+                    assert [e.id for e in picked] == [e.id for e in expected]
+                rare = [e for e in newest_first if wanted(e) and e.article.title.endswith("7")]
+                picked = store.select(limit, sources=sources, categories=categories,
+                                      keep=lambda a: a.title.endswith("7"))  # fmt: skip
+                assert [e.id for e in picked] == [e.id for e in rare[:limit]]  # fmt: skip
+
+    with Store.open(store_at()) as store:
+        merge(store, [made(k) for k in range(400)], T0)
+        check(store)
+        assert max(n for _, _, n in store.categories()) > 100  # some categories hold many
+        merge(store, [made(k, revision=1) for k in rnd.sample(range(400), 60)],
+              T0 + timedelta(minutes=1))  # fmt: skip
+        check(store)
+        assert store.expire(T0 + timedelta(seconds=30), 150, T0 + timedelta(minutes=2)) > 0
+        check(store)

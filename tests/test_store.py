@@ -273,3 +273,41 @@ def test_a_bulk_run_that_cannot_switch_back_to_the_log_retries_at_the_next_trans
         assert _journal_mode(path) == "wal"
         assert real.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
         store.db.conn = real
+
+
+def test_a_schema_12_store_gets_category_walks_and_counts_without_changing_a_feed(
+    store_at: StoreAt,
+) -> None:
+    """Migration 13 on a store written before it: each category row takes its article's
+    GİRİŞ, the counts (per category, and of articles) are made from the rows, and every
+    category feed selects what it did; later merges keep the counts right."""
+    topics = ("Gündem", "Ekonomi", "Spor", "#gündem")
+    articles = [
+        Article(title=f"Haber {k} başlığı yazıldı", summary=f"Spot {k} metni burada yazıldı.",
+                published=T0 - timedelta(minutes=k % 7), updated=T0, source="s",
+                origin=f"{k}.txt", categories=(topics[k % 4], topics[(k + 1) % 3]))
+        for k in range(30)
+    ]  # fmt: skip
+    target = store_at()
+    with Store.open(target) as store:
+        merge(store, articles)
+        categories, count = store.categories(), store.count()
+        feeds = [store.select_versions(10, categories=[slug]) for slug, _, _ in categories]
+        with store.transaction():  # what schema 12 had
+            for sql in (
+                "DROP INDEX article_categories_by_feed",
+                "ALTER TABLE article_categories DROP COLUMN published",
+                "DROP TABLE category_names",
+                "DROP TABLE store_counts",
+                "CREATE INDEX article_categories_by_slug ON article_categories (slug, article_id)",
+                "CREATE INDEX article_categories_by_name ON article_categories (slug, name)",
+                "UPDATE schema_meta SET value = '12' WHERE key = 'version'",
+            ):
+                store.db.execute(sql)
+    with Store.open(target) as store:
+        assert store.categories() == categories
+        assert store.count() == count == len(store.ids_oldest_first()) > 10
+        assert [slug for slug, _, _ in categories] == ["ekonomi", "gundem", "spor"]
+        assert [store.select_versions(10, categories=[s]) for s, _, _ in categories] == feeds
+        merge(store, [revision(1, title=f"Yeni haber {k} yazıldı") for k in range(3)])
+        assert store.count() == len(store.ids_oldest_first()) > count

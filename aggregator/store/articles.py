@@ -3,8 +3,10 @@ reading what publishing needs (with the publish state that says which feeds are 
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -41,6 +43,7 @@ class ArticleStore(StoreBase):
         self._founds: dict[str, str] = {}  # cold staging: first key -> the id it founds
         self._any_expired: bool | None = None  # does `expired` hold anything (None: unknown)
         self._revived = False  # a merge brought back an article retention had removed
+        self._feeds_published = True  # a feed is marked published (read by each merge)
 
     # -- staging: parsed records go straight into `revisions`, owner to be decided ---------
     def stage_begin(self) -> None:
@@ -61,7 +64,7 @@ class ArticleStore(StoreBase):
         """Park (candidate, packed record) rows until `merge` decides their article. Every
         candidate staged must be in the clusters given to the next `merge`."""
         seen = utc_text(now)
-        with self._translate("staging"):
+        with self._translate("staging"), dedupe.collector_paused():
             self.db.executemany(
                 "INSERT INTO revisions (id, article_id, content_hash, updated, origin, record,"
                 # a repeat of a record staged already (same article, same content): skipped
@@ -94,7 +97,13 @@ class ArticleStore(StoreBase):
         retention removed and would remove again (see `_expired`) is not added back."""
         counts = MergeCounts()
         seen = utc_text(now)
-        with self.transaction():
+        with self.transaction(), dedupe.collector_paused():
+            self._feeds_published = (  # else no feed is marked published: none to touch
+                self.db.execute(
+                    "SELECT 1 FROM publish_state WHERE key >= 'feed:' AND key < 'feed;' LIMIT 1"
+                ).fetchone()
+                is not None
+            )
             fresh: list[dedupe.Plan] = []
             for plan in self._decide(clusters, seen):
                 if plan.stored is not None:
@@ -111,6 +120,7 @@ class ArticleStore(StoreBase):
             self._insert_new(fresh, seen)
             self._touch_feeds_of([p.id for p in fresh])
             counts.new = len(fresh)
+            self._count_articles(counts.new - counts.merged)
             # repeats of a revision the article already has
             self.db.execute("DELETE FROM revisions WHERE article_id IS NULL")
             self._cold, self._founds = False, {}  # staged from now on: unowned until merged
@@ -352,7 +362,7 @@ class ArticleStore(StoreBase):
             for c in p.members if not (self._cold and self._founding_id(c) == p.id)
         )  # fmt: skip
         self._insert_revisions(pairs, seen)
-        self._set_categories([(p.id, p.categories) for p in plans])
+        self._set_categories([(p.id, p.published, p.categories) for p in plans])
         for p in plans:
             if len(p.members) > KEEP_REVISIONS:
                 self._prune(p.id, p.fields)
@@ -388,7 +398,7 @@ class ArticleStore(StoreBase):
             )
             self.db.execute("UPDATE revisions SET article_id = ? WHERE article_id = ?",
                                (aid, old))  # fmt: skip
-            self.db.execute("DELETE FROM article_categories WHERE article_id = ?", (old,))
+            self._drop_categories("?", (old,))
             self.db.execute("DELETE FROM articles WHERE id = ?", (old,))
             self.db.execute("UPDATE article_aliases SET article_id = ? WHERE article_id = ?",
                                (aid, old))  # fmt: skip
@@ -412,7 +422,7 @@ class ArticleStore(StoreBase):
                  best.source, plan.site or None, fields, record, seen, best.content_hash,
                  aid),
             )  # fmt: skip
-            self._set_categories([(aid, plan.categories)], replace=True)
+            self._set_categories([(aid, plan.published, plan.categories)], replace=True)
             counts.updated += 1
         else:
             if plan.site and plan.stored is not None and not plan.stored.site:
@@ -459,14 +469,26 @@ class ArticleStore(StoreBase):
         return [article_from_json(unpack_record(r[0])) for r in rows]
 
     def count(self, source: str | None = None) -> int:
+        """Stored articles (of `source`): the total is kept, not counted (every publish
+        shows it)."""
         with self._translate("counting"):
             if source is None:
-                row = self.db.execute("SELECT COUNT(*) FROM articles").fetchone()
+                row = self.db.execute(
+                    "SELECT COALESCE(SUM(value), 0) FROM store_counts WHERE name = 'articles'"
+                ).fetchone()
             else:
                 row = self.db.execute(
                     "SELECT COUNT(*) FROM articles WHERE source = ?", (source,)
                 ).fetchone()
         return int(row[0])
+
+    def _count_articles(self, change: int) -> None:
+        if change:
+            self.db.execute(
+                "INSERT INTO store_counts (name, value) VALUES ('articles', ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = store_counts.value + excluded.value",
+                (change,),
+            )
 
     # -- retention: counted from first_seen; what it removed is remembered ------------------
     _DOOMED = (
@@ -494,13 +516,14 @@ class ArticleStore(StoreBase):
             if doomed:
                 self._remember_expired(utc_text(now))
                 self._touch_feeds_of_selected("SELECT id FROM doomed")
+                self._drop_categories("SELECT id FROM doomed")
                 for table, column in (("articles", "id"), ("article_keys", "article_id"),
-                                      ("revisions", "article_id"),
-                                      ("article_categories", "article_id")):  # fmt: skip
+                                      ("revisions", "article_id")):  # fmt: skip
                     self.db.execute(
                         f"DELETE FROM {table} WHERE {column} IN (SELECT id FROM doomed)"
                     )
                 self.db.execute("DELETE FROM doomed")
+                self._count_articles(-doomed)
                 self._mark_publish_pending()
         return doomed
 
@@ -589,25 +612,53 @@ class ArticleStore(StoreBase):
 
     # -- categories and publishing (per-category feeds, "nothing changed" skip) -------------
     def _set_categories(
-        self, rows: Sequence[tuple[str, tuple[str, ...]]], replace: bool = False
+        self, rows: Sequence[tuple[str, str, tuple[str, ...]]], replace: bool = False
     ) -> None:
-        """(article id, its published categories) -> article_categories rows."""
+        """(article id, its GİRİŞ, its published categories) -> article_categories rows,
+        counted in category_names. Without `replace` the articles have no rows yet."""
         if replace:
-            self.db.executemany(
-                "DELETE FROM article_categories WHERE article_id = ?", ((a,) for a, _ in rows)
-            )
+            for i in range(0, len(rows), 500):
+                chunk = [aid for aid, _, _ in rows[i : i + 500]]
+                self._drop_categories(", ".join("?" * len(chunk)), chunk)
+        added = [(aid, slug, name, published) for aid, published, categories in rows
+                 for slug, name in category_slugs(categories)]  # fmt: skip
         self.db.executemany(
-            "INSERT INTO article_categories (article_id, slug, name) VALUES (?, ?, ?)"
-            " ON CONFLICT DO NOTHING",
-            ((aid, slug, name) for aid, categories in rows
-             for slug, name in category_slugs(categories)),
-        )  # fmt: skip
+            "INSERT INTO article_categories (article_id, slug, name, published)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            added,
+        )
+        counts: dict[tuple[str, str], int] = {}
+        for _, slug, name, _ in added:
+            counts[slug, name] = counts.get((slug, name), 0) + 1
+        self._count_names(counts)
+
+    def _drop_categories(self, ids_sql: str, ids: Sequence[str] = ()) -> None:
+        """Delete the category rows of these articles, and their counts."""
+        counts = {
+            (slug, name): -int(n) for slug, name, n in self.db.execute(
+                "SELECT slug, name, COUNT(*) FROM article_categories"
+                f" WHERE article_id IN ({ids_sql}) GROUP BY slug, name", ids)
+        }  # fmt: skip
+        if counts:
+            self.db.execute(f"DELETE FROM article_categories WHERE article_id IN ({ids_sql})", ids)
+            self._count_names(counts)
+            self.db.execute("DELETE FROM category_names WHERE articles <= 0")
+
+    def _count_names(self, counts: dict[tuple[str, str], int]) -> None:
+        """Add these to category_names' article counts (a name's first row made)."""
+        self.db.executemany(
+            "INSERT INTO category_names (slug, name, articles) VALUES (?, ?, ?)"
+            " ON CONFLICT (slug, name) DO UPDATE"
+            " SET articles = category_names.articles + excluded.articles",
+            ((slug, name, n) for (slug, name), n in counts.items()),
+        )
 
     def categories(self) -> list[tuple[str, str, int]]:
-        """(slug, display name, article count) of every category, by slug."""
+        """(slug, display name, article count) of every category, by slug: from the kept
+        counts (as many rows as categories, whatever the store holds)."""
         with self._translate("reading categories"):
             rows = self.db.execute(
-                "SELECT slug, MIN(name), COUNT(*) FROM article_categories"
+                "SELECT slug, MIN(name), SUM(articles) FROM category_names"
                 " GROUP BY slug ORDER BY slug"
             ).fetchall()
         return [(slug, name, int(n)) for slug, name, n in rows]
@@ -619,22 +670,17 @@ class ArticleStore(StoreBase):
         """The newest `limit` articles from any of `sources` and in any of the category
         slugs (each only when given) that `keep` accepts, newest first. With `keep`, rows
         are read until `limit` are kept (a rare match reads many)."""
-        where, params = _selection(sources, categories)
-        sql = _ENTRY_SELECT
-        if where:
-            sql = sql.replace(" ORDER BY", " WHERE " + where + " ORDER BY")
         found: list[Entry] = []
         with self._translate("reading articles"):
-            if keep is None:
-                rows = self.db.execute(sql + " LIMIT ?", (*params, limit)).fetchall()
-                return [_entry(*r) for r in rows]
-            for row in self.db.stream(sql, params):
-                entry = _entry(*row)
-                if keep(entry.article):
-                    found.append(entry)
-                    if len(found) >= limit:
-                        break
-        return found
+            rows = self._newest(sources, categories, limit)
+            batch = limit if keep is None else max(limit, 100)  # keep: records read in batches
+            while len(found) < limit:
+                ids = [aid for _, aid, _ in itertools.islice(rows, batch)]
+                if not ids:
+                    break
+                entries = self._entries_by_ids(ids)
+                found += entries if keep is None else [e for e in entries if keep(e.article)]
+        return found[:limit]
 
     def select_versions(
         self, limit: int, *, sources: Sequence[str] = (), categories: Sequence[str] = ()
@@ -642,28 +688,44 @@ class ArticleStore(StoreBase):
         """(id, GİRİŞ, version) of what `select` would return, without reading a record:
         the version (content hash and field sources) changes whenever the published
         record does."""
-        where, params = _selection(sources, categories,
-                                   walk=not sources and self._large(categories))  # fmt: skip
-        sql = (
-            "SELECT a.id, a.published, a.content_hash || COALESCE(a.fields, '') FROM articles a"
-            + (" WHERE " + where if where else "")
-            + " ORDER BY a.published DESC, a.id DESC LIMIT ?"
-        )
         with self._translate("reading articles"):
-            return [(r[0], r[1], r[2]) for r in self.db.execute(sql, (*params, limit))]
+            rows = itertools.islice(self._newest(sources, categories, limit), limit)
+            return [(aid, published, version) for published, aid, version in rows]
 
-    def _large(self, categories: Sequence[str]) -> bool:
-        """More than LARGE_CATEGORY articles in these categories (counted no further)."""
-        if not categories:
-            return False
-        marks = ", ".join("?" * len(categories))
-        with self._translate("reading categories"):
-            row = self.db.execute(
-                f"SELECT COUNT(*) FROM (SELECT 1 FROM article_categories WHERE slug IN ({marks})"
-                " LIMIT ?) AS c",
-                (*categories, LARGE_CATEGORY + 1),
-            ).fetchone()
-        return int(row[0]) > LARGE_CATEGORY
+    def _newest(
+        self, sources: Sequence[str], categories: Sequence[str], page: int
+    ) -> Iterator[tuple[str, str, str]]:
+        """(GİRİŞ, id, version) of the articles from any of `sources` in any of `categories`,
+        newest first: one index walk per category (else per source), merged. Each reads
+        `page` rows, then twice as many each time more are wanted, so a feed of `page`
+        entries costs about `page` rows whatever the store or the category holds (with both
+        sources and categories, a category's rows of other sources are skipped on the way)."""
+        if categories:
+            of_sources = f" AND a.source IN ({', '.join('?' * len(sources))})" if sources else ""
+            walks = [self._walk(_BY_CATEGORY, of_sources, [slug, *sources], page)
+                     for slug in dict.fromkeys(categories)]  # fmt: skip
+        elif sources:
+            walks = [self._walk(_BY_SOURCE, "", [s], page) for s in dict.fromkeys(sources)]
+        else:
+            walks = [self._walk(_BY_ANY, "", [], page)]
+        last = None
+        for row in heapq.merge(*walks, key=lambda r: (r[0], r[1]), reverse=True):
+            if row[1] != last:  # an article in two of the categories: once
+                last = row[1]
+                yield row
+
+    def _walk(
+        self, sql: str, where: str, params: list[str], page: int
+    ) -> Iterator[tuple[str, str, str]]:
+        after: tuple[str, ...] = ()
+        while True:
+            rows = self.db.execute(
+                sql.format(where + (_AFTER[sql] if after else "")), (*params, *after, page)
+            ).fetchall()
+            yield from ((r[0], r[1], r[2]) for r in rows)
+            if len(rows) < page:
+                return
+            after, page = (rows[-1][0], rows[-1][1]), min(2 * page, 5_000)
 
     def ids_oldest_first(self) -> list[tuple[str, str]]:
         """(id, content hash) of every article, oldest GİRİŞ first: archive page boundaries."""
@@ -674,14 +736,17 @@ class ArticleStore(StoreBase):
 
     def entries_by_ids(self, ids: Sequence[str]) -> list[Entry]:
         """These articles, in the order given."""
-        got: dict[str, Entry] = {}
         with self._translate("reading articles"):
-            for i in range(0, len(ids), 500):
-                chunk = ids[i : i + 500]
-                sql = _ENTRY_SELECT.replace(
-                    " ORDER BY", f" WHERE a.id IN ({', '.join('?' * len(chunk))}) ORDER BY"
-                )
-                got.update((r[0], _entry(*r)) for r in self.db.execute(sql, chunk))
+            return self._entries_by_ids(ids)
+
+    def _entries_by_ids(self, ids: Sequence[str]) -> list[Entry]:
+        got: dict[str, Entry] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            sql = _ENTRY_SELECT.replace(
+                " ORDER BY", f" WHERE a.id IN ({', '.join('?' * len(chunk))}) ORDER BY"
+            )
+            got.update((r[0], _entry(*r)) for r in self.db.execute(sql, chunk))
         return [got[i] for i in ids if i in got]
 
     def publish_state(self, key: str) -> str | None:
@@ -718,6 +783,8 @@ class ArticleStore(StoreBase):
             )
 
     def _touch_feeds_of(self, ids: Sequence[str]) -> None:
+        if not self._feeds_published:
+            return
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             self._touch_feeds_of_selected(", ".join("?" * len(chunk)), chunk)
@@ -757,32 +824,22 @@ class ArticleStore(StoreBase):
             self.set_publish_state(values)
 
 
-LARGE_CATEGORY = 5_000
-"""A category with more articles than this has its newest found by walking every article
-newest first, testing each (about limit x store / category rows: a few hundred for one of
-a tenth of the store), not by gathering and sorting all of its own; below it, gathering
-costs fewer rows. The same rows either way: only the plan differs."""
-
-
-def _selection(
-    sources: Sequence[str], categories: Sequence[str], walk: bool = False
-) -> tuple[str, list[str]]:
-    """WHERE clause (or "") and parameters: from any of `sources`, in any of `categories`
-    (`walk`: tested per article, for a walk in GİRİŞ order; see LARGE_CATEGORY)."""
-    where, params = [], []
-    if sources:
-        where.append(f"a.source IN ({', '.join('?' * len(sources))})")
-        params += list(sources)
-    if categories:
-        marks = ", ".join("?" * len(categories))
-        where.append(
-            "EXISTS (SELECT 1 FROM article_categories c WHERE c.article_id = a.id"
-            f" AND c.slug IN ({marks}))" if walk else
-            f"a.id IN (SELECT article_id FROM article_categories WHERE slug IN ({marks}))"
-        )  # fmt: skip
-        params += list(categories)
-    return " AND ".join(where), params
-
+_VERSION = "a.content_hash || COALESCE(a.fields, '')"
+_BY_CATEGORY = (
+    f"SELECT c.published, c.article_id, {_VERSION} FROM article_categories c"
+    " JOIN articles a ON a.id = c.article_id WHERE c.slug = ?{}"
+    " ORDER BY c.published DESC, c.article_id DESC LIMIT ?"
+)
+_BY_SOURCE = (
+    f"SELECT a.published, a.id, {_VERSION} FROM articles a WHERE a.source = ?{{}}"
+    " ORDER BY a.published DESC, a.id DESC LIMIT ?"
+)
+_BY_ANY = _BY_SOURCE.replace(" WHERE a.source = ?{}", " WHERE 1 = 1{}")
+_AFTER = {  # a walk's next page: the rows after the last one read, in its index's order
+    _BY_CATEGORY: " AND (c.published, c.article_id) < (?, ?)",
+    _BY_SOURCE: " AND (a.published, a.id) < (?, ?)",
+    _BY_ANY: " AND (a.published, a.id) < (?, ?)",
+}
 
 _ENTRY_SELECT = (
     "SELECT a.id, a.published, COALESCE(a.record, r.record) FROM articles a"

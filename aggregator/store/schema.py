@@ -17,7 +17,7 @@ from aggregator.normalize import SLUG_BYTES, path_slug
 from aggregator.records import unpack_record
 from aggregator.store.db import Database
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE articles (
@@ -157,6 +157,25 @@ MIGRATIONS: dict[int, str] = {
     # the category list every publish reads (slug, first name, count) from the index alone:
     # with names only in the table it visited every row (0.8 s at 500,000 articles)
     12: "CREATE INDEX IF NOT EXISTS article_categories_by_name ON article_categories (slug, name)",
+    # publishing flat in store size: a category's rows carry their article's GİRİŞ, so its
+    # feed is a short walk of one index (slug, GİRİŞ, id) newest first, whatever its size;
+    # the category list is a count per (slug, name) kept by every write of a category row,
+    # never a scan, as is the number of articles (`store_counts` 'articles'; PostgreSQL
+    # counts by reading every row); the two indexes they replace go (_category_feeds)
+    13: """
+    CREATE TABLE IF NOT EXISTS store_counts (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS category_names (
+        slug TEXT NOT NULL,
+        name TEXT NOT NULL,
+        articles INTEGER NOT NULL,
+        PRIMARY KEY (slug, name)
+    ) WITHOUT ROWID;
+    DROP INDEX IF EXISTS article_categories_by_slug;
+    DROP INDEX IF EXISTS article_categories_by_name;
+    """,
 }
 
 
@@ -251,10 +270,40 @@ def _add_identity_columns(conn: Database) -> None:
             conn.execute(f"ALTER TABLE articles ADD COLUMN {column} {kind}")
 
 
+def _category_feeds(conn: Database) -> None:
+    """Migration 13: article_categories.published (its article's GİRİŞ), the index category
+    feeds walk, category_names' and store_counts' counts, from the rows a store holds."""
+    if "published" not in set(conn.columns("article_categories")):
+        conn.execute("ALTER TABLE article_categories ADD COLUMN published TEXT NOT NULL DEFAULT ''")
+    conn.execute(  # rows of no article (none are written, but an old store may hold some)
+        "DELETE FROM article_categories WHERE NOT EXISTS"
+        " (SELECT 1 FROM articles WHERE articles.id = article_categories.article_id)"
+    )
+    conn.execute(
+        "UPDATE article_categories SET published ="
+        " (SELECT a.published FROM articles a WHERE a.id = article_categories.article_id)"
+    )
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS article_categories_by_feed"
+        " ON article_categories (slug, published, article_id)"
+    )
+    conn.execute("DELETE FROM category_names")
+    conn.execute(
+        "INSERT INTO category_names (slug, name, articles)"
+        " SELECT slug, name, COUNT(*) FROM article_categories GROUP BY slug, name"
+    )
+    conn.execute("DELETE FROM store_counts")
+    conn.execute(  # none in a new store, which `migrate` wants empty
+        "INSERT INTO store_counts (name, value)"
+        " SELECT 'articles', COUNT(*) FROM articles HAVING COUNT(*) > 0"
+    )
+
+
 BACKFILLS: dict[int, Callable[[Database], None]] = {
     2: _backfill_categories,
     6: _unbelieve_future_dates,
     8: _seed_file_rejections,
     9: _bound_categories,
     10: _add_identity_columns,
+    13: _category_feeds,
 }
