@@ -6,8 +6,12 @@ PostgreSQL is the coordination engine; there is no protocol of our own:
   `lease_until`). A node takes due sources with `SELECT ... FOR UPDATE SKIP LOCKED`, so two
   nodes never take the same row, and hands a source back with the delay until its next run
   (by `sources.policy`: interval, back-off, Retry-After). The holder renews its leases every
-  `lease / 3`; a node that dies stops renewing, and its sources can be claimed again once
-  their leases ran out.
+  `lease / 3` on a connection of their own, each try cut off after `lease / 4` (at most
+  OP_TIMEOUT), so one failed or stuck renewal never lets a lease run out; a node that dies
+  stops renewing, and its sources can be claimed again once their leases ran out. A node
+  knows until when each of its leases is confirmed (by its own monotonic clock, counted
+  from before the transaction that set it) and starts no fetch on a lease it cannot
+  confirm (`ensure_held`): one that ran out while renewals failed may be another node's.
 - **Politeness.** A web source being fetched holds `weight` of its host's `per_host` slots
   (1 for a feed; all of them for an html or fulltext source, which fetch pages in parallel).
   A claim counts the slots in use under a lock on the host's row of `cluster_hosts`, so no
@@ -140,11 +144,25 @@ def node_name(hostname: str, pid: int) -> str:
 
 
 def beat_interval(lease: float) -> float:
-    """How often a node renews its leases and heartbeat: three tries within a lease."""
+    """How often a node renews its leases and heartbeat, start to start: three tries within
+    a lease."""
     return min(lease / 3, 10.0)
 
 
+def lease_timeout(lease: float) -> float:
+    """How long a renewal may take before it is cut off: with tries a beat apart,
+    a renewal that fails (or is cut off) is followed by one that commits before the lease
+    it renews runs out: `2 * beat_interval + lease_timeout < lease` for every lease."""
+    return min(OP_TIMEOUT, lease / 4)
+
+
 # -- connections -------------------------------------------------------------------------
+# a deadlock or a serialization failure (psycopg files them under OperationalError, not
+# TransactionRollback): the transaction is rolled back, the connection and database are fine
+_ROLLED_BACK = (psycopg.errors.TransactionRollback, psycopg.errors.DeadlockDetected,
+                psycopg.errors.SerializationFailure)  # fmt: skip
+
+
 def _connect_options(application: str) -> dict[str, Any]:
     """Client-side keepalives too: a cut network is noticed, not waited on forever."""
     return {
@@ -156,11 +174,16 @@ def _connect_options(application: str) -> dict[str, Any]:
 
 class _Link:
     """A connection of the cluster's own, reopened at the next use after a failure; each use
-    is one transaction, bounded by OP_TIMEOUT. Failures become StoreError."""
+    is one transaction, cut off after `timeout` seconds, by the client and by the server
+    (`statement_timeout`: a statement cut off must not go on holding row locks that the next
+    try waits for). Failures become StoreError."""
 
-    def __init__(self, url: str, application: str) -> None:
+    def __init__(self, url: str, application: str, timeout: float, *,
+                 announce: bool = True) -> None:  # fmt: skip
         self.url = url
         self.application = application
+        self.timeout = timeout
+        self.announce = announce  # log losing and regaining the database (one link does)
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._lock = asyncio.Lock()
         self._closed = False  # for good: later uses fail at once instead of reconnecting
@@ -175,7 +198,8 @@ class _Link:
             idle, interval, count = SERVER_KEEPALIVE
             await self._conn.execute(  # the server's side: a vanished client's session ends
                 f"SET tcp_keepalives_idle = {idle}; SET tcp_keepalives_interval = {interval};"
-                f" SET tcp_keepalives_count = {count}"
+                f" SET tcp_keepalives_count = {count};"
+                f" SET statement_timeout = {max(1, round(self.timeout * 1000))}"
             )
             await self._conn.commit()
             self.generation += 1
@@ -187,27 +211,29 @@ class _Link:
             if self._closed:
                 raise StoreError("cluster connection closed (the node left)")
             try:
-                async with asyncio.timeout(OP_TIMEOUT):
+                async with asyncio.timeout(self.timeout):
                     conn = await self._connection()
                     async with conn.transaction(), conn.cursor() as cur:
                         yield cur
-            except psycopg.errors.TransactionRollback as e:  # a deadlock: try again later
+            except _ROLLED_BACK as e:  # the connection is fine: try again later
                 raise StoreError(f"cluster transaction rolled back: {e}") from e
             except (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError) as e:
                 await self._drop()
                 if self.down_since is None:
                     self.down_since = time.monotonic()
-                    log.warning("cluster: database unreachable (%s); retrying",
-                                str(e).strip().splitlines()[0] if str(e).strip()
-                                else type(e).__name__)  # fmt: skip
+                    if self.announce:
+                        log.warning("cluster: database unreachable (%s); retrying",
+                                    str(e).strip().splitlines()[0] if str(e).strip()
+                                    else type(e).__name__)  # fmt: skip
                 raise StoreError(f"cluster database unreachable: {type(e).__name__}") from e
             except psycopg.Error as e:  # anything else (a read-only server after a failover,
                 # a constraint): the connection is made anew, and the loops go on
                 await self._drop()
                 raise StoreError(f"cluster transaction failed: {e}") from e
         if self.down_since is not None:
-            log.warning("cluster: database reachable again after %.1fs",
-                        time.monotonic() - self.down_since)  # fmt: skip
+            if self.announce:
+                log.warning("cluster: database reachable again after %.1fs",
+                            time.monotonic() - self.down_since)  # fmt: skip
             self.down_since = None
 
     async def _drop(self) -> None:
@@ -224,11 +250,24 @@ class _Link:
 
 # -- the node ----------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
-class ClusterView:
-    """What a beat learns about the whole cluster."""
+class Publish:
+    """A publish as the database saw it: its time and age by the database's clock, so nodes
+    whose clocks disagree report the same."""
 
-    last_publish: datetime | None
-    articles: int  # in the store at the latest publish
+    at: datetime
+    articles: int  # in the store then
+    age: float  # seconds since, by the database's clock, when read
+    read: float  # time.monotonic() when read
+
+    def age_now(self) -> float:
+        return self.age + (time.monotonic() - self.read)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    """What a beat learns about the whole cluster (and `Node.last_publish`, its latest
+    publish)."""
+
     never_run: int  # of this node's sources, how many no node has run yet
     publisher: str | None
 
@@ -236,23 +275,30 @@ class ClusterView:
 class Node:
     """This daemon as one node of the cluster: its claims, heartbeat and publisher lock.
 
-    Call `join` once, then `claim`/`fetched`/`release` per source run, `beat` every
+    Call `join` once (from then on the node renews its leases and heartbeat by itself),
+    then `claim`/`ensure_held`/`fetched`/`release` per source run, `beat` every
     `beat_interval(lease)` and `try_publisher` every second or so; `leave` at shutdown."""
 
     def __init__(self, url: str, name: str, *, lease: float, per_host: int) -> None:
         self.url = url
         self.name = name
         self.lease = lease
+        self.timeout = lease_timeout(lease)  # of a renewal
         self.per_host = per_host
         self.token = uuid.uuid4().hex
         self.held: set[str] = set()  # claimed and not yet handed back (in the database)
+        self.last_publish: Publish | None = None  # the cluster's latest known publish
         self.publisher = False
         self.lock_pid: int | None = None  # the backend pid of the session holding the lock
         self._sources: tuple[str, ...] = ()
         self._unreleased: dict[str, tuple[float, float]] = {}  # name: (delay, monotonic)
         self._loaded: tuple[int, tuple[str, ...]] | None = None  # node_sources of a session
-        self._work = _Link(url, f"aggregator {name}")
-        self._lock_link = _Link(url, f"aggregator {name} publisher")
+        self._confirmed: dict[str, float] = {}  # held source: monotonic end of its lease
+        self._unsure = False  # a claim failed: it may have committed unheard of
+        self._work = _Link(url, f"aggregator {name}", OP_TIMEOUT)
+        self._lease_link = _Link(url, f"aggregator {name} leases", self.timeout, announce=False)
+        self._lock_link = _Link(url, f"aggregator {name} publisher", OP_TIMEOUT)
+        self._renewer: asyncio.Task[None] | None = None
 
     # -- membership ---------------------------------------------------------------------
     async def join(self, sources: Sequence[SourceConfig], first_delay: Mapping[str, float],
@@ -293,6 +339,7 @@ class Node:
             await self.close()
             raise
         self._sources = tuple(s.name for s in sources)
+        self._renewer = asyncio.create_task(self._keep_leases())
 
     async def add_sources(self, sources: Sequence[SourceConfig], first_delay: Mapping[str, float],
                           cap: Mapping[str, float]) -> None:  # fmt: skip
@@ -358,15 +405,31 @@ class Node:
             return []
         try:
             await self._flush_releases()
-            async with self._work.transaction() as cur:
-                claimed = await self._claim(cur, capacity)
-            self.held.update(claimed)
         except StoreError as e:
             log.debug("cluster: no claim: %s", e)
             return []
+        started = time.monotonic()  # the leases are set later: they last at least this
+        try:
+            async with self._work.transaction() as cur:
+                claimed = await self._claim(cur, capacity)
+        except StoreError as e:
+            self._unsure = True  # it may have committed all the same
+            self._loaded = None  # a load of node_sources rolled back with it
+            log.debug("cluster: no claim: %s", e)
+            return []
+        self._unsure = False
+        self.held.update(claimed)
+        self._confirmed.update(dict.fromkeys(claimed, started + self.lease))
         return claimed
 
     async def _claim(self, cur: psycopg.AsyncCursor[Any], capacity: int) -> list[str]:
+        held = list(self.held)
+        if self._unsure:  # a claim whose commit we never heard of is not ours to keep
+            await cur.execute(  # (claims take turns on this connection: `held` is exact)
+                "UPDATE cluster_sources SET claimed_by = NULL, lease_until = NULL,"
+                " fetching = false WHERE claimed_by = %s AND source <> ALL(%s)",
+                (self.name, held),
+            )  # fmt: skip
         await cur.execute(
             "SELECT host FROM cluster_sources WHERE fetching AND lease_until > now()"
             " GROUP BY host HAVING sum(LEAST(weight, %s)) >= %s", (self.per_host, self.per_host),
@@ -376,8 +439,9 @@ class Node:
         await cur.execute(
             "SELECT c.source, c.host, c.weight FROM cluster_sources c JOIN node_sources n"
             " ON n.source = c.source WHERE c.next_due <= now() AND (c.claimed_by IS NULL"
-            " OR c.lease_until < now()) AND c.host <> ALL(%s) ORDER BY c.next_due LIMIT %s"
-            " FOR UPDATE OF c SKIP LOCKED", (full, min(CLAIM_SCAN, capacity * 4)),
+            " OR c.lease_until < now()) AND c.host <> ALL(%s) AND c.source <> ALL(%s)"
+            " ORDER BY c.next_due LIMIT %s FOR UPDATE OF c SKIP LOCKED",
+            (full, held, min(CLAIM_SCAN, capacity * 4)),  # never a source it still runs
         )  # fmt: skip
         candidates = [Candidate(*row) for row in await cur.fetchall()]
         if not candidates:
@@ -399,12 +463,22 @@ class Node:
             busy = {host: int(n) for host, n in await cur.fetchall()}
         chosen = choose(candidates, busy, self.per_host, capacity)
         if chosen:
-            await cur.execute(
+            await cur.execute(  # the lease counts from now, not from the claim's start
                 "UPDATE cluster_sources SET claimed_by = %s,"
-                " lease_until = now() + make_interval(secs => %s), fetching = (host <> '')"
-                " WHERE source = ANY(%s)", (self.name, self.lease, chosen),
+                " lease_until = clock_timestamp() + make_interval(secs => %s),"
+                " fetching = (host <> '') WHERE source = ANY(%s)", (self.name, self.lease, chosen),
             )  # fmt: skip
         return chosen
+
+    def ensure_held(self, name: str) -> None:
+        """Raise StoreError unless this node's lease on `name` is confirmed now: a fetch
+        must not start on a claim whose lease may have run out while renewals failed
+        (another node may be fetching it). Safe from any thread."""
+        if self._confirmed.get(name, 0.0) <= time.monotonic():
+            raise StoreError(
+                "not fetched: the cluster database has not confirmed this node's lease on"
+                f" it ({self.lease:g}s), so another node may run it"
+            )
 
     async def fetched(self, name: str) -> None:
         """The source's fetch is over (its merge may still run): its host slots are free."""
@@ -428,7 +502,7 @@ class Node:
         async with self._work.transaction() as cur:
             pending = dict(self._unreleased)  # releases may arrive while this one awaits
             lost = []
-            for name, (delay, at) in sorted(pending.items()):  # one lock order for all
+            for name, (delay, at) in sorted(pending.items()):  # the renewals' lock order
                 await cur.execute(
                     "UPDATE cluster_sources SET claimed_by = NULL, lease_until = NULL,"
                     " fetching = false, next_due = now() + make_interval(secs => %s),"
@@ -445,39 +519,75 @@ class Node:
             if self._unreleased.get(name) == pending[name]:
                 del self._unreleased[name]
                 self.held.discard(name)
+                self._confirmed.pop(name, None)
 
     # -- liveness -----------------------------------------------------------------------
-    async def beat(self) -> ClusterView | None:
-        """Heartbeat, renew the leases held, retry releases; what the cluster looks like.
-        None while the database is unreachable."""
+    async def _keep_leases(self) -> None:
+        """Renew every beat, start to start: a slow try delays the next by no more than its
+        own cut-off (`lease_timeout`)."""
+        every = beat_interval(self.lease)
+        while True:
+            started = time.monotonic()
+            try:
+                await self.renew()
+            except Exception:  # a bug: say so, and keep renewing
+                log.exception("cluster: renewing the leases failed (a bug; retrying)")
+            await asyncio.sleep(max(0.0, started + every - time.monotonic()))
+
+    async def renew(self) -> bool:
+        """Heartbeat and renew the leases held, on the leases' own connection (no wait behind
+        claims and releases); learn which are confirmed, and until when. A lease found taken
+        by another node (it ran out while renewals failed) is no longer confirmed. False
+        when the database did not answer in time."""
+        started = time.monotonic()
+        held = sorted(self.held)
+        before = {name: self._confirmed.get(name) for name in held}  # a claim since is newer
         try:
-            await self._flush_releases()
-            async with self._work.transaction() as cur:
+            async with self._lease_link.transaction() as cur:
                 await cur.execute(
                     "INSERT INTO cluster_nodes (name, token, machine, pid, started, heartbeat)"
                     " VALUES (%s, %s, %s, %s, now(), now()) ON CONFLICT (name) DO UPDATE"
                     " SET heartbeat = now(), token = EXCLUDED.token",
                     (self.name, self.token, socket.gethostname(), os.getpid()),
                 )  # fmt: skip
-                held = list(self.held)
-                await cur.execute(
-                    "UPDATE cluster_sources SET lease_until = now() + make_interval(secs => %s)"
-                    " WHERE claimed_by = %s AND source = ANY(%s)", (self.lease, self.name, held),
-                )  # fmt: skip
-                # a claim whose commit we never heard of is not ours to keep
-                await cur.execute(
-                    "UPDATE cluster_sources SET claimed_by = NULL, lease_until = NULL,"
-                    " fetching = false WHERE claimed_by = %s AND source <> ALL(%s)",
-                    (self.name, held),
-                )  # fmt: skip
+                confirmed = set()
+                if held:
+                    await cur.execute(_LOCK_IN_ORDER, (self.name, held))
+                    await cur.execute(
+                        "UPDATE cluster_sources SET lease_until = clock_timestamp()"
+                        " + make_interval(secs => %s) WHERE claimed_by = %s AND source = ANY(%s)"
+                        " RETURNING source", (self.lease, self.name, held),
+                    )  # fmt: skip
+                    confirmed = {r[0] for r in await cur.fetchall()}
+        except StoreError as e:
+            log.debug("cluster: leases not renewed: %s", e)
+            return False
+        for name in held:
+            if name not in self.held:
+                continue  # handed back meanwhile
+            if name in confirmed:
+                self._confirmed[name] = max(self._confirmed.get(name, 0.0), started + self.lease)
+            elif name in self._confirmed and self._confirmed[name] == before[name]:
+                del self._confirmed[name]  # (unless claimed anew since)
+                log.warning("source %s: this node's lease on it ran out, and another node"
+                            " holds it now", name)  # fmt: skip
+        return True
+
+    async def beat(self) -> ClusterView | None:
+        """Retry releases; what the cluster looks like (the leases are renewed by the node
+        itself, `renew`). None while the database is unreachable."""
+        try:
+            await self._flush_releases()
+            async with self._work.transaction() as cur:
                 await cur.execute(
                     "DELETE FROM cluster_nodes WHERE heartbeat < now() - make_interval(secs => %s)",
                     (FORGET_NODE,),
                 )  # fmt: skip
                 await cur.execute(
-                    "SELECT published, articles FROM cluster_nodes WHERE published IS NOT NULL"
+                    "SELECT published, articles, extract(epoch FROM clock_timestamp() - published)"
+                    " FROM cluster_nodes WHERE published IS NOT NULL"
                     " ORDER BY published DESC LIMIT 1"
-                )
+                )  # fmt: skip
                 published = await cur.fetchone()
                 await self._load_sources(cur)
                 await cur.execute(
@@ -488,20 +598,30 @@ class Node:
                 await cur.execute(_PUBLISHER, (PUBLISHER_LOCK,))
                 holder = await cur.fetchone()
         except StoreError:
+            self._loaded = None  # a load of node_sources rolled back with it
             return None
+        if published is not None:
+            self._saw_publish(published)
         return ClusterView(
-            last_publish=published[0] if published else None,
-            articles=int(published[1] or 0) if published else 0,
             never_run=int(never[0]) if never else 0,
             publisher=holder[0] if holder else None,
         )
+
+    def _saw_publish(self, row: tuple[Any, ...]) -> None:
+        at, articles, age = row
+        if self.last_publish is None or at >= self.last_publish.at:
+            self.last_publish = Publish(at, int(articles or 0), float(age), time.monotonic())
 
     async def published(self, articles: int) -> None:
         """Record a publish (other nodes' /healthz tell the cluster's latest)."""
         with contextlib.suppress(StoreError):
             async with self._work.transaction() as cur:
                 await cur.execute("UPDATE cluster_nodes SET published = now(), articles = %s"
-                                  " WHERE name = %s", (articles, self.name))  # fmt: skip
+                                  " WHERE name = %s RETURNING published, articles, 0.0",
+                                  (articles, self.name))  # fmt: skip
+                row = await cur.fetchone()
+            if row is not None:
+                self._saw_publish(row)
 
     async def try_publisher(self) -> bool:
         """Whether this node is the publisher: take the lock if free, else check it is
@@ -534,6 +654,7 @@ class Node:
     async def leave(self) -> None:
         """Hand back every claim now (others need not wait out the leases), drop the
         heartbeat row and the publisher lock."""
+        await self._stop_renewing()  # a renewal after this would write the row back
         with contextlib.suppress(StoreError):
             await self._flush_releases()
             async with self._work.transaction() as cur:
@@ -546,13 +667,24 @@ class Node:
         self.held.clear()
         await self.close()
 
+    async def _stop_renewing(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            await asyncio.gather(self._renewer, return_exceptions=True)
+
     async def close(self) -> None:
-        """Close the connections (the publisher lock goes with its session)."""
+        """Stop renewing; close the connections (the publisher lock goes with its session)."""
         self.publisher = False
-        await self._lock_link.close()
-        await self._work.close()
+        await self._stop_renewing()
+        self._confirmed.clear()
+        for link in (self._lock_link, self._lease_link, self._work):
+            await link.close()
 
 
+_LOCK_IN_ORDER = (  # a node's rows, locked in the order releases take them (Python's: bytes)
+    "SELECT 1 FROM cluster_sources WHERE claimed_by = %s AND source = ANY(%s)"
+    ' ORDER BY source COLLATE "C" FOR UPDATE'
+)
 _HOLDS_LOCK = (
     "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND granted"
     " AND pid = pg_backend_pid() AND ((classid::bigint << 32) | objid::bigint) = %s"

@@ -34,7 +34,9 @@ SOURCE_KEYS = (
 FEED_KEYS = ("name", "title", "sources", "categories", "match")
 FETCH_KEYS = ("allow_hosts", "block_private")
 CLUSTER_KEYS = ("node", "lease")
-LEASE_BOUNDS = (1.0, 3600.0)  # cluster.lease, seconds
+# cluster.lease, seconds. A lease renewal is cut off after a quarter of the lease
+# (cluster.lease_timeout): at least 1 s for a transaction over the network.
+LEASE_BOUNDS = (4.0, 3600.0)
 STATE_KEYS = ("url", "password_env")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -487,8 +489,10 @@ def cluster_config(raw: object) -> ClusterConfig:
     lease = parse_duration(raw.get("lease", 30), "cluster.lease")
     low, high = LEASE_BOUNDS
     if not low <= lease <= high:
-        raise ConfigError(f"cluster.lease: must be between {low:g}s and {high:g}s, got "
-                          f"{raw.get('lease')!r}")  # fmt: skip
+        raise ConfigError(
+            f"cluster.lease: must be between {low:g}s and {high:g}s (a renewal may take"
+            f" a quarter of it), got {raw.get('lease')!r}"
+        )
     return ClusterConfig(node=node, lease=lease)
 
 

@@ -15,8 +15,9 @@ A reloaded config (SIGHUP) reschedules new, changed and removed sources in place
 
 With a cluster `Node` (a PostgreSQL store shared by several daemons) there are no interval
 jobs: a claim loop takes due sources from the database (`cluster.py`) as fetch capacity
-frees, runs them the same way and hands each back with the delay to its next run; a beat
-renews the leases, and only the node holding the publisher lock publishes.
+frees, runs them the same way (a fetch only on a lease the node can prove) and hands each
+back with the delay to its next run; the node renews its leases, and only the node holding
+the publisher lock publishes.
 """
 
 from __future__ import annotations
@@ -256,6 +257,8 @@ class Scheduler:
                 # store or a thread: no source is fetched twice within its interval; a
                 # cluster node runs what it claimed (the claim was the due decision)
                 now = self.clock()
+                if self.node is not None:  # a lease that may have passed to another node
+                    self.node.ensure_held(source.name)  # is not fetched on (StoreError)
                 return fetch_web([source], {source.name: state}, self.config, self.client,
                                  now, self.node is not None), now  # fmt: skip
 
@@ -418,13 +421,13 @@ class Scheduler:
         self._wake.set()
 
     async def _beat_loop(self) -> None:
-        """Renew the leases and the heartbeat; learn the cluster's latest publish and
-        whether every source has run once (a fresh store's first publish waits for it)."""
+        """Retry releases; learn the cluster's latest publish and whether every source has
+        run once (a fresh store's first publish waits for it). The node renews its leases."""
         assert self.node is not None
         while True:
             try:
                 view = await self.node.beat()
-            except Exception:  # leases unrenewed would let other nodes fetch ours again
+            except Exception:  # a bug must not stop this node learning of the cluster
                 log.exception("cluster: heartbeat failed; trying again")
                 view = None
             if view is not None:
@@ -599,9 +602,10 @@ class Scheduler:
     def health(self) -> tuple[int, dict[str, Any]]:
         last_publish, articles = self.last_publish, self.articles
         view = self.cluster_view
-        if view is not None and view.last_publish is not None:  # whichever node published
-            if last_publish is None or view.last_publish > last_publish:
-                last_publish, articles = view.last_publish, view.articles
+        latest = None
+        if self.node is not None:  # whichever node published, on the database's clock
+            latest = self.node.last_publish
+            last_publish, articles = (latest.at, latest.articles) if latest else (None, 0)
         ok = last_publish is not None and self.publish_error is None
         failing = [s for s in self.states.values() if s.failures]
         status = ("degraded" if failing else "ok") if ok else "unavailable"
@@ -627,6 +631,7 @@ class Scheduler:
         if self.node is not None:
             body["node"] = self.node.name
             body["publisher"] = view.publisher if view else None
+            body["last_publish_age"] = round(latest.age_now(), 1) if latest else None
         return (200 if ok else 503), body
 
 

@@ -322,7 +322,7 @@ class SharedFiles:
         self._lock = asyncio.Lock()  # one query, refresh or miss at a time
         self._retry_at = 0.0
         self._listener: asyncio.Task[None] | None = None
-        self._down_since: float | None = None  # time.time() of the first failure
+        self._down_since: tuple[float, float] | None = None  # (time.time(), monotonic)
 
     async def start(self) -> None:
         """Load the current published set's top-level files (feeds, index, OPML), then
@@ -443,12 +443,16 @@ class SharedFiles:
             first_line = (str(error).strip() or type(error).__name__).splitlines()[0]
             log.warning("published files: %s; serving the %d files held until it is back",
                         first_line, len(self.server.held()))  # fmt: skip
-            self._down_since = time.time()
+            self._down_since = (time.time(), time.monotonic())
 
     def health(self) -> dict[str, Any]:
+        """The outage's start by this node's clock (the only one it has then), and its length
+        by a monotonic one: right even on a node whose clock is off."""
         since = self._down_since
         return {
             "generation": self.generation,
             "database_unreachable_since": None if since is None else
-            datetime.fromtimestamp(since, UTC).isoformat(timespec="seconds"),
+            datetime.fromtimestamp(since[0], UTC).isoformat(timespec="seconds"),
+            "database_unreachable_for": None if since is None else
+            round(time.monotonic() - since[1], 1),
         }  # fmt: skip

@@ -1,31 +1,49 @@
 """The cluster's coordination on a real PostgreSQL server: claims never shared, leases that
-expire and are renewed, host slots counted across nodes, the publisher lock passing on when
-its holder dies, nodes refusing a name in use, and a server restart survived."""
+expire and are renewed (and outlast a renewal cut off), a holder that knows when it can no
+longer prove a lease, host slots counted across nodes, the publisher lock passing on when
+its holder dies, nodes refusing a name in use, a server restart survived, and /healthz on
+the database's clock."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from aggregator.cluster import Candidate, Node, choose, node_name, source_weight, status
-from aggregator.config import SourceConfig, load_config
-from aggregator.errors import ConfigError
-from aggregator.schedule import Scheduler
+from aggregator.cluster import (
+    Candidate,
+    Node,
+    beat_interval,
+    choose,
+    lease_timeout,
+    node_name,
+    source_weight,
+    status,
+)
+from aggregator.config import LEASE_BOUNDS, SourceConfig, cluster_config, load_config
+from aggregator.errors import ConfigError, StoreError
+from aggregator.schedule import Scheduler, now_utc
 from aggregator.sources.http import WebClient
 from aggregator.store import Store
+from tests.conftest import SEED_DOC
 from tests.feedfarm import FeedFarm
 from tests.localserver import serve_in_thread
 from tests.pgserver import PgServer
+from tests.test_regenerate import write_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,6 +88,19 @@ def test_weights_and_node_names() -> None:
     assert len(node_name("x" * 200, 123456)) == 64
 
 
+def test_every_allowed_lease_outlasts_a_renewal_cut_off() -> None:
+    """Renewals start a beat apart and are cut off after `lease_timeout`: one that fails is
+    followed by one that commits before the lease runs out, at every lease the config takes;
+    a shorter lease (where a try would have under a second) is refused, naming the key."""
+    low, high = LEASE_BOUNDS
+    for lease in (low, 5.0, 10.0, 20.0, 30.0, 40.0, 60.0, 600.0, high):
+        assert 2 * beat_interval(lease) + lease_timeout(lease) < lease, lease
+        assert lease_timeout(lease) >= 1.0
+    assert cluster_config({"lease": "4s"}).lease == 4.0
+    with pytest.raises(ConfigError, match="cluster.lease: must be between 4s and 3600s"):
+        cluster_config({"lease": "3s"})
+
+
 # -- claims and leases -------------------------------------------------------------------
 def test_nodes_claiming_at_once_never_take_the_same_source(pg_server: PgServer) -> None:
     """Eight nodes, each in a thread of its own, claim 400 due seed folders in small bites:
@@ -111,23 +142,136 @@ def test_a_lease_not_renewed_expires_and_another_node_takes_the_source(
     sources = [seeds("a"), seeds("b")]
 
     async def scenario() -> None:
-        first = await joined(url, "first", sources, lease=1.0)
-        second = await joined(url, "second", sources, lease=1.0)
+        first = await joined(url, "first", sources, lease=2.0)
+        second = await joined(url, "second", sources, lease=2.0)
         assert sorted(await first.claim(10)) == ["a", "b"]
-        # the holder renews: nobody else gets them past the lease
-        for _ in range(6):
+        # the holder renews by itself: nobody else gets them past the lease
+        for _ in range(8):
             await asyncio.sleep(0.3)
-            await first.beat()
             assert await second.claim(10) == []
         # the holder goes silent (as if killed): the leases run out
+        await first.close()
         started = time.monotonic()
         while not (got := await second.claim(10)):
-            assert time.monotonic() - started < 3.0
+            assert time.monotonic() - started < 4.0
             await asyncio.sleep(0.1)
         assert sorted(got) == ["a", "b"]
         assert 0.5 < time.monotonic() - started
         await first.leave()
         await second.leave()
+
+    asyncio.run(scenario())
+
+
+@contextmanager
+def renewals_blocked(url: str, node: str) -> Iterator[None]:
+    """The node's heartbeat row locked by another session: each of its renewals waits
+    until it is cut off (as on a database too slow to answer within a lease)."""
+    with psycopg.connect(url) as conn:
+        conn.execute("SELECT 1 FROM cluster_nodes WHERE name = %s FOR UPDATE", (node,))
+        yield
+        conn.rollback()
+
+
+def test_a_renewal_cut_off_keeps_the_lease_and_a_holder_never_outlasts_its_lease(
+    pg_server: PgServer,
+) -> None:
+    """Renewals blocked for less than a beat plus a cut-off: the lease holds, nobody else
+    claims. Blocked for good: the holder stops confirming its lease no later than the
+    database lets another node claim it, and once the database answers again it learns the
+    source is another node's and never fetches it."""
+    url = pg_server.database()
+
+    async def scenario() -> None:
+        a = await joined(url, "a", [seeds("s")], lease=2.0)  # a beat 0.67 s, cut off at 0.5 s
+        b = await joined(url, "b", [seeds("s")], lease=2.0)
+        assert await a.claim(5) == ["s"]
+        with renewals_blocked(url, "a"):
+            for _ in range(8):
+                await asyncio.sleep(0.1)
+                assert await b.claim(5) == []
+        for _ in range(10):
+            await asyncio.sleep(0.1)
+            assert await b.claim(5) == []
+        a.ensure_held("s")
+        with renewals_blocked(url, "a"):
+            started = time.monotonic()
+            while not await b.claim(5):  # once a's lease ran out
+                assert time.monotonic() - started < 4.0
+                await asyncio.sleep(0.05)
+            with pytest.raises(StoreError, match="not confirmed this node's lease"):
+                a.ensure_held("s")  # already, before the database answers again
+        assert await a.renew()
+        with pytest.raises(StoreError, match="not confirmed"):
+            a.ensure_held("s")
+        assert await a.claim(5) == []
+        await a.release("s", 60.0)  # the run a abandoned: b's claim stands
+        assert status(url, ["s"], 2.0)["sources"]["s"]["holder"] == "b"
+        b.ensure_held("s")
+        await a.leave()
+        await b.leave()
+
+    asyncio.run(scenario())
+
+
+def test_a_claim_never_takes_a_source_the_node_still_runs(pg_server: PgServer) -> None:
+    """A lease that ran out while its run goes on (renewals failed) makes the source
+    claimable again, but not by the node running it: only another node may take it over."""
+    url = pg_server.database()
+
+    async def scenario() -> None:
+        a = await joined(url, "a", [seeds("s")])
+        b = await joined(url, "b", [seeds("s")])
+        assert await a.claim(5) == ["s"]
+        with psycopg.connect(url) as conn:  # the lease ran out in the database
+            conn.execute("UPDATE cluster_sources SET lease_until = now() - interval '1 second'")
+        assert await a.claim(5) == []
+        assert a.held == {"s"}
+        assert await b.claim(5) == ["s"]
+        await a.leave()
+        await b.leave()
+
+    asyncio.run(scenario())
+
+
+def test_a_claim_rolled_back_by_a_deadlock_leaves_no_stale_source_list(
+    pg_server: PgServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A claim loads the node's source names into its session, then is rolled back (here
+    a deadlock with another session): that is no lost database (no warning, the connection
+    is kept), and the next claim loads the names again instead of joining those of before
+    (a reload's new sources would never be claimed)."""
+    url = pg_server.database()
+    sources = [feed("a", host="h1.example"), feed("c", host="h3.example")]
+
+    async def scenario() -> None:
+        node = await joined(url, "n", sources)
+        node.configure(["c"])
+        assert await node.claim(1) == ["c"]
+        await node.release("c", 3600.0)
+        node.configure(["a"])  # as a reload does
+        async with await psycopg.AsyncConnection.connect(url) as other:
+            await other.execute("SELECT 1 FROM cluster_hosts WHERE host = 'h1.example' FOR UPDATE")
+
+            async def deadlock() -> None:
+                """Once the claim holds a's row and waits for h1 (so it waits longer, and
+                PostgreSQL makes it the victim), ask for a's row."""
+                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as w:
+                    started = time.monotonic()
+                    while not await (await w.execute(
+                        "SELECT 1 FROM pg_stat_activity WHERE application_name = 'aggregator n'"
+                        " AND wait_event_type = 'Lock'")).fetchone():  # fmt: skip
+                        assert time.monotonic() - started < 5.0
+                        await asyncio.sleep(0.02)
+                await other.execute("SELECT 1 FROM cluster_sources WHERE source = 'a' FOR UPDATE")
+
+            with caplog.at_level(logging.WARNING, logger="aggregator.cluster"):
+                got, _ = await asyncio.gather(node.claim(1), deadlock())
+            assert got == []  # the claim was the deadlock's victim
+            assert "unreachable" not in caplog.text
+            await other.rollback()
+        assert await node.claim(1) == ["a"]
+        await node.leave()
 
     asyncio.run(scenario())
 
@@ -198,15 +342,51 @@ def test_a_live_nodes_name_is_refused_and_a_dead_ones_claims_are_freed(
     url = pg_server.database()
 
     async def scenario() -> None:
-        first = await joined(url, "web1", [seeds("a")], lease=1.0)
+        first = await joined(url, "web1", [seeds("a")], lease=2.0)
         assert await first.claim(5) == ["a"]
         with pytest.raises(ConfigError, match="cluster.node: a node named 'web1' is running"):
-            await joined(url, "web1", [seeds("a")], lease=1.0)
-        await asyncio.sleep(1.2)  # no heartbeat for a lease: that run is dead
-        again = await joined(url, "web1", [seeds("a")], lease=1.0)
+            await joined(url, "web1", [seeds("a")], lease=2.0)
+        await first.close()  # killed: no heartbeat from now on
+        await asyncio.sleep(2.2)  # none for a lease: that run is dead
+        again = await joined(url, "web1", [seeds("a")], lease=2.0)
         assert await again.claim(5) == ["a"]  # the dead run's claim was freed at join
-        await first.close()
         await again.leave()
+
+    asyncio.run(scenario())
+
+
+def test_a_node_that_left_is_not_written_back_by_a_late_renewal(pg_server: PgServer) -> None:
+    """`leave` deletes the node's row while a renewal is due: no renewal may write it back
+    after (it would keep the node 'running' for a lease, and a restart under its name would
+    be refused)."""
+    url = pg_server.database()
+
+    async def scenario() -> None:
+        node = await joined(url, "a", [seeds("s")], lease=2.0)  # a renewal every 0.67 s
+        async with await psycopg.AsyncConnection.connect(url) as holder, \
+                await psycopg.AsyncConnection.connect(url, autocommit=True) as watch:  # fmt: skip
+            await holder.execute("SELECT 1 FROM cluster_nodes WHERE name = 'a' FOR UPDATE")
+            leaving = asyncio.create_task(node.leave())  # its DELETE waits for the row
+
+            async def waiting(application: str) -> datetime | None:
+                row = await (await watch.execute(
+                    "SELECT max(query_start) FROM pg_stat_activity WHERE application_name = %s"
+                    " AND wait_event_type = 'Lock'", (application,))).fetchone()  # fmt: skip
+                return row[0] if row else None
+
+            started = time.monotonic()
+            while (deleting := await waiting("aggregator a")) is None:
+                assert time.monotonic() - started < 5.0
+                await asyncio.sleep(0.02)
+            while time.monotonic() - started < 1.5:  # a renewal queued behind the DELETE?
+                renewing = await waiting("aggregator a leases")
+                if renewing is not None and renewing > deleting:
+                    break
+                await asyncio.sleep(0.02)
+            await holder.rollback()
+            await leaving
+        await asyncio.sleep(0.3)
+        assert status(url, ["s"], 2.0)["nodes"] == []
 
     asyncio.run(scenario())
 
@@ -334,7 +514,7 @@ def test_two_scheduling_nodes_share_the_sources_and_never_fetch_one_twice(
             root.mkdir()
             (root / "config.yaml").write_text(
                 "output:\n  dir: out\nstate: state.sqlite3\nretention: never\n"
-                f"cluster:\n  node: n{k}\n  lease: 2s\nsources:\n{farm.sources_yaml('2s')}",
+                f"cluster:\n  node: n{k}\n  lease: 4s\nsources:\n{farm.sources_yaml('2s')}",
                 encoding="utf-8",
             )
             configs.append(load_config(root / "config.yaml"))
@@ -380,14 +560,14 @@ def test_a_reload_on_a_node_runs_changed_and_added_sources_and_drops_removed_one
             path = tmp_path / "config.yaml"
             path.write_text(
                 "output:\n  dir: out\nstate: state.sqlite3\nretention: never\n"
-                f"cluster:\n  lease: 2s\nsources:\n{sources}", encoding="utf-8",
+                f"cluster:\n  lease: 4s\nsources:\n{sources}", encoding="utf-8",
             )  # fmt: skip
             return path
 
         first = load_config(config([0, 1, 2]))
 
         async def scenario() -> None:
-            node = Node(url, "n", lease=2.0, per_host=6)
+            node = Node(url, "n", lease=4.0, per_host=6)
             scheduler = Scheduler(first, Store.open(first.state, holder="daemon"),
                                   client=WebClient(), node=node)  # fmt: skip
             await scheduler.start()
@@ -444,3 +624,33 @@ def test_a_read_only_database_fails_calls_softly_and_the_node_recovers(
         await node.leave()
 
     asyncio.run(scenario())
+
+
+def test_healthz_tells_the_last_publish_on_the_databases_clock(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    """A node whose clock is three hours ahead publishes: /healthz gives the publish time
+    and its age by the database's clock, as every other node's does."""
+    url = pg_server.database()
+    cfg = load_config(write_config(tmp_path, extra="cluster:\n  lease: 4s\n"))
+    shutil.copy(SEED_DOC, tmp_path / "seeds" / SEED_DOC.name)
+
+    async def scenario() -> dict[str, object]:
+        node = Node(url, "ahead", lease=cfg.cluster.lease, per_host=6)
+        scheduler = Scheduler(cfg, Store.open(cfg.state, holder="daemon"), node=node,
+                              clock=lambda: now_utc() + timedelta(hours=3))  # fmt: skip
+        await scheduler.start()
+        started = time.monotonic()
+        while (health := scheduler.health())[0] != 200:
+            assert time.monotonic() - started < 20.0, health
+            await asyncio.sleep(0.1)
+        assert await scheduler.stop()
+        return health[1]
+
+    body = asyncio.run(scenario())
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT now()").fetchone()
+    assert row is not None
+    published = datetime.fromisoformat(str(body["last_publish"]))
+    assert abs((row[0] - published).total_seconds()) < 30
+    assert 0 <= float(str(body["last_publish_age"])) < 30

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.slow
 
 FEEDS = 300
 EVERY = 5.0
-LEASE = 3.0
+LEASE = 4.0
 ANSWER = 0.02  # each feed answers this long after the request: fetches overlap
 PER_HOST = HttpSettings().per_host  # every feed is on 127.0.0.1
 # a source due is claimed within a claim poll (1 s) and a jitter (10% of EVERY)

@@ -136,6 +136,51 @@ def test_a_restarted_server_fails_only_the_transaction_it_cut(pg_server: PgServe
         assert leftover.fetchone()[0] == 0
 
 
+def test_a_connection_lost_inside_a_transaction_is_never_replaced_within_it(
+    pg_server: PgServer,
+) -> None:
+    """A caller that swallowed the error of a statement cut by a restart goes on in the same
+    transaction: every later statement (executemany, stream) fails with StoreError rather
+    than running on a new connection outside the transaction, which is not committed."""
+    url = pg_server.database()
+    with Store.open(url) as store:
+        db = store.db
+        db.execute("CREATE TABLE probe (n BIGINT)")
+        with pytest.raises(StoreError, match="lost inside a transaction"):
+            with store.transaction():
+                db.execute("INSERT INTO probe VALUES (1)")
+                pg_server.restart()
+                with pytest.raises(db.errors):
+                    db.execute("INSERT INTO probe VALUES (2)")
+                with pytest.raises(StoreError, match="lost inside a transaction"):
+                    db.executemany("INSERT INTO probe VALUES (?)", [(3,), (4,)])
+                with pytest.raises(StoreError, match="lost inside a transaction"):
+                    list(db.stream("SELECT n FROM probe"))
+        assert db.execute("SELECT n FROM probe").fetchall() == []  # and the next reconnects
+        with store.transaction():
+            db.executemany("INSERT INTO probe VALUES (?)", [(5,)])
+        assert db.execute("SELECT n FROM probe").fetchall() == [(5,)]
+
+
+def test_a_transaction_with_a_failed_statement_is_never_reported_committed(
+    pg_server: PgServer,
+) -> None:
+    """PostgreSQL answers COMMIT of a transaction in which a statement failed with a silent
+    rollback (SQLite would commit the rest): the store says so instead."""
+    url = pg_server.database()
+    with Store.open(url) as store:
+        db = store.db
+        db.execute("CREATE TABLE probe (n BIGINT PRIMARY KEY)")
+        with pytest.raises(StoreError, match="rolled back rather than committed"):
+            with store.transaction():
+                db.execute("INSERT INTO probe VALUES (1)")
+                with pytest.raises(db.errors):
+                    db.execute("INSERT INTO probe VALUES (1)")
+        with store.transaction():
+            db.execute("INSERT INTO probe VALUES (2)")
+        assert db.execute("SELECT n FROM probe").fetchall() == [(2,)]
+
+
 def story(title: str, minutes: int) -> Article:
     when = T0 + timedelta(minutes=minutes)
     return Article(title=title, summary=f"{title}: spot metni.", published=when, updated=when,

@@ -175,6 +175,7 @@ def test_a_node_serves_what_it_holds_while_the_database_is_down(
             lost = httpx.get(a + "/sources/seeds/rss.xml")  # not held, and nobody to ask
             assert lost.status_code == 503 and lost.headers["retry-after"]
             wait_for("/healthz to tell", lambda: shown(a)["database_unreachable_since"])
+            assert shown(a)["database_unreachable_for"] >= 0
         finally:
             pg_server.start()
         site.publish(1)
@@ -183,7 +184,9 @@ def test_a_node_serves_what_it_holds_while_the_database_is_down(
             return "İzmir'de 1. gün" in httpx.get(a + "/atom.xml").text
 
         wait_for("the node to catch up after the restart", caught_up, timeout=15)
-        assert shown(a)["database_unreachable_since"] is None
+        assert (
+            shown(a)["database_unreachable_since"] is shown(a)["database_unreachable_for"] is None
+        )
         assert httpx.get(a + "/sources/seeds/rss.xml").status_code == 200
 
 

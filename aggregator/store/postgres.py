@@ -7,7 +7,10 @@ Every writing transaction first takes one transaction-scoped advisory lock (WRIT
 staging and merging read the stored state (the next revision id, stored keys) to decide, so
 writers of all nodes take turns; readers never wait for it. A lost connection (the server
 restarted) fails the statement or transaction it was in with StoreError; the next one
-reconnects. There is no file lock: many nodes share the database.
+reconnects. Reconnecting happens only between transactions: inside one, a lost connection
+fails every later statement of it (never a new connection running the rest outside it),
+and a transaction in which a statement failed is never reported committed. There is no
+file lock: many nodes share the database.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from aggregator.errors import StoreError
 from aggregator.store.db import Rows, redact
@@ -85,6 +89,18 @@ class Postgres:
             self._conn = self._connect()
         return self._conn
 
+    def _current(self) -> psycopg.Connection[Any]:
+        """The connection for the next statement: inside a transaction only the one it
+        began on (a new one would run the rest of it outside), else one made anew if lost."""
+        if not self._in_transaction:
+            return self._connection()
+        if self._conn.closed or self._conn.broken:
+            raise StoreError(
+                f"{self.name}: the connection to the database was lost inside a transaction,"
+                " which is rolled back; the next one reconnects"
+            )
+        return self._conn
+
     def _outside(self, action: Callable[[psycopg.Connection[Any]], T]) -> T:
         """Run a statement outside a transaction; a connection found lost is made anew and
         the statement tried once more (nothing ran on the lost one)."""
@@ -102,7 +118,7 @@ class Postgres:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
         query, args = translate(sql), tuple(params)
         if self._in_transaction:
-            return self._conn.execute(query, args)
+            return self._current().execute(query, args)
         return self._outside(lambda conn: conn.execute(query, args))
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
@@ -111,7 +127,7 @@ class Postgres:
         (or one skipping conflicts) sends each batch as one statement of many rows."""
         rows = iter(rows)
         many = _MANY_ROWS.fullmatch(sql)
-        with self._connection().cursor() as cursor:
+        with self._current().cursor() as cursor:
             while batch := list(itertools.islice(rows, ROWS_PER_INSERT)):
                 if many is None:
                     cursor.executemany(translate(sql), batch)
@@ -121,7 +137,7 @@ class Postgres:
                     cursor.execute(query, [value for row in batch for value in row])
 
     def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
-        conn = self._connection()
+        conn = self._current()
         with contextlib.ExitStack() as stack:
             if not self._in_transaction:  # a server-side cursor lives in a transaction
                 stack.enter_context(conn.transaction())
@@ -137,6 +153,12 @@ class Postgres:
         try:
             self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             yield
+            if self._current().info.transaction_status == TransactionStatus.INERROR:
+                # a statement failed and its error was handled: COMMIT would roll back
+                raise StoreError(
+                    f"{self.name}: a statement of this transaction failed, so it is rolled"
+                    " back rather than committed"
+                )
             self._conn.execute("COMMIT")
         except BaseException:
             if not (self._conn.closed or self._conn.broken):
