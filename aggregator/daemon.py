@@ -1,5 +1,6 @@
 """`aggregator run` and `aggregator status`: one event loop holds the scheduler and the HTTP
-server, so there is one process to supervise and one place that handles signals.
+server, so there is one process to supervise and one place that handles signals; its one
+child, the publisher (`publisher.py`), lives and dies with it.
 
 SIGTERM/SIGINT: the server stops accepting, scheduling stops, running work gets a few seconds,
 pending changes are published, the store is closed, exit 0. A kill -9 loses nothing that was

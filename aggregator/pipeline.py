@@ -279,13 +279,15 @@ def _since(started: float) -> float:
     return time.perf_counter() - started
 
 
-def publish_now(config: Config, store: Store, now: datetime, fence: int | None = None) -> list[str]:
+def publish_now(config: Config, store: Store, now: datetime, fence: int | None = None,
+                workers: int | None = None) -> list[str]:  # fmt: skip
     """Write whatever output changed (retention ran in `run_once`). Cheap when nothing did:
     no merge or expiry since the last publish, same settings, output still there. With a
     PostgreSQL store the files written are stored there too, for every node to serve
-    (`fence`: a cluster node's publisher-lock session, see `Mirror.open`)."""
+    (`fence`: a cluster node's publisher-lock session, see `Mirror.open`). `workers`:
+    rendering processes (`publish.publish`)."""
     if config.state_url is None:
-        return _write_output(config, store, now)
+        return _write_output(config, store, now, workers=workers)
     from aggregator.sharedout import Mirror  # psycopg stays out of SQLite runs
 
     with Mirror.open(config.state_url, config.output_dir, fence) as mirror:
@@ -295,7 +297,7 @@ def publish_now(config: Config, store: Store, now: datetime, fence: int | None =
         mirror.begin()
         try:  # the files are in the table before the publish counts as done: a publisher
             # killed in between leaves it pending, for the next one to publish again
-            written = _write_output(config, store, now, mirror.commit)
+            written = _write_output(config, store, now, mirror.commit, workers)
         except OutputIncomplete as e:
             mirror.commit(e.written)
             raise
@@ -315,6 +317,7 @@ def _write_output(
     store: Store,
     now: datetime,
     before_done: Callable[[list[str]], object] = lambda written: None,
+    workers: int | None = None,
 ) -> list[str]:
     """`before_done(written)` runs once every file is written, before the publish is saved
     as done."""
@@ -331,7 +334,7 @@ def _write_output(
     store.set_publish_state(plan.rebuilding)
     state = plan.state  # complete once publish has used up plan.feeds
     try:
-        written = publish(site_of(config), config.output_dir, plan.feeds, store.count())
+        written = publish(site_of(config), config.output_dir, plan.feeds, store.count(), workers)
     except OutputIncomplete as e:
         # the feeds written stay remembered; the rest (and with a failed article page,
         # every rebuilt feed, whose pages are written with it) is redone by the next publish

@@ -318,13 +318,14 @@ class _Renderer:
     """Renders feeds in batches as they come; many feeds (one per source and category) use
     every core, in worker processes started only once a publish has POOL_FEEDS to render."""
 
-    def __init__(self, site: Site) -> None:
+    def __init__(self, site: Site, workers: int | None = None) -> None:
         self.site = site
+        self.workers = workers or os.cpu_count() or 1
         self._pool: ProcessPoolExecutor | None = None
 
     def __call__(self, feeds: Sequence[FeedSet], last: bool) -> Iterator[list[tuple[str, bytes]]]:
         """Rendered files of each feed, in order (lazily, when from the pool)."""
-        workers = os.cpu_count() or 1
+        workers = self.workers
         if self._pool is None and (workers < 2 or (last and len(feeds) < POOL_FEEDS)):
             return (render_feed(self.site, feed) for feed in feeds)
         if self._pool is None:
@@ -361,7 +362,8 @@ def _batches(
     yield batch, True
 
 
-def publish(site: Site, output_dir: Path, feeds: Iterable[FeedSet], total: int) -> list[str]:
+def publish(site: Site, output_dir: Path, feeds: Iterable[FeedSet], total: int,
+            workers: int | None = None) -> list[str]:  # fmt: skip
     """Write every output file that changed; return the relative paths written.
     The first feed is the combined feed; `total` is the number of stored articles. `feeds`
     may be an iterator that reads each feed's entries as it is reached: a batch of feeds
@@ -370,11 +372,12 @@ def publish(site: Site, output_dir: Path, feeds: Iterable[FeedSet], total: int) 
     One file that cannot be written never stops the others: every file is tried. A failure
     in the output folder itself (combined feed, index, OPML) is a PublishError; failures
     only under a derived feed's folder (categories/x/, sources/x/, feeds/x/, articles/)
-    are OutputIncomplete, one line per feed."""
+    are OutputIncomplete, one line per feed. `workers`: processes rendering at once
+    (default: one per core; 1 renders in this process, as the daemon's publisher does)."""
     sweep_temporaries(output_dir)
     listing: list[pages.Listed] = []
     headlines: list[Entry] = []
-    with _Writer(output_dir) as writer, _Renderer(site) as render:
+    with _Writer(output_dir) as writer, _Renderer(site, workers) as render:
         done: set[str] = set()
         previous: Iterator[list[tuple[str, bytes]]] = iter(())
         for batch, last in _batches(site, feeds, listing, headlines):

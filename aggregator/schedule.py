@@ -5,10 +5,12 @@ run saves its source's due time by `sources.policy` (interval, back-off while it
 later if the server asked, e.g. Retry-After); the job is rescheduled to it, jittered, and
 due times survive restarts. A job pauses itself while it runs, so a slow run is never overlapped.
 
-All store work (parsing, merging, feed writing) runs on ONE worker thread: the Store is not
-thread-safe, and the event loop stays free to serve HTTP. Changes are published once per
-burst (debounced), not once per source. On a fresh store the first publish waits for the
-first run of every source (at most FIRST_PASS_MAX_WAIT), so a reader never caches an empty feed.
+The daemon's store work (parsing, merging) runs on ONE worker thread: the Store is not
+thread-safe, and the event loop stays free to serve HTTP. Publishing runs in a process of
+its own with its own store connection (`publisher.py`), so neither serving nor any source
+run waits for it. Changes are published once per burst (debounced), not once per source.
+On a fresh store the first publish waits for the first run of every source (at most
+FIRST_PASS_MAX_WAIT), so a reader never caches an empty feed.
 A reloaded config (SIGHUP) reschedules new, changed and removed sources in place.
 
 With a cluster `Node` (a PostgreSQL store shared by several daemons) there are no interval
@@ -39,7 +41,8 @@ from aggregator.config import Config, SourceConfig
 from aggregator.errors import AggregatorError, StoreError
 from aggregator.metrics import Metrics
 from aggregator.model import SourceState
-from aggregator.pipeline import fetch_web, publish_now, run_once
+from aggregator.pipeline import fetch_web, run_once
+from aggregator.publisher import Publisher
 from aggregator.sources import Harvest, policy
 from aggregator.store import Store
 
@@ -54,7 +57,7 @@ SHUTDOWN_GRACE = 5.0  # running work gets this long to finish on SIGTERM
 FETCH_THREADS = 4  # web fetches at once (each parses its own body)
 # sources between the start of their fetch and the end of their merge: parsed items wait
 # for the one store thread, so this bounds how many sources' items are held in memory (all
-# of a first pass otherwise); enough that fetching goes on while a merge or publish runs
+# of a first pass otherwise); enough that fetching goes on while a merge runs
 IN_FLIGHT = 8 * FETCH_THREADS
 # a fresh store publishes once every source ran once, or this long after the start: a slow
 # source then joins at the next publish
@@ -144,6 +147,7 @@ class Scheduler:
         self._changed = asyncio.Event()
         self._dirty = False  # changes merged but not yet published
         self._publisher: asyncio.Task[None] | None = None
+        self._publishing = Publisher(config.store_target)  # the publisher process
         self._running: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._seen_rejections: set[str] = set()
@@ -187,12 +191,6 @@ class Scheduler:
             rejected=tuple(str(r) for r in report.rejections), error=error,
             seconds=time.perf_counter() - t0, not_modified=bool(one and one.not_modified),
         )  # fmt: skip
-
-    def _publish(self) -> tuple[list[str], int, float]:
-        t0 = time.perf_counter()
-        fence = None if self.node is None else (self.node.lock_pid or 0)
-        written = publish_now(self.config, self.store, self.clock(), fence)
-        return written, self.store.count(), time.perf_counter() - t0
 
     # -- jobs on the event loop -------------------------------------------------------
     async def source_job(self, name: str) -> None:
@@ -313,8 +311,11 @@ class Scheduler:
         self._dirty = False
         if self.node is not None and not self.node.publisher:
             return True  # the publisher publishes what this node merged
+        # the child checks the fence (this node's lock session) before storing any file
+        fence = None if self.node is None else (self.node.lock_pid or 0)
         try:
-            written, count, seconds = await self._on_worker(self._publish)
+            done = await self._publishing.publish(self.config, self.clock(), fence)
+            written, count, seconds = done.written, done.articles, done.seconds
         except asyncio.CancelledError:
             self._dirty = True  # the publish may never have started
             raise
@@ -346,6 +347,8 @@ class Scheduler:
         """Load saved states, publish what the store holds (a fresh store: after every
         source ran once), schedule every source."""
         self.states = await self._on_worker(self._load_states)
+        if self.node is None:  # a cluster node starts it once it is the publisher
+            self._publishing.start()  # before any run: it opens the store now
         if self.config.sources and await self._on_worker(self.store.count) == 0:
             self._first_pass = {s.name for s in self.config.sources}
         else:
@@ -568,7 +571,7 @@ class Scheduler:
         self._fetcher.shutdown(wait=False, cancel_futures=True)
         if any(not f.done() for f in self._inflight):
             log.warning("shutdown: a run did not finish in %.0fs; abandoning it", SHUTDOWN_GRACE)
-            await self._leave_cluster()
+            await self._leave(deadline)
             self._worker.shutdown(wait=False, cancel_futures=True)
             return False
         if self._dirty:
@@ -576,13 +579,19 @@ class Scheduler:
                 await asyncio.wait_for(self.publish(), max(0.5, deadline - time.monotonic()))
             except TimeoutError:
                 log.warning("shutdown: final publish did not finish; the next start publishes")
-                await self._leave_cluster()
+                await self._leave(deadline)
                 self._worker.shutdown(wait=False, cancel_futures=True)
                 return False
-        await self._leave_cluster()
+        await self._leave(deadline)
         await asyncio.wrap_future(self._worker.submit(self.store.close))
         self._worker.shutdown(wait=True)
         return True
+
+    async def _leave(self, deadline: float) -> None:
+        """The publisher process ended (killed if a publish it runs outlasts the grace:
+        the next start publishes it), then the cluster left."""
+        await self._publishing.close(max(0.5, deadline - time.monotonic()))
+        await self._leave_cluster()
 
     async def _leave_cluster(self) -> None:
         """Claims handed back, publisher lock dropped: other nodes take over at once."""

@@ -648,6 +648,9 @@ class HttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._ready = self._held_answer()
         if self._ready is None:
+            # a fast answer just before this request armed the keep-alive timer, which the
+            # app's answer would not cancel: it would close the connection under it
+            self._unset_keepalive_if_required()
             super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:

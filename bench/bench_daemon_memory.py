@@ -1,12 +1,15 @@
 """Resident memory of `aggregator run` with many feed sources (issue 16: 320 MB at 1,000).
 
     python bench/bench_daemon_memory.py [--sources 1000] [--every 60s] [--seconds 150]
+                                        [--code DIR]
 
 The feeds come from bench_sources.py's local server (50 items each, 20 ms per answer, 20
 loopback hosts; unchanged feeds answer 304). The daemon runs as a subprocess on a fresh
 store; its VmRSS is sampled every 10 s. Printed: the resident memory after start-up (the
 reference: imports and threads, before any source ran), the peak, and the steady figure
-(the median of the last third of the samples, after the first pass and its publish).
+(the median of the last third of the samples, after the first pass and its publish), of
+the daemon's own process and of it with its children (the publisher process) added.
+`--code DIR` runs the daemon from another checkout (a worktree of main: before/after).
 """
 
 from __future__ import annotations
@@ -30,8 +33,36 @@ import bench_sources  # noqa: E402
 
 
 def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) / 1024  # type: ignore[union-attr]
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            m = re.search(r"VmRSS:\s+(\d+)", f.read())
+    except OSError:  # ended meanwhile
+        return 0.0
+    return int(m.group(1)) / 1024 if m else 0.0  # a zombie has none
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process started by `pid`, and by those (the publisher, its workers if any)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids = [int(c) for c in f.read().split()]
+        except OSError:
+            continue
+        for kid in kids:
+            found += [kid, *descendants(kid)]
+    return found
+
+
+def tree_rss_mib(pid: int) -> tuple[float, float]:
+    """Resident memory of `pid` and the sum over its descendants (each counted whole:
+    pages they share are counted more than once)."""
+    return rss_mib(pid), sum(rss_mib(k) for k in descendants(pid))
 
 
 def daemon_port(proc: subprocess.Popen[bytes], log: Path) -> int:
@@ -50,6 +81,8 @@ def main() -> int:
     ap.add_argument("--sources", type=int, default=1000)
     ap.add_argument("--every", default="60s")
     ap.add_argument("--seconds", type=float, default=150.0)
+    ap.add_argument("--code", type=Path, default=ROOT,
+                    help="the checkout whose aggregator the daemon runs")  # fmt: skip
     args = ap.parse_args()
 
     ctx = multiprocessing.get_context("spawn")
@@ -64,17 +97,20 @@ def main() -> int:
                                        "state: state.sqlite3\nserver:\n  port: 0\n"))  # fmt: skip
         log = Path(tmp) / "daemon.log"
         with open(log, "wb") as err:
+            env = dict(os.environ, PYTHONPATH=str(args.code.resolve()))
             proc = subprocess.Popen([sys.executable, "-m", "aggregator", "run", "--config",
-                                     str(config)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                    stderr=err)  # fmt: skip
+                                     str(config)], cwd=args.code, env=env,
+                                    stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
         try:
             port = daemon_port(proc, log)
-            start = rss_mib(proc.pid)
-            samples = []
+            start, start_children = tree_rss_mib(proc.pid)
+            samples, totals = [], []
             t0 = time.monotonic()
             while time.monotonic() - t0 < args.seconds:
                 time.sleep(10)
-                samples.append(rss_mib(proc.pid))
+                main_rss, children = tree_rss_mib(proc.pid)
+                samples.append(main_rss)
+                totals.append(main_rss + children)
             health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30).json()
             runs = len(re.findall(r"source s\d+: ", log.read_text()))
         finally:
@@ -82,13 +118,18 @@ def main() -> int:
             proc.wait(timeout=30)
             server.terminate()
     steady = statistics.median(samples[-max(1, len(samples) // 3) :])
+    steady_total = statistics.median(totals[-max(1, len(totals) // 3) :])
     print(
-        f"{args.sources} feed sources x 50 items, every {args.every}, {os.cpu_count()} CPUs; "
+        f"{args.sources} feed sources x 50 items, every {args.every}, {os.cpu_count()} CPUs, "
+        f"code {args.code}; "
         f"{runs} source runs, {health['articles']} articles, status {health['status']}"
     )
     print(f"resident memory: {start:.0f} MiB after start-up (reference), peak {max(samples):.0f}"
           f" MiB, steady {steady:.0f} MiB (samples every 10 s: "
           f"{', '.join(f'{s:.0f}' for s in samples)})")  # fmt: skip
+    print(f"with its children: {start + start_children:.0f} MiB after start-up, peak "
+          f"{max(totals):.0f} MiB, steady {steady_total:.0f} MiB (samples: "
+          f"{', '.join(f'{s:.0f}' for s in totals)})")  # fmt: skip
     return 0
 
 

@@ -3,6 +3,7 @@ under 10 ms during publishes, no 304 refresh delayed by publishing).
 
     python bench/bench_daemon_publish.py [--sources 1000] [--every 60s] [--seconds 150]
                                          [--rate 100] [--store N] [--switch-interval S]
+                                         [--code DIR]
 
 A local feed server in its own process (bench_sources.py's layout: 20 loopback hosts, 20 ms
 before each answer) serves N feeds of 50 items; every minute a tenth of them gains a new
@@ -15,9 +16,12 @@ process asks for `/atom.xml` `--rate` times a second on one kept-alive connectio
 Printed, from the daemon's log lines and the client's timings: every publish (files, time),
 answer latency percentiles inside publish windows and outside them (the same-run
 reference), before and after the first pass (when every source has run once); how long
-source runs that got a 304 took, and how much of that time a publish was running (the
-most a run can have waited behind publishing: its time counts from when its job started,
-so it includes any wait for the store's one thread, where merges and publishes run).
+source runs that got a 304 took (from when the job started, so any wait for the store's
+one thread is in it), those that overlapped a publish next to those that did not (the
+reference: a publish that delays 304 runs shows as a gap), and how much of their time a
+publish was running; the resident memory of the daemon and of its children (the
+publisher process), sampled every 2 s. `--code DIR` runs the daemon from another checkout
+(e.g. a worktree of main), for before/after runs with the same harness.
 `--switch-interval` runs the daemon with another `sys.setswitchinterval` (an experiment:
 how long the serving thread waits for the GIL while a publish or merge holds it).
 """
@@ -32,6 +36,7 @@ import os
 import re
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -196,6 +201,8 @@ def main() -> int:
     ap.add_argument("--store", type=int, default=0, help="start on a store of N articles")
     ap.add_argument("--switch-interval", type=float, default=0.0,
                     help="the daemon's sys.setswitchinterval (default: 0.005 s)")  # fmt: skip
+    ap.add_argument("--code", type=Path, default=ROOT,
+                    help="the checkout whose aggregator the daemon runs")  # fmt: skip
     args = ap.parse_args()
 
     ctx = multiprocessing.get_context("spawn")
@@ -217,13 +224,17 @@ def main() -> int:
             start = ("import sys; from aggregator.cli import main; "
                      f"sys.setswitchinterval({args.switch_interval or sys.getswitchinterval()}); "
                      f"sys.exit(main(['run', '--config', {str(config)!r}]))")  # fmt: skip
-            proc = subprocess.Popen([sys.executable, "-c", start], cwd=ROOT,
+            env = dict(os.environ, PYTHONPATH=str(args.code.resolve()))
+            proc = subprocess.Popen([sys.executable, "-c", start], cwd=args.code, env=env,
                                     stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
         try:
             port = bench_daemon_memory.daemon_port(proc, log)
             got, sent = ctx.Pipe()
             client = ctx.Process(target=probe, args=(port, args.rate, args.seconds, sent))
             client.start()
+            memory = []  # (daemon, its children) resident MiB
+            while not got.poll(2.0):
+                memory.append(bench_daemon_memory.tree_rss_mib(proc.pid))
             timings = got.recv()
             client.join()
             text = log.read_text()
@@ -235,7 +246,8 @@ def main() -> int:
     print(f"{args.sources} feed sources x 50 items, every {args.every}, {os.cpu_count()} CPUs, "
           f"start store {args.store or 'empty'}; client {args.rate:g} req/s for "
           f"{args.seconds:g} s; GIL switch interval "
-          f"{(args.switch_interval or sys.getswitchinterval()) * 1000:g} ms")  # fmt: skip
+          f"{(args.switch_interval or sys.getswitchinterval()) * 1000:g} ms; code "
+          f"{args.code}")  # fmt: skip
     # the first pass: until every source ran once (its merges keep the store thread busy)
     first_pass = sorted(ends)[args.sources - 1] if len(ends) >= args.sources else float("inf")
     for start, end, files, articles in publishes:
@@ -269,8 +281,20 @@ def main() -> int:
                         ("after the first pass", lambda t: t > first_pass)):  # fmt: skip
         runs = [(s, e) for s, e in not_modified if keep(e)]
         describe(f"{label}, all", [(e - s) * 1000 for s, e in runs])
+        describe(f"{label}, overlapping a publish",
+                 [(e - s) * 1000 for s, e in runs if overlap(s, e)])  # fmt: skip
+        describe(f"{label}, not overlapping (reference)",
+                 [(e - s) * 1000 for s, e in runs if not overlap(s, e)])  # fmt: skip
         describe(f"{label}, of them publishing meanwhile",
                  [overlap(s, e) * 1000 for s, e in runs if overlap(s, e)])  # fmt: skip
+    if memory:
+        own, kids = [m for m, _ in memory], [m + k for m, k in memory]
+        after = memory[len(memory) // 2 :]
+        print(f"resident memory (MiB, every 2 s): daemon peak {max(own):.0f}, median of the "
+              f"second half {statistics.median(m for m, _ in after):.0f}; with its children "
+              f"peak {max(kids):.0f}, median of the second half "
+              f"{statistics.median(m + k for m, k in after):.0f} (children alone peak "
+              f"{max(k for _, k in memory):.0f})")  # fmt: skip
     return 0
 
 

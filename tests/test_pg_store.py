@@ -426,3 +426,37 @@ def test_a_node_that_lost_the_publisher_lock_stores_no_files(
         pipeline.publish_now(config, store, T0, fence=pid)  # its folder's files now stored
         assert table_entries(url) == before + 1 == store.count()
         assert store.publish_state("pending") is None
+
+
+def test_a_feed_read_in_pages_lists_an_article_once_while_another_node_merges(
+    pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A named feed reads its category walk in pages, each its own statement; a merge by
+    another node between two pages that moves an article's GİRİŞ earlier must not list it
+    twice (found by a review)."""
+    from aggregator.feedplan import matcher
+    from aggregator.store import articles
+
+    def item(k: int, rev: int = 0, minutes: int | None = None) -> Article:
+        word = "ukrayna" if k % 3 == 0 else "ekonomi"
+        return Article(title=f"Haber {k} {word} başlığı", summary=f"Spot metni {k} {rev}",
+                       published=T0 - timedelta(minutes=k if minutes is None else minutes),
+                       updated=T0 + timedelta(minutes=rev), source="s", origin=f"{k}-{rev}.txt",
+                       link=f"http://h.test/{k}", guid=f"g{k}", categories=("Gündem",))  # fmt: skip
+
+    url = pg_server.database()
+    with Store.open(url) as publisher, Store.open(url) as other:
+        merge(publisher, [item(k) for k in range(300)])
+        walk, rows_read = articles.ArticleStore._walk, [0]
+
+        def walk_with_a_merge_between_pages(self: Any, *a: Any, **k: Any) -> Any:
+            for row in walk(self, *a, **k):
+                yield row
+                rows_read[0] += 1
+                if rows_read[0] == 30:  # the newest article gets an earlier GİRİŞ
+                    merge(other, [item(0, rev=1, minutes=100)])
+
+        monkeypatch.setattr(articles.ArticleStore, "_walk", walk_with_a_merge_between_pages)
+        ids = [e.id for e in publisher.select(50, categories=["gundem"],
+                                              keep=matcher(("ukrayna",)))]  # fmt: skip
+    assert len(ids) == len(set(ids))

@@ -5,6 +5,7 @@ request order on a connection, and with the bytes of the newest publish."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -44,28 +45,41 @@ class NoAccessLog:
         self.access_log = False
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[CountingServer, int]]:
-    out = tmp_path / "feeds"
-    out.mkdir()
-    (out / "atom.xml").write_bytes(ATOM)
-    (out / "rss.xml").write_bytes(b"<rss/>")
-    (out / "index.html").write_bytes(b"<p>Haber</p>")
-    app = CountingServer(out, None, None, None, revalidate=3600.0)
+@contextlib.contextmanager
+def serving(app: FeedServer, **settings: Any) -> Iterator[int]:
+    """`app` under uvicorn with the daemon's protocol and socket; yields its port."""
     sock = listen("127.0.0.1", 0)  # the daemon's socket (TCP_NODELAY on its connections)
-    settings = server_settings()
-    settings["http"] = type("Protocol", (NoAccessLog, settings["http"]), {})
+    chosen = server_settings() | settings
+    chosen["http"] = type("Protocol", (NoAccessLog, chosen["http"]), {})
     config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, ws="none",
-                            server_header=False, proxy_headers=False, **settings)  # fmt: skip
+                            server_header=False, proxy_headers=False, **chosen)  # fmt: skip
     server = uvicorn.Server(config)  # in a thread: no signal handlers
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.005)
-    yield app, sock.getsockname()[1]
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _folder(tmp_path: Path) -> Path:
+    out = tmp_path / "feeds"
+    out.mkdir()
+    (out / "atom.xml").write_bytes(ATOM)
+    (out / "rss.xml").write_bytes(b"<rss/>")
+    (out / "index.html").write_bytes(b"<p>Haber</p>")
+    return out
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[CountingServer, int]]:
+    app = CountingServer(_folder(tmp_path), None, None, None, revalidate=3600.0)
+    with serving(app) as port:
+        yield app, port
 
 
 def exchange(port: int, raw: bytes, answers: int = 1) -> list[tuple[int, dict[str, str], bytes]]:
@@ -204,3 +218,30 @@ def test_a_reader_that_does_not_read_gets_every_answer_whole_and_in_order(
     one = request("/big.bin", {}) + request("/atom.xml", {"Accept-Encoding": "identity"})
     answers = exchange(port, one * 10, answers=20)
     assert [a[2] for a in answers] == [big, ATOM] * 10
+
+
+class SlowRss(FeedServer):
+    """/rss.xml takes 2 s to find (a slow disk): its request goes to the app."""
+
+    async def _find(self, path: str) -> Any:
+        if path == "/rss.xml":
+            await asyncio.sleep(2.0)
+        return await super()._find(path)
+
+
+def test_a_request_the_app_answers_after_a_fast_answer_outlives_the_keep_alive_timer(
+    tmp_path: Path,
+) -> None:
+    """A fast answer arms uvicorn's keep-alive timer; the app's answer to the request
+    pipelined behind it must not be cut off by it (found by a review)."""
+    app = SlowRss(_folder(tmp_path), None, None, None, revalidate=3600.0)
+    with serving(app, timeout_keep_alive=1) as port:
+        httpx.get(f"http://127.0.0.1:{port}/atom.xml")  # held from now on
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(request("/atom.xml", {}) + request("/rss.xml", {}))
+            s.settimeout(4.0)
+            data = b""
+            with contextlib.suppress(TimeoutError):
+                while chunk := s.recv(65536):
+                    data += chunk
+    assert data.count(b"HTTP/1.1 200") == 2, data[-300:]

@@ -708,10 +708,12 @@ class ArticleStore(StoreBase):
             walks = [self._walk(_BY_SOURCE, "", [s], page) for s in dict.fromkeys(sources)]
         else:
             walks = [self._walk(_BY_ANY, "", [], page)]
-        last = None
+        # once each: an article in two of the categories, or one that a merge committed
+        # between two pages of a walk moved (each page is its own statement)
+        seen: set[str] = set()
         for row in heapq.merge(*walks, key=lambda r: (r[0], r[1]), reverse=True):
-            if row[1] != last:  # an article in two of the categories: once
-                last = row[1]
+            if row[1] not in seen:
+                seen.add(row[1])
                 yield row
 
     def _walk(

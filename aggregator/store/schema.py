@@ -295,7 +295,7 @@ def _category_feeds(conn: Database) -> None:
     conn.execute("DELETE FROM store_counts")
     conn.execute(  # none in a new store, which `migrate` wants empty
         "INSERT INTO store_counts (name, value)"
-        " SELECT 'articles', COUNT(*) FROM articles HAVING COUNT(*) > 0"
+        " SELECT 'articles', n FROM (SELECT COUNT(*) AS n FROM articles) c WHERE n > 0"
     )
 
 
