@@ -1,5 +1,3 @@
-import sys
+from aggregator.cli import console
 
-from aggregator.cli import main
-
-sys.exit(main())
+console()

@@ -18,11 +18,12 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from aggregator import __version__
 from aggregator.errors import (
@@ -256,6 +257,20 @@ def migrate(config: Config, to: str, quiet: bool) -> int:
     print(f"migrated {describe(source)} -> {describe(target)}: {sum(copied.values())} rows "
           f"in {len(copied)} tables")  # fmt: skip
     return EXIT_OK
+
+
+def console() -> NoReturn:
+    """The `aggregator` command (and `python -m aggregator`): main() and its exit code.
+    Once main() returns, the outcome is settled (committed, or rolled back and said): a
+    Ctrl-C landing in Python's shutdown, after it has put the default SIGINT action back,
+    would otherwise end the process by the signal, silently, whatever the run did."""
+    try:
+        code = main()
+    except KeyboardInterrupt:  # between main's own handler and the next line
+        print("aggregator: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

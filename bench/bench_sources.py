@@ -6,8 +6,9 @@
 The server runs in its own process (uvicorn, like tests/localserver.py) and listens on
 several loopback addresses (127.0.0.1, 127.0.0.2, ...), so the per-host limit applies as
 it would to many sites. Prints, for a harvest-only pass, a first `run_once` (everything
-new) and a second one (every source answers 304): seconds, sources/s, entries/s and peak
-RSS of this process and of its children (parse workers) from resource.getrusage.
+new) and a second one (every source answers 304): seconds, sources/s, entries/s, CPU
+seconds of this process, peak RSS of this process and of its children from
+resource.getrusage; under each `run_once`, the pipeline's own timings of its stages.
 `--store both` runs the two `run_once` passes on SQLite, then on PostgreSQL, in one run.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import multiprocessing
 import os
 import random
@@ -154,11 +156,29 @@ def peak_mb() -> tuple[float, float]:
     return own, children
 
 
-def line(label: str, seconds: float, sources: int, entries: int) -> None:
+def line(label: str, seconds: float, sources: int, entries: int, cpu: float) -> None:
+    """`cpu`: CPU seconds of this process (its threads: the web client's loop, the store,
+    publishing's writers), not of the parse or render workers nor the server."""
     own, children = peak_mb()
     print(f"{label:<36} {seconds:7.2f} s  {sources / seconds:8.1f} sources/s  "
-          f"{entries / seconds:8.1f} entries/s  peak RSS {own:.0f} MB "
+          f"{entries / seconds:8.1f} entries/s  CPU here {cpu:5.2f} s  peak RSS {own:.0f} MB "
           f"(largest child {children:.0f} MB)", flush=True)  # fmt: skip
+
+
+class Phases(logging.Handler):
+    """The pipeline's own debug lines (fetched, staged, merged, published: seconds since
+    the pass began), printed under the pass."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def print(self) -> None:
+        print("  " + "; ".join(self.lines))
+        self.lines.clear()
 
 
 @contextmanager
@@ -184,18 +204,27 @@ def backend_config(cfg: Config, backend: str, folder: Path) -> Iterator[Config]:
 
 
 def store_passes(cfg: Config, sources: int, backend: str) -> None:
+    phases = Phases()
+    pipeline_log = logging.getLogger("aggregator.pipeline")
+    pipeline_log.addHandler(phases)
+    pipeline_log.setLevel(logging.DEBUG)
     with Store.open(cfg.store_target) as store:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         report = run_once(cfg, store, None, T0)
         took = time.perf_counter() - started
-        line(f"{backend}: run_once pass 1 (new)", took, sources, report.read)
+        line(f"{backend}: run_once pass 1 (new)", took, sources, report.read,
+             time.process_time() - cpu)  # fmt: skip
         print(f"  new {report.new}, failed {len(report.failed_sources)}")
-        started = time.perf_counter()
+        phases.print()
+        started, cpu = time.perf_counter(), time.process_time()
         report = run_once(cfg, store, None, T0 + timedelta(hours=1))
         took = time.perf_counter() - started
         not_modified = sum(s.not_modified for s in report.sources)
-        line(f"{backend}: run_once pass 2 (304)", took, sources, report.read)
+        line(f"{backend}: run_once pass 2 (304)", took, sources, report.read,
+             time.process_time() - cpu)  # fmt: skip
         print(f"  not modified {not_modified}, failed {len(report.failed_sources)}")
+        phases.print()
+    pipeline_log.removeHandler(phases)
 
 
 def main() -> None:
@@ -232,21 +261,22 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             cfg = load_config(write_config(Path(tmp), bases, args.sources))
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             harvests = harvest(cfg.sources, {}, config=cfg, client=None, now=T0)
             took = time.perf_counter() - started
             entries = sum(len(h.records) for h in harvests)
             errors = [h.error for h in harvests if h.error]
-            line("harvest only (fetch+parse)", took, args.sources, entries)
+            line("harvest only (fetch+parse)", took, args.sources, entries,
+                 time.process_time() - cpu)  # fmt: skip
             if errors:
                 print(f"  {len(errors)} errors, e.g. {errors[0]}")
             states = {h.name: h.state for h in harvests if h.state}
             del harvests
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             again = harvest(cfg.sources, states, config=cfg, client=None,
                             now=T0 + timedelta(hours=1))  # fmt: skip
             took = time.perf_counter() - started
-            line("harvest only, all 304", took, args.sources, 0)
+            line("harvest only, all 304", took, args.sources, 0, time.process_time() - cpu)
             print(f"  not modified {sum(h.not_modified for h in again)}")
             for backend in ("sqlite", "postgresql") if args.store == "both" else (args.store,):
                 with backend_config(cfg, backend, Path(tmp) / backend) as run_cfg:

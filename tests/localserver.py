@@ -30,6 +30,8 @@ class Request:
     path: str
     query: str
     headers: dict[str, str]
+    peer: str = ""
+    """The client's address and port: one per connection."""
 
 
 @dataclass
@@ -83,6 +85,7 @@ class App:
             path=scope["path"],
             query=scope.get("query_string", b"").decode("latin-1"),
             headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
+            peer=":".join(str(part) for part in scope.get("client") or ()),
         )
         self.hits[request.path] += 1
         self.requests.append(request)

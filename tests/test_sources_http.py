@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import logging
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import CancelledError
 from datetime import UTC, datetime
 
 import pytest
@@ -46,6 +49,50 @@ def test_fetch_sends_our_user_agent_and_accepts_compression(server: App, client:
     sent = [q for q in server.requests if q.path == "/rss.xml"][-1].headers
     assert sent["user-agent"] == USER_AGENT
     assert "gzip" in sent["accept-encoding"]
+
+
+def test_answers_without_a_body_keep_the_connection_for_the_next_request(server: App) -> None:
+    """A 304 or a redirect read to its end leaves its connection open: polling a site's
+    unchanged feeds must not cost a new connection (a TLS handshake on the real web) each."""
+    with WebClient() as fresh:
+        first = get(fresh, server.base + "/etag.xml")
+        assert get(fresh, server.base + "/etag.xml", etag=first.etag or "").not_modified
+        assert get(fresh, server.base + "/etag.xml", etag=first.etag or "").not_modified
+        assert get(fresh, server.base + "/moved").status == 200
+    peers = [q.peer for q in server.requests if q.path in ("/etag.xml", "/moved", "/rss.xml")]
+    assert len(peers[-5:]) == 5 and len(set(peers[-5:])) == 1, peers[-5:]
+
+
+def test_closing_the_client_ends_a_fetch_still_waiting(
+    server: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What Ctrl-C leaves behind (a caller no longer waiting for its fetch): close() ends
+    it at once, and no task is left for asyncio to destroy with the loop."""
+    asked = threading.Event()
+
+    def slow(_request: object) -> Reply:
+        asked.set()
+        return Reply(body=b"late", delay=5)  # answered, had the fetch been left to wait
+
+    server.route("/never.xml", slow)
+    outcome: list[BaseException | Response] = []
+    web = WebClient()
+
+    def wait() -> None:
+        try:
+            outcome.append(get(web, server.base + "/never.xml"))
+        except BaseException as e:  # the test looks at what it was
+            outcome.append(e)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    assert asked.wait(10)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        web.close()
+        waiter.join(10)
+    assert not waiter.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], CancelledError), outcome
+    assert not [r for r in caplog.records if r.name == "asyncio"], caplog.text
 
 
 def test_gzip_body_is_decoded(server: App, client: WebClient) -> None:
