@@ -214,6 +214,127 @@ def test_a_renewal_cut_off_keeps_the_lease_and_a_holder_never_outlasts_its_lease
     asyncio.run(scenario())
 
 
+@contextmanager
+def rows_locked(url: str, sql: str, seconds: float) -> Iterator[None]:
+    """Rows locked by another session (as another node's claim holds them) for `seconds`,
+    from a thread: the block runs meanwhile."""
+    locked = threading.Event()
+
+    def hold() -> None:
+        with psycopg.connect(url) as conn:
+            conn.execute(sql)
+            locked.set()
+            time.sleep(seconds)
+            conn.rollback()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert locked.wait(10.0)
+        yield
+    finally:
+        thread.join()
+
+
+def lease_left(url: str, source: str) -> float:
+    """Seconds left of a source's lease in the database."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT extract(epoch FROM lease_until - clock_timestamp())"
+                           " FROM cluster_sources WHERE source = %s", (source,),
+                           ).fetchone()  # fmt: skip
+    assert row is not None
+    return float(row[0])
+
+
+def test_a_claim_that_waits_longer_than_the_lease_may_fetch_on_it(pg_server: PgServer) -> None:
+    """A claim waits 2.5 s for its host's row (another node's claim), longer than the 2 s
+    lease: the lease the database set counts from the claim's UPDATE, and so does the node,
+    which fetches on it (it used to count from before the wait and refuse)."""
+    url = pg_server.database()
+
+    async def scenario() -> None:
+        a = await joined(url, "a", [feed("s")], lease=2.0)
+        with rows_locked(url, "SELECT host FROM cluster_hosts FOR UPDATE", 2.5):
+            assert await a.claim(1) == ["s"]
+            a.ensure_held("s")
+        assert lease_left(url, "s") > 0.5
+        await a.leave()
+
+    asyncio.run(scenario())
+
+
+def test_a_renewal_that_waits_for_its_rows_confirms_the_lease_from_its_update(
+    pg_server: PgServer,
+) -> None:
+    """A renewal waits 0.8 s for its source's row (within its 1 s cut-off): the node's lease
+    counts from the renewal's UPDATE, so it still holds 4.4 s after the renewal began."""
+    url = pg_server.database()
+
+    async def scenario() -> None:
+        a = await joined(url, "a", [seeds("s")], lease=4.0)
+        await a._stop_renewing()  # renewals by hand only
+        assert await a.claim(1) == ["s"]
+        await asyncio.sleep(0.2)
+        with rows_locked(url, "SELECT 1 FROM cluster_sources FOR UPDATE", 0.8):
+            started = time.monotonic()
+            assert await a.renew()
+        await asyncio.sleep(started + 4.4 - time.monotonic())
+        a.ensure_held("s")
+        assert lease_left(url, "s") > 0.0
+        await a.leave()
+
+    asyncio.run(scenario())
+
+
+def leases_backend(url: str, node: str) -> int:
+    """The server process of a node's leases connection."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                           " AND application_name = %s", (f"aggregator {node} leases",),
+                           ).fetchone()  # fmt: skip
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_stalled_renewal_is_cut_off_and_costs_no_lease(pg_server: PgServer) -> None:
+    """The server process of a node's leases connection stops answering (SIGSTOP; the
+    server answers everything else): the renewal on it is cut off after a quarter of the
+    lease and the next one, on a new connection, keeps the lease, so no other node takes
+    the source and the holder still proves it; the work connection answers all along, and
+    the stalled session ends once its process runs again (nothing left open)."""
+    url = pg_server.database()
+
+    async def scenario() -> None:
+        a = await joined(url, "a", [seeds("s")], lease=4.0)
+        b = await joined(url, "b", [seeds("s")], lease=4.0)
+        assert await a.claim(5) == ["s"]
+        await asyncio.sleep(0.2)
+        stalled = leases_backend(url, "a")
+        os.kill(stalled, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            while time.monotonic() - started < 6.0:  # longer than the lease
+                assert await b.claim(5) == []
+                await asyncio.sleep(0.2)
+            a.ensure_held("s")
+            assert await a.beat() is not None
+        finally:
+            os.kill(stalled, signal.SIGCONT)
+        started = time.monotonic()
+        while True:
+            with psycopg.connect(url) as conn:
+                row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
+                                   (stalled,)).fetchone()  # fmt: skip
+            if row is not None and row[0] == 0:
+                break
+            assert time.monotonic() - started < 5.0, "the stalled session is still open"
+            await asyncio.sleep(0.1)
+        await a.leave()
+        await b.leave()
+
+    asyncio.run(scenario())
+
+
 def test_a_claim_never_takes_a_source_the_node_still_runs(pg_server: PgServer) -> None:
     """A lease that ran out while its run goes on (renewals failed) makes the source
     claimable again, but not by the node running it: only another node may take it over."""
