@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,6 +25,7 @@ import psycopg
 import pytest
 
 from aggregator.cluster import (
+    PUBLISHER_LOCK,
     Candidate,
     Node,
     beat_interval,
@@ -775,3 +776,47 @@ def test_healthz_tells_the_last_publish_on_the_databases_clock(
     published = datetime.fromisoformat(str(body["last_publish"]))
     assert abs((row[0] - published).total_seconds()) < 30
     assert 0 <= float(str(body["last_publish_age"])) < 30
+
+
+def test_a_node_that_failed_to_publish_is_healthy_once_another_holds_the_lock(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    """The publisher's publishes fail (a file it cannot write): its /healthz says 503. Once
+    another session holds the publisher lock, the failure is no longer this node's to fix:
+    its /healthz says 200 within seconds, and stays so (it used to say 503 for good)."""
+    url = pg_server.database()
+    cfg = load_config(write_config(tmp_path, extra="cluster:\n  lease: 4s\n", state=url))
+    shutil.copy(SEED_DOC, tmp_path / "seeds" / SEED_DOC.name)
+
+    async def until(what: str, done: Callable[[], bool], within: float) -> None:
+        started = time.monotonic()
+        while not done():
+            assert time.monotonic() - started < within, what
+            await asyncio.sleep(0.1)
+
+    async def scenario() -> None:
+        node = Node(url, "n", lease=cfg.cluster.lease, per_host=6)
+        scheduler = Scheduler(cfg, Store.open(url, holder="daemon"), node=node)
+        await scheduler.start()
+        await until("a first publish", lambda: scheduler.health()[0] == 200, 20.0)
+        index = cfg.output_dir / "index.html"
+        index.unlink()
+        index.mkdir()  # the next publish (within 2 s, the publisher's poll) fails
+        await until("a failed publish", lambda: scheduler.health()[0] == 503, 10.0)
+        assert "index.html" in str(scheduler.health()[1]["publish_error"])
+        with psycopg.connect(url, autocommit=True) as other:  # another node takes the lock
+            other.execute("SELECT pg_terminate_backend(%s)", (node.lock_pid,))
+            started = time.monotonic()
+            while not other.execute("SELECT pg_try_advisory_lock(%s)",
+                                    (PUBLISHER_LOCK,)).fetchone()[0]:  # type: ignore[index]  # fmt: skip
+                assert time.monotonic() - started < 5.0
+                await asyncio.sleep(0.01)
+            await until("/healthz 200 on the node that lost the lock",
+                        lambda: scheduler.health()[0] == 200, 5.0)  # fmt: skip
+            await asyncio.sleep(3.0)  # a publisher's poll and more: no publish error again
+            code, body = scheduler.health()
+            assert not node.publisher
+            await scheduler.stop()
+        assert code == 200, body["publish_error"]
+
+    asyncio.run(scenario())
