@@ -564,20 +564,14 @@ class Node:
             await asyncio.sleep(max(0.0, started + every - time.monotonic()))
 
     async def renew(self) -> bool:
-        """Heartbeat and renew the leases held, on the leases' own connection (no wait behind
-        claims and releases); learn which are confirmed, and until when. A lease found taken
-        by another node (it ran out while renewals failed) is no longer confirmed. False
-        when the database did not answer in time."""
+        """Renew the leases held, then heartbeat, on the leases' own connection (no wait
+        behind claims, releases or publish records); learn which are confirmed, and until
+        when. A lease found taken by another node (it ran out while renewals failed) is no
+        longer confirmed. False when the database did not answer in time."""
         held = sorted(self.held)
         before = {name: self._confirmed.get(name) for name in held}  # a claim since is newer
         try:
             async with self._lease_link.transaction() as cur:
-                await cur.execute(
-                    "INSERT INTO cluster_nodes (name, token, machine, pid, started, heartbeat)"
-                    " VALUES (%s, %s, %s, %s, now(), now()) ON CONFLICT (name) DO UPDATE"
-                    " SET heartbeat = now(), token = EXCLUDED.token",
-                    (self.name, self.token, socket.gethostname(), os.getpid()),
-                )  # fmt: skip
                 confirmed = set()
                 if held:
                     await cur.execute(_LOCK_IN_ORDER, (self.name, held))
@@ -588,6 +582,7 @@ class Node:
                         " RETURNING source", (self.lease, self.name, held),
                     )  # fmt: skip
                     confirmed = {r[0] for r in await cur.fetchall()}
+                await self._heartbeat(cur)
         except StoreError as e:
             log.debug("cluster: leases not renewed: %s", e)
             return False
@@ -601,6 +596,26 @@ class Node:
                 log.warning("source %s: this node's lease on it ran out, and another node"
                             " holds it now", name)  # fmt: skip
         return True
+
+    async def _heartbeat(self, cur: psycopg.AsyncCursor[Any]) -> None:
+        """This node's heartbeat, without waiting for its row: whoever holds it (the node's
+        own publish record or lock session, on a connection that may stall) must not hold
+        up the renewal of its leases. A beat skipped costs little: a heartbeat counts for a
+        whole lease."""
+        await cur.execute(
+            "UPDATE cluster_nodes SET heartbeat = now(), token = %s WHERE name = (SELECT name"
+            " FROM cluster_nodes WHERE name = %s FOR UPDATE SKIP LOCKED)", (self.token, self.name),
+        )  # fmt: skip
+        if cur.rowcount:
+            return
+        await cur.execute("SELECT 1 FROM cluster_nodes WHERE name = %s", (self.name,))
+        if await cur.fetchone() is None:  # forgotten (silent for FORGET_NODE): back again
+            await cur.execute(
+                "INSERT INTO cluster_nodes (name, token, machine, pid, started, heartbeat)"
+                " VALUES (%s, %s, %s, %s, now(), now()) ON CONFLICT (name) DO UPDATE"
+                " SET heartbeat = now(), token = EXCLUDED.token",
+                (self.name, self.token, socket.gethostname(), os.getpid()),
+            )  # fmt: skip
 
     async def beat(self) -> ClusterView | None:
         """Retry releases; what the cluster looks like (the leases are renewed by the node

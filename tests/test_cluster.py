@@ -165,11 +165,11 @@ def test_a_lease_not_renewed_expires_and_another_node_takes_the_source(
 
 
 @contextmanager
-def renewals_blocked(url: str, node: str) -> Iterator[None]:
-    """The node's heartbeat row locked by another session: each of its renewals waits
-    until it is cut off (as on a database too slow to answer within a lease)."""
+def renewals_blocked(url: str) -> Iterator[None]:
+    """The heartbeats' table locked by another session: each renewal waits until it is cut
+    off (as on a database too slow to answer within a lease); claims go on."""
     with psycopg.connect(url) as conn:
-        conn.execute("SELECT 1 FROM cluster_nodes WHERE name = %s FOR UPDATE", (node,))
+        conn.execute("LOCK TABLE cluster_nodes IN EXCLUSIVE MODE")
         yield
         conn.rollback()
 
@@ -187,7 +187,7 @@ def test_a_renewal_cut_off_keeps_the_lease_and_a_holder_never_outlasts_its_lease
         a = await joined(url, "a", [seeds("s")], lease=2.0)  # a beat 0.67 s, cut off at 0.5 s
         b = await joined(url, "b", [seeds("s")], lease=2.0)
         assert await a.claim(5) == ["s"]
-        with renewals_blocked(url, "a"):
+        with renewals_blocked(url):
             for _ in range(8):
                 await asyncio.sleep(0.1)
                 assert await b.claim(5) == []
@@ -195,7 +195,7 @@ def test_a_renewal_cut_off_keeps_the_lease_and_a_holder_never_outlasts_its_lease
             await asyncio.sleep(0.1)
             assert await b.claim(5) == []
         a.ensure_held("s")
-        with renewals_blocked(url, "a"):
+        with renewals_blocked(url):
             started = time.monotonic()
             while not await b.claim(5):  # once a's lease ran out
                 assert time.monotonic() - started < 4.0
@@ -272,8 +272,9 @@ def test_a_renewal_that_waits_for_its_rows_confirms_the_lease_from_its_update(
     url = pg_server.database()
 
     async def scenario() -> None:
-        a = await joined(url, "a", [seeds("s")], lease=4.0)
-        await a._stop_renewing()  # renewals by hand only
+        other = await joined(url, "other", [seeds("s")], lease=4.0)
+        a = Node(url, "a", lease=4.0, per_host=6)  # not joined: it renews only when told to
+        a.configure(["s"])
         assert await a.claim(1) == ["s"]
         await asyncio.sleep(0.2)
         with rows_locked(url, "SELECT 1 FROM cluster_sources FOR UPDATE", 0.8):
@@ -283,6 +284,28 @@ def test_a_renewal_that_waits_for_its_rows_confirms_the_lease_from_its_update(
         a.ensure_held("s")
         assert lease_left(url, "s") > 0.0
         await a.leave()
+        await other.leave()
+
+    asyncio.run(scenario())
+
+
+def test_a_renewal_never_waits_for_its_nodes_heartbeat_row(pg_server: PgServer) -> None:
+    """The node's heartbeat row is locked for longer than the lease (as by the node's own
+    publish record on a stalled connection): its renewals keep the lease all the same."""
+    url = pg_server.database()
+
+    async def scenario() -> None:
+        a = await joined(url, "a", [seeds("s")], lease=2.0)  # a beat 0.67 s, cut off at 0.5 s
+        b = await joined(url, "b", [seeds("s")], lease=2.0)
+        assert await a.claim(5) == ["s"]
+        with rows_locked(url, "SELECT 1 FROM cluster_nodes WHERE name = 'a' FOR UPDATE", 3.0):
+            started = time.monotonic()
+            while time.monotonic() - started < 2.8:
+                assert await b.claim(5) == []
+                await asyncio.sleep(0.1)
+            a.ensure_held("s")
+        await a.leave()
+        await b.leave()
 
     asyncio.run(scenario())
 
