@@ -8,7 +8,10 @@ loopback hosts; unchanged feeds answer 304). The daemon runs as a subprocess on 
 store; its VmRSS is sampled every 10 s. Printed: the resident memory after start-up (the
 reference: imports and threads, before any source ran), the peak, and the steady figure
 (the median of the last third of the samples, after the first pass and its publish), of
-the daemon's own process and of it with its children (the publisher process) added.
+the daemon's own process and of it with its children (the publisher process) added, the
+latter both as VmRSS (pages the processes share, such as the interpreter's and lxml's
+code, counted in each) and as the sum of their proportional set sizes (Pss: a shared page
+split between its sharers), which is what the tree takes from the machine.
 `--code DIR` runs the daemon from another checkout (a worktree of main: before/after).
 """
 
@@ -41,6 +44,15 @@ def rss_mib(pid: int) -> float:
     return int(m.group(1)) / 1024 if m else 0.0  # a zombie has none
 
 
+def pss_mib(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            m = re.search(r"^Pss:\s+(\d+)", f.read(), re.M)
+    except OSError:
+        return 0.0
+    return int(m.group(1)) / 1024 if m else 0.0
+
+
 def descendants(pid: int) -> list[int]:
     """Every process started by `pid`, and by those (the publisher, its workers if any)."""
     found: list[int] = []
@@ -59,10 +71,11 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def tree_rss_mib(pid: int) -> tuple[float, float]:
-    """Resident memory of `pid` and the sum over its descendants (each counted whole:
-    pages they share are counted more than once)."""
-    return rss_mib(pid), sum(rss_mib(k) for k in descendants(pid))
+def tree_rss_mib(pid: int) -> tuple[float, float, float]:
+    """Resident memory of `pid`, the sum over its descendants (each counted whole: pages
+    they share are counted more than once), and the tree's summed Pss."""
+    tree = [pid, *descendants(pid)]
+    return rss_mib(pid), sum(rss_mib(k) for k in tree[1:]), sum(pss_mib(k) for k in tree)
 
 
 def daemon_port(proc: subprocess.Popen[bytes], log: Path) -> int:
@@ -103,14 +116,15 @@ def main() -> int:
                                     stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
         try:
             port = daemon_port(proc, log)
-            start, start_children = tree_rss_mib(proc.pid)
-            samples, totals = [], []
+            start, start_children, start_pss = tree_rss_mib(proc.pid)
+            samples, totals, shares = [], [], []
             t0 = time.monotonic()
             while time.monotonic() - t0 < args.seconds:
                 time.sleep(10)
-                main_rss, children = tree_rss_mib(proc.pid)
+                main_rss, children, pss = tree_rss_mib(proc.pid)
                 samples.append(main_rss)
                 totals.append(main_rss + children)
+                shares.append(pss)
             health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30).json()
             runs = len(re.findall(r"source s\d+: ", log.read_text()))
         finally:
@@ -119,6 +133,7 @@ def main() -> int:
             server.terminate()
     steady = statistics.median(samples[-max(1, len(samples) // 3) :])
     steady_total = statistics.median(totals[-max(1, len(totals) // 3) :])
+    steady_pss = statistics.median(shares[-max(1, len(shares) // 3) :])
     print(
         f"{args.sources} feed sources x 50 items, every {args.every}, {os.cpu_count()} CPUs, "
         f"code {args.code}; "
@@ -130,6 +145,10 @@ def main() -> int:
     print(f"with its children: {start + start_children:.0f} MiB after start-up, peak "
           f"{max(totals):.0f} MiB, steady {steady_total:.0f} MiB (samples: "
           f"{', '.join(f'{s:.0f}' for s in totals)})")  # fmt: skip
+    print(
+        f"the tree's Pss: {start_pss:.0f} MiB after start-up, peak {max(shares):.0f} MiB, "
+        f"steady {steady_pss:.0f} MiB (samples: {', '.join(f'{s:.0f}' for s in shares)})"
+    )
     return 0
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import logging
+import socketserver
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -61,6 +64,110 @@ def test_answers_without_a_body_keep_the_connection_for_the_next_request(server:
         assert get(fresh, server.base + "/moved").status == 200
     peers = [q.peer for q in server.requests if q.path in ("/etag.xml", "/moved", "/rss.xml")]
     assert len(peers[-5:]) == 5 and len(set(peers[-5:])) == 1, peers[-5:]
+
+
+# -- a raw server, for answers uvicorn would never send ------------------------------------
+Script = Callable[[int, int], tuple[bytes, bool] | None]
+"""(connection number, request number on it) -> (answer, close after it); None: the
+connection is closed with the request unanswered."""
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: 6\r\n\r\n<rss/>"
+
+
+@contextmanager
+def scripted_server(script: Script) -> Iterator[tuple[str, list[tuple[int, int]]]]:
+    """A server on 127.0.0.1 answering each request with the bytes `script` gives; yields
+    its URL and the (connection, request) pairs it was asked."""
+    asked: list[tuple[int, int]] = []
+    numbers = itertools.count()
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            conn, buffer = next(numbers), b""
+            for i in itertools.count():
+                while b"\r\n\r\n" not in buffer:
+                    data = self.request.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                buffer = buffer.split(b"\r\n\r\n", 1)[1]
+                asked.append((conn, i))
+                answer = script(conn, i)
+                if answer is None:
+                    return
+                self.request.sendall(answer[0])
+                if answer[1]:
+                    return
+
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler) as server:
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}", asked
+        finally:
+            server.shutdown()
+            thread.join(10)
+
+
+def test_redirect_with_a_slow_body_is_followed_without_waiting_for_it(server: App) -> None:
+    """Every piece inside read_timeout, the whole body longer than total_timeout: the body
+    of a redirect is not worth the source's time bound."""
+    server.route("/slowmove", Reply(302, body=b"x" * 40, chunks=10, chunk_delay=0.3,
+                                    headers={"Location": "/rss.xml"}))  # fmt: skip
+    with WebClient(HttpSettings(read_timeout=0.5, total_timeout=1.5)) as web:
+        assert get(web, server.base + "/slowmove").status == 200
+
+
+@pytest.mark.parametrize("closed", [True, False], ids=["closed", "left-open"])
+def test_redirect_with_a_body_cut_short_is_still_followed(closed: bool) -> None:
+    moved = b"HTTP/1.1 302 Found\r\nLocation: /ok\r\nContent-Length: 100\r\n\r\nshort"
+
+    def script(conn: int, i: int) -> tuple[bytes, bool]:
+        return (moved, closed) if (conn, i) == (0, 0) else (OK, False)
+
+    with scripted_server(script) as (base, _), WebClient(HttpSettings(read_timeout=0.5)) as web:
+        r = get(web, base + "/moved")
+    assert r.status == 200 and r.url == base + "/ok"
+
+
+@pytest.mark.parametrize("stray", [b"Content-Length: 5\r\n\r\nhello",
+                                   b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"],
+                         ids=["content-length", "chunked"])  # fmt: skip
+def test_304_with_a_body_gives_up_its_connection_and_the_next_fetch_is_read_right(
+    stray: bytes,
+) -> None:
+    """The parser reads no body after a 304: bytes a server sends anyway must not be taken
+    for the next answer on that connection."""
+
+    def script(conn: int, i: int) -> tuple[bytes, bool]:
+        if (conn, i) == (0, 0):
+            return b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n' + stray, False
+        return OK, False
+
+    with scripted_server(script) as (base, asked), WebClient() as web:
+        assert get(web, base + "/a.xml", etag='"v1"').not_modified
+        assert get(web, base + "/b.xml").body == b"<rss/>"
+    assert asked == [(0, 0), (1, 0)]
+
+
+def test_kept_connection_closed_by_the_server_as_a_request_arrives_is_asked_again() -> None:
+    """The server's keep-alive timer fires as our next request reaches it: the request is
+    sent again on a new connection, not reported as a failed source."""
+
+    def script(conn: int, i: int) -> tuple[bytes, bool] | None:
+        return (b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n\r\n', False) if i == 0 else None
+
+    with scripted_server(script) as (base, asked), WebClient() as web:
+        assert get(web, base + "/a.xml", etag='"v1"').not_modified
+        assert get(web, base + "/a.xml", etag='"v1"').not_modified
+    assert asked == [(0, 0), (0, 1), (1, 0)]
+
+
+def test_new_connection_closed_without_an_answer_is_a_fetch_error_asked_once() -> None:
+    with scripted_server(lambda conn, i: None) as (base, asked), WebClient() as web:
+        with pytest.raises(FetchError, match="RemoteProtocolError"):
+            get(web, base + "/a.xml")
+    assert asked == [(0, 0)]
 
 
 def test_closing_the_client_ends_a_fetch_still_waiting(

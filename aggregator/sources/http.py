@@ -336,16 +336,63 @@ async def _refuse_private(url: str) -> None:
 CLOSE_WAIT = 5.0
 """Seconds `close` gives the fetches still running to end once they are cancelled."""
 DRAINED = 64 * 1024
-"""A redirect's or 304's body up to this size is read to its end, so its connection stays
-open for the next request (httpcore closes a connection whose answer was left unread)."""
+"""A redirect's body of at most this many bytes (declared, or chunked) is read to its end,
+so its connection stays open for the next request (httpcore closes a connection whose
+answer was left unread)."""
+DRAIN_WAIT = 1.0
+"""Seconds a redirect's body may take to arrive; past them its connection is closed."""
+_STALE = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+"""What a request meets on a kept connection the server closed just as it went out."""
+
+
+def _framed_304(r: httpx.Response) -> bool:
+    """Whether a 304 truly ends at its headers: the parser reads no 304 body, so bytes a
+    server sent after it anyway would be read as the next answer on the connection."""
+    length = r.headers.get("content-length", "0").strip()
+    return "transfer-encoding" not in r.headers and length.isdigit() and int(length) == 0
 
 
 async def _drain(r: httpx.Response) -> None:
+    """Read a small redirect body to its end, or give up (the connection is then closed):
+    never a reason for the redirect to fail or wait."""
+    length = r.headers.get("content-length", "").strip()
+    chunked = "chunked" in r.headers.get("transfer-encoding", "").lower()
+    if not (chunked or (length.isdigit() and int(length) <= DRAINED)):
+        return
     read = 0
-    async for chunk in r.aiter_raw():
-        read += len(chunk)
-        if read > DRAINED:
-            return  # not worth reading: the connection is closed instead
+    try:
+        async with asyncio.timeout(DRAIN_WAIT):
+            async for chunk in r.aiter_raw():
+                read += len(chunk)
+                if read > DRAINED:
+                    return
+    except (httpx.HTTPError, TimeoutError):
+        return
+
+
+class _Reuse:
+    """httpx trace hook: whether a request went out on a connection it did not open."""
+
+    def __init__(self) -> None:
+        self.reused = True
+
+    async def __call__(self, event: str, info: dict[str, Any]) -> None:
+        if event.startswith("connection.connect_tcp"):
+            self.reused = False
+
+
+async def _get(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> httpx.Response:
+    """GET `url`, its body left to stream. A kept connection the server closed as the request
+    went out fails before any answer: that request is sent once more (a GET may be), and the
+    pool, which dropped the dead connection, gives it a live one or opens a new one."""
+    trace = _Reuse()
+    request = client.build_request("GET", url, headers=headers, extensions={"trace": trace})
+    try:
+        return await client.send(request, stream=True)
+    except _STALE:
+        if not trace.reused:
+            raise
+    return await client.send(request, stream=True)
 
 
 @dataclass
@@ -508,7 +555,8 @@ class WebClient:
                                  " (fetch.allow_hosts lists other hosts)")  # fmt: skip
             if policy.block_private:
                 await _refuse_private(current)
-            async with client.stream("GET", current, headers=headers) as r:
+            r = await _get(client, current, headers)
+            try:
                 if r.status_code in _REDIRECTS and "location" in r.headers:
                     await _drain(r)
                     location = r.headers["location"]
@@ -518,6 +566,8 @@ class WebClient:
                     current = target
                     continue
                 return await self._answer(r, current)
+            finally:
+                await r.aclose()
         raise FetchError(f"more than {self.settings.max_redirects} redirects (loop?)")
 
     async def _answer(self, r: httpx.Response, url: str) -> Response:
@@ -530,7 +580,9 @@ class WebClient:
             max_age=max_age(r.headers.get("cache-control")),
         )
         if r.status_code == 304:
-            await _drain(r)
+            if _framed_304(r):  # read its (empty) end: the connection is kept
+                async for _ in r.aiter_raw():
+                    pass
             return head
         if r.status_code in (429, 503):
             raise RetryLater(f"HTTP {r.status_code} {r.reason_phrase}".strip(),
