@@ -10,7 +10,7 @@ PostgreSQL is the coordination engine; there is no protocol of our own:
   OP_TIMEOUT), so one failed or stuck renewal never lets a lease run out; a node that dies
   stops renewing, and its sources can be claimed again once their leases ran out. A node
   knows until when each of its leases is confirmed (by its own monotonic clock, counted
-  from before the transaction that set it) and starts no fetch on a lease it cannot
+  from just before the statement that set it) and starts no fetch on a lease it cannot
   confirm (`ensure_held`): one that ran out while renewals failed may be another node's.
 - **Politeness.** A web source being fetched holds `weight` of its host's `per_host` slots
   (1 for a feed; all of them for an html or fulltext source, which fetch pages in parallel).
@@ -174,9 +174,10 @@ def _connect_options(application: str) -> dict[str, Any]:
 
 class _Link:
     """A connection of the cluster's own, reopened at the next use after a failure; each use
-    is one transaction, cut off after `timeout` seconds, by the client and by the server
-    (`statement_timeout`: a statement cut off must not go on holding row locks that the next
-    try waits for). Failures become StoreError."""
+    is one transaction, cut off after `timeout` seconds, by the client (the connection is
+    shut down, and the next use opens a new one) and by the server (`statement_timeout`: a
+    statement cut off must not go on holding row locks that the next try waits for).
+    Failures become StoreError."""
 
     def __init__(self, url: str, application: str, timeout: float, *,
                  announce: bool = True) -> None:  # fmt: skip
@@ -189,32 +190,28 @@ class _Link:
         self._closed = False  # for good: later uses fail at once instead of reconnecting
         self.generation = 0  # connections opened so far (session state goes with each)
         self.down_since: float | None = None  # monotonic time of the first failure
-
-    async def _connection(self) -> psycopg.AsyncConnection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(
-                self.url, **_connect_options(self.application)
-            )
-            idle, interval, count = SERVER_KEEPALIVE
-            await self._conn.execute(  # the server's side: a vanished client's session ends
-                f"SET tcp_keepalives_idle = {idle}; SET tcp_keepalives_interval = {interval};"
-                f" SET tcp_keepalives_count = {count};"
-                f" SET statement_timeout = {max(1, round(self.timeout * 1000))}"
-            )
-            await self._conn.commit()
-            self.generation += 1
-        return self._conn
+        self._cut_off = False  # the current transaction ran out of time
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[psycopg.AsyncCursor[Any]]:
         async with self._lock:
             if self._closed:
                 raise StoreError("cluster connection closed (the node left)")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.timeout
+            self._cut_off = False
+            timer = loop.call_at(deadline, self._cut_off_now)
             try:
-                async with asyncio.timeout(self.timeout):
-                    conn = await self._connection()
-                    async with conn.transaction(), conn.cursor() as cur:
-                        yield cur
+                if self._conn is None or self._conn.closed:
+                    async with asyncio.timeout_at(deadline):  # no query yet: a cancel is prompt
+                        self._conn = await psycopg.AsyncConnection.connect(
+                            self.url, **_connect_options(self.application)
+                        )
+                    await self._set_up(self._conn)
+                async with self._conn.transaction(), self._conn.cursor() as cur:
+                    yield cur
+                if self._cut_off:  # it committed just in time, but the connection is shut
+                    await self._drop()
             except _ROLLED_BACK as e:  # the connection is fine: try again later
                 raise StoreError(f"cluster transaction rolled back: {e}") from e
             except (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError) as e:
@@ -222,19 +219,47 @@ class _Link:
                 if self.down_since is None:
                     self.down_since = time.monotonic()
                     if self.announce:
-                        log.warning("cluster: database unreachable (%s); retrying",
-                                    str(e).strip().splitlines()[0] if str(e).strip()
-                                    else type(e).__name__)  # fmt: skip
+                        why = (f"no answer within {self.timeout:g}s" if self._cut_off
+                               else str(e).strip().splitlines()[0] if str(e).strip()
+                               else type(e).__name__)  # fmt: skip
+                        log.warning("cluster: database unreachable (%s); retrying", why)
                 raise StoreError(f"cluster database unreachable: {type(e).__name__}") from e
             except psycopg.Error as e:  # anything else (a read-only server after a failover,
                 # a constraint): the connection is made anew, and the loops go on
                 await self._drop()
                 raise StoreError(f"cluster transaction failed: {e}") from e
+            finally:
+                timer.cancel()
         if self.down_since is not None:
             if self.announce:
                 log.warning("cluster: database reachable again after %.1fs",
                             time.monotonic() - self.down_since)  # fmt: skip
             self.down_since = None
+
+    def _cut_off_now(self) -> None:
+        """The transaction's time is up: shut its connection's socket down, so the query
+        waiting on it fails at once. Cancelling the task instead would make psycopg send a
+        cancel request and wait up to 10 s for the query to end on a server that may not
+        answer (a stalled backend), so the try would outlast its cut-off by that much."""
+        self._cut_off = True
+        if self._conn is not None:
+            with contextlib.suppress(OSError, psycopg.Error):
+                with socket.socket(fileno=os.dup(self._conn.pgconn.socket)) as sock:
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    async def _set_up(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        idle, interval, count = SERVER_KEEPALIVE
+        try:
+            await conn.execute(  # the server's side: a vanished client's session ends
+                f"SET tcp_keepalives_idle = {idle}; SET tcp_keepalives_interval = {interval};"
+                f" SET tcp_keepalives_count = {count};"
+                f" SET statement_timeout = {max(1, round(self.timeout * 1000))}"
+            )
+            await conn.commit()
+        except BaseException:  # (cancelled too) a session half set up is not kept
+            await self._drop()
+            raise
+        self.generation += 1
 
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None
@@ -408,10 +433,9 @@ class Node:
         except StoreError as e:
             log.debug("cluster: no claim: %s", e)
             return []
-        started = time.monotonic()  # the leases are set later: they last at least this
         try:
             async with self._work.transaction() as cur:
-                claimed = await self._claim(cur, capacity)
+                claimed, confirmed = await self._claim(cur, capacity)
         except StoreError as e:
             self._unsure = True  # it may have committed all the same
             self._loaded = None  # a load of node_sources rolled back with it
@@ -419,10 +443,14 @@ class Node:
             return []
         self._unsure = False
         self.held.update(claimed)
-        self._confirmed.update(dict.fromkeys(claimed, started + self.lease))
+        self._confirmed.update(dict.fromkeys(claimed, confirmed))
         return claimed
 
-    async def _claim(self, cur: psycopg.AsyncCursor[Any], capacity: int) -> list[str]:
+    async def _claim(self, cur: psycopg.AsyncCursor[Any],
+                     capacity: int) -> tuple[list[str], float]:  # fmt: skip
+        """The sources claimed, and the monotonic time until which their leases last at
+        least: a lease counted from just before the statement that sets it, after the
+        waits for row locks (a claim may wait longer than a lease for them)."""
         held = list(self.held)
         if self._unsure:  # a claim whose commit we never heard of is not ours to keep
             await cur.execute(  # (claims take turns on this connection: `held` is exact)
@@ -445,7 +473,7 @@ class Node:
         )  # fmt: skip
         candidates = [Candidate(*row) for row in await cur.fetchall()]
         if not candidates:
-            return []
+            return [], 0.0
         # the hosts of the first `capacity` candidates only: fewer rows locked, shorter
         # waits for other claimers; the rest wait for a later claim
         hosts = sorted({c.host for c in candidates[:capacity] if c.host})
@@ -462,13 +490,14 @@ class Node:
             )  # fmt: skip
             busy = {host: int(n) for host, n in await cur.fetchall()}
         chosen = choose(candidates, busy, self.per_host, capacity)
+        confirmed = time.monotonic() + self.lease  # the database's lease ends later
         if chosen:
             await cur.execute(  # the lease counts from now, not from the claim's start
                 "UPDATE cluster_sources SET claimed_by = %s,"
                 " lease_until = clock_timestamp() + make_interval(secs => %s),"
                 " fetching = (host <> '') WHERE source = ANY(%s)", (self.name, self.lease, chosen),
             )  # fmt: skip
-        return chosen
+        return chosen, confirmed
 
     def ensure_held(self, name: str) -> None:
         """Raise StoreError unless this node's lease on `name` is confirmed now: a fetch
@@ -535,30 +564,25 @@ class Node:
             await asyncio.sleep(max(0.0, started + every - time.monotonic()))
 
     async def renew(self) -> bool:
-        """Heartbeat and renew the leases held, on the leases' own connection (no wait behind
-        claims and releases); learn which are confirmed, and until when. A lease found taken
-        by another node (it ran out while renewals failed) is no longer confirmed. False
-        when the database did not answer in time."""
-        started = time.monotonic()
+        """Renew the leases held, then heartbeat, on the leases' own connection (no wait
+        behind claims, releases or publish records); learn which are confirmed, and until
+        when. A lease found taken by another node (it ran out while renewals failed) is no
+        longer confirmed. False when the database did not answer in time."""
         held = sorted(self.held)
         before = {name: self._confirmed.get(name) for name in held}  # a claim since is newer
         try:
             async with self._lease_link.transaction() as cur:
-                await cur.execute(
-                    "INSERT INTO cluster_nodes (name, token, machine, pid, started, heartbeat)"
-                    " VALUES (%s, %s, %s, %s, now(), now()) ON CONFLICT (name) DO UPDATE"
-                    " SET heartbeat = now(), token = EXCLUDED.token",
-                    (self.name, self.token, socket.gethostname(), os.getpid()),
-                )  # fmt: skip
                 confirmed = set()
                 if held:
                     await cur.execute(_LOCK_IN_ORDER, (self.name, held))
+                    until = time.monotonic() + self.lease  # after the waits for the rows
                     await cur.execute(
                         "UPDATE cluster_sources SET lease_until = clock_timestamp()"
                         " + make_interval(secs => %s) WHERE claimed_by = %s AND source = ANY(%s)"
                         " RETURNING source", (self.lease, self.name, held),
                     )  # fmt: skip
                     confirmed = {r[0] for r in await cur.fetchall()}
+                await self._heartbeat(cur)
         except StoreError as e:
             log.debug("cluster: leases not renewed: %s", e)
             return False
@@ -566,12 +590,32 @@ class Node:
             if name not in self.held:
                 continue  # handed back meanwhile
             if name in confirmed:
-                self._confirmed[name] = max(self._confirmed.get(name, 0.0), started + self.lease)
+                self._confirmed[name] = max(self._confirmed.get(name, 0.0), until)
             elif name in self._confirmed and self._confirmed[name] == before[name]:
                 del self._confirmed[name]  # (unless claimed anew since)
                 log.warning("source %s: this node's lease on it ran out, and another node"
                             " holds it now", name)  # fmt: skip
         return True
+
+    async def _heartbeat(self, cur: psycopg.AsyncCursor[Any]) -> None:
+        """This node's heartbeat, without waiting for its row: whoever holds it (the node's
+        own publish record or lock session, on a connection that may stall) must not hold
+        up the renewal of its leases. A beat skipped costs little: a heartbeat counts for a
+        whole lease."""
+        await cur.execute(
+            "UPDATE cluster_nodes SET heartbeat = now(), token = %s WHERE name = (SELECT name"
+            " FROM cluster_nodes WHERE name = %s FOR UPDATE SKIP LOCKED)", (self.token, self.name),
+        )  # fmt: skip
+        if cur.rowcount:
+            return
+        await cur.execute("SELECT 1 FROM cluster_nodes WHERE name = %s", (self.name,))
+        if await cur.fetchone() is None:  # forgotten (silent for FORGET_NODE): back again
+            await cur.execute(
+                "INSERT INTO cluster_nodes (name, token, machine, pid, started, heartbeat)"
+                " VALUES (%s, %s, %s, %s, now(), now()) ON CONFLICT (name) DO UPDATE"
+                " SET heartbeat = now(), token = EXCLUDED.token",
+                (self.name, self.token, socket.gethostname(), os.getpid()),
+            )  # fmt: skip
 
     async def beat(self) -> ClusterView | None:
         """Retry releases; what the cluster looks like (the leases are renewed by the node

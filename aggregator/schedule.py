@@ -310,6 +310,7 @@ class Scheduler:
     async def publish(self) -> bool:
         self._dirty = False
         if self.node is not None and not self.node.publisher:
+            self.publish_error = None  # a failure as publisher is no longer this node's
             return True  # the publisher publishes what this node merged
         # the child checks the fence (this node's lock session) before storing any file
         fence = None if self.node is None else (self.node.lock_pid or 0)
@@ -321,7 +322,8 @@ class Scheduler:
             raise
         except Exception as e:  # expected (AggregatorError) or a bug: never stop publishing
             self._dirty = True
-            self.publish_error = str(e) or type(e).__name__
+            if self.node is None or self.node.publisher:  # (a lock lost meanwhile: not ours)
+                self.publish_error = str(e) or type(e).__name__
             self.metrics.publish_failures.inc()
             if isinstance(e, AggregatorError):
                 log.error("feeds not published (retrying in %.0fs): %s", PUBLISH_RETRY, e)
@@ -450,6 +452,8 @@ class Scheduler:
             except Exception:  # never go on publishing on a lock not known to be held
                 log.exception("cluster: checking the publisher lock failed")
                 self.node.publisher = publisher = False
+            if was and not publisher:  # its failed publish is the next publisher's to retry
+                self.publish_error = None
             if publisher and (not was or loop.time() - last >= CLUSTER_PUBLISH_POLL):
                 last = loop.time()
                 self._dirty = True

@@ -1,8 +1,9 @@
 """The cluster's coordination on a real PostgreSQL server: claims never shared, leases that
-expire and are renewed (and outlast a renewal cut off), a holder that knows when it can no
-longer prove a lease, host slots counted across nodes, the publisher lock passing on when
-its holder dies, nodes refusing a name in use, a server restart survived, and /healthz on
-the database's clock."""
+expire and are renewed (and outlast a renewal cut off or stalled), a holder that knows when
+it can no longer prove a lease (and can after a slow claim), host slots counted across
+nodes, the publisher lock passing on when its holder dies, nodes refusing a name in use, a
+server restart survived, and /healthz on the database's clock (and healthy on a node that
+failed to publish once it is no longer the publisher)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ import psycopg
 import pytest
 
 from aggregator.cluster import (
+    PUBLISHER_LOCK,
     Candidate,
     Node,
     beat_interval,
@@ -164,11 +166,11 @@ def test_a_lease_not_renewed_expires_and_another_node_takes_the_source(
 
 
 @contextmanager
-def renewals_blocked(url: str, node: str) -> Iterator[None]:
-    """The node's heartbeat row locked by another session: each of its renewals waits
-    until it is cut off (as on a database too slow to answer within a lease)."""
+def renewals_blocked(url: str) -> Iterator[None]:
+    """The heartbeats' table locked by another session: each renewal waits until it is cut
+    off (as on a database too slow to answer within a lease); claims go on."""
     with psycopg.connect(url) as conn:
-        conn.execute("SELECT 1 FROM cluster_nodes WHERE name = %s FOR UPDATE", (node,))
+        conn.execute("LOCK TABLE cluster_nodes IN EXCLUSIVE MODE")
         yield
         conn.rollback()
 
@@ -186,7 +188,7 @@ def test_a_renewal_cut_off_keeps_the_lease_and_a_holder_never_outlasts_its_lease
         a = await joined(url, "a", [seeds("s")], lease=2.0)  # a beat 0.67 s, cut off at 0.5 s
         b = await joined(url, "b", [seeds("s")], lease=2.0)
         assert await a.claim(5) == ["s"]
-        with renewals_blocked(url, "a"):
+        with renewals_blocked(url):
             for _ in range(8):
                 await asyncio.sleep(0.1)
                 assert await b.claim(5) == []
@@ -194,7 +196,7 @@ def test_a_renewal_cut_off_keeps_the_lease_and_a_holder_never_outlasts_its_lease
             await asyncio.sleep(0.1)
             assert await b.claim(5) == []
         a.ensure_held("s")
-        with renewals_blocked(url, "a"):
+        with renewals_blocked(url):
             started = time.monotonic()
             while not await b.claim(5):  # once a's lease ran out
                 assert time.monotonic() - started < 4.0
@@ -208,6 +210,150 @@ def test_a_renewal_cut_off_keeps_the_lease_and_a_holder_never_outlasts_its_lease
         await a.release("s", 60.0)  # the run a abandoned: b's claim stands
         assert status(url, ["s"], 2.0)["sources"]["s"]["holder"] == "b"
         b.ensure_held("s")
+        await a.leave()
+        await b.leave()
+
+    asyncio.run(scenario())
+
+
+@contextmanager
+def rows_locked(url: str, sql: str, seconds: float) -> Iterator[None]:
+    """Rows locked by another session (as another node's claim holds them) for `seconds`,
+    from a thread: the block runs meanwhile."""
+    locked = threading.Event()
+
+    def hold() -> None:
+        with psycopg.connect(url) as conn:
+            conn.execute(sql)
+            locked.set()
+            time.sleep(seconds)
+            conn.rollback()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert locked.wait(10.0)
+        yield
+    finally:
+        thread.join()
+
+
+def lease_left(url: str, source: str) -> float:
+    """Seconds left of a source's lease in the database."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT extract(epoch FROM lease_until - clock_timestamp())"
+                           " FROM cluster_sources WHERE source = %s", (source,),
+                           ).fetchone()  # fmt: skip
+    assert row is not None
+    return float(row[0])
+
+
+def test_a_claim_that_waits_longer_than_the_lease_may_fetch_on_it(pg_server: PgServer) -> None:
+    """A claim waits 2.5 s for its host's row (another node's claim), longer than the 2 s
+    lease: the lease the database set counts from the claim's UPDATE, and so does the node,
+    which fetches on it (it used to count from before the wait and refuse)."""
+    url = pg_server.database()
+
+    async def scenario() -> None:
+        a = await joined(url, "a", [feed("s")], lease=2.0)
+        with rows_locked(url, "SELECT host FROM cluster_hosts FOR UPDATE", 2.5):
+            assert await a.claim(1) == ["s"]
+            a.ensure_held("s")
+        assert lease_left(url, "s") > 0.5
+        await a.leave()
+
+    asyncio.run(scenario())
+
+
+def test_a_renewal_that_waits_for_its_rows_confirms_the_lease_from_its_update(
+    pg_server: PgServer,
+) -> None:
+    """A renewal waits 0.8 s for its source's row (within its 1 s cut-off): the node's lease
+    counts from the renewal's UPDATE, so it still holds 4.4 s after the renewal began."""
+    url = pg_server.database()
+
+    async def scenario() -> None:
+        other = await joined(url, "other", [seeds("s")], lease=4.0)
+        a = Node(url, "a", lease=4.0, per_host=6)  # not joined: it renews only when told to
+        a.configure(["s"])
+        assert await a.claim(1) == ["s"]
+        await asyncio.sleep(0.2)
+        with rows_locked(url, "SELECT 1 FROM cluster_sources FOR UPDATE", 0.8):
+            started = time.monotonic()
+            assert await a.renew()
+        await asyncio.sleep(started + 4.4 - time.monotonic())
+        a.ensure_held("s")
+        assert lease_left(url, "s") > 0.0
+        await a.leave()
+        await other.leave()
+
+    asyncio.run(scenario())
+
+
+def test_a_renewal_never_waits_for_its_nodes_heartbeat_row(pg_server: PgServer) -> None:
+    """The node's heartbeat row is locked for longer than the lease (as by the node's own
+    publish record on a stalled connection): its renewals keep the lease all the same."""
+    url = pg_server.database()
+
+    async def scenario() -> None:
+        a = await joined(url, "a", [seeds("s")], lease=2.0)  # a beat 0.67 s, cut off at 0.5 s
+        b = await joined(url, "b", [seeds("s")], lease=2.0)
+        assert await a.claim(5) == ["s"]
+        with rows_locked(url, "SELECT 1 FROM cluster_nodes WHERE name = 'a' FOR UPDATE", 3.0):
+            started = time.monotonic()
+            while time.monotonic() - started < 2.8:
+                assert await b.claim(5) == []
+                await asyncio.sleep(0.1)
+            a.ensure_held("s")
+        await a.leave()
+        await b.leave()
+
+    asyncio.run(scenario())
+
+
+def leases_backend(url: str, node: str) -> int:
+    """The server process of a node's leases connection."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                           " AND application_name = %s", (f"aggregator {node} leases",),
+                           ).fetchone()  # fmt: skip
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_stalled_renewal_is_cut_off_and_costs_no_lease(pg_server: PgServer) -> None:
+    """The server process of a node's leases connection stops answering (SIGSTOP; the
+    server answers everything else): the renewal on it is cut off after a quarter of the
+    lease and the next one, on a new connection, keeps the lease, so no other node takes
+    the source and the holder still proves it; the work connection answers all along, and
+    the stalled session ends once its process runs again (nothing left open)."""
+    url = pg_server.database()
+
+    async def scenario() -> None:
+        a = await joined(url, "a", [seeds("s")], lease=4.0)
+        b = await joined(url, "b", [seeds("s")], lease=4.0)
+        assert await a.claim(5) == ["s"]
+        await asyncio.sleep(0.2)
+        stalled = leases_backend(url, "a")
+        os.kill(stalled, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            while time.monotonic() - started < 6.0:  # longer than the lease
+                assert await b.claim(5) == []
+                await asyncio.sleep(0.2)
+            a.ensure_held("s")
+            assert await a.beat() is not None
+        finally:
+            os.kill(stalled, signal.SIGCONT)
+        started = time.monotonic()
+        while True:
+            with psycopg.connect(url) as conn:
+                row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
+                                   (stalled,)).fetchone()  # fmt: skip
+            if row is not None and row[0] == 0:
+                break
+            assert time.monotonic() - started < 5.0, "the stalled session is still open"
+            await asyncio.sleep(0.1)
         await a.leave()
         await b.leave()
 
@@ -654,3 +800,47 @@ def test_healthz_tells_the_last_publish_on_the_databases_clock(
     published = datetime.fromisoformat(str(body["last_publish"]))
     assert abs((row[0] - published).total_seconds()) < 30
     assert 0 <= float(str(body["last_publish_age"])) < 30
+
+
+def test_a_node_that_failed_to_publish_is_healthy_once_another_holds_the_lock(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    """The publisher's publishes fail (a file it cannot write): its /healthz says 503. Once
+    another session holds the publisher lock, the failure is no longer this node's to fix:
+    its /healthz says 200 within seconds, and stays so (it used to say 503 for good)."""
+    url = pg_server.database()
+    cfg = load_config(write_config(tmp_path, extra="cluster:\n  lease: 4s\n", state=url))
+    shutil.copy(SEED_DOC, tmp_path / "seeds" / SEED_DOC.name)
+
+    async def until(what: str, done: Callable[[], bool], within: float) -> None:
+        started = time.monotonic()
+        while not done():
+            assert time.monotonic() - started < within, what
+            await asyncio.sleep(0.1)
+
+    async def scenario() -> None:
+        node = Node(url, "n", lease=cfg.cluster.lease, per_host=6)
+        scheduler = Scheduler(cfg, Store.open(url, holder="daemon"), node=node)
+        await scheduler.start()
+        await until("a first publish", lambda: scheduler.health()[0] == 200, 20.0)
+        index = cfg.output_dir / "index.html"
+        index.unlink()
+        index.mkdir()  # the next publish (within 2 s, the publisher's poll) fails
+        await until("a failed publish", lambda: scheduler.health()[0] == 503, 10.0)
+        assert "index.html" in str(scheduler.health()[1]["publish_error"])
+        with psycopg.connect(url, autocommit=True) as other:  # another node takes the lock
+            other.execute("SELECT pg_terminate_backend(%s)", (node.lock_pid,))
+            started = time.monotonic()
+            while not other.execute("SELECT pg_try_advisory_lock(%s)",
+                                    (PUBLISHER_LOCK,)).fetchone()[0]:  # type: ignore[index]  # fmt: skip
+                assert time.monotonic() - started < 5.0
+                await asyncio.sleep(0.01)
+            await until("/healthz 200 on the node that lost the lock",
+                        lambda: scheduler.health()[0] == 200, 5.0)  # fmt: skip
+            await asyncio.sleep(3.0)  # a publisher's poll and more: no publish error again
+            code, body = scheduler.health()
+            assert not node.publisher
+            await scheduler.stop()
+        assert code == 200, body["publish_error"]
+
+    asyncio.run(scenario())
