@@ -210,8 +210,10 @@ class _Link:
                     await self._set_up(self._conn)
                 async with self._conn.transaction(), self._conn.cursor() as cur:
                     yield cur
-                if self._cut_off:  # it committed just in time, but the connection is shut
+                if self._cut_off:  # it committed just in time, but the connection is shut:
+                    # its session (an advisory lock) is gone, so the caller must not rely on it
                     await self._drop()
+                    raise StoreError(f"cluster connection cut off after {self.timeout:g}s")
             except _ROLLED_BACK as e:  # the connection is fine: try again later
                 raise StoreError(f"cluster transaction rolled back: {e}") from e
             except (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError) as e:

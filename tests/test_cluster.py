@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -844,3 +845,32 @@ def test_a_node_that_failed_to_publish_is_healthy_once_another_holds_the_lock(
         assert code == 200, body["publish_error"]
 
     asyncio.run(scenario())
+
+
+def test_a_lock_session_cut_off_as_its_commit_arrives_is_no_publisher(
+    pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deadline of the lock link's try falls just as its COMMIT is answered: the
+    connection (and with it the advisory lock) is gone, so the node must not count itself
+    the publisher while another node takes the lock (found by a review)."""
+    url = pg_server.database()
+
+    async def scenario() -> tuple[bool, bool]:
+        a, b = await joined(url, "a", []), await joined(url, "b", [])
+        commit, link = psycopg.AsyncTransaction.__aexit__, a._lock_link
+
+        async def deadline_at_commit(self: Any, *exc: Any) -> Any:
+            done = await commit(self, *exc)
+            if self._conn is link._conn:
+                link._cut_off_now()
+            return done
+
+        monkeypatch.setattr(psycopg.AsyncTransaction, "__aexit__", deadline_at_commit)
+        got_a = await a.try_publisher()
+        monkeypatch.setattr(psycopg.AsyncTransaction, "__aexit__", commit)
+        got_b = await b.try_publisher()
+        await a.leave()
+        await b.leave()
+        return got_a, got_b
+
+    assert asyncio.run(scenario()) == (False, True)
