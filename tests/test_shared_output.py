@@ -323,60 +323,10 @@ sources:
 SHARED = ("/atom.xml", "/categories/gundem/atom.xml", "/index.html")
 
 
-def test_two_daemons_on_one_database_serve_the_same_bytes(
-    pg_server: PgServer, tmp_path: Path
-) -> None:
-    url = pg_server.database("nodes")
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
-    shutil.copy(SEED_DOC, seeds / SEED_DOC.name)
-    with serve_in_thread() as web:
-        daemons: list[Daemon] = []
-        try:
-            for name in "ab":
-                (tmp_path / name).mkdir()
-                (tmp_path / name / "config.yaml").write_text(
-                    NODE_CONFIG.format(url=url, seeds=seeds, base=web.base), encoding="utf-8"
-                )
-                daemons.append(Daemon(tmp_path / name).start())
-            a, b = (d.url() for d in daemons)
-
-            def answers() -> list[tuple[bytes, str, str]] | None:
-                got = []
-                for node_url, path in ((n, p) for p in SHARED for n in (a, b)):
-                    r = httpx.get(node_url + path[1:])
-                    if r.status_code != 200:
-                        return None
-                    got.append((r.content, r.headers["etag"], r.headers["last-modified"]))
-                return got if all(got[i] == got[i + 1] for i in range(0, len(got), 2)) else None
-
-            first = wait_for("both nodes to serve the same bytes", answers, timeout=30)
-            for i, path in enumerate(SHARED):
-                _, etag, modified = first[2 * i]
-                assert httpx.get(b + path[1:], headers={"If-None-Match": etag}).status_code == 304
-                since = {"If-Modified-Since": modified}
-                assert httpx.get(a + path[1:], headers=since).status_code == 304
-            title = add_seed(seeds, 1)
-
-            def updated() -> list[tuple[bytes, str, str]] | None:
-                now = answers()
-                return now if now and title.encode() in now[0][0] else None
-
-            later = wait_for("both nodes to serve the next publish", updated, timeout=15)
-            assert later[0][1] != first[0][1]
-            assert daemons[0].stop()[0] == 0  # SIGTERM: a clean exit; the other serves on
-            assert httpx.get(b + "atom.xml").content == later[0][0]
-        finally:
-            for d in daemons:
-                if d.proc and d.proc.poll() is None:
-                    d.proc.kill()
-                    d.proc.wait()
-
-
-def test_the_publisher_killed_another_node_publishes_and_serves_the_same_bytes(
-    pg_server: PgServer, tmp_path: Path
-) -> None:
-    url = pg_server.database("failover")
+@contextmanager
+def two_nodes(url: str, tmp_path: Path) -> Iterator[tuple[Path, dict[str, Daemon]]]:
+    """Daemons `a` and `b` on the database `url`, both reading one seed folder (yielded
+    with them) and one local feed; killed on the way out if still running."""
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     shutil.copy(SEED_DOC, seeds / SEED_DOC.name)
@@ -389,29 +339,69 @@ def test_the_publisher_killed_another_node_publishes_and_serves_the_same_bytes(
                     NODE_CONFIG.format(url=url, seeds=seeds, base=web.base), encoding="utf-8"
                 )
                 daemons[name] = Daemon(tmp_path / name).start()
-            wait_for("a publish", lambda: all(d.health()[0] == 200 for d in daemons.values()),
-                     timeout=30)  # fmt: skip
-            # the node holding the publisher lock (with one node alone publishing), else a
-            names = {d.health()[1].get("node"): key for key, d in daemons.items()}
-            killed_key = names.get(daemons["a"].health()[1].get("publisher"), "a")
-            killed = daemons[killed_key]
-            survivor = daemons["b" if killed_key == "a" else "a"]
-            assert killed.proc is not None
-            killed.proc.kill()
-            killed.proc.wait()
-            title = add_seed(seeds, 1)
-
-            def served() -> bytes | None:
-                r = httpx.get(survivor.url("/atom.xml"))
-                return r.content if title.encode() in r.content else None
-
-            body = wait_for("the survivor to publish and serve", served, timeout=30)
-            # its own folder became the complete output before it published into it
-            assert (survivor.root / "feeds" / "atom.xml").read_bytes() == body
-            index = httpx.get(survivor.url("/index.html"))
-            assert index.content == (survivor.root / "feeds" / "index.html").read_bytes()
+            yield seeds, daemons
         finally:
             for d in daemons.values():
                 if d.proc and d.proc.poll() is None:
                     d.proc.kill()
                     d.proc.wait()
+
+
+def test_two_daemons_on_one_database_serve_the_same_bytes(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    with two_nodes(pg_server.database("nodes"), tmp_path) as (seeds, daemons):
+        a, b = (d.url() for d in daemons.values())
+
+        def answers() -> list[tuple[bytes, str, str]] | None:
+            got = []
+            for node_url, path in ((n, p) for p in SHARED for n in (a, b)):
+                r = httpx.get(node_url + path[1:])
+                if r.status_code != 200:
+                    return None
+                got.append((r.content, r.headers["etag"], r.headers["last-modified"]))
+            return got if all(got[i] == got[i + 1] for i in range(0, len(got), 2)) else None
+
+        first = wait_for("both nodes to serve the same bytes", answers, timeout=30)
+        for i, path in enumerate(SHARED):
+            _, etag, modified = first[2 * i]
+            assert httpx.get(b + path[1:], headers={"If-None-Match": etag}).status_code == 304
+            since = {"If-Modified-Since": modified}
+            assert httpx.get(a + path[1:], headers=since).status_code == 304
+        title = add_seed(seeds, 1)
+
+        def updated() -> list[tuple[bytes, str, str]] | None:
+            now = answers()
+            return now if now and title.encode() in now[0][0] else None
+
+        later = wait_for("both nodes to serve the next publish", updated, timeout=15)
+        assert later[0][1] != first[0][1]
+        assert daemons["a"].stop()[0] == 0  # SIGTERM: a clean exit; the other serves on
+        assert httpx.get(b + "atom.xml").content == later[0][0]
+
+
+def test_the_publisher_killed_another_node_publishes_and_serves_the_same_bytes(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    with two_nodes(pg_server.database("failover"), tmp_path) as (seeds, daemons):
+        wait_for("a publish", lambda: all(d.health()[0] == 200 for d in daemons.values()),
+                 timeout=30)  # fmt: skip
+        # the node holding the publisher lock (with one node alone publishing), else a
+        names = {d.health()[1].get("node"): key for key, d in daemons.items()}
+        killed_key = names.get(daemons["a"].health()[1].get("publisher"), "a")
+        killed = daemons[killed_key]
+        survivor = daemons["b" if killed_key == "a" else "a"]
+        assert killed.proc is not None
+        killed.proc.kill()
+        killed.proc.wait()
+        title = add_seed(seeds, 1)
+
+        def served() -> bytes | None:
+            r = httpx.get(survivor.url("/atom.xml"))
+            return r.content if title.encode() in r.content else None
+
+        body = wait_for("the survivor to publish and serve", served, timeout=30)
+        # its own folder became the complete output before it published into it
+        assert (survivor.root / "feeds" / "atom.xml").read_bytes() == body
+        index = httpx.get(survivor.url("/index.html"))
+        assert index.content == (survivor.root / "feeds" / "index.html").read_bytes()
