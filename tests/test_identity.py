@@ -105,15 +105,22 @@ def test_a_rewritten_title_and_spot_with_the_same_first_paragraph_stay_one_entry
     assert entry.article.title == rewritten.title
 
 
-def test_title_spot_and_first_paragraph_all_lightly_edited_stay_one_entry(
-    store_at: StoreAt,
-) -> None:
+def light_edit_and_another_story() -> tuple[Article, Article, Article]:
+    """A scrape, its revision with title, spot and first paragraph all lightly edited (no
+    exact key shared), and another story of the same minute."""
     first = scrape("Faiz kararı açıklandı bugün", "Kurul toplantısı bugün sona erdi.", BODY)
     edited = scrape("Faiz kararı açıklandı", "Kurul toplantısı sona erdi.",
                     (BODY[0].replace("bugün", "öğleden sonra"), *BODY[1:]), minutes=5)  # fmt: skip
     other = scrape("Deprem İzmir'de korkuttu", "Kandilli büyüklüğü 4,1 olarak açıkladı.",
                    ("Ege Denizi'nde meydana gelen deprem İzmir ve çevresinde hissedildi; "
                     "ilk belirlemelere göre can kaybı ya da yaralı bulunmuyor.",))  # fmt: skip
+    return first, edited, other
+
+
+def test_title_spot_and_first_paragraph_all_lightly_edited_stay_one_entry(
+    store_at: StoreAt,
+) -> None:
+    first, edited, other = light_edit_and_another_story()
     assert dedupe.similarity(dedupe.signature(first), dedupe.signature(edited)) >= dedupe.SIMILAR
     assert dedupe.similarity(dedupe.signature(first), dedupe.signature(other)) < dedupe.SIMILAR
     with Store.open(store_at()) as store:
@@ -334,12 +341,7 @@ def test_signatures_a_store_kept_in_format_1_are_made_again_and_still_match(
     """A store's format 1 signatures are never compared with format 2 ones: each is made
     again from the article's record when next needed, so a rewrite that shares no exact key
     (title, spot and first paragraph all edited) still joins its stored article."""
-    first = scrape("Faiz kararı açıklandı bugün", "Kurul toplantısı bugün sona erdi.", BODY)
-    edited = scrape("Faiz kararı açıklandı", "Kurul toplantısı sona erdi.",
-                    (BODY[0].replace("bugün", "öğleden sonra"), *BODY[1:]), minutes=5)  # fmt: skip
-    other = scrape("Deprem İzmir'de korkuttu", "Kandilli büyüklüğü 4,1 olarak açıkladı.",
-                   ("Ege Denizi'nde meydana gelen deprem İzmir ve çevresinde hissedildi; "
-                    "ilk belirlemelere göre can kaybı ya da yaralı bulunmuyor.",))  # fmt: skip
+    first, edited, other = light_edit_and_another_story()
     target = store_at()
     with Store.open(target) as store:
         run(store, [first, other])
