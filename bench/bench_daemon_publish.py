@@ -234,7 +234,7 @@ def main() -> int:
             client.start()
             memory = []  # (daemon, its children) resident MiB
             while not got.poll(2.0):
-                memory.append(bench_daemon_memory.tree_rss_mib(proc.pid))
+                memory.append(bench_daemon_memory.tree_rss_mib(proc.pid)[:2])  # RSS, not Pss
             timings = got.recv()
             client.join()
             text = log.read_text()
