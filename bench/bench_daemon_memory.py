@@ -35,22 +35,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_sources  # noqa: E402
 
 
-def rss_mib(pid: int) -> float:
+def _mib(path: str, field: str) -> float:
+    """A `field: N kB` line of a /proc file, in MiB (0 for a process ended meanwhile, or a
+    zombie, which has none)."""
     try:
-        with open(f"/proc/{pid}/status") as f:
-            m = re.search(r"VmRSS:\s+(\d+)", f.read())
-    except OSError:  # ended meanwhile
-        return 0.0
-    return int(m.group(1)) / 1024 if m else 0.0  # a zombie has none
-
-
-def pss_mib(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            m = re.search(r"^Pss:\s+(\d+)", f.read(), re.M)
+        with open(path) as f:
+            m = re.search(rf"^{field}:\s+(\d+)", f.read(), re.M)
     except OSError:
         return 0.0
     return int(m.group(1)) / 1024 if m else 0.0
+
+
+def rss_mib(pid: int) -> float:
+    return _mib(f"/proc/{pid}/status", "VmRSS")
+
+
+def pss_mib(pid: int) -> float:
+    return _mib(f"/proc/{pid}/smaps_rollup", "Pss")
 
 
 def descendants(pid: int) -> list[int]:
