@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import re
@@ -222,10 +223,50 @@ def flatten_deep(fragment: str) -> str:
     return "".join(pieces)
 
 
+# Markup that nh3 (html5ever's parse and serialization) gives back as it is: paragraphs at
+# the top, properly nested inline tags without attributes, and text with no character the
+# parser or serializer rewrites (`&`, `<`, `>`, NBSP, CR, NUL and what xml_safe drops). Most
+# feed descriptions are like this; they skip nh3's round trip (tests/test_feed_records.py
+# compares both ways on generated markup).
+_PLAIN_CHARS = "[^<>&\r\xa0\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"
+_INLINE_TAGS = "b|i|em|strong|u|s|small|code|sub|sup|span"
+# possessive: a long run of text before a character that fails must not backtrack
+_SIMPLE_MARKUP = re.compile(f"(?:{_PLAIN_CHARS}++|</?(?:p|{_INLINE_TAGS})>|<br>)*+")
+_SIMPLE_TAG = re.compile(r"<(/?)([a-z]+)>")
+_INLINE_TAG = re.compile(f"</?(?:{_INLINE_TAGS})>")
+_SIMPLE_DEPTH = 8  # far below MAX_DEPTH: flatten_deep leaves it as it is
+
+
+@functools.lru_cache(maxsize=4)  # a feed item's description: its text, then its body
+def _simple_markup(fragment: str) -> bool:
+    """True when nh3 would return `fragment` unchanged (see _SIMPLE_MARKUP): `<p>` only
+    outside any other element, every tag closed in order, `<br>` anywhere."""
+    if _SIMPLE_MARKUP.fullmatch(fragment) is None:
+        return False
+    open_tags: list[str] = []
+    for m in _SIMPLE_TAG.finditer(fragment):
+        closing, name = m.groups()
+        if closing:
+            if not open_tags or open_tags.pop() != name:
+                return False
+        elif name == "br":
+            continue
+        elif (name == "p" and open_tags) or len(open_tags) >= _SIMPLE_DEPTH:
+            return False
+        else:
+            open_tags.append(name)
+    return not open_tags
+
+
 def sanitize_html(fragment: str, base_url: str | None = None) -> str:
     """Untrusted HTML -> safe HTML: no script/style/iframe, handlers or javascript: URLs;
     relative links and images made absolute against `base_url`."""
+    if _simple_markup(fragment):
+        return fragment
+    return _sanitize_nh3(fragment, base_url)
 
+
+def _sanitize_nh3(fragment: str, base_url: str | None) -> str:
     def rewrite(element: str, attribute: str, value: str) -> str | None:
         if attribute not in ("href", "src"):
             return value
@@ -294,6 +335,13 @@ def plain_text(fragment: str) -> str:
     `x.`, not `x .` as with html_to_text), block tags as spaces."""
     if "<" not in fragment:
         return html_to_text(fragment)
+    if _simple_markup(fragment):  # what nh3 would keep of it: the text, blocks as spaces
+        spaced = fragment.replace("<p>", " ").replace("</p>", " ").replace("<br>", " ")
+        return " ".join(_INLINE_TAG.sub("", spaced).split())  # collapse: nothing to drop
+    return _plain_text_nh3(fragment)
+
+
+def _plain_text_nh3(fragment: str) -> str:
     spaced = _BLOCK_TAG.sub(" ", fragment)  # block tags gone: nesting left is inline only
     text: str = nh3.clean(flatten_deep(spaced), tags=set(), clean_content_tags={"script", "style"})
     return collapse(html.unescape(text))

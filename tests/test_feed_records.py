@@ -16,7 +16,10 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from aggregator import normalize
 from aggregator.errors import ParseError
 from aggregator.records import unpack_record
 from aggregator.sources import fastfeed
@@ -122,3 +125,51 @@ def test_every_feed_document_stages_its_frozen_records(name: str, reference: Any
 def test_the_reference_covers_every_document(reference: Any) -> None:
     assert sorted(reference) == sorted(DOCUMENTS)
     assert sum(r.get("records", 0) for r in reference.values()) > 300
+
+
+# -- the fast paths, each against the slow function it stands in for ----------------------
+TEXT_PIECES = st.sampled_from([
+    "Ankara'da", "İSTANBUL ığdır", " ", "\n", "\t", "  \n\n ", "a < b", "1 > 0", "AT&T", "&amp;",
+    "&lt;b&gt;", "\xa0", "\r\n", "\x00", "\x0b", "é", '"alıntı"', "x", "", "&#304;", "\u2028",
+])  # fmt: skip
+INLINE = ["b", "i", "em", "strong", "u", "s", "small", "code", "sub", "sup", "span"]
+
+
+@st.composite
+def simple_markup(draw: st.DrawFn, depth: int = 0) -> str:
+    """Mostly what the fast path takes: nested inline tags, paragraphs, `<br>`."""
+    parts = []
+    for _ in range(draw(st.integers(0, 4 if depth < 3 else 1))):
+        kind = draw(st.sampled_from(["text", "text", "inline", "inline", "p", "br", "odd"]))
+        if kind == "text":
+            parts.append(draw(TEXT_PIECES))
+        elif kind == "br":
+            parts.append(draw(st.sampled_from(["<br>", "<br/>", "<br />"])))
+        elif kind == "odd":  # what takes nh3's path: stray, misnested, attributes, others
+            parts.append(draw(st.sampled_from([
+                "</b>", "<p>", "</p>", "<b>", '<a href="/x">y</a>', "<P>Z</P>", "<div>d</div>",
+                '<span class="c">', "<script>s</script>", "<!-- c -->", "<img src=x>", "<pre>\nx",
+                "<table><b>t</b></table>", "<li>l", "<b><p>q</b></p>",
+            ])))  # fmt: skip
+        else:
+            name = "p" if kind == "p" else draw(st.sampled_from(INLINE))
+            parts.append(f"<{name}>{draw(simple_markup(depth + 1))}</{name}>")
+    return "".join(parts)
+
+
+@settings(max_examples=int(os.environ.get("FASTFEED_EXAMPLES", "300")), deadline=None)
+@given(simple_markup(), st.sampled_from([None, "https://haber.test/a/b"]))
+def test_markup_nh3_would_keep_is_kept_and_read_as_nh3_reads_it(
+    fragment: str, base: str | None
+) -> None:
+    assert normalize.sanitize_html(fragment, base) == normalize._sanitize_nh3(fragment, base)
+    if "<" in fragment:
+        assert normalize.plain_text(fragment) == normalize._plain_text_nh3(fragment)
+
+
+def test_the_usual_descriptions_skip_nh3() -> None:
+    """Not a vacuous equality: paragraphs with bold words are not sent through nh3."""
+    for fragment in ("<p>a <b>kısa</b> b.</p><p>c</p>", "x <i>y</i><br>z", "<p>a</p>\n<p>b</p>"):
+        assert normalize._simple_markup(fragment), fragment
+    # and a long text that fails at its end is looked at once (no regex backtracking)
+    assert not normalize._simple_markup("<p>" + "kelime " * 100_000 + "&</p>")
