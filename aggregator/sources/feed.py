@@ -281,46 +281,50 @@ def _text_of(value: object, kind: str) -> str:
 
 
 def _from_feedparser(e: dict[str, Any], language: str) -> _Item:
-    title = _text_of(e.get("title"), (e.get("title_detail") or {}).get("type", "text/html"))
-    summary_raw = str(e.get("summary") or "")
-    summary_type = (e.get("summary_detail") or {}).get("type", "text/html")
+    # dict.get: feedparser's FeedParserDict.get maps some keys onto others (`updated` onto
+    # `published`), slowly; none of the keys read here is one of them but `updated`
+    get: Callable[..., Any] = dict.get
+    title = _text_of(get(e, "title"), get(get(e, "title_detail") or {}, "type", "text/html"))
+    summary_raw = str(get(e, "summary") or "")
+    summary_type = get(get(e, "summary_detail") or {}, "type", "text/html")
     content_html = ""
-    for c in e.get("content") or []:
-        value = str(c.get("value") or "")
-        if any(t in str(c.get("type", "")) for t in _HTML_TYPES):
+    for c in get(e, "content") or []:
+        value = str(get(c, "value") or "")
+        if any(t in str(get(c, "type", "")) for t in _HTML_TYPES):
             content_html = value
             break
         content_html = content_html or _paragraphs(value)
     if not content_html and "<" in summary_raw and "html" in summary_type:
         content_html = summary_raw
-    authors = [a.get("name", "") for a in e.get("authors") or [] if isinstance(a, Mapping)]
-    if not any(authors) and e.get("author"):
-        authors = [str(e.get("author"))]
-    categories = [t.get("term") or t.get("label") or "" for t in e.get("tags") or []]
+    authors = [get(a, "name", "") for a in get(e, "authors") or [] if isinstance(a, Mapping)]
+    if not any(authors) and get(e, "author"):
+        authors = [str(get(e, "author"))]
+    categories = [get(t, "term") or get(t, "label") or "" for t in get(e, "tags") or []]
     return _Item(
-        guid=_clean_id(e.get("id")),
-        link=_clean_id(e.get("link")),
+        guid=_clean_id(get(e, "id")),
+        link=_clean_id(get(e, "link")),
         title=title,
         summary=_text_of(summary_raw, summary_type),
         content_html=content_html,
         authors=_names(authors),
         categories=_names(categories),
         image=_image(e),
-        published=_clean_id(e.get("published") or e.get("created")),
-        updated=_clean_id(dict.get(e, "updated")),  # e.get() would map it to `published`
-        fallback_time=_struct_time(e.get("published_parsed") or dict.get(e, "updated_parsed")),
+        published=_clean_id(get(e, "published") or get(e, "created")),
+        updated=_clean_id(get(e, "updated")),
+        fallback_time=_struct_time(get(e, "published_parsed") or get(e, "updated_parsed")),
         language=language,
     )
 
 
 def _image(e: Mapping[str, Any]) -> str | None:
+    get: Callable[..., Any] = dict.get
     for key in ("media_content", "media_thumbnail"):
-        for m in e.get(key) or []:
-            if m.get("url") and m.get("medium", "image") == "image":
+        for m in get(e, key) or []:
+            if get(m, "url") and get(m, "medium", "image") == "image":
                 return str(m["url"])
-    for link in e.get("links") or []:
-        if link.get("rel") == "enclosure" and str(link.get("type", "")).startswith("image/"):
-            return str(link.get("href") or "") or None
+    for link in get(e, "links") or []:
+        if get(link, "rel") == "enclosure" and str(get(link, "type", "")).startswith("image/"):
+            return str(get(link, "href") or "") or None
     return None
 
 
