@@ -113,9 +113,22 @@ def _word_runs(t: str) -> str:
     return " ".join(words)
 
 
+# An absolute http(s) URL with a plain host, no port, user, parameters, query or fragment:
+# urllib would split and join it back as it is, so the URL functions below answer for it
+# without urllib (the usual feed link; tests/test_feed_records.py compares both ways).
+_PLAIN_URL = re.compile(r"(https?)://([A-Za-z0-9.-]+)(/[A-Za-z0-9._~%!$'()*+,=:@/-]*)?")
+
+
 def canonical_url(url: str) -> str:
     """One spelling per page: https, lower-case host, no default port, fragment,
     tracking parameters or trailing slash. A malformed URL stays as written."""
+    plain = _PLAIN_URL.fullmatch(url)
+    if plain is not None and "//" not in (path := plain[3] or "/"):
+        return f"https://{plain[2].lower()}{path.rstrip('/') if len(path) > 1 else path}"
+    return _canonical_url_parsed(url)
+
+
+def _canonical_url_parsed(url: str) -> str:
     try:
         parts = urlsplit(url.strip())
         port = parts.port if parts.port not in (None, 80, 443) else None
@@ -142,6 +155,13 @@ def canonical_url(url: str) -> str:
 def clean_link(url: str) -> str:
     """The link readers follow: as the site wrote it (scheme kept: http-only sites exist),
     without `user:pass@`, fragment or tracking parameters. Identity uses `canonical_url`."""
+    plain = _PLAIN_URL.fullmatch(url)
+    if plain is not None:
+        return url if plain[3] else url + "/"
+    return _clean_link_parsed(url)
+
+
+def _clean_link_parsed(url: str) -> str:
     try:
         parts = urlsplit(url.strip())
     except ValueError:
@@ -157,6 +177,22 @@ def clean_link(url: str) -> str:
 def absolute_url(base: str, link: str) -> str | None:
     """`link` resolved against `base`; None for anything but a well-formed http(s) URL
     (no file:, javascript:, `http://[oops/` or port 99999)."""
+    if _PLAIN_URL.fullmatch(link) is not None and _joinable(base):
+        return link  # urljoin keeps an absolute URL as it is
+    return _absolute_url_parsed(base, link)
+
+
+@functools.lru_cache(maxsize=256)
+def _joinable(base: str) -> bool:
+    """urljoin(base, ...) does not raise (a feed's or page's address: a few per run)."""
+    try:
+        urljoin(base, "x")
+    except ValueError:
+        return False
+    return True
+
+
+def _absolute_url_parsed(base: str, link: str) -> str | None:
     try:
         joined = urljoin(base, link.strip())
         parts = urlsplit(joined)

@@ -173,3 +173,51 @@ def test_the_usual_descriptions_skip_nh3() -> None:
         assert normalize._simple_markup(fragment), fragment
     # and a long text that fails at its end is looked at once (no regex backtracking)
     assert not normalize._simple_markup("<p>" + "kelime " * 100_000 + "&</p>")
+
+
+@st.composite
+def url(draw: st.DrawFn) -> str:
+    """Half plain http(s) URLs, half with everything urllib treats specially mixed in."""
+    if draw(st.booleans()):  # the usual kind
+        scheme = draw(st.sampled_from(["https://", "http://"]))
+        segments = draw(st.lists(st.sampled_from(["", "a", "0-x.html", "%C3", "~!$'()*+,=:@"])))
+        return f"{scheme}Site-1.haber.test{''.join('/' + s for s in segments)}"
+    scheme = draw(
+        st.sampled_from(["https://", "http://", "HTTP://", "ftp://", "//", "", "javascript:"])
+    )
+    host = draw(st.sampled_from([
+        "haber.test", "Haber.TEST", "www.site-1.test", "", "[::1]", "[oops", "u:p@h.test",
+        "h.test:8080", "h.test:443", "h.test:99999", "ü.test", "h.test.", "a%2eb.test",
+    ]))  # fmt: skip
+    segments = draw(st.lists(st.sampled_from([
+        "", "a", "haber", "0-ankarada-onemli-gelisme.html", "%C3%BC", ";p", "..", ".", "a b",
+        "~x", "!$'()*+,=:@", "\t", "ü", "x\\y",
+    ]), max_size=4))  # fmt: skip
+    path = "".join("/" + s for s in segments)
+    tail = draw(st.sampled_from(["", "?q=1&utm_source=x", "?", "#f", "?b=2&a=1#x"]))
+    space = draw(st.sampled_from(["", " ", "\n"]))
+    return f"{space}{scheme}{host}{path}{tail}"
+
+
+BASES = st.sampled_from(
+    [
+        "https://haber.test/feeds/son-dakika.xml",
+        "http://x/feed",
+        "",
+        "http://[oops/",
+        "https://h.test/a/",
+    ]
+)
+
+
+@settings(max_examples=int(os.environ.get("FASTFEED_EXAMPLES", "300")) * 3, deadline=None)
+@given(url(), BASES)
+def test_plain_urls_get_urllibs_answers(link: str, base: str) -> None:
+    assert normalize.canonical_url(link) == normalize._canonical_url_parsed(link)
+    assert normalize.clean_link(link) == normalize._clean_link_parsed(link)
+    assert normalize.absolute_url(base, link) == normalize._absolute_url_parsed(base, link)
+
+
+def test_the_usual_links_skip_urllib() -> None:
+    for link in ("https://site3.test/haber/7-ankarada-onemli-gelisme", "http://Haber.test"):
+        assert normalize._PLAIN_URL.fullmatch(link), link
