@@ -15,6 +15,7 @@ import random
 from datetime import datetime
 from typing import Any
 
+import feedparser.urls
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -221,3 +222,12 @@ def test_plain_urls_get_urllibs_answers(link: str, base: str) -> None:
 def test_the_usual_links_skip_urllib() -> None:
     for link in ("https://site3.test/haber/7-ankarada-onemli-gelisme", "http://Haber.test"):
         assert normalize._PLAIN_URL.fullmatch(link), link
+
+
+GUIDS = st.sampled_from(["x", "site3-7", "a.b", "~u", "-", "_", ".x", "a:b", "a/b", "..", ""])
+
+
+@settings(max_examples=int(os.environ.get("FASTFEED_EXAMPLES", "300")) * 3, deadline=None)
+@given(url() | GUIDS, (url() | BASES).filter(lambda b: "[" not in b))  # bases it can hold
+def test_relative_guids_join_as_feedparser_joins_them(uri: str, base: str) -> None:
+    assert fastfeed._urljoin(base, uri) == feedparser.urls._urljoin(base, uri)

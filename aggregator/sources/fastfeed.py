@@ -551,8 +551,17 @@ _PLAIN_URL = re.compile(
 )
 
 
+# one relative path segment (a guid like `site3-7`): joined, it replaces the base's last
+# segment, so the join is the base's join with any segment, cut, plus this one
+_SEGMENT = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*\Z")
+
+
 def _urljoin(base: str, uri: str) -> str:
-    return uri if _PLAIN_URL.match(uri) else _joined(base, uri)
+    if _PLAIN_URL.match(uri):
+        return uri
+    if _SEGMENT.match(uri) and (folder := _joined(base, "x")).endswith("x"):
+        return folder[:-1] + uri
+    return _joined(base, uri)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -503,9 +503,10 @@ def _hash_key(title: str, published: datetime | None) -> str:
 
 def _split_shared_guids(articles: list[Article]) -> tuple[Article, ...]:
     """Drop a guid that the feed gives to different items, so they stay apart."""
-    seen: dict[str, set[tuple[str | None, str]]] = {}
+    by_guid: dict[str, list[Article]] = {}
     for a in articles:
         if a.guid:
-            seen.setdefault(a.guid, set()).add((a.link, fold(a.title)))
-    shared = {g for g, variants in seen.items() if len(variants) > 1}
+            by_guid.setdefault(a.guid, []).append(a)
+    shared = {g for g, group in by_guid.items()  # a guid given once is not folded at all
+              if len(group) > 1 and len({(a.link, fold(a.title)) for a in group}) > 1}  # fmt: skip
     return tuple(replace(a, guid=None) if a.guid in shared else a for a in articles)
