@@ -119,6 +119,12 @@ def _word_runs(t: str) -> str:
 _PLAIN_URL = re.compile(r"(https?)://([A-Za-z0-9.-]+)(/[A-Za-z0-9._~%!$'()*+,=:@/-]*)?")
 
 
+def plain_host(url: str) -> str | None:
+    """The lower-case host of a plain URL (as urlsplit's hostname), None for any other."""
+    plain = _PLAIN_URL.fullmatch(url)
+    return plain[2].lower() if plain is not None else None
+
+
 def canonical_url(url: str) -> str:
     """One spelling per page: https, lower-case host, no default port, fragment,
     tracking parameters or trailing slash. A malformed URL stays as written."""

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator import normalize
+from aggregator import dedupe, normalize
 from aggregator.errors import ParseError
 from aggregator.records import unpack_record
 from aggregator.sources import fastfeed
@@ -217,6 +217,7 @@ def test_plain_urls_get_urllibs_answers(link: str, base: str) -> None:
     assert normalize.canonical_url(link) == normalize._canonical_url_parsed(link)
     assert normalize.clean_link(link) == normalize._clean_link_parsed(link)
     assert normalize.absolute_url(base, link) == normalize._absolute_url_parsed(base, link)
+    assert dedupe._link_host(link) == dedupe.site_host(link)
 
 
 def test_the_usual_links_skip_urllib() -> None:

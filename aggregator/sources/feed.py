@@ -153,7 +153,7 @@ class _Item:
     image: str | None
     published: str | None
     updated: str | None
-    fallback_time: datetime | None
+    fallback_time: tuple[Any, Any]  # feedparser's published_parsed, updated_parsed (_struct_time)
     language: str
 
 
@@ -261,6 +261,12 @@ def _ttl(value: object) -> float | None:
     return float(text) * 60 if text.isdigit() and 0 < int(text) < 100000 else None
 
 
+def _fallback_time(parsed: tuple[Any, Any]) -> datetime | None:
+    """feedparser's reading of the published (else updated) date, made only when needed."""
+    published, updated = (p.parsed() if isinstance(p, fastfeed.Unparsed) else p for p in parsed)
+    return _struct_time(published or updated)
+
+
 def _struct_time(value: Any) -> datetime | None:
     try:
         if not value:
@@ -311,7 +317,7 @@ def _from_feedparser(e: dict[str, Any], language: str) -> _Item:
         image=_image(e),
         published=_clean_id(get(e, "published") or get(e, "created")),
         updated=_clean_id(get(e, "updated")),
-        fallback_time=_struct_time(get(e, "published_parsed") or get(e, "updated_parsed")),
+        fallback_time=(get(e, "published_parsed"), get(e, "updated_parsed")),
         language=language,
     )
 
@@ -361,7 +367,7 @@ def _from_json(item: dict[str, Any], language: str) -> _Item:
         image=_clean_id(item.get("image") or item.get("banner_image")),
         published=_clean_id(item.get("date_published")),
         updated=_clean_id(item.get("date_modified")),
-        fallback_time=None,
+        fallback_time=(None, None),
         language=str(item.get("language") or language),
     )
 
@@ -465,7 +471,7 @@ def _times(
     """(published, updated, warnings): the believable dates of an entry, None where none.
     Our layouts, then feedparser's reading, then (slow, rare) other languages' names."""
     updated = parse_time(item.updated, tz) or _foreign(item.updated, tz, item.language)
-    published = parse_time(item.published, tz) or updated or item.fallback_time
+    published = parse_time(item.published, tz) or updated or _fallback_time(item.fallback_time)
     published = published or _foreign(item.published, tz, item.language)
     warnings: list[str] = []
     if now is not None:
