@@ -32,6 +32,14 @@ def xml_safe(text: str) -> str:
 def collapse(text: str) -> str:
     """Whitespace folded, and characters XML 1.0 cannot carry dropped: every source's text
     passes here, and one control character in a title would break every feed."""
+    # printable: no whitespace but " " and no character xml_safe drops (all are "Other" or
+    # "Separator" in Unicode): with no run of spaces and none at the ends, nothing to do
+    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text
+    return _collapsed(text)
+
+
+def _collapsed(text: str) -> str:
     return xml_safe(" ".join(text.split()))  # re's \s is str.isspace(): as \s+ -> " ", 5x faster
 
 
@@ -279,7 +287,8 @@ _INLINE_TAG = re.compile(f"</?(?:{_INLINE_TAGS})>")
 _SIMPLE_DEPTH = 8  # far below MAX_DEPTH: flatten_deep leaves it as it is
 
 
-@functools.lru_cache(maxsize=4)  # a feed item's description: its text, then its body
+# a feed's descriptions are read as text (all items), then as bodies: a feed's worth kept
+@functools.lru_cache(maxsize=256)
 def _simple_markup(fragment: str) -> bool:
     """True when nh3 would return `fragment` unchanged (see _SIMPLE_MARKUP): `<p>` only
     outside any other element, every tag closed in order, `<br>` anywhere."""

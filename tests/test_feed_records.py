@@ -232,3 +232,16 @@ GUIDS = st.sampled_from(["x", "site3-7", "a.b", "~u", "-", "_", ".x", "a:b", "a/
 @given(url() | GUIDS, (url() | BASES).filter(lambda b: "[" not in b))  # bases it can hold
 def test_relative_guids_join_as_feedparser_joins_them(uri: str, base: str) -> None:
     assert fastfeed._urljoin(base, uri) == feedparser.urls._urljoin(base, uri)
+
+
+@settings(max_examples=int(os.environ.get("FASTFEED_EXAMPLES", "300")) * 3, deadline=None)
+@given(st.text() | st.lists(TEXT_PIECES).map("".join))
+def test_collapse_is_whitespace_folded_and_xml_safe(text: str) -> None:
+    assert normalize.collapse(text) == normalize._collapsed(text)
+
+
+def test_printable_characters_are_neither_whitespace_nor_dropped() -> None:
+    """What collapse's shortcut rests on, for every code point."""
+    for c in map(chr, range(0x110000)):
+        if c.isprintable() and c != " ":
+            assert not c.isspace() and normalize.xml_safe(c) == c, hex(ord(c))
