@@ -80,6 +80,9 @@ class Candidate(NamedTuple):
     has_authors: bool = False
     has_image: bool = False
     seen: str = ""  # when the store first had this revision (UTC text); "" this run's
+    # its text signature, when computed where the record was parsed (`sources.staged`): the
+    # store keeps it beside the staged record for the merge; None: the merge computes it
+    signature: bytes | None = None
 
     @property
     def rank(self) -> tuple[str, str, bool, str]:

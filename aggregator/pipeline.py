@@ -45,7 +45,9 @@ class _Batch:
         c = dedupe.Candidate(len(self.candidates), *candidate[1:])  # this run's ref
         if site and not c.host:
             c = c._replace(host=site)
-        self.candidates.append(c)
+        # its signature goes to the store with the record (kept here, a cold run's hundred
+        # thousand candidates would hold one each until the run ends)
+        self.candidates.append(c if c.signature is None else c._replace(signature=None))
         self.pending.append((c, record))
         if len(self.pending) >= _STAGE_BATCH:
             self.flush()
