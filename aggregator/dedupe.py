@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import itertools
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -508,12 +509,12 @@ def sharing(
         return []
     import numpy as np
 
-    at: dict[Node, int] = {}
-    ends = np.fromiter((at.setdefault(n, len(at)) for pair in peers for n in pair),
-                       dtype=np.int64, count=2 * len(peers))  # fmt: skip
-    nodes = list(at)
+    flat = list(itertools.chain.from_iterable(peers))
+    nodes = list(dict.fromkeys(flat))  # in the order first met
+    at = {n: i for i, n in enumerate(nodes)}
+    ends = np.fromiter(map(at.__getitem__, flat), dtype=np.int64, count=len(flat))
+    del flat
     part = _components(len(nodes), ends[0::2], ends[1::2])
-    del ends
     by_part = np.argsort(part, kind="stable")
     width = np.uint64(max(len(nodes).bit_length(), 1))  # a tagged hash has 34 bits
     common: dict[Node, set[int]] = {}
@@ -524,9 +525,11 @@ def sharing(
             group = [nodes[i] for i in batch.tolist()]
             _keep_shared(group, part[batch].astype(np.uint64), width, signatures, common)
             start = end
+    has = np.zeros(len(nodes), dtype=np.bool_)  # a node with a hash another one has too
+    has[[at[n] for n in common]] = True
     out: list[tuple[Node, Node]] = []
-    for pair in peers:
-        if (ha := common.get(pair[0])) and (hb := common.get(pair[1])) and not ha.isdisjoint(hb):
+    for k in np.flatnonzero(has[ends[0::2]] & has[ends[1::2]]).tolist():
+        if not common[(pair := peers[k])[0]].isdisjoint(common[pair[1]]):
             out.append(pair)
     return out
 
