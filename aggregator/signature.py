@@ -155,22 +155,20 @@ def sampled(sigs: Iterable[bytes]) -> tuple[Any, Any]:
     have `similarity` 0 exactly: it counts the hashes the two have in common."""
     import numpy as np
 
-    parts: list[bytes] = []
-    tags: list[int] = []
-    owners: list[int] = []
-    sizes: list[int] = []
-    for i, sig in enumerate(sigs):
-        if len(sig) < 8:  # empty, or no hash
-            continue
-        skip = len(sig) % 4  # the version byte
-        if struct.unpack_from("<I", sig, skip)[0] >= MIN_SHINGLES:
-            parts.append(sig[skip + 4 :])
-            tags.append((len(sig) - 1) % 4)  # 0 for the current format
-            owners.append(i)
-            sizes.append((len(sig) - skip) // 4 - 1)
-    hashes = np.frombuffer(b"".join(parts), dtype="<u4").astype(np.uint64)
-    hashes |= np.repeat(np.array(tags, dtype=np.uint64) << np.uint64(32), sizes)
-    return hashes, np.repeat(np.array(owners, dtype=np.int64), sizes)
+    sigs = [sig for sig in sigs]
+    given = [i for i, sig in enumerate(sigs) if len(sig) >= 8]  # not empty, nor hashless
+    # each without its version byte: whole little-endian uint32s, its count first
+    words = np.frombuffer(b"".join([sigs[i][len(sigs[i]) % 4 :] for i in given]), dtype="<u4")
+    lengths = np.fromiter((len(sigs[i]) for i in given), dtype=np.int64, count=len(given))
+    sizes = lengths // 4  # uint32s of each: its count, then its hashes
+    heads = np.cumsum(sizes) - sizes
+    of = np.repeat(np.arange(len(given)), sizes)  # the signature of each uint32
+    hashed = np.ones(len(words), dtype=np.bool_)
+    hashed[heads] = False
+    hashed &= (words[heads] >= MIN_SHINGLES)[of]
+    tags = ((lengths - 1) % 4).astype(np.uint64) << np.uint64(32)  # 0 for the current format
+    hashes = words[hashed].astype(np.uint64) | tags[of[hashed]]
+    return hashes, np.array(given, dtype=np.int64)[of[hashed]]
 
 
 _cached: list[Any] = []
