@@ -377,7 +377,7 @@ class ArticleStore(StoreBase):
         self.db.executemany(
             "INSERT INTO article_keys (match_key, article_id) VALUES (?, ?)"
             " ON CONFLICT DO NOTHING",
-            ((k, p.id) for p in plans for k in {k for c in p.members for k in c.keys}),
+            ((k, p.id) for p in plans for k in _keys_of(p.members)),
         )  # fmt: skip
         pairs = (
             (p.id, c) for p in plans  # in a cold run, not those staged under the id they found
@@ -430,7 +430,7 @@ class ArticleStore(StoreBase):
             counts.merged += 1
         self.db.executemany(
             "INSERT INTO article_keys (match_key, article_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            ((k, aid) for k in {k for c in plan.members for k in c.keys}),
+            ((k, aid) for k in _keys_of(plan.members)),
         )
         self._insert_revisions(((aid, c) for c in plan.members), seen)
         if plan.changed:
@@ -870,6 +870,12 @@ _ENTRY_SELECT = (
     " JOIN revisions r ON r.article_id = a.id AND r.content_hash = a.content_hash"
     " ORDER BY a.published DESC, a.id DESC"
 )
+
+
+def _keys_of(members: Sequence[Candidate]) -> Iterable[str]:
+    """The match keys of these revisions, each once (one revision's are distinct: one of
+    each kind)."""
+    return members[0].keys if len(members) == 1 else {k for c in members for k in c.keys}
 
 
 def _current(sig: bytes | None) -> bool:
