@@ -501,10 +501,11 @@ def sharing(
 ) -> list[tuple[Node, Node]]:
     """The peers, in order, whose signatures share a sampled hash: the only ones `similar`
     can find alike (two signatures sharing none have similarity 0), found without scoring
-    the others (most pairs of a busy minute: different articles). First, in numpy, each
-    node keeps only the hashes another node of its part of the peer graph (its minute,
-    mostly) has too, so most pairs are told apart by a lookup that finds nothing. Parts
-    are read a batch of about SHARING_BATCH nodes at a time (a bound on memory)."""
+    the others (most pairs of a busy minute: different articles). All in numpy: each node
+    keeps only the hashes another node of its part of the peer graph (its minute, mostly)
+    has too (parts read a batch of about SHARING_BATCH nodes at a time, a bound on memory),
+    then each pair whose two nodes kept some has the hashes of the one with fewer looked
+    up among the other's."""
     if not peers:
         return []
     import numpy as np

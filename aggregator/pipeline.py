@@ -11,6 +11,7 @@ import gc
 import hashlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -205,7 +206,10 @@ def _run_once(
                 batch.states.append(
                     _seed_state(store.source_state(source.name), source, report, now)
                 )
-        for harvest in harvests:
+        queue = deque(harvests)  # each let go once staged: unless the caller holds them,
+        harvests = ()  # a source's parsed records do not outlive their staging
+        while queue:
+            harvest = queue.popleft()
             records: Sequence[Staged] = harvest.records
             if harvest.fulltext_pages:  # kept bodies for the 304s, and the pages kept
                 from aggregator.sources import fulltext
