@@ -38,7 +38,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -59,6 +59,8 @@ CONNECT_TIMEOUT = 5
 SERVER_KEEPALIVE = (5, 2, 3)  # idle s, interval s, probes: a cut node's session ends in ~11 s
 FORGET_NODE = 3600.0  # seconds without a heartbeat before a node's row is deleted
 MAX_NAME = 64
+FAILURE_REPEAT = 60.0  # seconds between warnings about one operation that goes on failing
+OPERATIONS = ("claim", "release", "renew", "publisher_lock", "beat", "published")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cluster_nodes (
@@ -275,6 +277,38 @@ class _Link:
             await self._drop()
 
 
+class Failures:
+    """Which of a node's cluster operations keep failing, told at WARNING: the first
+    failure after a success, then at most once a FAILURE_REPEAT while they go on, and the
+    first success after them. Each failure is also counted (`on_failure`: the metric)."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.on_failure: Callable[[str], None] | None = None
+        # operation: (monotonic time of the first failure, failures, last warning)
+        self._failing: dict[str, tuple[float, int, float]] = {}
+
+    def failed(self, operation: str, error: object) -> None:
+        now = time.monotonic()
+        first, count, warned = self._failing.get(operation, (now, 0, -FAILURE_REPEAT))
+        count += 1
+        if now - warned >= FAILURE_REPEAT:
+            warned = now
+            log.warning("cluster: node %s: %s failed (%d in a row over %.1fs): %s",
+                        self.node, operation, count, now - first, error)  # fmt: skip
+        else:
+            log.debug("cluster: node %s: %s failed: %s", self.node, operation, error)
+        self._failing[operation] = (first, count, warned)
+        if self.on_failure is not None:
+            self.on_failure(operation)
+
+    def succeeded(self, operation: str) -> None:
+        if operation in self._failing:
+            first, count, _ = self._failing.pop(operation)
+            log.warning("cluster: node %s: %s works again after %d failures over %.1fs",
+                        self.node, operation, count, time.monotonic() - first)  # fmt: skip
+
+
 # -- the node ----------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Publish:
@@ -326,6 +360,7 @@ class Node:
         self._lease_link = _Link(url, f"aggregator {name} leases", self.timeout, announce=False)
         self._lock_link = _Link(url, f"aggregator {name} publisher", OP_TIMEOUT)
         self._renewer: asyncio.Task[None] | None = None
+        self.failures = Failures(name)
 
     # -- membership ---------------------------------------------------------------------
     async def join(self, sources: Sequence[SourceConfig], first_delay: Mapping[str, float],
@@ -432,17 +467,17 @@ class Node:
             return []
         try:
             await self._flush_releases()
-        except StoreError as e:
-            log.debug("cluster: no claim: %s", e)
-            return []
+        except StoreError:
+            return []  # (told by the release)
         try:
             async with self._work.transaction() as cur:
                 claimed, confirmed = await self._claim(cur, capacity)
         except StoreError as e:
             self._unsure = True  # it may have committed all the same
             self._loaded = None  # a load of node_sources rolled back with it
-            log.debug("cluster: no claim: %s", e)
+            self.failures.failed("claim", e)
             return []
+        self.failures.succeeded("claim")
         self._unsure = False
         self.held.update(claimed)
         self._confirmed.update(dict.fromkeys(claimed, confirmed))
@@ -513,12 +548,14 @@ class Node:
 
     async def fetched(self, name: str) -> None:
         """The source's fetch is over (its merge may still run): its host slots are free."""
-        with contextlib.suppress(StoreError):  # a lost update frees them at release
+        try:
             async with self._work.transaction() as cur:
                 await cur.execute(
                     "UPDATE cluster_sources SET fetching = false WHERE source = %s"
                     " AND claimed_by = %s AND fetching", (name, self.name),
                 )  # fmt: skip
+        except StoreError as e:  # a lost update frees them at release
+            self.failures.failed("release", e)
 
     async def release(self, name: str, delay: float) -> None:
         """Hand a source back, due again in `delay` seconds. While the database is
@@ -528,21 +565,27 @@ class Node:
             await self._flush_releases()
 
     async def _flush_releases(self) -> None:
+        """The releases waiting, in one transaction (StoreError: they wait on)."""
         if not self._unreleased:
             return
-        async with self._work.transaction() as cur:
-            pending = dict(self._unreleased)  # releases may arrive while this one awaits
-            lost = []
-            for name, (delay, at) in sorted(pending.items()):  # the renewals' lock order
-                await cur.execute(
-                    "UPDATE cluster_sources SET claimed_by = NULL, lease_until = NULL,"
-                    " fetching = false, next_due = now() + make_interval(secs => %s),"
-                    " last_run_by = %s, last_run_at = now()"
-                    " WHERE source = %s AND claimed_by = %s",
-                    (max(0.0, delay - (time.monotonic() - at)), self.name, name, self.name),
-                )  # fmt: skip
-                if cur.rowcount == 0:
-                    lost.append(name)
+        try:
+            async with self._work.transaction() as cur:
+                pending = dict(self._unreleased)  # releases may arrive while this one awaits
+                lost = []
+                for name, (delay, at) in sorted(pending.items()):  # the renewals' lock order
+                    await cur.execute(
+                        "UPDATE cluster_sources SET claimed_by = NULL, lease_until = NULL,"
+                        " fetching = false, next_due = now() + make_interval(secs => %s),"
+                        " last_run_by = %s, last_run_at = now()"
+                        " WHERE source = %s AND claimed_by = %s",
+                        (max(0.0, delay - (time.monotonic() - at)), self.name, name, self.name),
+                    )  # fmt: skip
+                    if cur.rowcount == 0:
+                        lost.append(name)
+        except StoreError as e:
+            self.failures.failed("release", e)
+            raise
+        self.failures.succeeded("release")
         for name in lost:
             log.warning("source %s: this node's lease ran out before the run ended; another"
                         " node may have run it too", name)  # fmt: skip
@@ -586,8 +629,9 @@ class Node:
                     confirmed = {r[0] for r in await cur.fetchall()}
                 await self._heartbeat(cur)
         except StoreError as e:
-            log.debug("cluster: leases not renewed: %s", e)
+            self.failures.failed("renew", e)
             return False
+        self.failures.succeeded("renew")
         for name in held:
             if name not in self.held:
                 continue  # handed back meanwhile
@@ -624,6 +668,9 @@ class Node:
         itself, `renew`). None while the database is unreachable."""
         try:
             await self._flush_releases()
+        except StoreError:
+            return None  # (told by the release)
+        try:
             async with self._work.transaction() as cur:
                 await cur.execute(
                     "DELETE FROM cluster_nodes WHERE heartbeat < now() - make_interval(secs => %s)",
@@ -643,9 +690,11 @@ class Node:
                 never = await cur.fetchone()
                 await cur.execute(_PUBLISHER, (PUBLISHER_LOCK,))
                 holder = await cur.fetchone()
-        except StoreError:
+        except StoreError as e:
             self._loaded = None  # a load of node_sources rolled back with it
+            self.failures.failed("beat", e)
             return None
+        self.failures.succeeded("beat")
         if published is not None:
             self._saw_publish(published)
         return ClusterView(
@@ -660,14 +709,18 @@ class Node:
 
     async def published(self, articles: int) -> None:
         """Record a publish (other nodes' /healthz tell the cluster's latest)."""
-        with contextlib.suppress(StoreError):
+        try:
             async with self._work.transaction() as cur:
                 await cur.execute("UPDATE cluster_nodes SET published = now(), articles = %s"
                                   " WHERE name = %s RETURNING published, articles, 0.0",
                                   (articles, self.name))  # fmt: skip
                 row = await cur.fetchone()
-            if row is not None:
-                self._saw_publish(row)
+        except StoreError as e:
+            self.failures.failed("published", e)
+            return
+        self.failures.succeeded("published")
+        if row is not None:
+            self._saw_publish(row)
 
     async def try_publisher(self) -> bool:
         """Whether this node is the publisher: take the lock if free, else check it is
@@ -687,8 +740,11 @@ class Node:
                     )  # fmt: skip
                     got = await cur.fetchone()
                     self.lock_pid = int(got[0]) if got else None
-        except StoreError:
+        except StoreError as e:
             held = False
+            self.failures.failed("publisher_lock", e)
+        else:
+            self.failures.succeeded("publisher_lock")
         if not held:
             self.lock_pid = None
         if held != self.publisher:

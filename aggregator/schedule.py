@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from aggregator.cluster import ClusterView, Node, beat_interval
+from aggregator.cluster import OPERATIONS, ClusterView, Node, beat_interval
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import AggregatorError, StoreError
 from aggregator.metrics import Metrics
@@ -163,6 +163,10 @@ class Scheduler:
         self._unfetched: set[str] = set()  # claimed, fetch not yet done
         self._cluster_tasks: list[asyncio.Task[None]] = []
         self.cluster_view: ClusterView | None = None
+        if node is not None:
+            for operation in OPERATIONS:  # shown at 0 from the start
+                self.metrics.cluster_failures.labels(operation)
+            node.failures.on_failure = lambda op: self.metrics.cluster_failures.labels(op).inc()
 
     # -- the worker thread ------------------------------------------------------------
     async def _on_worker(self, fn: Callable[..., T], *args: Any) -> T:
