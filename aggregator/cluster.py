@@ -59,6 +59,7 @@ CONNECT_TIMEOUT = 5
 SERVER_KEEPALIVE = (5, 2, 3)  # idle s, interval s, probes: a cut node's session ends in ~11 s
 FORGET_NODE = 3600.0  # seconds without a heartbeat before a node's row is deleted
 MAX_NAME = 64
+QUEUE_HOLD = 2.0  # seconds a node's place in a full host's queue lasts unless renewed
 FAILURE_REPEAT = 60.0  # seconds between warnings about one operation that goes on failing
 OPERATIONS = ("claim", "release", "renew", "publisher_lock", "beat", "published")
 
@@ -88,7 +89,19 @@ CREATE TABLE IF NOT EXISTS cluster_sources (
 CREATE INDEX IF NOT EXISTS cluster_sources_due ON cluster_sources (next_due);
 CREATE INDEX IF NOT EXISTS cluster_sources_holder ON cluster_sources (claimed_by);
 CREATE INDEX IF NOT EXISTS cluster_sources_fetching ON cluster_sources (host) WHERE fetching;
-CREATE TABLE IF NOT EXISTS cluster_hosts (host TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS cluster_hosts (
+    host TEXT PRIMARY KEY,
+    waiter TEXT,
+    wanted INTEGER NOT NULL DEFAULT 0,
+    waiting_until TIMESTAMPTZ
+);
+DO $$ BEGIN  -- a table made by an earlier version; no ALTER (and its lock) when not needed
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema =
+                   current_schema() AND table_name = 'cluster_hosts' AND column_name = 'waiter')
+    THEN ALTER TABLE cluster_hosts ADD COLUMN waiter TEXT,
+        ADD COLUMN wanted INTEGER NOT NULL DEFAULT 0, ADD COLUMN waiting_until TIMESTAMPTZ;
+    END IF;
+END $$;
 """
 
 
@@ -356,6 +369,7 @@ class Node:
         self._loaded: tuple[int, tuple[str, ...]] | None = None  # node_sources of a session
         self._confirmed: dict[str, float] = {}  # held source: monotonic end of its lease
         self._unsure = False  # a claim failed: it may have committed unheard of
+        self.queued = False  # the last claim queued for a full host's next free slot
         self._work = _Link(url, f"aggregator {name}", OP_TIMEOUT)
         self._lease_link = _Link(url, f"aggregator {name} leases", self.timeout, announce=False)
         self._lock_link = _Link(url, f"aggregator {name} publisher", OP_TIMEOUT)
@@ -463,6 +477,7 @@ class Node:
     async def claim(self, capacity: int) -> list[str]:
         """Take up to `capacity` due sources of this node's, within the hosts' free slots.
         Nothing (not an error) while the database is unreachable."""
+        self.queued = False
         if capacity <= 0 or not self._sources:
             return []
         try:
@@ -473,6 +488,7 @@ class Node:
             async with self._work.transaction() as cur:
                 claimed, confirmed = await self._claim(cur, capacity)
         except StoreError as e:
+            self.queued = False
             self._unsure = True  # it may have committed all the same
             self._loaded = None  # a load of node_sources rolled back with it
             self.failures.failed("claim", e)
@@ -482,6 +498,18 @@ class Node:
         self.held.update(claimed)
         self._confirmed.update(dict.fromkeys(claimed, confirmed))
         return claimed
+
+    async def _wanted(self, cur: psycopg.AsyncCursor[Any], full: list[str],
+                      held: list[str]) -> dict[str, int]:  # fmt: skip
+        """The full hosts on which this node has a source due, each with the slots its most
+        overdue one needs: the node queues for them (`_claim`)."""
+        await cur.execute(
+            "SELECT DISTINCT ON (c.host) c.host, LEAST(c.weight, %s) FROM cluster_sources c"
+            " JOIN node_sources n ON n.source = c.source WHERE c.next_due <= now()"
+            " AND (c.claimed_by IS NULL OR c.lease_until < now()) AND c.host = ANY(%s)"
+            " AND c.source <> ALL(%s) ORDER BY c.host, c.next_due", (self.per_host, full, held),
+        )  # fmt: skip
+        return {host: int(n) for host, n in await cur.fetchall()}
 
     async def _claim(self, cur: psycopg.AsyncCursor[Any],
                      capacity: int) -> tuple[list[str], float]:  # fmt: skip
@@ -509,31 +537,54 @@ class Node:
             (full, held, min(CLAIM_SCAN, capacity * 4)),  # never a source it still runs
         )  # fmt: skip
         candidates = [Candidate(*row) for row in await cur.fetchall()]
-        if not candidates:
+        queue = await self._wanted(cur, full, held) if full else {}
+        if not candidates and not queue:
             return [], 0.0
         # the hosts of the first `capacity` candidates only: fewer rows locked, shorter
         # waits for other claimers; the rest wait for a later claim
         hosts = sorted({c.host for c in candidates[:capacity] if c.host})
         candidates = [c for c in candidates if not c.host or c.host in hosts]
         busy: dict[str, int] = {}
+        if hosts or queue:
+            # in name order (no deadlock): whoever claims from a host counts its slots
+            # alone; a slot another node queues for is not this node's to take
+            await cur.execute(
+                "SELECT host, CASE WHEN waiter <> %s AND waiting_until > now() THEN wanted"
+                " ELSE 0 END FROM cluster_hosts WHERE host = ANY(%s) ORDER BY host FOR UPDATE",
+                (self.name, sorted({*hosts, *queue})),
+            )  # fmt: skip
+            busy = {host: int(n) for host, n in await cur.fetchall() if n and host in hosts}
         if hosts:
-            # in name order (no deadlock): whoever claims from a host counts its slots alone
-            await cur.execute("SELECT host FROM cluster_hosts WHERE host = ANY(%s)"
-                              " ORDER BY host FOR UPDATE", (hosts,))  # fmt: skip
             await cur.execute(
                 "SELECT host, sum(LEAST(weight, %s)) FROM cluster_sources WHERE fetching"
                 " AND lease_until > now() AND host = ANY(%s) GROUP BY host",
                 (self.per_host, hosts),
             )  # fmt: skip
-            busy = {host: int(n) for host, n in await cur.fetchall()}
+            for host, n in await cur.fetchall():
+                busy[host] = busy.get(host, 0) + int(n)
         chosen = choose(candidates, busy, self.per_host, capacity)
         confirmed = time.monotonic() + self.lease  # the database's lease ends later
         if chosen:
             await cur.execute(  # the lease counts from now, not from the claim's start
                 "UPDATE cluster_sources SET claimed_by = %s,"
                 " lease_until = clock_timestamp() + make_interval(secs => %s),"
-                " fetching = (host <> '') WHERE source = ANY(%s)", (self.name, self.lease, chosen),
+                " fetching = (host <> '') WHERE source = ANY(%s) RETURNING host",
+                (self.name, self.lease, chosen),
             )  # fmt: skip
+            served = sorted({r[0] for r in await cur.fetchall() if r[0]})
+            await cur.execute(  # its turn is over: the next node in want queues
+                "UPDATE cluster_hosts SET waiter = NULL, wanted = 0, waiting_until = NULL"
+                " WHERE host = ANY(%s) AND waiter = %s", (served, self.name),
+            )  # fmt: skip
+        if queue:
+            await cur.execute(
+                "UPDATE cluster_hosts h SET waiter = %s, wanted = v.wanted, waiting_until ="
+                " now() + make_interval(secs => %s) FROM unnest(%s::text[], %s::int[])"
+                " AS v(host, wanted) WHERE h.host = v.host AND (h.waiter IS NULL"
+                " OR h.waiter = %s OR h.waiting_until <= now())",
+                (self.name, QUEUE_HOLD, list(queue), list(queue.values()), self.name),
+            )  # fmt: skip
+            self.queued = cur.rowcount > 0
         return chosen, confirmed
 
     def ensure_held(self, name: str) -> None:

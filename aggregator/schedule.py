@@ -67,6 +67,7 @@ RESTART_ONLY = (("host", "server.host"), ("port", "server.port"), ("state", "sta
                 ("output_dir", "output.dir"), ("log_level", "log_level"),
                 ("cluster", "cluster"))  # fmt: skip
 CLAIM_POLL = 1.0  # a node looks for due sources this often, and whenever capacity frees
+QUEUED_POLL = 0.1  # ...and this often while queued for a full host's next free slot
 PUBLISHER_POLL = 1.0  # a node tries for the publisher lock (or checks it holds it) this often
 # the publisher publishes other nodes' merges this often (longer than PUBLISH_QUIET, so the
 # debounce is not kept waiting by it)
@@ -411,8 +412,9 @@ class Scheduler:
                 task.add_done_callback(self._running.discard)
             if claimed:
                 continue  # more may be due
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), CLAIM_POLL)
+            with contextlib.suppress(TimeoutError):  # queued: a slot is kept for it
+                await asyncio.wait_for(self._wake.wait(),
+                                       QUEUED_POLL if self.node.queued else CLAIM_POLL)  # fmt: skip
 
     async def _claimed_job(self, name: str) -> None:
         assert self.node is not None
