@@ -28,6 +28,7 @@ import pytest
 
 from aggregator.cluster import (
     PUBLISHER_LOCK,
+    QUEUE_HOLD,
     Candidate,
     Node,
     beat_interval,
@@ -456,8 +457,45 @@ def test_host_slots_hold_across_nodes(pg_server: PgServer) -> None:
                       any(g.startswith("f") for g in got))  # fmt: skip
         done = next(g for g in holder.held if g.startswith("f"))
         await holder.fetched(done)  # merging now: not a request in flight any more
-        assert len(await nodes[2].claim(10)) == 1
+        # the freed slot is the first node's that found the host full (see the next test)
+        first_in_line = next(n for n in nodes if n.queued)
+        assert len(await first_in_line.claim(10)) == 1
         for n in nodes:
+            await n.leave()
+
+    asyncio.run(scenario())
+
+
+def test_a_node_that_found_a_host_full_gets_its_next_free_slot(pg_server: PgServer) -> None:
+    """Node a keeps a host's slots busy and claims again the moment one of its fetches
+    ends (as a node's claim loop does); b, polling, found the host full: the freed slot is
+    kept for b, so a busy node never starves another of a host for good. A place in line
+    not renewed (its node stopped asking) lapses after QUEUE_HOLD."""
+    url = pg_server.database()
+    sources = [feed(f"f{i}") for i in range(12)]
+
+    async def scenario() -> None:
+        a = await joined(url, "a", sources, per_host=2)
+        b = await joined(url, "b", sources, per_host=2)
+        c = await joined(url, "c", sources, per_host=2)
+        first = await a.claim(4)
+        assert len(first) == 2
+        assert await b.claim(4) == [] and b.queued  # full: b is first in line
+        assert await c.claim(4) == [] and not c.queued  # (one node in line at a time)
+        await a.fetched(first[0])
+        assert await a.claim(4) == [] and not a.queued  # not a's to take again
+        assert await c.claim(4) == []  # nor c's: b found it full first
+        assert len(await b.claim(4)) == 1
+        await a.fetched(first[1])  # b had its turn: whoever asks next may take this one
+        assert len(await a.claim(4)) == 1
+        assert await c.claim(4) == [] and c.queued
+        await a.release(first[0], 3600.0)
+        await a.release(first[1], 3600.0)  # (its slot was free already)
+        for name in list(b.held):
+            await b.fetched(name)
+        await asyncio.sleep(QUEUE_HOLD + 0.2)  # c stopped asking: its place lapsed
+        assert len(await a.claim(1)) == 1
+        for n in (a, b, c):
             await n.leave()
 
     asyncio.run(scenario())
@@ -675,8 +713,10 @@ def test_two_scheduling_nodes_share_the_sources_and_never_fetch_one_twice(
                 await scheduler.start()
                 running.append(scheduler)
             await asyncio.sleep(9.0)
+            # stopped together: once the publisher left, the other would take the lock
+            # over and publish too (as it should), if it were still running
+            assert await asyncio.gather(*(s.stop() for s in running)) == [True, True]
             for scheduler in running:
-                assert await scheduler.stop()
                 assert isinstance(scheduler.client, WebClient)
                 scheduler.client.close()
             return running
