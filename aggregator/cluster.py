@@ -545,15 +545,20 @@ class Node:
         hosts = sorted({c.host for c in candidates[:capacity] if c.host})
         candidates = [c for c in candidates if not c.host or c.host in hosts]
         busy: dict[str, int] = {}
+        mine: set[str] = set()  # hosts where this node is first in line
         if hosts or queue:
             # in name order (no deadlock): whoever claims from a host counts its slots
             # alone; a slot another node queues for is not this node's to take
             await cur.execute(
-                "SELECT host, CASE WHEN waiter <> %s AND waiting_until > now() THEN wanted"
-                " ELSE 0 END FROM cluster_hosts WHERE host = ANY(%s) ORDER BY host FOR UPDATE",
-                (self.name, sorted({*hosts, *queue})),
+                "SELECT host, waiter = %s, CASE WHEN waiter <> %s AND waiting_until > now()"
+                " THEN wanted ELSE 0 END FROM cluster_hosts WHERE host = ANY(%s)"
+                " ORDER BY host FOR UPDATE", (self.name, self.name, sorted({*hosts, *queue})),
             )  # fmt: skip
-            busy = {host: int(n) for host, n in await cur.fetchall() if n and host in hosts}
+            for host, first, reserved in await cur.fetchall():
+                if first:
+                    mine.add(host)
+                if reserved and host in hosts:
+                    busy[host] = int(reserved)
         if hosts:
             await cur.execute(
                 "SELECT host, sum(LEAST(weight, %s)) FROM cluster_sources WHERE fetching"
@@ -568,14 +573,14 @@ class Node:
             await cur.execute(  # the lease counts from now, not from the claim's start
                 "UPDATE cluster_sources SET claimed_by = %s,"
                 " lease_until = clock_timestamp() + make_interval(secs => %s),"
-                " fetching = (host <> '') WHERE source = ANY(%s) RETURNING host",
-                (self.name, self.lease, chosen),
+                " fetching = (host <> '') WHERE source = ANY(%s)", (self.name, self.lease, chosen),
             )  # fmt: skip
-            served = sorted({r[0] for r in await cur.fetchall() if r[0]})
-            await cur.execute(  # its turn is over: the next node in want queues
-                "UPDATE cluster_hosts SET waiter = NULL, wanted = 0, waiting_until = NULL"
-                " WHERE host = ANY(%s) AND waiter = %s", (served, self.name),
-            )  # fmt: skip
+            served = sorted(mine & {c.host for c in candidates if c.source in chosen})
+            if served:  # its turn is over: the next node to find the host full queues
+                await cur.execute(
+                    "UPDATE cluster_hosts SET waiter = NULL, wanted = 0, waiting_until = NULL"
+                    " WHERE host = ANY(%s)", (served,),
+                )  # fmt: skip
         if queue:
             await cur.execute(
                 "UPDATE cluster_hosts h SET waiter = %s, wanted = v.wanted, waiting_until ="

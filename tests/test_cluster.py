@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -777,12 +778,16 @@ def test_a_reload_on_a_node_runs_changed_and_added_sources_and_drops_removed_one
 
 
 def test_a_read_only_database_fails_calls_softly_and_the_node_recovers(
-    pg_server: PgServer,
+    pg_server: PgServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """After a failover to a read-only server, claims, beats and the publisher lock fail
-    as 'nothing now' (never an error that would end the node's loops); once the database
-    takes writes again, the node works as before."""
+    as 'nothing now' (never an error that would end the node's loops), each said once at
+    WARNING with the node, the operation and the error (not again within a minute) and
+    counted in /metrics; once the database takes writes again, the node works as before
+    and says so."""
     url = pg_server.database()
+    config = tmp_path / "config.yaml"
+    config.write_text("state: s.sqlite3\ncluster:\n  node: n\nsources: []\n", encoding="utf-8")
     dbname = url.rsplit("/", 1)[1]
 
     def read_only(on: bool) -> None:
@@ -794,13 +799,16 @@ def test_a_read_only_database_fails_calls_softly_and_the_node_recovers(
                 " WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,)
             )  # fmt: skip
 
-    async def scenario() -> None:
+    async def scenario() -> Scheduler:
         node = await joined(url, "n", [seeds("a")])
+        cfg = load_config(config)
+        scheduler = Scheduler(cfg, Store.open(cfg.state), node=node)  # (not started)
         read_only(True)
         try:
-            assert await node.claim(4) == []
-            assert await node.beat() is None
-            assert not await node.try_publisher()
+            for _ in range(2):
+                assert await node.claim(4) == []
+                assert await node.beat() is None
+                assert not await node.try_publisher()
         finally:
             read_only(False)
         for _ in range(3):  # the first use after the terminated session may still fail
@@ -808,9 +816,27 @@ def test_a_read_only_database_fails_calls_softly_and_the_node_recovers(
                 break
         assert node.held == {"a"}
         assert await node.beat() is not None
+        assert await node.try_publisher()
         await node.leave()
+        scheduler.store.close()
+        return scheduler
 
-    asyncio.run(scenario())
+    with caplog.at_level(logging.WARNING, logger="aggregator.cluster"):
+        scheduler = asyncio.run(scenario())
+    said = [r.getMessage() for r in caplog.records]
+    for operation in ("claim", "beat", "publisher_lock"):
+        failed = [m for m in said if m.startswith(f"cluster: node n: {operation} failed (")]
+        assert len(failed) == 1, said  # the second failure, a moment later: not again
+        # (the first use after the sessions were ended finds its connection gone)
+        assert re.search(r"\): cluster (transaction failed: cannot execute \w+ in a"
+                         r" read-only transaction|database unreachable: AdminShutdown)$",
+                         failed[0])  # fmt: skip
+        assert any(m.startswith(f"cluster: node n: {operation} works again after") for m in said)
+    metrics = scheduler.metrics.render().decode()
+    for operation in ("claim", "beat", "publisher_lock"):
+        counted = rf'^aggregator_cluster_failures_total{{operation="{operation}"}} [2-4]\.0$'
+        assert re.search(counted, metrics, re.M), metrics
+    assert 'aggregator_cluster_failures_total{operation="renew"} ' in metrics  # shown at 0
 
 
 def test_healthz_tells_the_last_publish_on_the_databases_clock(
