@@ -405,11 +405,8 @@ class Node:
                     " started = now(), heartbeat = now(), published = NULL",
                     (self.name, self.token, socket.gethostname(), os.getpid()),
                 )  # fmt: skip
-                # claims under this name are a dead earlier run's: free them now
-                await cur.execute(
-                    "UPDATE cluster_sources SET claimed_by = NULL, lease_until = NULL,"
-                    " fetching = false WHERE claimed_by = %s", (self.name,),
-                )  # fmt: skip
+                # claims (and places in line) under this name are a dead earlier run's
+                await self._drop_claims(cur)
                 await self._upsert(cur, sources, first_delay, cap)
         except ConfigError:
             await self.close()
@@ -816,14 +813,20 @@ class Node:
         with contextlib.suppress(StoreError):
             await self._flush_releases()
             async with self._work.transaction() as cur:
-                await cur.execute(
-                    "UPDATE cluster_sources SET claimed_by = NULL, lease_until = NULL,"
-                    " fetching = false WHERE claimed_by = %s", (self.name,),
-                )  # fmt: skip
+                await self._drop_claims(cur)
                 await cur.execute("DELETE FROM cluster_nodes WHERE name = %s AND token = %s",
                                   (self.name, self.token))  # fmt: skip
         self.held.clear()
         await self.close()
+
+    async def _drop_claims(self, cur: psycopg.AsyncCursor[Any]) -> None:
+        """Every claim of this node's name and its places in the hosts' lines, gone."""
+        await cur.execute(
+            "UPDATE cluster_sources SET claimed_by = NULL, lease_until = NULL,"
+            " fetching = false WHERE claimed_by = %s", (self.name,),
+        )  # fmt: skip
+        await cur.execute("UPDATE cluster_hosts SET waiter = NULL, wanted = 0, waiting_until"
+                          " = NULL WHERE waiter = %s", (self.name,))  # fmt: skip
 
     async def _stop_renewing(self) -> None:
         if self._renewer is not None:

@@ -471,7 +471,8 @@ def test_a_node_that_found_a_host_full_gets_its_next_free_slot(pg_server: PgServ
     """Node a keeps a host's slots busy and claims again the moment one of its fetches
     ends (as a node's claim loop does); b, polling, found the host full: the freed slot is
     kept for b, so a busy node never starves another of a host for good. A place in line
-    not renewed (its node stopped asking) lapses after QUEUE_HOLD."""
+    not renewed (its node stopped asking) lapses after QUEUE_HOLD; one whose node left
+    goes with it."""
     url = pg_server.database()
     sources = [feed(f"f{i}") for i in range(12)]
 
@@ -495,8 +496,12 @@ def test_a_node_that_found_a_host_full_gets_its_next_free_slot(pg_server: PgServ
         for name in list(b.held):
             await b.fetched(name)
         await asyncio.sleep(QUEUE_HOLD + 0.2)  # c stopped asking: its place lapsed
+        assert len(got := await a.claim(1)) == 1
+        assert await c.claim(4) == [] and c.queued
+        await c.leave()  # and a node that leaves gives its place up at once
+        await a.fetched(got[0])
         assert len(await a.claim(1)) == 1
-        for n in (a, b, c):
+        for n in (a, b):
             await n.leave()
 
     asyncio.run(scenario())
