@@ -498,8 +498,8 @@ class Node:
 
     async def _wanted(self, cur: psycopg.AsyncCursor[Any], full: list[str],
                       held: list[str]) -> dict[str, int]:  # fmt: skip
-        """The full hosts on which this node has a source due, each with the slots its most
-        overdue one needs: the node queues for them (`_claim`)."""
+        """Of the `full` hosts, those on which this node has a source due, each with the
+        slots its most overdue one needs: the node queues for them (`_claim`)."""
         await cur.execute(
             "SELECT DISTINCT ON (c.host) c.host, LEAST(c.weight, %s) FROM cluster_sources c"
             " JOIN node_sources n ON n.source = c.source WHERE c.next_due <= now()"
@@ -521,10 +521,15 @@ class Node:
                 (self.name, held),
             )  # fmt: skip
         await cur.execute(
-            "SELECT host FROM cluster_sources WHERE fetching AND lease_until > now()"
-            " GROUP BY host HAVING sum(LEAST(weight, %s)) >= %s", (self.per_host, self.per_host),
+            "SELECT host, bool_or(claimed_by = %s) FROM cluster_sources WHERE fetching"
+            " AND lease_until > now() GROUP BY host HAVING sum(LEAST(weight, %s)) >= %s",
+            (self.name, self.per_host, self.per_host),
         )  # fmt: skip
-        full = [r[0] for r in await cur.fetchall()]
+        rows = await cur.fetchall()
+        full = [host for host, _ in rows]
+        # a host whose slots this node has none of: it is not woken by a fetch of its own
+        # ending there, so nodes that are would take every slot that frees before it asks
+        starved = [host for host, in_use in rows if not in_use]
         await self._load_sources(cur)
         await cur.execute(
             "SELECT c.source, c.host, c.weight FROM cluster_sources c JOIN node_sources n"
@@ -534,7 +539,7 @@ class Node:
             (full, held, min(CLAIM_SCAN, capacity * 4)),  # never a source it still runs
         )  # fmt: skip
         candidates = [Candidate(*row) for row in await cur.fetchall()]
-        queue = await self._wanted(cur, full, held) if full else {}
+        queue = await self._wanted(cur, starved, held) if starved else {}
         if not candidates and not queue:
             return [], 0.0
         # the hosts of the first `capacity` candidates only: fewer rows locked, shorter
