@@ -15,8 +15,14 @@ PostgreSQL is the coordination engine; there is no protocol of our own:
 - **Politeness.** A web source being fetched holds `weight` of its host's `per_host` slots
   (1 for a feed; all of them for an html or fulltext source, which fetch pages in parallel).
   A claim counts the slots in use under a lock on the host's row of `cluster_hosts`, so no
-  host has more than `per_host` fetches in flight across all nodes. Back-off is in the due
-  time, which every node reads.
+  host has more than `per_host` fetches in flight across all nodes. A node that finds a
+  host full while holding none of its slots is first in line for the next ones that free
+  (`cluster_hosts.waiter`): nodes whose own fetches end there claim again at once and
+  would otherwise keep every slot from it. Back-off is in the due time, which every node
+  reads.
+- **Failures said.** A claim, release, renewal, publisher-lock check, beat or publish
+  record that fails is logged at WARNING (the first after a success, then once a
+  FAILURE_REPEAT while it goes on, and the recovery: `Failures`) and counted.
 - **One publisher.** Whoever holds a session-level advisory lock (`PUBLISHER_LOCK`), on a
   connection of its own, publishes. PostgreSQL drops it when that session ends: at once when
   a node is killed, about 11 s after its network is cut (SERVER_KEEPALIVE).

@@ -1,9 +1,10 @@
 """The cluster's coordination on a real PostgreSQL server: claims never shared, leases that
 expire and are renewed (and outlast a renewal cut off or stalled), a holder that knows when
 it can no longer prove a lease (and can after a slow claim), host slots counted across
-nodes, the publisher lock passing on when its holder dies, nodes refusing a name in use, a
-server restart survived, and /healthz on the database's clock (and healthy on a node that
-failed to publish once it is no longer the publisher)."""
+nodes (and a node holding none of a full host's slots first in line for the next), failures
+said at WARNING and counted, the publisher lock passing on when its holder dies, nodes
+refusing a name in use, a server restart survived, and /healthz on the database's clock
+(and healthy on a node that failed to publish once it is no longer the publisher)."""
 
 from __future__ import annotations
 
