@@ -324,8 +324,9 @@ class Failures:
     def succeeded(self, operation: str) -> None:
         if operation in self._failing:
             first, count, _ = self._failing.pop(operation)
-            log.warning("cluster: node %s: %s works again after %d failures over %.1fs",
-                        self.node, operation, count, time.monotonic() - first)  # fmt: skip
+            log.warning("cluster: node %s: %s works again after %d failure%s over %.1fs",
+                        self.node, operation, count, "" if count == 1 else "s",
+                        time.monotonic() - first)  # fmt: skip
 
 
 # -- the node ----------------------------------------------------------------------------
