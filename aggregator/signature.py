@@ -7,8 +7,9 @@ distinct 3-word shingles among the first SIGNATURE_WORDS words of title, spot an
 the SIGNATURE_SIZE smallest of their hashes (a bottom-k MinHash). Words are fold()'s: runs
 of letters and digits after NFKC and Turkish lower case, leading labels stripped. A word is
 hashed as a polynomial over its code points (mod 2^64), a shingle's hash is the high 32 bits
-of a mix of its three word hashes, all in numpy: a signature costs about what a record's
-match keys do (hashing each shingle from Python, as v1 did, cost four times as much).
+of a mix of its three word hashes, all in numpy, over many articles' texts at once
+(`signatures`: a feed's items, where they are parsed), which spreads numpy's per-call cost
+over them (hashing each shingle from Python, as v1 did, cost four times a lone v2 one).
 
 Format v1 (stores written before): the same layout without the version byte, over CRC-32s
 of the shingles' UTF-8. `is_current` tells them apart (a v1 signature is 4n bytes long, a v2
@@ -111,7 +112,8 @@ def _sketch(texts: Sequence[str], owners: Sequence[int], out: list[bytes]) -> No
         shingles = np.repeat(np.arange(len(texts), dtype=np.uint64), np.maximum(counts - 2, 0))
         keys = (shingles << np.uint64(32)) | (x[within] >> np.uint64(32))  # best-mixed bits
         keys.sort()  # by text, then hash
-        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # each distinct once
+        if len(keys):  # (none: each text under three words)
+            keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # each distinct once
     of_text = (keys >> np.uint64(32)).astype(np.int64)
     firsts = np.searchsorted(of_text, np.arange(len(texts) + 1)).tolist()
     hashes = (keys & np.uint64(0xFFFFFFFF)).astype("<u4").tobytes()
@@ -155,7 +157,7 @@ def sampled(sigs: Iterable[bytes]) -> tuple[Any, Any]:
     have `similarity` 0 exactly: it counts the hashes the two have in common."""
     import numpy as np
 
-    sigs = [sig for sig in sigs]
+    sigs = list(sigs)
     given = [i for i, sig in enumerate(sigs) if len(sig) >= 8]  # not empty, nor hashless
     # each without its version byte: whole little-endian uint32s, its count first
     words = np.frombuffer(b"".join([sigs[i][len(sigs[i]) % 4 :] for i in given]), dtype="<u4")
