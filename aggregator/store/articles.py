@@ -252,7 +252,7 @@ class ArticleStore(StoreBase):
         """Text signatures of the peers: a cluster's staged with its records (computed from
         a record staged without one), a stored article's from its column (computed, and
         kept, when missing or made by an older signature format)."""
-        nodes = {n for pair in peers for n in pair}
+        nodes = set(itertools.chain.from_iterable(peers))
         out: dict[dedupe.Node, list[bytes]] = {}
         staged = {self._stage_base + c.ref: i for i in nodes if isinstance(i, int)
                   for c in clusters[i]}  # fmt: skip
