@@ -561,13 +561,16 @@ class Node:
         hosts = sorted({c.host for c in candidates[:capacity] if c.host})
         candidates = [c for c in candidates if not c.host or c.host in hosts]
         busy: dict[str, int] = {}
-        if hosts:
-            # in name order (no deadlock): whoever claims from a host counts its slots
-            # alone; slots kept for another node's turn are not this node's to take
+        # every host row this claim writes or counts from, locked in name order (no
+        # deadlock; one place alone is locked by its own update): whoever claims from a
+        # host counts its slots alone; slots kept for another's turn are not this node's
+        turns = waiting | line
+        locked = sorted({*hosts, *turns}) if hosts or len(turns) > 1 else []
+        if locked:
             await cur.execute(
                 "SELECT host, waiter = %s AND waiting_until > now(), CASE WHEN waiter <> %s"
                 " AND waiting_until > now() THEN wanted ELSE 0 END FROM cluster_hosts"
-                " WHERE host = ANY(%s) ORDER BY host FOR UPDATE", (self.name, self.name, hosts),
+                " WHERE host = ANY(%s) ORDER BY host FOR UPDATE", (self.name, self.name, locked),
             )  # fmt: skip
             for host, first, kept in await cur.fetchall():
                 busy[host] = int(kept)
@@ -575,6 +578,7 @@ class Node:
                     waiting.add(host)
                 else:
                     waiting.discard(host)
+        if hosts:
             await cur.execute(
                 "SELECT host, sum(LEAST(weight, %s)) FROM cluster_sources WHERE fetching"
                 " AND lease_until > now() AND host = ANY(%s) GROUP BY host",
@@ -590,9 +594,8 @@ class Node:
                 " lease_until = clock_timestamp() + make_interval(secs => %s),"
                 " fetching = (host <> '') WHERE source = ANY(%s)", (self.name, self.lease, chosen),
             )  # fmt: skip
-        if waiting or line:
+        if places := sorted(waiting | line):
             served = waiting & {c.host for c in candidates if c.source in chosen}
-            places = sorted(waiting | line)
             await cur.execute(_PLACES, {
                 "node": self.name, "per_host": self.per_host, "hold": QUEUE_HOLD,
                 "hosts": places, "served": [h in served for h in places],
