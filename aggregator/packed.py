@@ -20,9 +20,9 @@ def entry_from_row(aid: str, published: str, record: bytes) -> Entry:
     """The entry a stored row publishes: its record, dated by the article's GİRİŞ (the
     earliest date any of its revisions gave)."""
     article = article_from_json(unpack_record(record))
-    earliest = parse_time(published).astimezone(article.published.tzinfo)
-    if earliest != article.published:
-        article = replace(article, published=earliest)
+    earliest = parse_time(published)
+    if earliest != article.published:  # the same instant: kept as the record writes it
+        article = replace(article, published=earliest.astimezone(article.published.tzinfo))
     return Entry(id=aid, article=article)
 
 

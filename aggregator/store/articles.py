@@ -749,9 +749,8 @@ class ArticleStore(StoreBase):
         got: dict[str, Row] = {}
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
-            sql = _ENTRY_SELECT.replace(
-                " ORDER BY", f" WHERE a.id IN ({', '.join('?' * len(chunk))}) ORDER BY"
-            )
+            sql = _ENTRY_SELECT.partition(" ORDER BY")[0]  # put in order here
+            sql += f" WHERE a.id IN ({', '.join('?' * len(chunk))})"
             got.update((r[0], (r[0], r[1], r[2])) for r in self.db.execute(sql, chunk))
         return [got[i] for i in ids if i in got]
 
