@@ -350,7 +350,10 @@ class _Job(NamedTuple):
     pages: frozenset[str] | None
 
 
-def _render(site: Site, job: _Job) -> tuple[list[tuple[str, bytes]], datetime | None]:
+RenderedFeed = tuple[list[tuple[str, bytes]], datetime | None]
+
+
+def _render(site: Site, job: _Job) -> RenderedFeed:
     """A job's files (article pages first) and its feed's newest time. Each entry is
     decoded and worked out once, for every format and page it goes into."""
     feed, f = job.feed, job.feed.folder
@@ -388,25 +391,26 @@ def _render(site: Site, job: _Job) -> tuple[list[tuple[str, bytes]], datetime | 
 
 
 INDEX_HEADLINES = 15  # newest articles listed on index.html, above the feeds
-POOL_FEEDS = 24  # fewer feeds than this: rendering in this process beats starting workers
+POOL_FEEDS = 64  # fewer feeds than this: rendering in this process beats starting workers
 RENDER_BATCH = 32  # feeds rendered at a time: only these hold their entries in memory
 
 
 class _Renderer:
     """Renders feeds in batches as they come; many feeds (one per source and category) use
-    every core, in worker processes started only once a publish has POOL_FEEDS to render."""
+    every core, in worker processes started only once a publish has had POOL_FEEDS to
+    render (the batches before are rendered here, the first while the workers start)."""
 
     def __init__(self, site: Site, workers: int | None = None) -> None:
         self.site = site
         self.workers = workers or os.cpu_count() or 1
         self._pool: ProcessPoolExecutor | None = None
+        self._feeds = 0  # feeds this publish has had to render so far
 
-    def __call__(
-        self, jobs: Sequence[_Job], last: bool
-    ) -> Iterator[tuple[list[tuple[str, bytes]], datetime | None]]:
+    def __call__(self, jobs: Sequence[_Job]) -> Iterator[RenderedFeed]:
         """Each job's files and newest time, in order (lazily, when from the pool)."""
         workers = self.workers
-        if self._pool is None and (workers < 2 or (last and len(jobs) < POOL_FEEDS)):
+        self._feeds += len(jobs)
+        if self._pool is None and (workers < 2 or self._feeds < POOL_FEEDS):
             return (_render(self.site, job) for job in jobs)
         if self._pool is None:
             context = multiprocessing.get_context("forkserver")
@@ -423,11 +427,10 @@ class _Renderer:
 
 def _batches(
     site: Site, feeds: Iterable[FeedSet], listing: list[pages.Listed], headlines: list[Entry]
-) -> Iterator[tuple[list[tuple[int, FeedSet]], bool]]:
-    """The feeds to render with their place in `listing`, RENDER_BATCH at a time, each
-    batch with whether it is the last; every feed joins `listing` as it is reached (a
-    rendered one's newest time is filled in once rendered), and the first one's newest
-    entries are the index's `headlines`."""
+) -> Iterator[list[tuple[int, FeedSet]]]:
+    """The feeds to render with their place in `listing`, RENDER_BATCH at a time; every
+    feed joins `listing` as it is reached (a rendered one's newest time is filled in once
+    rendered), and the first one's newest entries are the index's `headlines`."""
     batch: list[tuple[int, FeedSet]] = []
     for feed in feeds:
         if not listing:
@@ -438,9 +441,9 @@ def _batches(
         if feed.kept is None:
             batch.append((len(listing) - 1, feed))
             if len(batch) == RENDER_BATCH:
-                yield batch, False
+                yield batch
                 batch = []
-    yield batch, True
+    yield batch
 
 
 def _ids(entries: Sequence[Entry]) -> list[str]:
@@ -478,7 +481,7 @@ def publish(site: Site, output_dir: Path, feeds: Iterable[FeedSet], total: int,
                     writer.put(rel, data)
 
         previous: Iterable[tuple[tuple[int, FeedSet], RenderedFeed]] = ()
-        for batch, last in _batches(site, feeds, listing, headlines):
+        for batch in _batches(site, feeds, listing, headlines):
             jobs = []
             for _, feed in batch:
                 ids = dict.fromkeys(itertools.chain(
@@ -487,7 +490,7 @@ def publish(site: Site, output_dir: Path, feeds: Iterable[FeedSet], total: int,
                 paged.update(fresh)
                 jobs.append(_Job(feed, None if len(fresh) == len(ids) else frozenset(fresh)))
             # rendered while the batch before is written
-            rendering = zip(batch, render(jobs, last), strict=True)
+            rendering = zip(batch, render(jobs), strict=True)
             write(previous)
             previous = rendering
         write(previous)
@@ -507,9 +510,6 @@ def publish(site: Site, output_dir: Path, feeds: Iterable[FeedSet], total: int,
             tuple(folder + "/" for folder in by_folder),
         )
     return writer.written
-
-
-RenderedFeed = tuple[list[tuple[str, bytes]], datetime | None]
 
 
 class _Writer:
