@@ -18,11 +18,12 @@ PostgreSQL is the coordination engine; there is no protocol of our own:
   host has more than `per_host` fetches in flight across all nodes. A node that finds a
   host full while holding none of its slots is first in line for the next ones that free
   (`cluster_hosts.waiter`): nodes whose own fetches end there claim again at once and
-  would otherwise keep every slot from it. Back-off is in the due time, which every node
+  would otherwise keep every slot from it. Its place lasts while it asks, and the slots
+  kept for it count as busy for the others. Back-off is in the due time, which every node
   reads.
 - **Failures said.** A claim, release, renewal, publisher-lock check, beat or publish
-  record that fails is logged at WARNING (the first after a success, then once a
-  FAILURE_REPEAT while it goes on, and the recovery: `Failures`) and counted.
+  record that fails is logged at WARNING (at most once a FAILURE_REPEAT per operation, and
+  the recovery from a failure told: `Failures`) and counted.
 - **One publisher.** Whoever holds a session-level advisory lock (`PUBLISHER_LOCK`), on a
   connection of its own, publishes. PostgreSQL drops it when that session ends: at once when
   a node is killed, about 11 s after its network is cut (SERVER_KEEPALIVE).
@@ -39,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import re
 import socket
@@ -95,6 +97,11 @@ CREATE TABLE IF NOT EXISTS cluster_sources (
 CREATE INDEX IF NOT EXISTS cluster_sources_due ON cluster_sources (next_due);
 CREATE INDEX IF NOT EXISTS cluster_sources_holder ON cluster_sources (claimed_by);
 CREATE INDEX IF NOT EXISTS cluster_sources_fetching ON cluster_sources (host) WHERE fetching;
+"""
+
+# alone in a transaction of its own: the ALTER's exclusive lock on a table made by an earlier
+# version must not wait while holding locks an earlier node's claim waits for (a deadlock)
+HOSTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS cluster_hosts (
     host TEXT PRIMARY KEY,
     waiter TEXT,
@@ -297,33 +304,41 @@ class _Link:
 
 
 class Failures:
-    """Which of a node's cluster operations keep failing, told at WARNING: the first
-    failure after a success, then at most once a FAILURE_REPEAT while they go on, and the
-    first success after them. Each failure is also counted (`on_failure`: the metric)."""
+    """Which of a node's cluster operations keep failing, told at WARNING at most once a
+    FAILURE_REPEAT per operation, whether the failures come in a row or between successes
+    (a queued node claims ten times a second); the first success after a failure told is
+    told too. Each failure is also counted (`on_failure`: the metric)."""
 
     def __init__(self, node: str) -> None:
         self.node = node
         self.on_failure: Callable[[str], None] | None = None
-        # operation: (monotonic time of the first failure, failures, last warning)
-        self._failing: dict[str, tuple[float, int, float]] = {}
+        # operation: (monotonic time of the first failure in a row, failures in a row)
+        self._failing: dict[str, tuple[float, int]] = {}
+        self._warned: dict[str, float] = {}  # operation: monotonic time of its last warning
+        self._untold: dict[str, int] = {}  # operation: failures since its last warning
 
     def failed(self, operation: str, error: object) -> None:
         now = time.monotonic()
-        first, count, warned = self._failing.get(operation, (now, 0, -FAILURE_REPEAT))
-        count += 1
-        if now - warned >= FAILURE_REPEAT:
-            warned = now
-            log.warning("cluster: node %s: %s failed (%d in a row over %.1fs): %s",
-                        self.node, operation, count, now - first, error)  # fmt: skip
+        first, count = self._failing.get(operation, (now, 0))
+        self._failing[operation] = (first, count + 1)
+        if now - self._warned.get(operation, -FAILURE_REPEAT) >= FAILURE_REPEAT:
+            untold = self._untold.pop(operation, 0)
+            self._warned[operation] = now
+            log.warning("cluster: node %s: %s failed (%d in a row over %.1fs%s): %s",
+                        self.node, operation, count + 1, now - first,
+                        f"; {untold} more since the last warning" if untold else "",
+                        error)  # fmt: skip
         else:
+            self._untold[operation] = self._untold.get(operation, 0) + 1
             log.debug("cluster: node %s: %s failed: %s", self.node, operation, error)
-        self._failing[operation] = (first, count, warned)
         if self.on_failure is not None:
             self.on_failure(operation)
 
     def succeeded(self, operation: str) -> None:
-        if operation in self._failing:
-            first, count, _ = self._failing.pop(operation)
+        if operation not in self._failing:
+            return
+        first, count = self._failing.pop(operation)
+        if self._warned.get(operation, -math.inf) >= first:  # (recovering from failures told)
             log.warning("cluster: node %s: %s works again after %d failure%s over %.1fs",
                         self.node, operation, count, "" if count == 1 else "s",
                         time.monotonic() - first)  # fmt: skip
@@ -390,6 +405,9 @@ class Node:
         after `first_delay[name]` seconds; a known one keeps the cluster's due time, but no
         later than `cap[name]` seconds from now. Raises ConfigError when a live node has
         this node's name (its claims would be ours)."""
+        async with self._work.transaction() as cur:
+            await cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            await cur.execute(HOSTS_SCHEMA)
         try:
             async with self._work.transaction() as cur:
                 await cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
@@ -492,7 +510,6 @@ class Node:
             async with self._work.transaction() as cur:
                 claimed, confirmed = await self._claim(cur, capacity)
         except StoreError as e:
-            self.queued = False
             self._unsure = True  # it may have committed all the same
             self._loaded = None  # a load of node_sources rolled back with it
             self.failures.failed("claim", e)
@@ -502,18 +519,6 @@ class Node:
         self.held.update(claimed)
         self._confirmed.update(dict.fromkeys(claimed, confirmed))
         return claimed
-
-    async def _wanted(self, cur: psycopg.AsyncCursor[Any], full: list[str],
-                      held: list[str]) -> dict[str, int]:  # fmt: skip
-        """Of the `full` hosts, those on which this node has a source due, each with the
-        slots its most overdue one needs: the node queues for them (`_claim`)."""
-        await cur.execute(
-            "SELECT DISTINCT ON (c.host) c.host, LEAST(c.weight, %s) FROM cluster_sources c"
-            " JOIN node_sources n ON n.source = c.source WHERE c.next_due <= now()"
-            " AND (c.claimed_by IS NULL OR c.lease_until < now()) AND c.host = ANY(%s)"
-            " AND c.source <> ALL(%s) ORDER BY c.host, c.next_due", (self.per_host, full, held),
-        )  # fmt: skip
-        return {host: int(n) for host, n in await cur.fetchall()}
 
     async def _claim(self, cur: psycopg.AsyncCursor[Any],
                      capacity: int) -> tuple[list[str], float]:  # fmt: skip
@@ -527,16 +532,19 @@ class Node:
                 " fetching = false WHERE claimed_by = %s AND source <> ALL(%s)",
                 (self.name, held),
             )  # fmt: skip
-        await cur.execute(
-            "SELECT host, bool_or(claimed_by = %s) FROM cluster_sources WHERE fetching"
-            " AND lease_until > now() GROUP BY host HAVING sum(LEAST(weight, %s)) >= %s",
-            (self.name, self.per_host, self.per_host),
-        )  # fmt: skip
-        rows = await cur.fetchall()
-        full = [host for host, _ in rows]
-        # a host whose slots this node has none of: it is not woken by a fetch of its own
-        # ending there, so nodes that are would take every slot that frees before it asks
-        starved = [host for host, in_use in rows if not in_use]
+        await cur.execute(_HOSTS_TAKEN, {"node": self.name, "per_host": self.per_host})
+        full: list[str] = []  # no slot for this node: in use, or kept for another's turn
+        waiting: set[str] = set()  # hosts where this node is first in line
+        line: set[str] = set()  # full hosts where it may queue
+        for host, used, holds_one, first, kept in await cur.fetchall():
+            if first:
+                waiting.add(host)
+            if used + kept >= self.per_host:
+                full.append(host)
+                # none of its slots are this node's: it is not woken by a fetch of its own
+                # ending there, and nodes that are would take every slot that frees first
+                if not holds_one and not kept:
+                    line.add(host)
         await self._load_sources(cur)
         await cur.execute(
             "SELECT c.source, c.host, c.weight FROM cluster_sources c JOIN node_sources n"
@@ -546,28 +554,30 @@ class Node:
             (full, held, min(CLAIM_SCAN, capacity * 4)),  # never a source it still runs
         )  # fmt: skip
         candidates = [Candidate(*row) for row in await cur.fetchall()]
-        queue = await self._wanted(cur, starved, held) if starved else {}
-        if not candidates and not queue:
+        if not candidates and not waiting and not line:
             return [], 0.0
         # the hosts of the first `capacity` candidates only: fewer rows locked, shorter
         # waits for other claimers; the rest wait for a later claim
         hosts = sorted({c.host for c in candidates[:capacity] if c.host})
         candidates = [c for c in candidates if not c.host or c.host in hosts]
         busy: dict[str, int] = {}
-        mine: set[str] = set()  # hosts where this node is first in line
-        if hosts or queue:
-            # in name order (no deadlock): whoever claims from a host counts its slots
-            # alone; a slot another node queues for is not this node's to take
+        # every host row this claim writes or counts from, locked in name order (no
+        # deadlock; one place alone is locked by its own update): whoever claims from a
+        # host counts its slots alone; slots kept for another's turn are not this node's
+        turns = waiting | line
+        locked = sorted({*hosts, *turns}) if hosts or len(turns) > 1 else []
+        if locked:
             await cur.execute(
-                "SELECT host, waiter = %s, CASE WHEN waiter <> %s AND waiting_until > now()"
-                " THEN wanted ELSE 0 END FROM cluster_hosts WHERE host = ANY(%s)"
-                " ORDER BY host FOR UPDATE", (self.name, self.name, sorted({*hosts, *queue})),
+                "SELECT host, waiter = %s AND waiting_until > now(), CASE WHEN waiter <> %s"
+                " AND waiting_until > now() THEN wanted ELSE 0 END FROM cluster_hosts"
+                " WHERE host = ANY(%s) ORDER BY host FOR UPDATE", (self.name, self.name, locked),
             )  # fmt: skip
-            for host, first, reserved in await cur.fetchall():
+            for host, first, kept in await cur.fetchall():
+                busy[host] = int(kept)
                 if first:
-                    mine.add(host)
-                if reserved and host in hosts:
-                    busy[host] = int(reserved)
+                    waiting.add(host)
+                else:
+                    waiting.discard(host)
         if hosts:
             await cur.execute(
                 "SELECT host, sum(LEAST(weight, %s)) FROM cluster_sources WHERE fetching"
@@ -584,21 +594,13 @@ class Node:
                 " lease_until = clock_timestamp() + make_interval(secs => %s),"
                 " fetching = (host <> '') WHERE source = ANY(%s)", (self.name, self.lease, chosen),
             )  # fmt: skip
-            served = sorted(mine & {c.host for c in candidates if c.source in chosen})
-            if served:  # its turn is over: the next node to find the host full queues
-                await cur.execute(
-                    "UPDATE cluster_hosts SET waiter = NULL, wanted = 0, waiting_until = NULL"
-                    " WHERE host = ANY(%s)", (served,),
-                )  # fmt: skip
-        if queue:
-            await cur.execute(
-                "UPDATE cluster_hosts h SET waiter = %s, wanted = v.wanted, waiting_until ="
-                " now() + make_interval(secs => %s) FROM unnest(%s::text[], %s::int[])"
-                " AS v(host, wanted) WHERE h.host = v.host AND (h.waiter IS NULL"
-                " OR h.waiter = %s OR h.waiting_until <= now())",
-                (self.name, QUEUE_HOLD, list(queue), list(queue.values()), self.name),
-            )  # fmt: skip
-            self.queued = cur.rowcount > 0
+        if places := sorted(waiting | line):
+            served = waiting & {c.host for c in candidates if c.source in chosen}
+            await cur.execute(_PLACES, {
+                "node": self.name, "per_host": self.per_host, "hold": QUEUE_HOLD,
+                "hosts": places, "served": [h in served for h in places],
+            })  # fmt: skip
+            self.queued = any(first for (first,) in await cur.fetchall())
         return chosen, confirmed
 
     def ensure_held(self, name: str) -> None:
@@ -854,6 +856,29 @@ class Node:
             await link.close()
 
 
+_HOSTS_TAKEN = (  # each host with slots in use or a node's turn: slots in use, whether the
+    # node holds one, whether the turn is the node's, the slots kept for another's turn
+    "SELECT coalesce(u.host, h.host), coalesce(u.used, 0), coalesce(u.holds_one, false),"
+    " coalesce(h.waiter = %(node)s, false), CASE WHEN h.waiter <> %(node)s THEN h.wanted"
+    " ELSE 0 END FROM (SELECT host, sum(LEAST(weight, %(per_host)s)) AS used,"
+    " bool_or(claimed_by = %(node)s) AS holds_one FROM cluster_sources WHERE fetching"
+    " AND lease_until > now() GROUP BY host) u FULL JOIN (SELECT host, waiter, wanted"
+    " FROM cluster_hosts WHERE waiting_until > now()) h ON h.host = u.host"
+)
+_PLACES = (  # the node's turn on each host taken or renewed for the slots its most overdue
+    # source there needs, or given up (served, or nothing due there any more); never
+    # another node's turn unless it lapsed
+    "UPDATE cluster_hosts h SET waiter = CASE WHEN w.wanted IS NULL THEN NULL ELSE %(node)s"
+    " END, wanted = coalesce(w.wanted, 0), waiting_until = CASE WHEN w.wanted IS NULL"
+    " THEN NULL ELSE now() + make_interval(secs => %(hold)s) END"
+    " FROM unnest(%(hosts)s::text[], %(served)s::bool[]) AS q(host, served)"
+    " LEFT JOIN LATERAL (SELECT LEAST(c.weight, %(per_host)s) AS wanted FROM cluster_sources c"
+    " JOIN node_sources n ON n.source = c.source WHERE NOT q.served AND c.host = q.host"
+    " AND c.next_due <= now() AND (c.claimed_by IS NULL OR c.lease_until < now())"
+    " ORDER BY c.next_due LIMIT 1) w ON true WHERE h.host = q.host"
+    " AND (h.waiter = %(node)s OR h.waiter IS NULL OR h.waiting_until <= now())"
+    " AND (w.wanted IS NOT NULL OR h.waiter IS NOT NULL) RETURNING h.waiter = %(node)s"
+)
 _LOCK_IN_ORDER = (  # a node's rows, locked in the order releases take them (Python's: bytes)
     "SELECT 1 FROM cluster_sources WHERE claimed_by = %s AND source = ANY(%s)"
     ' ORDER BY source COLLATE "C" FOR UPDATE'

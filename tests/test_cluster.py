@@ -1,8 +1,10 @@
 """The cluster's coordination on a real PostgreSQL server: claims never shared, leases that
 expire and are renewed (and outlast a renewal cut off or stalled), a holder that knows when
 it can no longer prove a lease (and can after a slow claim), host slots counted across
-nodes (and a node holding none of a full host's slots first in line for the next), failures
-said at WARNING and counted, the publisher lock passing on when its holder dies, nodes
+nodes (and a node holding none of a full host's slots first in line for the next, for as
+long as it asks, without stalling others' claims elsewhere; added to an earlier version's
+tables without a deadlock), failures said at WARNING (once a minute, also when they flap)
+and counted, the publisher lock passing on when its holder dies, nodes
 refusing a name in use, a server restart survived, and /healthz on the database's clock
 (and healthy on a node that failed to publish once it is no longer the publisher)."""
 
@@ -28,10 +30,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from aggregator import cluster
 from aggregator.cluster import (
     PUBLISHER_LOCK,
     QUEUE_HOLD,
     Candidate,
+    Failures,
     Node,
     beat_interval,
     choose,
@@ -508,6 +512,69 @@ def test_a_node_that_found_a_host_full_gets_its_next_free_slot(pg_server: PgServ
     asyncio.run(scenario())
 
 
+def turn(url: str, host: str) -> tuple[str | None, int, bool | None] | None:
+    """A host's turn in the database: (waiter, slots wanted, not yet lapsed)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("SELECT waiter, wanted, waiting_until > now() FROM cluster_hosts"
+                            " WHERE host = %s", (host,)).fetchone()  # fmt: skip
+
+
+def test_an_html_source_in_line_keeps_its_turn_while_only_some_slots_are_free(
+    pg_server: PgServer,
+) -> None:
+    """Node c's html source needs both slots of a host that a's feeds keep busy: c's turn
+    lasts while it asks, also once one slot frees (too few for it), so a never takes that
+    slot back, and c's source runs as soon as the other frees."""
+    url = pg_server.database()
+    feeds = [feed(f"f{i}", host="h.example") for i in range(6)]
+    site = SourceConfig(name="site", type="html", every=60.0, url="https://h.example/news/")
+
+    async def scenario() -> None:
+        a = await joined(url, "a", feeds, per_host=2)
+        c = await joined(url, "c", [site], per_host=2)
+        got = await a.claim(2)
+        assert len(got) == 2
+        assert await c.claim(4) == [] and c.queued
+        assert turn(url, "h.example") == ("c", 2, True)
+        await a.fetched(got[0])  # one slot free: c needs both
+        for _ in range(int(QUEUE_HOLD / 0.1) + 5):  # c asks as a queued node does
+            assert await c.claim(4) == [] and c.queued
+            await asyncio.sleep(0.1)
+        assert turn(url, "h.example") == ("c", 2, True)
+        assert await a.claim(1) == []  # the free slot is kept for c
+        await a.fetched(got[1])
+        assert await c.claim(4) == ["site"] and not c.queued
+        assert turn(url, "h.example") == (None, 0, None)  # c had its turn
+        for n in (a, c):
+            await n.leave()
+
+    asyncio.run(scenario())
+
+
+def test_slots_kept_for_a_turn_never_stop_another_nodes_claims_elsewhere(
+    pg_server: PgServer,
+) -> None:
+    """A host whose free slot is kept for node b's turn counts as full for every other node:
+    its due sources there do not fill d's claim, which takes the idle host's source."""
+    url = pg_server.database()
+    feeds = [feed(f"f{i}", host="h.example") for i in range(12)]
+
+    async def scenario() -> None:
+        a = await joined(url, "a", feeds, per_host=2)
+        b = await joined(url, "b", feeds, per_host=2)
+        d = await joined(url, "d", [*feeds, feed("x", host="x.example")], per_host=2)
+        got = await a.claim(4)
+        assert len(got) == 2
+        assert await b.claim(4) == [] and b.queued
+        await a.fetched(got[0])  # h.example: one slot in use, one kept for b
+        assert await d.claim(4) == ["x"] and not d.queued
+        assert len(await b.claim(4)) == 1
+        for n in (a, b, d):
+            await n.leave()
+
+    asyncio.run(scenario())
+
+
 def test_an_html_source_fetches_alone_on_its_host(pg_server: PgServer) -> None:
     url = pg_server.database()
     listing = SourceConfig(name="site", type="html", every=60.0, url="https://h.example/news/")
@@ -843,6 +910,66 @@ def test_a_read_only_database_fails_calls_softly_and_the_node_recovers(
         counted = rf'^aggregator_cluster_failures_total{{operation="{operation}"}} [2-4]\.0$'
         assert re.search(counted, metrics, re.M), metrics
     assert 'aggregator_cluster_failures_total{operation="renew"} ' in metrics  # shown at 0
+
+
+def test_failures_between_successes_warn_once_a_minute(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim that fails every other try (a queued node claims ten times a second) is told
+    once and its recovery once, not at every flap; the next warning, a FAILURE_REPEAT
+    later, counts the failures not told."""
+    failures = Failures("n")
+    counted: list[str] = []
+    failures.on_failure = counted.append
+    with caplog.at_level(logging.WARNING, logger="aggregator.cluster"):
+        for _ in range(50):
+            failures.failed("claim", "canceling statement due to statement timeout")
+            failures.succeeded("claim")
+        monkeypatch.setattr(cluster, "FAILURE_REPEAT", 0.0)  # a minute later
+        failures.failed("claim", "canceling statement due to statement timeout")
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        "cluster: node n: claim failed (1 in a row over 0.0s): canceling statement due to"
+        " statement timeout",
+        "cluster: node n: claim works again after 1 failure over 0.0s",
+        "cluster: node n: claim failed (1 in a row over 0.0s; 49 more since the last"
+        " warning): canceling statement due to statement timeout",
+    ]
+    assert counted == ["claim"] * 51
+
+
+def test_a_node_of_this_version_joins_next_to_an_earlier_nodes_claim(
+    pg_server: PgServer,
+) -> None:
+    """Rolling upgrade: the columns of a host's turn are added to an earlier version's
+    `cluster_hosts` while an earlier node's claim holds a source row and then locks the
+    host rows (as that version's claim does); neither the claim nor the join is rolled
+    back as a deadlock, even when the join must update that source (its host changed)."""
+    url = pg_server.database()
+    sources = [feed(f"f{i}", host="h.example") for i in range(3)]
+    moved = [feed("f0", host="h2.example"), *sources[1:]]
+
+    async def scenario() -> None:
+        earlier = await joined(url, "earlier", sources)
+        await earlier.leave()
+        with psycopg.connect(url, autocommit=True) as conn:  # the earlier version's table
+            conn.execute("ALTER TABLE cluster_hosts DROP COLUMN waiter, DROP COLUMN wanted,"
+                         " DROP COLUMN waiting_until")  # fmt: skip
+        claim = await psycopg.AsyncConnection.connect(url)
+        try:
+            await claim.execute("SELECT 1 FROM cluster_sources WHERE source = 'f0' FOR UPDATE")
+            join = asyncio.create_task(joined(url, "b", moved, per_host=2))
+            await asyncio.sleep(0.5)  # the join waits for the claim's row
+            await claim.execute("SELECT host FROM cluster_hosts ORDER BY host FOR UPDATE")
+            await claim.commit()
+        finally:
+            await claim.close()
+        b = await asyncio.wait_for(join, 10.0)
+        assert turn(url, "h.example") == (None, 0, None)
+        assert sorted(await b.claim(4)) == ["f0", "f1", "f2"]
+        await b.leave()
+
+    asyncio.run(scenario())
 
 
 def test_healthz_tells_the_last_publish_on_the_databases_clock(

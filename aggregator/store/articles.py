@@ -7,12 +7,13 @@ import heapq
 import itertools
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aggregator import dedupe
 from aggregator.dedupe import Candidate, article_id
 from aggregator.model import Article, Entry
+from aggregator.packed import PackedEntries, Row, entry_from_row
 from aggregator.records import (
     article_from_json,
     pack_record,
@@ -479,7 +480,7 @@ class ArticleStore(StoreBase):
         """The newest `limit` articles by GİRİŞ, newest first (ties by id, stable)."""
         with self._translate("reading articles"):
             rows = self.db.execute(_ENTRY_SELECT + " LIMIT ?", (limit,)).fetchall()
-        return [_entry(*r) for r in rows]
+        return [entry_from_row(*r) for r in rows]
 
     def revisions(self, aid: str) -> list[Article]:
         with self._translate("reading revisions"):
@@ -758,19 +759,21 @@ class ArticleStore(StoreBase):
                 "SELECT id, content_hash || COALESCE(fields, '') FROM articles"
                 " ORDER BY published, id")]  # fmt: skip
 
-    def entries_by_ids(self, ids: Sequence[str]) -> list[Entry]:
-        """These articles, in the order given."""
+    def entries_by_ids(self, ids: Sequence[str]) -> PackedEntries:
+        """These articles, in the order given, as stored: decoded where they are read."""
         with self._translate("reading articles"):
-            return self._entries_by_ids(ids)
+            return PackedEntries(self._rows_by_ids(ids))
 
     def _entries_by_ids(self, ids: Sequence[str]) -> list[Entry]:
-        got: dict[str, Entry] = {}
+        return [entry_from_row(*row) for row in self._rows_by_ids(ids)]
+
+    def _rows_by_ids(self, ids: Sequence[str]) -> list[Row]:
+        got: dict[str, Row] = {}
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
-            sql = _ENTRY_SELECT.replace(
-                " ORDER BY", f" WHERE a.id IN ({', '.join('?' * len(chunk))}) ORDER BY"
-            )
-            got.update((r[0], _entry(*r)) for r in self.db.execute(sql, chunk))
+            sql = _ENTRY_SELECT.partition(" ORDER BY")[0]  # put in order here
+            sql += f" WHERE a.id IN ({', '.join('?' * len(chunk))})"
+            got.update((r[0], (r[0], r[1], r[2])) for r in self.db.execute(sql, chunk))
         return [got[i] for i in ids if i in got]
 
     def publish_state(self, key: str) -> str | None:
@@ -887,14 +890,6 @@ def _fields(column: str | None, content_hash: str) -> dedupe.Fields:
     if column is None:
         return dedupe.Fields(*(content_hash,) * 6)
     return dedupe.Fields(*column.split(" "))
-
-
-def _entry(aid: str, published: str, record: bytes) -> Entry:
-    article = article_from_json(unpack_record(record))
-    earliest = parse_time(published).astimezone(article.published.tzinfo)
-    if earliest != article.published:
-        article = replace(article, published=earliest)
-    return Entry(id=aid, article=article)
 
 
 def _year_before(when: str) -> str:
