@@ -15,8 +15,15 @@ PostgreSQL is the coordination engine; there is no protocol of our own:
 - **Politeness.** A web source being fetched holds `weight` of its host's `per_host` slots
   (1 for a feed; all of them for an html or fulltext source, which fetch pages in parallel).
   A claim counts the slots in use under a lock on the host's row of `cluster_hosts`, so no
-  host has more than `per_host` fetches in flight across all nodes. Back-off is in the due
-  time, which every node reads.
+  host has more than `per_host` fetches in flight across all nodes. A node that finds a
+  host full while holding none of its slots is first in line for the next ones that free
+  (`cluster_hosts.waiter`): nodes whose own fetches end there claim again at once and
+  would otherwise keep every slot from it. Its place lasts while it asks, and the slots
+  kept for it count as busy for the others. Back-off is in the due time, which every node
+  reads.
+- **Failures said.** A claim, release, renewal, publisher-lock check, beat or publish
+  record that fails is logged at WARNING (at most once a FAILURE_REPEAT per operation, and
+  the recovery from a failure told: `Failures`) and counted.
 - **One publisher.** Whoever holds a session-level advisory lock (`PUBLISHER_LOCK`), on a
   connection of its own, publishes. PostgreSQL drops it when that session ends: at once when
   a node is killed, about 11 s after its network is cut (SERVER_KEEPALIVE).
@@ -33,12 +40,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import re
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -59,6 +67,9 @@ CONNECT_TIMEOUT = 5
 SERVER_KEEPALIVE = (5, 2, 3)  # idle s, interval s, probes: a cut node's session ends in ~11 s
 FORGET_NODE = 3600.0  # seconds without a heartbeat before a node's row is deleted
 MAX_NAME = 64
+QUEUE_HOLD = 2.0  # seconds a node's place in a full host's queue lasts unless renewed
+FAILURE_REPEAT = 60.0  # seconds between warnings about one operation that goes on failing
+OPERATIONS = ("claim", "release", "renew", "publisher_lock", "beat", "published")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cluster_nodes (
@@ -86,7 +97,24 @@ CREATE TABLE IF NOT EXISTS cluster_sources (
 CREATE INDEX IF NOT EXISTS cluster_sources_due ON cluster_sources (next_due);
 CREATE INDEX IF NOT EXISTS cluster_sources_holder ON cluster_sources (claimed_by);
 CREATE INDEX IF NOT EXISTS cluster_sources_fetching ON cluster_sources (host) WHERE fetching;
-CREATE TABLE IF NOT EXISTS cluster_hosts (host TEXT PRIMARY KEY);
+"""
+
+# alone in a transaction of its own: the ALTER's exclusive lock on a table made by an earlier
+# version must not wait while holding locks an earlier node's claim waits for (a deadlock)
+HOSTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cluster_hosts (
+    host TEXT PRIMARY KEY,
+    waiter TEXT,
+    wanted INTEGER NOT NULL DEFAULT 0,
+    waiting_until TIMESTAMPTZ
+);
+DO $$ BEGIN  -- a table made by an earlier version; no ALTER (and its lock) when not needed
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema =
+                   current_schema() AND table_name = 'cluster_hosts' AND column_name = 'waiter')
+    THEN ALTER TABLE cluster_hosts ADD COLUMN waiter TEXT,
+        ADD COLUMN wanted INTEGER NOT NULL DEFAULT 0, ADD COLUMN waiting_until TIMESTAMPTZ;
+    END IF;
+END $$;
 """
 
 
@@ -275,6 +303,47 @@ class _Link:
             await self._drop()
 
 
+class Failures:
+    """Which of a node's cluster operations keep failing, told at WARNING at most once a
+    FAILURE_REPEAT per operation, whether the failures come in a row or between successes
+    (a queued node claims ten times a second); the first success after a failure told is
+    told too. Each failure is also counted (`on_failure`: the metric)."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.on_failure: Callable[[str], None] | None = None
+        # operation: (monotonic time of the first failure in a row, failures in a row)
+        self._failing: dict[str, tuple[float, int]] = {}
+        self._warned: dict[str, float] = {}  # operation: monotonic time of its last warning
+        self._untold: dict[str, int] = {}  # operation: failures since its last warning
+
+    def failed(self, operation: str, error: object) -> None:
+        now = time.monotonic()
+        first, count = self._failing.get(operation, (now, 0))
+        self._failing[operation] = (first, count + 1)
+        if now - self._warned.get(operation, -FAILURE_REPEAT) >= FAILURE_REPEAT:
+            untold = self._untold.pop(operation, 0)
+            self._warned[operation] = now
+            log.warning("cluster: node %s: %s failed (%d in a row over %.1fs%s): %s",
+                        self.node, operation, count + 1, now - first,
+                        f"; {untold} more since the last warning" if untold else "",
+                        error)  # fmt: skip
+        else:
+            self._untold[operation] = self._untold.get(operation, 0) + 1
+            log.debug("cluster: node %s: %s failed: %s", self.node, operation, error)
+        if self.on_failure is not None:
+            self.on_failure(operation)
+
+    def succeeded(self, operation: str) -> None:
+        if operation not in self._failing:
+            return
+        first, count = self._failing.pop(operation)
+        if self._warned.get(operation, -math.inf) >= first:  # (recovering from failures told)
+            log.warning("cluster: node %s: %s works again after %d failure%s over %.1fs",
+                        self.node, operation, count, "" if count == 1 else "s",
+                        time.monotonic() - first)  # fmt: skip
+
+
 # -- the node ----------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Publish:
@@ -322,10 +391,12 @@ class Node:
         self._loaded: tuple[int, tuple[str, ...]] | None = None  # node_sources of a session
         self._confirmed: dict[str, float] = {}  # held source: monotonic end of its lease
         self._unsure = False  # a claim failed: it may have committed unheard of
+        self.queued = False  # the last claim queued for a full host's next free slot
         self._work = _Link(url, f"aggregator {name}", OP_TIMEOUT)
         self._lease_link = _Link(url, f"aggregator {name} leases", self.timeout, announce=False)
         self._lock_link = _Link(url, f"aggregator {name} publisher", OP_TIMEOUT)
         self._renewer: asyncio.Task[None] | None = None
+        self.failures = Failures(name)
 
     # -- membership ---------------------------------------------------------------------
     async def join(self, sources: Sequence[SourceConfig], first_delay: Mapping[str, float],
@@ -334,6 +405,9 @@ class Node:
         after `first_delay[name]` seconds; a known one keeps the cluster's due time, but no
         later than `cap[name]` seconds from now. Raises ConfigError when a live node has
         this node's name (its claims would be ours)."""
+        async with self._work.transaction() as cur:
+            await cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            await cur.execute(HOSTS_SCHEMA)
         try:
             async with self._work.transaction() as cur:
                 await cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
@@ -356,11 +430,8 @@ class Node:
                     " started = now(), heartbeat = now(), published = NULL",
                     (self.name, self.token, socket.gethostname(), os.getpid()),
                 )  # fmt: skip
-                # claims under this name are a dead earlier run's: free them now
-                await cur.execute(
-                    "UPDATE cluster_sources SET claimed_by = NULL, lease_until = NULL,"
-                    " fetching = false WHERE claimed_by = %s", (self.name,),
-                )  # fmt: skip
+                # claims (and places in line) under this name are a dead earlier run's
+                await self._drop_claims(cur)
                 await self._upsert(cur, sources, first_delay, cap)
         except ConfigError:
             await self.close()
@@ -428,21 +499,22 @@ class Node:
     async def claim(self, capacity: int) -> list[str]:
         """Take up to `capacity` due sources of this node's, within the hosts' free slots.
         Nothing (not an error) while the database is unreachable."""
+        self.queued = False
         if capacity <= 0 or not self._sources:
             return []
         try:
             await self._flush_releases()
-        except StoreError as e:
-            log.debug("cluster: no claim: %s", e)
-            return []
+        except StoreError:
+            return []  # (told by the release)
         try:
             async with self._work.transaction() as cur:
                 claimed, confirmed = await self._claim(cur, capacity)
         except StoreError as e:
             self._unsure = True  # it may have committed all the same
             self._loaded = None  # a load of node_sources rolled back with it
-            log.debug("cluster: no claim: %s", e)
+            self.failures.failed("claim", e)
             return []
+        self.failures.succeeded("claim")
         self._unsure = False
         self.held.update(claimed)
         self._confirmed.update(dict.fromkeys(claimed, confirmed))
@@ -460,11 +532,19 @@ class Node:
                 " fetching = false WHERE claimed_by = %s AND source <> ALL(%s)",
                 (self.name, held),
             )  # fmt: skip
-        await cur.execute(
-            "SELECT host FROM cluster_sources WHERE fetching AND lease_until > now()"
-            " GROUP BY host HAVING sum(LEAST(weight, %s)) >= %s", (self.per_host, self.per_host),
-        )  # fmt: skip
-        full = [r[0] for r in await cur.fetchall()]
+        await cur.execute(_HOSTS_TAKEN, {"node": self.name, "per_host": self.per_host})
+        full: list[str] = []  # no slot for this node: in use, or kept for another's turn
+        waiting: set[str] = set()  # hosts where this node is first in line
+        line: set[str] = set()  # full hosts where it may queue
+        for host, used, holds_one, first, kept in await cur.fetchall():
+            if first:
+                waiting.add(host)
+            if used + kept >= self.per_host:
+                full.append(host)
+                # none of its slots are this node's: it is not woken by a fetch of its own
+                # ending there, and nodes that are would take every slot that frees first
+                if not holds_one and not kept:
+                    line.add(host)
         await self._load_sources(cur)
         await cur.execute(
             "SELECT c.source, c.host, c.weight FROM cluster_sources c JOIN node_sources n"
@@ -474,23 +554,38 @@ class Node:
             (full, held, min(CLAIM_SCAN, capacity * 4)),  # never a source it still runs
         )  # fmt: skip
         candidates = [Candidate(*row) for row in await cur.fetchall()]
-        if not candidates:
+        if not candidates and not waiting and not line:
             return [], 0.0
         # the hosts of the first `capacity` candidates only: fewer rows locked, shorter
         # waits for other claimers; the rest wait for a later claim
         hosts = sorted({c.host for c in candidates[:capacity] if c.host})
         candidates = [c for c in candidates if not c.host or c.host in hosts]
         busy: dict[str, int] = {}
+        # every host row this claim writes or counts from, locked in name order (no
+        # deadlock; one place alone is locked by its own update): whoever claims from a
+        # host counts its slots alone; slots kept for another's turn are not this node's
+        turns = waiting | line
+        locked = sorted({*hosts, *turns}) if hosts or len(turns) > 1 else []
+        if locked:
+            await cur.execute(
+                "SELECT host, waiter = %s AND waiting_until > now(), CASE WHEN waiter <> %s"
+                " AND waiting_until > now() THEN wanted ELSE 0 END FROM cluster_hosts"
+                " WHERE host = ANY(%s) ORDER BY host FOR UPDATE", (self.name, self.name, locked),
+            )  # fmt: skip
+            for host, first, kept in await cur.fetchall():
+                busy[host] = int(kept)
+                if first:
+                    waiting.add(host)
+                else:
+                    waiting.discard(host)
         if hosts:
-            # in name order (no deadlock): whoever claims from a host counts its slots alone
-            await cur.execute("SELECT host FROM cluster_hosts WHERE host = ANY(%s)"
-                              " ORDER BY host FOR UPDATE", (hosts,))  # fmt: skip
             await cur.execute(
                 "SELECT host, sum(LEAST(weight, %s)) FROM cluster_sources WHERE fetching"
                 " AND lease_until > now() AND host = ANY(%s) GROUP BY host",
                 (self.per_host, hosts),
             )  # fmt: skip
-            busy = {host: int(n) for host, n in await cur.fetchall()}
+            for host, n in await cur.fetchall():
+                busy[host] = busy.get(host, 0) + int(n)
         chosen = choose(candidates, busy, self.per_host, capacity)
         confirmed = time.monotonic() + self.lease  # the database's lease ends later
         if chosen:
@@ -499,6 +594,13 @@ class Node:
                 " lease_until = clock_timestamp() + make_interval(secs => %s),"
                 " fetching = (host <> '') WHERE source = ANY(%s)", (self.name, self.lease, chosen),
             )  # fmt: skip
+        if places := sorted(waiting | line):
+            served = waiting & {c.host for c in candidates if c.source in chosen}
+            await cur.execute(_PLACES, {
+                "node": self.name, "per_host": self.per_host, "hold": QUEUE_HOLD,
+                "hosts": places, "served": [h in served for h in places],
+            })  # fmt: skip
+            self.queued = any(first for (first,) in await cur.fetchall())
         return chosen, confirmed
 
     def ensure_held(self, name: str) -> None:
@@ -513,12 +615,14 @@ class Node:
 
     async def fetched(self, name: str) -> None:
         """The source's fetch is over (its merge may still run): its host slots are free."""
-        with contextlib.suppress(StoreError):  # a lost update frees them at release
+        try:
             async with self._work.transaction() as cur:
                 await cur.execute(
                     "UPDATE cluster_sources SET fetching = false WHERE source = %s"
                     " AND claimed_by = %s AND fetching", (name, self.name),
                 )  # fmt: skip
+        except StoreError as e:  # a lost update frees them at release
+            self.failures.failed("release", e)
 
     async def release(self, name: str, delay: float) -> None:
         """Hand a source back, due again in `delay` seconds. While the database is
@@ -528,21 +632,27 @@ class Node:
             await self._flush_releases()
 
     async def _flush_releases(self) -> None:
+        """The releases waiting, in one transaction (StoreError: they wait on)."""
         if not self._unreleased:
             return
-        async with self._work.transaction() as cur:
-            pending = dict(self._unreleased)  # releases may arrive while this one awaits
-            lost = []
-            for name, (delay, at) in sorted(pending.items()):  # the renewals' lock order
-                await cur.execute(
-                    "UPDATE cluster_sources SET claimed_by = NULL, lease_until = NULL,"
-                    " fetching = false, next_due = now() + make_interval(secs => %s),"
-                    " last_run_by = %s, last_run_at = now()"
-                    " WHERE source = %s AND claimed_by = %s",
-                    (max(0.0, delay - (time.monotonic() - at)), self.name, name, self.name),
-                )  # fmt: skip
-                if cur.rowcount == 0:
-                    lost.append(name)
+        try:
+            async with self._work.transaction() as cur:
+                pending = dict(self._unreleased)  # releases may arrive while this one awaits
+                lost = []
+                for name, (delay, at) in sorted(pending.items()):  # the renewals' lock order
+                    await cur.execute(
+                        "UPDATE cluster_sources SET claimed_by = NULL, lease_until = NULL,"
+                        " fetching = false, next_due = now() + make_interval(secs => %s),"
+                        " last_run_by = %s, last_run_at = now()"
+                        " WHERE source = %s AND claimed_by = %s",
+                        (max(0.0, delay - (time.monotonic() - at)), self.name, name, self.name),
+                    )  # fmt: skip
+                    if cur.rowcount == 0:
+                        lost.append(name)
+        except StoreError as e:
+            self.failures.failed("release", e)
+            raise
+        self.failures.succeeded("release")
         for name in lost:
             log.warning("source %s: this node's lease ran out before the run ended; another"
                         " node may have run it too", name)  # fmt: skip
@@ -586,8 +696,9 @@ class Node:
                     confirmed = {r[0] for r in await cur.fetchall()}
                 await self._heartbeat(cur)
         except StoreError as e:
-            log.debug("cluster: leases not renewed: %s", e)
+            self.failures.failed("renew", e)
             return False
+        self.failures.succeeded("renew")
         for name in held:
             if name not in self.held:
                 continue  # handed back meanwhile
@@ -624,6 +735,9 @@ class Node:
         itself, `renew`). None while the database is unreachable."""
         try:
             await self._flush_releases()
+        except StoreError:
+            return None  # (told by the release)
+        try:
             async with self._work.transaction() as cur:
                 await cur.execute(
                     "DELETE FROM cluster_nodes WHERE heartbeat < now() - make_interval(secs => %s)",
@@ -643,9 +757,11 @@ class Node:
                 never = await cur.fetchone()
                 await cur.execute(_PUBLISHER, (PUBLISHER_LOCK,))
                 holder = await cur.fetchone()
-        except StoreError:
+        except StoreError as e:
             self._loaded = None  # a load of node_sources rolled back with it
+            self.failures.failed("beat", e)
             return None
+        self.failures.succeeded("beat")
         if published is not None:
             self._saw_publish(published)
         return ClusterView(
@@ -660,14 +776,18 @@ class Node:
 
     async def published(self, articles: int) -> None:
         """Record a publish (other nodes' /healthz tell the cluster's latest)."""
-        with contextlib.suppress(StoreError):
+        try:
             async with self._work.transaction() as cur:
                 await cur.execute("UPDATE cluster_nodes SET published = now(), articles = %s"
                                   " WHERE name = %s RETURNING published, articles, 0.0",
                                   (articles, self.name))  # fmt: skip
                 row = await cur.fetchone()
-            if row is not None:
-                self._saw_publish(row)
+        except StoreError as e:
+            self.failures.failed("published", e)
+            return
+        self.failures.succeeded("published")
+        if row is not None:
+            self._saw_publish(row)
 
     async def try_publisher(self) -> bool:
         """Whether this node is the publisher: take the lock if free, else check it is
@@ -687,8 +807,11 @@ class Node:
                     )  # fmt: skip
                     got = await cur.fetchone()
                     self.lock_pid = int(got[0]) if got else None
-        except StoreError:
+        except StoreError as e:
             held = False
+            self.failures.failed("publisher_lock", e)
+        else:
+            self.failures.succeeded("publisher_lock")
         if not held:
             self.lock_pid = None
         if held != self.publisher:
@@ -704,14 +827,20 @@ class Node:
         with contextlib.suppress(StoreError):
             await self._flush_releases()
             async with self._work.transaction() as cur:
-                await cur.execute(
-                    "UPDATE cluster_sources SET claimed_by = NULL, lease_until = NULL,"
-                    " fetching = false WHERE claimed_by = %s", (self.name,),
-                )  # fmt: skip
+                await self._drop_claims(cur)
                 await cur.execute("DELETE FROM cluster_nodes WHERE name = %s AND token = %s",
                                   (self.name, self.token))  # fmt: skip
         self.held.clear()
         await self.close()
+
+    async def _drop_claims(self, cur: psycopg.AsyncCursor[Any]) -> None:
+        """Every claim of this node's name and its places in the hosts' lines, gone."""
+        await cur.execute(
+            "UPDATE cluster_sources SET claimed_by = NULL, lease_until = NULL,"
+            " fetching = false WHERE claimed_by = %s", (self.name,),
+        )  # fmt: skip
+        await cur.execute("UPDATE cluster_hosts SET waiter = NULL, wanted = 0, waiting_until"
+                          " = NULL WHERE waiter = %s", (self.name,))  # fmt: skip
 
     async def _stop_renewing(self) -> None:
         if self._renewer is not None:
@@ -727,6 +856,29 @@ class Node:
             await link.close()
 
 
+_HOSTS_TAKEN = (  # each host with slots in use or a node's turn: slots in use, whether the
+    # node holds one, whether the turn is the node's, the slots kept for another's turn
+    "SELECT coalesce(u.host, h.host), coalesce(u.used, 0), coalesce(u.holds_one, false),"
+    " coalesce(h.waiter = %(node)s, false), CASE WHEN h.waiter <> %(node)s THEN h.wanted"
+    " ELSE 0 END FROM (SELECT host, sum(LEAST(weight, %(per_host)s)) AS used,"
+    " bool_or(claimed_by = %(node)s) AS holds_one FROM cluster_sources WHERE fetching"
+    " AND lease_until > now() GROUP BY host) u FULL JOIN (SELECT host, waiter, wanted"
+    " FROM cluster_hosts WHERE waiting_until > now()) h ON h.host = u.host"
+)
+_PLACES = (  # the node's turn on each host taken or renewed for the slots its most overdue
+    # source there needs, or given up (served, or nothing due there any more); never
+    # another node's turn unless it lapsed
+    "UPDATE cluster_hosts h SET waiter = CASE WHEN w.wanted IS NULL THEN NULL ELSE %(node)s"
+    " END, wanted = coalesce(w.wanted, 0), waiting_until = CASE WHEN w.wanted IS NULL"
+    " THEN NULL ELSE now() + make_interval(secs => %(hold)s) END"
+    " FROM unnest(%(hosts)s::text[], %(served)s::bool[]) AS q(host, served)"
+    " LEFT JOIN LATERAL (SELECT LEAST(c.weight, %(per_host)s) AS wanted FROM cluster_sources c"
+    " JOIN node_sources n ON n.source = c.source WHERE NOT q.served AND c.host = q.host"
+    " AND c.next_due <= now() AND (c.claimed_by IS NULL OR c.lease_until < now())"
+    " ORDER BY c.next_due LIMIT 1) w ON true WHERE h.host = q.host"
+    " AND (h.waiter = %(node)s OR h.waiter IS NULL OR h.waiting_until <= now())"
+    " AND (w.wanted IS NOT NULL OR h.waiter IS NOT NULL) RETURNING h.waiter = %(node)s"
+)
 _LOCK_IN_ORDER = (  # a node's rows, locked in the order releases take them (Python's: bytes)
     "SELECT 1 FROM cluster_sources WHERE claimed_by = %s AND source = ANY(%s)"
     ' ORDER BY source COLLATE "C" FOR UPDATE'

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import itertools
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -80,6 +81,9 @@ class Candidate(NamedTuple):
     has_authors: bool = False
     has_image: bool = False
     seen: str = ""  # when the store first had this revision (UTC text); "" this run's
+    # its text signature, when computed where the record was parsed (`sources.staged`): the
+    # store keeps it beside the staged record for the merge; None: the merge computes it
+    signature: bytes | None = None
 
     @property
     def rank(self) -> tuple[str, str, bool, str]:
@@ -505,55 +509,73 @@ def sharing(
 ) -> list[tuple[Node, Node]]:
     """The peers, in order, whose signatures share a sampled hash: the only ones `similar`
     can find alike (two signatures sharing none have similarity 0), found without scoring
-    the others (most pairs of a busy minute: different articles). First, in numpy, each
-    node keeps only the hashes another node of its part of the peer graph (its minute,
-    mostly) has too, so most pairs are told apart by a lookup that finds nothing. Parts
-    are read a batch of about SHARING_BATCH nodes at a time (a bound on memory)."""
+    the others (most pairs of a busy minute: different articles). All in numpy: each node
+    keeps only the hashes another node of its part of the peer graph (its minute, mostly)
+    has too (parts read a batch of about SHARING_BATCH nodes at a time, a bound on memory),
+    then each pair whose two nodes kept some has the hashes of the one with fewer looked
+    up among the other's."""
     if not peers:
         return []
     import numpy as np
 
-    at: dict[Node, int] = {}
-    ends = np.fromiter((at.setdefault(n, len(at)) for pair in peers for n in pair),
-                       dtype=np.int64, count=2 * len(peers))  # fmt: skip
-    nodes = list(at)
+    flat = list(itertools.chain.from_iterable(peers))
+    nodes = list(dict.fromkeys(flat))  # in the order first met
+    at = {n: i for i, n in enumerate(nodes)}
+    ends = np.fromiter(map(at.__getitem__, flat), dtype=np.int64, count=len(flat))
+    del flat
     part = _components(len(nodes), ends[0::2], ends[1::2])
-    del ends
     by_part = np.argsort(part, kind="stable")
     width = np.uint64(max(len(nodes).bit_length(), 1))  # a tagged hash has 34 bits
-    common: dict[Node, set[int]] = {}
+    kept = [np.zeros(0, dtype=np.uint64)]  # node << 34 | tagged hash, of each hash kept
     start = 0
     for end in [*(np.flatnonzero(np.diff(part[by_part])) + 1).tolist(), len(nodes)]:
         if end - start >= SHARING_BATCH or end == len(nodes):
             batch = by_part[start:end]
             group = [nodes[i] for i in batch.tolist()]
-            _keep_shared(group, part[batch].astype(np.uint64), width, signatures, common)
+            owner, h = _keep_shared(group, part[batch].astype(np.uint64), width, signatures)
+            kept.append((batch[owner].astype(np.uint64) << np.uint64(34)) | h)
             start = end
-    out: list[tuple[Node, Node]] = []
-    for pair in peers:
-        if (ha := common.get(pair[0])) and (hb := common.get(pair[1])) and not ha.isdisjoint(hb):
-            out.append(pair)
-    return out
+    keys = np.sort(np.concatenate(kept))  # by node, then hash: each node's hashes a run
+    del kept
+    first = np.searchsorted((keys >> np.uint64(34)).astype(np.int64), np.arange(len(nodes) + 1))
+    count = np.diff(first)
+    a, b = ends[0::2], ends[1::2]
+    both = np.flatnonzero((count[a] > 0) & (count[b] > 0))
+    # each of those pairs: are any of its node of fewer hashes' hashes the other's too?
+    small = np.where(count[a[both]] <= count[b[both]], a[both], b[both])
+    other = (a[both] + b[both] - small).astype(np.uint64)
+    alike = np.zeros(len(both), dtype=np.bool_)
+    low = (np.uint64(1) << np.uint64(34)) - np.uint64(1)
+    for k in range(0, len(both), _PROBE_PAIRS):
+        n = count[small[k : k + _PROBE_PAIRS]]
+        pair = np.repeat(np.arange(len(n)), n)
+        offset = np.repeat(first[small[k : k + _PROBE_PAIRS]] - (np.cumsum(n) - n), n)
+        probe = (other[k : k + _PROBE_PAIRS][pair] << np.uint64(34)) | (
+            keys[offset + np.arange(len(offset))] & low
+        )
+        found = np.searchsorted(keys, probe)
+        hit = keys[np.minimum(found, len(keys) - 1)] == probe
+        alike[k : k + len(n)][pair[hit]] = True
+    return [peers[i] for i in both[alike].tolist()]
+
+
+_PROBE_PAIRS = 1 << 14  # pairs `sharing` probes at once (at most 64 hashes each: a bound)
 
 
 def _keep_shared(
-    nodes: Sequence[Node], parts: Any, width: Any, signatures: Mapping[Node, Sequence[bytes]],
-    common: dict[Node, set[int]],
-) -> None:  # fmt: skip
-    """Into `common`: each node's sampled hashes that another node of its part has too
-    (`parts`: each node's part, numpy; below 2**`width`, as the nodes' count is)."""
+    nodes: Sequence[Node], parts: Any, width: Any, signatures: Mapping[Node, Sequence[bytes]]
+) -> tuple[Any, Any]:
+    """Each node's sampled hashes that another node of its part has too, as (node's index
+    in `nodes`, tagged hash) numpy arrays (`parts`: each node's part, numpy; below
+    2**`width`, as the nodes' count is)."""
     import numpy as np
 
-    sigs: list[bytes] = []
-    owners: list[int] = []
-    for i, node in enumerate(nodes):
-        for sig in signatures.get(node, ()):
-            sigs.append(sig)
-            owners.append(i)
-    hashes, which = sampled(sigs)
+    each = [signatures.get(node, ()) for node in nodes]
+    owners = np.repeat(np.arange(len(nodes), dtype=np.uint64), list(map(len, each)))
+    hashes, which = sampled(list(itertools.chain.from_iterable(each)))
     if not len(hashes):
-        return
-    keys = np.sort((hashes << width) | np.array(owners, dtype=np.uint64)[which])
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
+    keys = np.sort((hashes << width) | owners[which])
     keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # a node's repeats go
     h, owner = keys >> width, keys & ((np.uint64(1) << width) - np.uint64(1))
     by_part = (h << width) | parts[owner]  # a hash met twice here: on two nodes
@@ -561,8 +583,7 @@ def _keep_shared(
     twice = by_part[order[1:]] == by_part[order[:-1]]
     shared = np.zeros(len(keys), dtype=np.bool_)
     shared[order[1:][twice]] = shared[order[:-1][twice]] = True
-    for i, hv in zip(owner[shared].tolist(), h[shared].tolist(), strict=True):
-        common.setdefault(nodes[i], set()).add(hv)
+    return owner[shared].astype(np.int64), h[shared]
 
 
 def _components(n: int, a: Any, b: Any) -> Any:

@@ -41,11 +41,13 @@ def matcher(words: tuple[str, ...]) -> Callable[[Article], bool] | None:
 class Plan:
     """What a publish writes. `feeds` reads each feed's entries only as it is reached (a
     publish never holds them all); `rebuilding` is the publish state to commit before any
-    file is written; `state` the one to remember once `feeds` is used up and written."""
+    file is written; `state` the one to remember once `feeds` is used up and written,
+    `listed` being told of every feed rendered (its newest time is the worker's to find)."""
 
     feeds: Iterator[FeedSet]
     rebuilding: dict[str, str | None]
     state: dict[str, str]
+    listed: Callable[[FeedSet, datetime | None], None]
 
 
 def plan(config: Config, store: Store, fingerprint: str) -> Plan:
@@ -60,7 +62,7 @@ def plan(config: Config, store: Store, fingerprint: str) -> Plan:
     so a publish killed (or failing) half way through their files never leaves one
     remembered as matching what its files hold; those found unchanged get theirs back."""
     n = config.max_items
-    count, pages, state = 0, [], {}  # type: tuple[int, list[tuple[int, list[Entry]]], dict[str, str]]
+    count, pages, state = 0, [], {}  # type: tuple[int, list[tuple[int, Sequence[Entry]]], dict[str, str]]
     if config.archive:
         count, pages, state = _archive(config, store, fingerprint)
     untouched = store.publish_states("feed:")
@@ -73,6 +75,7 @@ def plan(config: Config, store: Store, fingerprint: str) -> Plan:
         for slug, name in _largest_categories(store.categories())
     ]  # fmt: skip
     kept: dict[str, tuple[int, datetime | None]] = {}
+    rendered: dict[str, str] = {}  # digest of the articles of each derived feed rendered
     comparable: set[str] = set()  # touched, on disk: kept if its digest still matches
     for folder, *_ in derived_feeds:
         on_disk = all(Path(config.output_dir, folder, name).is_file()
@@ -98,13 +101,14 @@ def plan(config: Config, store: Store, fingerprint: str) -> Plan:
             state["digest:" + folder] = digests[folder]
             return FeedSet(folder=folder, title=title, group=group, entries=(),
                            kept=_listing(digests[folder].split(" ")))  # fmt: skip
+        rendered[folder] = h.hexdigest()  # its digest is remembered once it is rendered
         entries = store.entries_by_ids([aid for aid, _, _ in versions])
-        feed = FeedSet(folder=folder, title=title, group=group, entries=entries)
-        count, newest = feed.listing
-        state["digest:" + folder] = (
-            f"{h.hexdigest()} {count} {newest.isoformat() if newest else ''}"
-        )
-        return feed
+        return FeedSet(folder=folder, title=title, group=group, entries=entries)
+
+    def listed(feed: FeedSet, newest: datetime | None) -> None:
+        if feed.folder in rendered:
+            when = newest.isoformat() if newest else ""
+            state["digest:" + feed.folder] = f"{rendered[feed.folder]} {len(feed.entries)} {when}"
 
     def feeds() -> Iterator[FeedSet]:
         yield FeedSet(folder="", title=config.title, group=ALL, entries=store.latest(n),
@@ -118,7 +122,7 @@ def plan(config: Config, store: Store, fingerprint: str) -> Plan:
         "digest:" + folder: None for folder, *_ in derived_feeds
         if folder not in kept and folder in digests
     }  # fmt: skip
-    return Plan(feeds=feeds(), rebuilding=rebuilding, state=state)
+    return Plan(feeds=feeds(), rebuilding=rebuilding, state=state, listed=listed)
 
 
 def written_state(state: dict[str, str], failed: tuple[str, ...]) -> dict[str, str | None]:
@@ -152,11 +156,11 @@ def _named(feed: FeedConfig, store: Store, n: int) -> FeedSet:
 
 def _archive(
     config: Config, store: Store, fingerprint: str
-) -> tuple[int, list[tuple[int, list[Entry]]], dict[str, str]]:
+) -> tuple[int, list[tuple[int, Sequence[Entry]]], dict[str, str]]:
     n = config.max_items
     rows = store.ids_oldest_first()
     count = len(rows) // n
-    pages: list[tuple[int, list[Entry]]] = []
+    pages: list[tuple[int, Sequence[Entry]]] = []
     digests: dict[str, str] = {}
     for k in range(1, count + 1):
         chunk = rows[(k - 1) * n : k * n]

@@ -39,6 +39,10 @@ class Metrics:
                                   "the last successful publish", registry=r)  # fmt: skip
         self.articles = Gauge("aggregator_store_articles", "Articles in the store",
                               registry=r)  # fmt: skip
+        self.cluster_failures = Counter("aggregator_cluster_failures", "Cluster database "
+                                        "operations that failed (claim, release, renew, "
+                                        "publisher_lock, beat, published)", ["operation"],
+                                        registry=r)  # fmt: skip
         store_bytes = Gauge("aggregator_store_bytes", "Size of the state store on disk "
                             "(database and write-ahead log)", registry=r)  # fmt: skip
         store_bytes.set_function(lambda: _size(state))

@@ -11,6 +11,7 @@ import gc
 import hashlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,7 +46,9 @@ class _Batch:
         c = dedupe.Candidate(len(self.candidates), *candidate[1:])  # this run's ref
         if site and not c.host:
             c = c._replace(host=site)
-        self.candidates.append(c)
+        # its signature goes to the store with the record (kept here, a cold run's hundred
+        # thousand candidates would hold one each until the run ends)
+        self.candidates.append(c if c.signature is None else c._replace(signature=None))
         self.pending.append((c, record))
         if len(self.pending) >= _STAGE_BATCH:
             self.flush()
@@ -203,7 +206,10 @@ def _run_once(
                 batch.states.append(
                     _seed_state(store.source_state(source.name), source, report, now)
                 )
-        for harvest in harvests:
+        queue = deque(harvests)  # each let go once staged: unless the caller holds them,
+        harvests = ()  # a source's parsed records do not outlive their staging
+        while queue:
+            harvest = queue.popleft()
             records: Sequence[Staged] = harvest.records
             if harvest.fulltext_pages:  # kept bodies for the 304s, and the pages kept
                 from aggregator.sources import fulltext
@@ -334,7 +340,8 @@ def _write_output(
     store.set_publish_state(plan.rebuilding)
     state = plan.state  # complete once publish has used up plan.feeds
     try:
-        written = publish(site_of(config), config.output_dir, plan.feeds, store.count(), workers)
+        written = publish(site_of(config), config.output_dir, plan.feeds, store.count(), workers,
+                          plan.listed)  # fmt: skip
     except OutputIncomplete as e:
         # the feeds written stay remembered; the rest (and with a failed article page,
         # every rebuilt feed, whose pages are written with it) is redone by the next publish

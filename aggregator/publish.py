@@ -14,19 +14,24 @@ import multiprocessing
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
+from feedgen.entry import FeedEntry
+from feedgen.ext.dc import DcEntryExtension, DcExtension
 from feedgen.feed import FeedGenerator
 
 from aggregator import __version__, pages
 from aggregator.errors import OutputIncomplete, PublishError
 from aggregator.model import Article, Entry
 from aggregator.normalize import text_only
+from aggregator.packed import PackedEntries
 from aggregator.pages import Site, entry_link, page_path
 from aggregator.stylesheet import FEED_XSL
 from aggregator.timeparse import printable
@@ -50,10 +55,6 @@ class FeedSet:
     archives: Sequence[tuple[int, Sequence[Entry]]] = field(default=())  # only pages to write
     # (count, newest) of a feed whose files already hold what it would render: not rendered
     kept: tuple[int, datetime | None] | None = None
-
-    @property
-    def listing(self) -> tuple[int, datetime | None]:
-        return self.kept or (len(self.entries), newest(self.entries))
 
 
 STYLESHEET = "feed.xsl"
@@ -100,16 +101,56 @@ def _feed_title(site: Site, title: str) -> str:
 _ARCHIVE_PAGE = re.compile(r"(?:^|/)archive/\d+\.xml$")
 
 
+class _Item(NamedTuple):
+    """What the three formats say of one entry, worked out once for all of them."""
+
+    id: str
+    link: str
+    title: str
+    published: datetime  # printable
+    updated: datetime  # printable, never before `published`
+    names: list[str]
+    terms: list[str]
+    spot: str  # the summary as text ("": none)
+    content: str
+    image: str | None
+    language: str
+
+
+def _items(site: Site, entries: Iterable[Entry]) -> list[_Item]:
+    return [
+        _Item(
+            id=entry.id,
+            link=entry_link(site, entry),
+            title=text_only(a.title),
+            published=printable(a.published),
+            updated=printable(max(a.updated, a.published)),
+            names=_names(a),
+            terms=[text_only(term) for term in a.categories],
+            spot=text_only(a.summary) if a.summary else "",
+            content=_content(a.summary, a.content_html),
+            image=a.image,
+            language=a.language,
+        )
+        for entry in entries
+        for a in (entry.article,)
+    ]
+
+
 def _generator(
-    site: Site, entries: Sequence[Entry], feed_name: str, title: str,
+    site: Site, items: Sequence[_Item], stamp: datetime | None, feed_name: str, title: str,
     links: Sequence[tuple[str, str]] = (),
 ) -> FeedGenerator:  # fmt: skip
+    """One FeedGenerator for both formats (building it is most of their cost). `stamp`: the
+    newest entry's time."""
     # archive pages (`<folder>archive/<n>.xml`) share their feed's id (RFC 5005)
     page = _ARCHIVE_PAGE.search(feed_name)
     folder = feed_name[: page.start()] if page else feed_name.rpartition("/")[0]
     folder = folder.rstrip("/")
     fg = FeedGenerator()
-    fg.load_extension("dc", atom=False, rss=True)
+    # dc:creator in RSS: the namespace on the feed; the entry extension only on entries
+    # with a byline (feedgen skips an extension without an entry class on the others)
+    fg.register_extension("dc", DcExtension, None, atom=False, rss=True)
     fg.id(site.url + (folder + "/" if folder else ""))  # RFC 5005: archive pages share it
     fg.title(_feed_title(site, title))
     fg.subtitle(f"{_feed_title(site, title)}: Türkçe haberler")
@@ -120,32 +161,32 @@ def _generator(
     fg.language(site.language)
     fg.author({"name": text_only(site.title)})  # Atom: entries without a byline inherit it
     fg.generator(GENERATOR, version=__version__)
-    stamp = newest(entries) or EMPTY_FEED_UPDATED
-    fg.updated(printable(stamp))
-    fg.lastBuildDate(printable(stamp))
-    for entry in entries:
-        a = entry.article
-        fe = fg.add_entry(order="append")
-        fe.id(entry.id)
-        fe.guid(entry.id, permalink=False)
-        fe.title(text_only(a.title))
-        fe.link(href=entry_link(site, entry), rel="alternate", type="text/html")
-        fe.published(printable(a.published))
-        fe.updated(printable(max(a.updated, a.published)))
-        names = _names(a)
-        if names:
-            fe.author([{"name": name} for name in names])
-            fe.dc.dc_creator(names)
-        for term in a.categories:
-            fe.category(term=text_only(term))
-        if a.summary:
-            spot = text_only(a.summary)
-            fe.summary(spot)  # Atom: plain text
-            # RSS readers take <description> as HTML: the spot is text, so escape it once more.
-            # (description() also sets Atom content; content() below replaces that.)
-            fe.description(html.escape(spot, quote=False))
-        fe.content(_content(a.summary, a.content_html), type="html")
+    fg.updated(printable(stamp or EMPTY_FEED_UPDATED))
+    fg.lastBuildDate(printable(stamp or EMPTY_FEED_UPDATED))
+    fg.entry([_feed_entry(item) for item in items])
     return fg
+
+
+def _feed_entry(item: _Item) -> FeedEntry:
+    fe = FeedEntry()
+    fe.id(item.id)  # also the RSS guid, isPermaLink="false"
+    fe.title(item.title)
+    fe.link(href=item.link, rel="alternate", type="text/html")
+    fe.published(item.published)
+    fe.updated(item.updated)
+    if item.names:
+        fe.author([{"name": name} for name in item.names])
+        fe.register_extension("dc", DcEntryExtension, atom=False, rss=True)
+        fe.dc.dc_creator(item.names)
+    if item.terms:
+        fe.category([{"term": term} for term in item.terms])
+    if item.spot:
+        fe.summary(item.spot)  # Atom: plain text
+        # RSS readers take <description> as HTML: the spot is text, so escape it once more.
+        # (description() also sets Atom content; content() below replaces that.)
+        fe.description(html.escape(item.spot, quote=False))
+    fe.content(item.content, type="html")
+    return fe
 
 
 def _names(a: Article) -> list[str]:
@@ -171,21 +212,27 @@ def atom_bytes(site: Site, entries: Sequence[Entry], name: str = "atom.xml",
                archive: bool = False) -> bytes:  # fmt: skip
     """Atom 1.0; `links` (rel, href) such as RFC 5005 prev-archive; `archive` marks an
     archive page (fh:archive)."""
-    data: bytes = _generator(site, entries, name, title or site.title, links).atom_str(pretty=True)
+    return _atom(site, _items(site, entries), newest(entries), name, title, links, archive)
+
+
+def _atom(site: Site, items: Sequence[_Item], stamp: datetime | None, name: str, title: str,
+          links: Sequence[tuple[str, str]], archive: bool) -> bytes:  # fmt: skip
+    fg = _generator(site, items, stamp, name, title or site.title, links)
+    data: bytes = fg.atom_str(pretty=True)
     if not archive:
         return _styled(data, name)
     data = _styled(data, name, b'xmlns:fh="http://purl.org/syndication/history/1.0" ')
-    return data.replace(b"\n  <entry>", b"\n  <fh:archive/>\n  <entry>", 1) if entries else (
+    return data.replace(b"\n  <entry>", b"\n  <fh:archive/>\n  <entry>", 1) if items else (
         data.replace(b"</feed>", b"  <fh:archive/>\n</feed>"))  # fmt: skip
 
 
-def atom_and_rss_bytes(
-    site: Site, entries: Sequence[Entry], folder: str, title: str,
+def _atom_and_rss(
+    site: Site, items: Sequence[_Item], stamp: datetime | None, folder: str, title: str,
     links: Sequence[tuple[str, str]] = (),
 ) -> tuple[bytes, bytes]:  # fmt: skip
-    """Both formats of one feed from one FeedGenerator (building it is most of the cost);
-    the same bytes as atom_bytes and rss_bytes."""
-    fg = _generator(site, entries, folder + "atom.xml", title or site.title, links)
+    """Both formats of one feed from one FeedGenerator: the same bytes as atom_bytes and
+    rss_bytes."""
+    fg = _generator(site, items, stamp, folder + "atom.xml", title or site.title, links)
     atom: bytes = fg.atom_str(pretty=True)
     fg.link([{"href": site.url + folder + "rss.xml", "rel": "self"},
              {"href": site.url, "rel": "alternate", "type": "text/html"}],
@@ -196,37 +243,40 @@ def atom_and_rss_bytes(
 
 def rss_bytes(site: Site, entries: Sequence[Entry], name: str = "rss.xml",
               title: str = "") -> bytes:  # fmt: skip
-    data: bytes = _generator(site, entries, name, title or site.title).rss_str(pretty=True)
+    fg = _generator(site, _items(site, entries), newest(entries), name, title or site.title)
+    data: bytes = fg.rss_str(pretty=True)
     return _styled(data, name)
 
 
 def json_feed_bytes(site: Site, entries: Sequence[Entry], name: str = "feed.json",
                     title: str = "") -> bytes:  # fmt: skip
     """JSON Feed 1.1 with the same ids, dates and content as the Atom and RSS feeds."""
+    return _json_feed(site, _items(site, entries), name, title)
+
+
+def _json_feed(site: Site, items: Sequence[_Item], name: str, title: str) -> bytes:
     feed_title = _feed_title(site, title or site.title)
-    items = []
-    for entry in entries:
-        a = entry.article
-        item: dict[str, object] = {
-            "id": entry.id,
-            "url": entry_link(site, entry),
-            "title": text_only(a.title),
-            "content_html": _content(a.summary, a.content_html),
+    out = []
+    for item in items:
+        entry: dict[str, object] = {
+            "id": item.id,
+            "url": item.link,
+            "title": item.title,
+            "content_html": item.content,
         }
-        if a.summary:
-            item["summary"] = text_only(a.summary)
-        if a.image:
-            item["image"] = a.image
-        item["date_published"] = printable(a.published).isoformat()
-        item["date_modified"] = printable(max(a.updated, a.published)).isoformat()
-        names = _names(a)
-        if names:
-            item["authors"] = [{"name": n} for n in names]
-        if a.categories:
-            item["tags"] = [text_only(c) for c in a.categories]
-        if a.language:
-            item["language"] = a.language
-        items.append(item)
+        if item.spot:
+            entry["summary"] = item.spot
+        if item.image:
+            entry["image"] = item.image
+        entry["date_published"] = item.published.isoformat()
+        entry["date_modified"] = item.updated.isoformat()
+        if item.names:
+            entry["authors"] = [{"name": n} for n in item.names]
+        if item.terms:
+            entry["tags"] = item.terms
+        if item.language:
+            entry["language"] = item.language
+        out.append(entry)
     doc = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": feed_title,
@@ -234,7 +284,7 @@ def json_feed_bytes(site: Site, entries: Sequence[Entry], name: str = "feed.json
         "feed_url": site.url + name,
         "description": f"{feed_title}: Türkçe haberler",
         "language": site.language,
-        "items": items,
+        "items": out,
     }
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
 
@@ -289,49 +339,83 @@ def _live_writer(temp_name: str) -> bool:
 
 def render_feed(site: Site, feed: FeedSet) -> list[tuple[str, bytes]]:
     """(relative path, bytes) of one feed's Atom, RSS, JSON Feed and archive pages. Pure."""
-    f = feed.folder
+    return _render(site, _Job(feed, frozenset()))[0]
+
+
+class _Job(NamedTuple):
+    """A feed to render, with the article pages it writes: those of its link-less entries
+    in `pages` (None: all of them), so a page is rendered once however many feeds list it."""
+
+    feed: FeedSet
+    pages: frozenset[str] | None
+
+
+RenderedFeed = tuple[list[tuple[str, bytes]], datetime | None]
+
+
+def _render(site: Site, job: _Job) -> RenderedFeed:
+    """A job's files (article pages first) and its feed's newest time. Each entry is
+    decoded and worked out once, for every format and page it goes into."""
+    feed, f = job.feed, job.feed.folder
     out: list[tuple[str, bytes]] = []
+    entries = list(feed.entries)  # entries the store hands over packed are decoded here
+    archives = [(n, list(page)) for n, page in feed.archives]
+    paged: set[str] = set()
+    for entry in itertools.chain(entries, *(page for _, page in archives)):
+        if (
+            entry.article.link is None
+            and entry.id not in paged
+            and (job.pages is None or entry.id in job.pages)
+        ):
+            paged.add(entry.id)
+            out.append((page_path(entry.id), pages.article_page(site, entry)))
     links: list[tuple[str, str]] = []
     count = feed.archive_count
-    for n, page in feed.archives:
+    for n, page in archives:
         name = f"{f}archive/{n}.xml"
         nav = [("current", site.url + f + "atom.xml")]
         if n > 1:
             nav.append(("prev-archive", f"{site.url}{f}archive/{n - 1}.xml"))
         if n < count:
             nav.append(("next-archive", f"{site.url}{f}archive/{n + 1}.xml"))
-        out.append((name, atom_bytes(site, page, name, feed.title, nav, archive=True)))
+        stamp = newest(page)
+        out.append((name, _atom(site, _items(site, page), stamp, name, feed.title, nav, True)))
     if count:
         links.append(("prev-archive", f"{site.url}{f}archive/{count}.xml"))
-    atom, rss = atom_and_rss_bytes(site, feed.entries, f, feed.title, links)
+    items = _items(site, entries)
+    stamp = newest(entries)
+    atom, rss = _atom_and_rss(site, items, stamp, f, feed.title, links)
     out += [(f + "atom.xml", atom), (f + "rss.xml", rss)]
-    out.append((f + "feed.json", json_feed_bytes(site, feed.entries, f + "feed.json", feed.title)))
-    return out
+    out.append((f + "feed.json", _json_feed(site, items, f + "feed.json", feed.title)))
+    return out, stamp
 
 
 INDEX_HEADLINES = 15  # newest articles listed on index.html, above the feeds
-POOL_FEEDS = 24  # fewer feeds than this: rendering in this process beats starting workers
+POOL_FEEDS = 64  # fewer feeds than this: rendering in this process beats starting workers
 RENDER_BATCH = 32  # feeds rendered at a time: only these hold their entries in memory
 
 
 class _Renderer:
     """Renders feeds in batches as they come; many feeds (one per source and category) use
-    every core, in worker processes started only once a publish has POOL_FEEDS to render."""
+    every core, in worker processes started only once a publish has had POOL_FEEDS to
+    render (the batches before are rendered here, the first while the workers start)."""
 
     def __init__(self, site: Site, workers: int | None = None) -> None:
         self.site = site
         self.workers = workers or os.cpu_count() or 1
         self._pool: ProcessPoolExecutor | None = None
+        self._feeds = 0  # feeds this publish has had to render so far
 
-    def __call__(self, feeds: Sequence[FeedSet], last: bool) -> Iterator[list[tuple[str, bytes]]]:
-        """Rendered files of each feed, in order (lazily, when from the pool)."""
+    def __call__(self, jobs: Sequence[_Job]) -> Iterator[RenderedFeed]:
+        """Each job's files and newest time, in order (lazily, when from the pool)."""
         workers = self.workers
-        if self._pool is None and (workers < 2 or (last and len(feeds) < POOL_FEEDS)):
-            return (render_feed(self.site, feed) for feed in feeds)
+        self._feeds += len(jobs)
+        if self._pool is None and (workers < 2 or self._feeds < POOL_FEEDS):
+            return (_render(self.site, job) for job in jobs)
         if self._pool is None:
             context = multiprocessing.get_context("forkserver")
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-        return self._pool.map(render_feed, itertools.repeat(self.site), feeds, chunksize=8)
+        return self._pool.map(_render, itertools.repeat(self.site), jobs, chunksize=8)
 
     def __enter__(self) -> _Renderer:
         return self
@@ -343,27 +427,35 @@ class _Renderer:
 
 def _batches(
     site: Site, feeds: Iterable[FeedSet], listing: list[pages.Listed], headlines: list[Entry]
-) -> Iterator[tuple[list[FeedSet], bool]]:
-    """The feeds to render, RENDER_BATCH at a time, each batch with whether it is the last;
-    every feed joins `listing` as it is reached, and the first one's newest entries are the
-    index's `headlines`."""
-    batch: list[FeedSet] = []
+) -> Iterator[list[tuple[int, FeedSet]]]:
+    """The feeds to render with their place in `listing`, RENDER_BATCH at a time; every
+    feed joins `listing` as it is reached (a rendered one's newest time is filled in once
+    rendered), and the first one's newest entries are the index's `headlines`."""
+    batch: list[tuple[int, FeedSet]] = []
     for feed in feeds:
         if not listing:
             headlines += feed.entries[:INDEX_HEADLINES]
-        count, newest = feed.listing
+        count, newest = feed.kept or (len(feed.entries), None)
         listing.append(pages.Listed(folder=feed.folder, title=_feed_title(site, feed.title),
                                     group=feed.group, count=count, newest=newest))  # fmt: skip
         if feed.kept is None:
-            batch.append(feed)
+            batch.append((len(listing) - 1, feed))
             if len(batch) == RENDER_BATCH:
-                yield batch, False
+                yield batch
                 batch = []
-    yield batch, True
+    yield batch
+
+
+def _ids(entries: Sequence[Entry]) -> list[str]:
+    return entries.ids if isinstance(entries, PackedEntries) else [e.id for e in entries]
+
+
+Listener = Callable[[FeedSet, datetime | None], object]
+"""Called with each feed rendered and its newest entry's time, as its files are written."""
 
 
 def publish(site: Site, output_dir: Path, feeds: Iterable[FeedSet], total: int,
-            workers: int | None = None) -> list[str]:  # fmt: skip
+            workers: int | None = None, listed: Listener | None = None) -> list[str]:  # fmt: skip
     """Write every output file that changed; return the relative paths written.
     The first feed is the combined feed; `total` is the number of stored articles. `feeds`
     may be an iterator that reads each feed's entries as it is reached: a batch of feeds
@@ -377,24 +469,31 @@ def publish(site: Site, output_dir: Path, feeds: Iterable[FeedSet], total: int,
     sweep_temporaries(output_dir)
     listing: list[pages.Listed] = []
     headlines: list[Entry] = []
+    paged: set[str] = set()  # ids whose article page a job of this publish writes
     with _Writer(output_dir) as writer, _Renderer(site, workers) as render:
-        done: set[str] = set()
-        previous: Iterator[list[tuple[str, bytes]]] = iter(())
-        for batch, last in _batches(site, feeds, listing, headlines):
-            for feed in batch:
-                archived = (e for _, page in feed.archives for e in page)
-                for entry in (*feed.entries, *archived):
-                    if entry.article.link is None and entry.id not in done:
-                        done.add(entry.id)
-                        writer.put(page_path(entry.id), pages.article_page(site, entry))
-            rendering = render(batch, last)  # rendered while the batch before is written
-            for files in previous:
+
+        def write(rendered: Iterable[tuple[tuple[int, FeedSet], RenderedFeed]]) -> None:
+            for (place, feed), (files, newest) in rendered:
+                listing[place] = replace(listing[place], newest=newest)
+                if listed is not None:
+                    listed(feed, newest)
                 for rel, data in files:
                     writer.put(rel, data)
+
+        previous: Iterable[tuple[tuple[int, FeedSet], RenderedFeed]] = ()
+        for batch in _batches(site, feeds, listing, headlines):
+            jobs = []
+            for _, feed in batch:
+                ids = dict.fromkeys(itertools.chain(
+                    _ids(feed.entries), *(_ids(page) for _, page in feed.archives)))  # fmt: skip
+                fresh = [i for i in ids if i not in paged]
+                paged.update(fresh)
+                jobs.append(_Job(feed, None if len(fresh) == len(ids) else frozenset(fresh)))
+            # rendered while the batch before is written
+            rendering = zip(batch, render(jobs), strict=True)
+            write(previous)
             previous = rendering
-        for files in previous:
-            for rel, data in files:
-                writer.put(rel, data)
+        write(previous)
         writer.put("index.html", pages.index_page(site, listing, total, headlines))
         writer.put(pages.OPML, pages.opml(site, pages.for_readers(listing)))
         writer.put(pages.OPML_ALL, pages.opml(site, listing))
@@ -415,33 +514,35 @@ def publish(site: Site, output_dir: Path, feeds: Iterable[FeedSet], total: int,
 
 class _Writer:
     """write_atomic on a few threads (compare, write, fsync and rename wait on the disk, not
-    the CPU), a bounded batch at a time so rendered bytes never pile up in memory."""
+    the CPU), at most IN_FLIGHT files at a time so rendered bytes never pile up in memory;
+    `written` in the order the files were put."""
 
-    BATCH = 64
+    IN_FLIGHT = 64
 
     def __init__(self, output_dir: Path) -> None:
         self.output_dir = output_dir
         self.written: list[str] = []
         self.failed: list[tuple[str, PublishError]] = []
-        self._pending: list[tuple[str, bytes]] = []
+        self._pending: deque[tuple[str, Future[bool | PublishError]]] = deque()
         self._pool = ThreadPoolExecutor(8, "aggregator-write")
 
     def put(self, rel: str, data: bytes) -> None:
-        self._pending.append((rel, data))
-        if len(self._pending) >= self.BATCH:
-            self.flush()
+        self._pending.append((rel, self._pool.submit(self._write, self.output_dir / rel, data)))
+        while len(self._pending) > self.IN_FLIGHT:
+            self._collect()
 
-    def flush(self) -> None:
-        batch, self._pending = self._pending, []
-        for (rel, _), outcome in zip(batch, self._pool.map(self._write, batch), strict=True):
-            if isinstance(outcome, PublishError):
-                self.failed.append((rel, outcome))
-            elif outcome:
-                self.written.append(rel)
+    def _collect(self) -> None:
+        rel, future = self._pending.popleft()
+        outcome = future.result()
+        if isinstance(outcome, PublishError):
+            self.failed.append((rel, outcome))
+        elif outcome:
+            self.written.append(rel)
 
-    def _write(self, item: tuple[str, bytes]) -> bool | PublishError:
+    @staticmethod
+    def _write(path: Path, data: bytes) -> bool | PublishError:
         try:
-            return write_atomic(self.output_dir / item[0], item[1])
+            return write_atomic(path, data)
         except PublishError as e:
             return e
 
@@ -451,6 +552,7 @@ class _Writer:
     def __exit__(self, exc_type: object, *rest: object) -> None:
         try:
             if exc_type is None:
-                self.flush()
+                while self._pending:
+                    self._collect()
         finally:
             self._pool.shutdown(wait=True)

@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from aggregator.cluster import ClusterView, Node, beat_interval
+from aggregator.cluster import OPERATIONS, ClusterView, Node, beat_interval
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import AggregatorError, StoreError
 from aggregator.metrics import Metrics
@@ -67,6 +67,7 @@ RESTART_ONLY = (("host", "server.host"), ("port", "server.port"), ("state", "sta
                 ("output_dir", "output.dir"), ("log_level", "log_level"),
                 ("cluster", "cluster"))  # fmt: skip
 CLAIM_POLL = 1.0  # a node looks for due sources this often, and whenever capacity frees
+QUEUED_POLL = 0.1  # ...and this often while queued for a full host's next free slot
 PUBLISHER_POLL = 1.0  # a node tries for the publisher lock (or checks it holds it) this often
 # the publisher publishes other nodes' merges this often (longer than PUBLISH_QUIET, so the
 # debounce is not kept waiting by it)
@@ -163,6 +164,10 @@ class Scheduler:
         self._unfetched: set[str] = set()  # claimed, fetch not yet done
         self._cluster_tasks: list[asyncio.Task[None]] = []
         self.cluster_view: ClusterView | None = None
+        if node is not None:
+            for operation in OPERATIONS:  # shown at 0 from the start
+                self.metrics.cluster_failures.labels(operation)
+            node.failures.on_failure = lambda op: self.metrics.cluster_failures.labels(op).inc()
 
     # -- the worker thread ------------------------------------------------------------
     async def _on_worker(self, fn: Callable[..., T], *args: Any) -> T:
@@ -407,8 +412,9 @@ class Scheduler:
                 task.add_done_callback(self._running.discard)
             if claimed:
                 continue  # more may be due
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), CLAIM_POLL)
+            with contextlib.suppress(TimeoutError):  # queued: a slot is kept for it
+                await asyncio.wait_for(self._wake.wait(),
+                                       QUEUED_POLL if self.node.queued else CLAIM_POLL)  # fmt: skip
 
     async def _claimed_job(self, name: str) -> None:
         assert self.node is not None

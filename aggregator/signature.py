@@ -7,8 +7,9 @@ distinct 3-word shingles among the first SIGNATURE_WORDS words of title, spot an
 the SIGNATURE_SIZE smallest of their hashes (a bottom-k MinHash). Words are fold()'s: runs
 of letters and digits after NFKC and Turkish lower case, leading labels stripped. A word is
 hashed as a polynomial over its code points (mod 2^64), a shingle's hash is the high 32 bits
-of a mix of its three word hashes, all in numpy: a signature costs about what a record's
-match keys do (hashing each shingle from Python, as v1 did, cost four times as much).
+of a mix of its three word hashes, all in numpy, over many articles' texts at once
+(`signatures`: a feed's items, where they are parsed), which spreads numpy's per-call cost
+over them (hashing each shingle from Python, as v1 did, cost four times a lone v2 one).
 
 Format v1 (stores written before): the same layout without the version byte, over CRC-32s
 of the shingles' UTF-8. `is_current` tells them apart (a v1 signature is 4n bytes long, a v2
@@ -21,7 +22,7 @@ import bisect
 import html
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aggregator.model import Article
@@ -32,6 +33,7 @@ SIGNATURE_WORDS = 300  # words of title + spot + body a signature reads (a bound
 SIGNATURE_HTML = 20_000  # characters of the body's HTML read for them (the same bound)
 SIGNATURE_SIZE = 64  # bottom-k sketch: the k smallest shingle hashes
 MIN_SHINGLES = 8  # fewer says too little to call two texts the same article
+BATCH_POINTS = 1 << 18  # code points `signatures` reads in one pass (its tables: 4 MiB)
 
 _TAG = re.compile(r"<[^>]*>")
 _P = 0x100000001B3  # the polynomial's base (odd, so invertible mod 2^64)
@@ -41,34 +43,85 @@ _MIX = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0xFF51AFD7ED558CCD)  # odd 64-bi
 def signature(article: Article) -> bytes:
     """The article's signature; empty for a record dated when seen (GİRİŞ is no anchor
     for it)."""
-    if article.published_source == "seen":
-        return b""
+    return signatures((article,))[0]
+
+
+def signatures(articles: Sequence[Article]) -> list[bytes]:
+    """Each article's signature, in one numpy pass over all their texts joined by spaces
+    (a feed's items, a batch of records): a word never spans two texts, and a word's hash
+    does not depend on where it starts (see below), so each is the bytes `signature`
+    defines, at a fraction of the cost of a pass per article (numpy's per-call overhead is
+    most of a short text's). Texts are taken BATCH_POINTS code points at a time (a bound on
+    the tables and buffers)."""
+    out = [b""] * len(articles)
+    texts: list[str] = []
+    owners: list[int] = []
+    size = 0
+    for i, article in enumerate(articles):
+        if article.published_source == "seen":
+            continue
+        body = html.unescape(_TAG.sub(" ", article.content_html[:SIGNATURE_HTML]))
+        texts.append(fold_case(f"{article.title} {article.summary} {body}"))
+        owners.append(i)
+        size += len(texts[-1]) + 1
+        if size >= BATCH_POINTS:
+            _sketch(texts, owners, out)
+            texts, owners, size = [], [], 0
+    if texts:
+        _sketch(texts, owners, out)
+    return out
+
+
+def _sketch(texts: Sequence[str], owners: Sequence[int], out: list[bytes]) -> None:
+    """out[owners[t]] = the signature of folded text t."""
     import numpy as np  # here: a run that compares no texts never loads numpy
 
-    body = html.unescape(_TAG.sub(" ", article.content_html[:SIGNATURE_HTML]))
-    text = fold_case(f"{article.title} {article.summary} {body}")
-    points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    joined = " ".join(texts)
+    points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    begins = np.cumsum(lengths + 1) - (lengths + 1)  # where each text starts in `joined`
     table, powers, inverses, (a, b, m) = _tables(len(points))
     wordy = np.zeros(len(points) + 2, dtype=np.bool_)  # a non-word either side
-    if len(points) and points.max() > 0xFFFF:  # beyond the table (rare): Python says
-        wordy[1:-1] = [chr(p).isalnum() for p in points.tolist()]
-    else:
-        wordy[1:-1] = table[points]
+    wordy[1:-1] = table.take(points.astype(np.uint16))  # right below U+10000
+    beyond = np.flatnonzero(points > 0xFFFF)  # beyond the table (rare): Python says
+    if len(beyond):
+        wordy[beyond + 1] = [chr(p).isalnum() for p in points[beyond].tolist()]
     edges = np.flatnonzero(wordy[1:] != wordy[:-1])  # where each word starts, ends, ...
-    starts = edges[0 : 2 * SIGNATURE_WORDS : 2]
-    ends = edges[1 : 2 * SIGNATURE_WORDS : 2]
-    if len(starts) < 3:
-        return struct.pack("<BI", VERSION, 0)
-    prefix = np.zeros(int(ends[-1]) + 1, dtype=np.uint64)
-    np.cumsum(points[: ends[-1]] * powers[: ends[-1]], out=prefix[1:])
-    words = (prefix[ends] - prefix[starts]) * inverses[starts]  # each from its own start
-    x = (words[:-2] * a + words[1:-1]) * b + words[2:]
-    x ^= x >> np.uint64(31)
-    x *= m
-    hashes = np.sort((x >> np.uint64(32)).astype(np.uint32))  # a multiply's best-mixed bits
-    distinct = hashes[np.concatenate(([True], hashes[1:] != hashes[:-1]))]
-    head = struct.pack("<BI", VERSION, len(distinct))
-    return head + distinct[:SIGNATURE_SIZE].astype("<u4").tobytes()
+    starts, ends = edges[0::2], edges[1::2]
+    firsts = np.searchsorted(starts, begins)  # each text's first word
+    counts = np.diff(firsts, append=len(starts))
+    if len(counts) and counts.max() > SIGNATURE_WORDS:  # a long text: its first words only
+        nth = np.arange(len(starts)) - np.repeat(firsts, counts)
+        starts, ends = starts[nth < SIGNATURE_WORDS], ends[nth < SIGNATURE_WORDS]
+        counts = np.minimum(counts, SIGNATURE_WORDS)
+        firsts = np.cumsum(counts) - counts
+    keys = np.zeros(0, dtype=np.uint64)
+    if len(starts) >= 3:
+        last = int(ends[-1])
+        prefix = np.zeros(last + 1, dtype=np.uint64)
+        np.cumsum(points[:last] * powers[:last], out=prefix[1:])
+        # a word's polynomial from its own start, wherever it sits in `joined`
+        words = (prefix[ends] - prefix[starts]) * inverses[starts]
+        x = (words[:-2] * a + words[1:-1]) * b + words[2:]
+        x ^= x >> np.uint64(31)
+        x *= m
+        within = np.ones(len(x), dtype=np.bool_)  # three words of one text: not those
+        for back in (1, 2):  # ending in the next text's first word or the one after it
+            at = firsts[firsts >= back] - back
+            within[at[at < len(x)]] = False
+        shingles = np.repeat(np.arange(len(texts), dtype=np.uint64), np.maximum(counts - 2, 0))
+        keys = (shingles << np.uint64(32)) | (x[within] >> np.uint64(32))  # best-mixed bits
+        keys.sort()  # by text, then hash
+        if len(keys):  # (none: each text under three words)
+            keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # each distinct once
+    of_text = (keys >> np.uint64(32)).astype(np.int64)
+    firsts = np.searchsorted(of_text, np.arange(len(texts) + 1)).tolist()
+    hashes = (keys & np.uint64(0xFFFFFFFF)).astype("<u4").tobytes()
+    for t, owner in enumerate(owners):
+        lo, hi = firsts[t], firsts[t + 1]
+        out[owner] = (
+            struct.pack("<BI", VERSION, hi - lo) + hashes[4 * lo : 4 * min(hi, lo + SIGNATURE_SIZE)]
+        )
 
 
 def is_current(sig: bytes) -> bool:
@@ -104,22 +157,20 @@ def sampled(sigs: Iterable[bytes]) -> tuple[Any, Any]:
     have `similarity` 0 exactly: it counts the hashes the two have in common."""
     import numpy as np
 
-    parts: list[bytes] = []
-    tags: list[int] = []
-    owners: list[int] = []
-    sizes: list[int] = []
-    for i, sig in enumerate(sigs):
-        if len(sig) < 8:  # empty, or no hash
-            continue
-        skip = len(sig) % 4  # the version byte
-        if struct.unpack_from("<I", sig, skip)[0] >= MIN_SHINGLES:
-            parts.append(sig[skip + 4 :])
-            tags.append((len(sig) - 1) % 4)  # 0 for the current format
-            owners.append(i)
-            sizes.append((len(sig) - skip) // 4 - 1)
-    hashes = np.frombuffer(b"".join(parts), dtype="<u4").astype(np.uint64)
-    hashes |= np.repeat(np.array(tags, dtype=np.uint64) << np.uint64(32), sizes)
-    return hashes, np.repeat(np.array(owners, dtype=np.int64), sizes)
+    sigs = list(sigs)
+    given = [i for i, sig in enumerate(sigs) if len(sig) >= 8]  # not empty, nor hashless
+    # each without its version byte: whole little-endian uint32s, its count first
+    words = np.frombuffer(b"".join([sigs[i][len(sigs[i]) % 4 :] for i in given]), dtype="<u4")
+    lengths = np.fromiter((len(sigs[i]) for i in given), dtype=np.int64, count=len(given))
+    sizes = lengths // 4  # uint32s of each: its count, then its hashes
+    heads = np.cumsum(sizes) - sizes
+    of = np.repeat(np.arange(len(given)), sizes)  # the signature of each uint32
+    hashed = np.ones(len(words), dtype=np.bool_)
+    hashed[heads] = False
+    hashed &= (words[heads] >= MIN_SHINGLES)[of]
+    tags = ((lengths - 1) % 4).astype(np.uint64) << np.uint64(32)  # 0 for the current format
+    hashes = words[hashed].astype(np.uint64) | tags[of[hashed]]
+    return hashes, np.array(given, dtype=np.int64)[of[hashed]]
 
 
 _cached: list[Any] = []

@@ -1,15 +1,19 @@
 """The cluster's coordination on a real PostgreSQL server: claims never shared, leases that
 expire and are renewed (and outlast a renewal cut off or stalled), a holder that knows when
 it can no longer prove a lease (and can after a slow claim), host slots counted across
-nodes, the publisher lock passing on when its holder dies, nodes refusing a name in use, a
-server restart survived, and /healthz on the database's clock (and healthy on a node that
-failed to publish once it is no longer the publisher)."""
+nodes (and a node holding none of a full host's slots first in line for the next, for as
+long as it asks, without stalling others' claims elsewhere; added to an earlier version's
+tables without a deadlock), failures said at WARNING (once a minute, also when they flap)
+and counted, the publisher lock passing on when its holder dies, nodes
+refusing a name in use, a server restart survived, and /healthz on the database's clock
+(and healthy on a node that failed to publish once it is no longer the publisher)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -26,9 +30,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from aggregator import cluster
 from aggregator.cluster import (
     PUBLISHER_LOCK,
+    QUEUE_HOLD,
     Candidate,
+    Failures,
     Node,
     beat_interval,
     choose,
@@ -456,8 +463,113 @@ def test_host_slots_hold_across_nodes(pg_server: PgServer) -> None:
                       any(g.startswith("f") for g in got))  # fmt: skip
         done = next(g for g in holder.held if g.startswith("f"))
         await holder.fetched(done)  # merging now: not a request in flight any more
-        assert len(await nodes[2].claim(10)) == 1
+        # the freed slot is the first node's that found the host full (see the next test)
+        first_in_line = next(n for n in nodes if n.queued)
+        assert len(await first_in_line.claim(10)) == 1
         for n in nodes:
+            await n.leave()
+
+    asyncio.run(scenario())
+
+
+def test_a_node_that_found_a_host_full_gets_its_next_free_slot(pg_server: PgServer) -> None:
+    """Node a keeps a host's slots busy and claims again the moment one of its fetches
+    ends (as a node's claim loop does); b, polling, found the host full: the freed slot is
+    kept for b, so a busy node never starves another of a host for good. A place in line
+    not renewed (its node stopped asking) lapses after QUEUE_HOLD; one whose node left
+    goes with it."""
+    url = pg_server.database()
+    sources = [feed(f"f{i}") for i in range(12)]
+
+    async def scenario() -> None:
+        a = await joined(url, "a", sources, per_host=2)
+        b = await joined(url, "b", sources, per_host=2)
+        c = await joined(url, "c", sources, per_host=2)
+        first = await a.claim(4)
+        assert len(first) == 2
+        assert await b.claim(4) == [] and b.queued  # full: b is first in line
+        assert await c.claim(4) == [] and not c.queued  # (one node in line at a time)
+        await a.fetched(first[0])
+        assert await a.claim(4) == [] and not a.queued  # not a's to take again
+        assert await c.claim(4) == []  # nor c's: b found it full first
+        assert len(await b.claim(4)) == 1
+        await a.fetched(first[1])  # b had its turn: whoever asks next may take this one
+        assert len(await a.claim(4)) == 1
+        assert await c.claim(4) == [] and c.queued
+        await a.release(first[0], 3600.0)
+        await a.release(first[1], 3600.0)  # (its slot was free already)
+        for name in list(b.held):
+            await b.fetched(name)
+        await asyncio.sleep(QUEUE_HOLD + 0.2)  # c stopped asking: its place lapsed
+        assert len(got := await a.claim(1)) == 1
+        assert await c.claim(4) == [] and c.queued
+        await c.leave()  # and a node that leaves gives its place up at once
+        await a.fetched(got[0])
+        assert len(await a.claim(1)) == 1
+        for n in (a, b):
+            await n.leave()
+
+    asyncio.run(scenario())
+
+
+def turn(url: str, host: str) -> tuple[str | None, int, bool | None] | None:
+    """A host's turn in the database: (waiter, slots wanted, not yet lapsed)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("SELECT waiter, wanted, waiting_until > now() FROM cluster_hosts"
+                            " WHERE host = %s", (host,)).fetchone()  # fmt: skip
+
+
+def test_an_html_source_in_line_keeps_its_turn_while_only_some_slots_are_free(
+    pg_server: PgServer,
+) -> None:
+    """Node c's html source needs both slots of a host that a's feeds keep busy: c's turn
+    lasts while it asks, also once one slot frees (too few for it), so a never takes that
+    slot back, and c's source runs as soon as the other frees."""
+    url = pg_server.database()
+    feeds = [feed(f"f{i}", host="h.example") for i in range(6)]
+    site = SourceConfig(name="site", type="html", every=60.0, url="https://h.example/news/")
+
+    async def scenario() -> None:
+        a = await joined(url, "a", feeds, per_host=2)
+        c = await joined(url, "c", [site], per_host=2)
+        got = await a.claim(2)
+        assert len(got) == 2
+        assert await c.claim(4) == [] and c.queued
+        assert turn(url, "h.example") == ("c", 2, True)
+        await a.fetched(got[0])  # one slot free: c needs both
+        for _ in range(int(QUEUE_HOLD / 0.1) + 5):  # c asks as a queued node does
+            assert await c.claim(4) == [] and c.queued
+            await asyncio.sleep(0.1)
+        assert turn(url, "h.example") == ("c", 2, True)
+        assert await a.claim(1) == []  # the free slot is kept for c
+        await a.fetched(got[1])
+        assert await c.claim(4) == ["site"] and not c.queued
+        assert turn(url, "h.example") == (None, 0, None)  # c had its turn
+        for n in (a, c):
+            await n.leave()
+
+    asyncio.run(scenario())
+
+
+def test_slots_kept_for_a_turn_never_stop_another_nodes_claims_elsewhere(
+    pg_server: PgServer,
+) -> None:
+    """A host whose free slot is kept for node b's turn counts as full for every other node:
+    its due sources there do not fill d's claim, which takes the idle host's source."""
+    url = pg_server.database()
+    feeds = [feed(f"f{i}", host="h.example") for i in range(12)]
+
+    async def scenario() -> None:
+        a = await joined(url, "a", feeds, per_host=2)
+        b = await joined(url, "b", feeds, per_host=2)
+        d = await joined(url, "d", [*feeds, feed("x", host="x.example")], per_host=2)
+        got = await a.claim(4)
+        assert len(got) == 2
+        assert await b.claim(4) == [] and b.queued
+        await a.fetched(got[0])  # h.example: one slot in use, one kept for b
+        assert await d.claim(4) == ["x"] and not d.queued
+        assert len(await b.claim(4)) == 1
+        for n in (a, b, d):
             await n.leave()
 
     asyncio.run(scenario())
@@ -675,8 +787,10 @@ def test_two_scheduling_nodes_share_the_sources_and_never_fetch_one_twice(
                 await scheduler.start()
                 running.append(scheduler)
             await asyncio.sleep(9.0)
+            # stopped together: once the publisher left, the other would take the lock
+            # over and publish too (as it should), if it were still running
+            assert await asyncio.gather(*(s.stop() for s in running)) == [True, True]
             for scheduler in running:
-                assert await scheduler.stop()
                 assert isinstance(scheduler.client, WebClient)
                 scheduler.client.close()
             return running
@@ -737,12 +851,16 @@ def test_a_reload_on_a_node_runs_changed_and_added_sources_and_drops_removed_one
 
 
 def test_a_read_only_database_fails_calls_softly_and_the_node_recovers(
-    pg_server: PgServer,
+    pg_server: PgServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """After a failover to a read-only server, claims, beats and the publisher lock fail
-    as 'nothing now' (never an error that would end the node's loops); once the database
-    takes writes again, the node works as before."""
+    as 'nothing now' (never an error that would end the node's loops), each said once at
+    WARNING with the node, the operation and the error (not again within a minute) and
+    counted in /metrics; once the database takes writes again, the node works as before
+    and says so."""
     url = pg_server.database()
+    config = tmp_path / "config.yaml"
+    config.write_text("state: s.sqlite3\ncluster:\n  node: n\nsources: []\n", encoding="utf-8")
     dbname = url.rsplit("/", 1)[1]
 
     def read_only(on: bool) -> None:
@@ -754,13 +872,16 @@ def test_a_read_only_database_fails_calls_softly_and_the_node_recovers(
                 " WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,)
             )  # fmt: skip
 
-    async def scenario() -> None:
+    async def scenario() -> Scheduler:
         node = await joined(url, "n", [seeds("a")])
+        cfg = load_config(config)
+        scheduler = Scheduler(cfg, Store.open(cfg.state), node=node)  # (not started)
         read_only(True)
         try:
-            assert await node.claim(4) == []
-            assert await node.beat() is None
-            assert not await node.try_publisher()
+            for _ in range(2):
+                assert await node.claim(4) == []
+                assert await node.beat() is None
+                assert not await node.try_publisher()
         finally:
             read_only(False)
         for _ in range(3):  # the first use after the terminated session may still fail
@@ -768,7 +889,85 @@ def test_a_read_only_database_fails_calls_softly_and_the_node_recovers(
                 break
         assert node.held == {"a"}
         assert await node.beat() is not None
+        assert await node.try_publisher()
         await node.leave()
+        scheduler.store.close()
+        return scheduler
+
+    with caplog.at_level(logging.WARNING, logger="aggregator.cluster"):
+        scheduler = asyncio.run(scenario())
+    said = [r.getMessage() for r in caplog.records]
+    for operation in ("claim", "beat", "publisher_lock"):
+        failed = [m for m in said if m.startswith(f"cluster: node n: {operation} failed (")]
+        assert len(failed) == 1, said  # the second failure, a moment later: not again
+        # (the first use after the sessions were ended finds its connection gone)
+        assert re.search(r"\): cluster (transaction failed: cannot execute \w+ in a"
+                         r" read-only transaction|database unreachable: AdminShutdown)$",
+                         failed[0])  # fmt: skip
+        assert any(m.startswith(f"cluster: node n: {operation} works again after") for m in said)
+    metrics = scheduler.metrics.render().decode()
+    for operation in ("claim", "beat", "publisher_lock"):
+        counted = rf'^aggregator_cluster_failures_total{{operation="{operation}"}} [2-4]\.0$'
+        assert re.search(counted, metrics, re.M), metrics
+    assert 'aggregator_cluster_failures_total{operation="renew"} ' in metrics  # shown at 0
+
+
+def test_failures_between_successes_warn_once_a_minute(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim that fails every other try (a queued node claims ten times a second) is told
+    once and its recovery once, not at every flap; the next warning, a FAILURE_REPEAT
+    later, counts the failures not told."""
+    failures = Failures("n")
+    counted: list[str] = []
+    failures.on_failure = counted.append
+    with caplog.at_level(logging.WARNING, logger="aggregator.cluster"):
+        for _ in range(50):
+            failures.failed("claim", "canceling statement due to statement timeout")
+            failures.succeeded("claim")
+        monkeypatch.setattr(cluster, "FAILURE_REPEAT", 0.0)  # a minute later
+        failures.failed("claim", "canceling statement due to statement timeout")
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        "cluster: node n: claim failed (1 in a row over 0.0s): canceling statement due to"
+        " statement timeout",
+        "cluster: node n: claim works again after 1 failure over 0.0s",
+        "cluster: node n: claim failed (1 in a row over 0.0s; 49 more since the last"
+        " warning): canceling statement due to statement timeout",
+    ]
+    assert counted == ["claim"] * 51
+
+
+def test_a_node_of_this_version_joins_next_to_an_earlier_nodes_claim(
+    pg_server: PgServer,
+) -> None:
+    """Rolling upgrade: the columns of a host's turn are added to an earlier version's
+    `cluster_hosts` while an earlier node's claim holds a source row and then locks the
+    host rows (as that version's claim does); neither the claim nor the join is rolled
+    back as a deadlock, even when the join must update that source (its host changed)."""
+    url = pg_server.database()
+    sources = [feed(f"f{i}", host="h.example") for i in range(3)]
+    moved = [feed("f0", host="h2.example"), *sources[1:]]
+
+    async def scenario() -> None:
+        earlier = await joined(url, "earlier", sources)
+        await earlier.leave()
+        with psycopg.connect(url, autocommit=True) as conn:  # the earlier version's table
+            conn.execute("ALTER TABLE cluster_hosts DROP COLUMN waiter, DROP COLUMN wanted,"
+                         " DROP COLUMN waiting_until")  # fmt: skip
+        claim = await psycopg.AsyncConnection.connect(url)
+        try:
+            await claim.execute("SELECT 1 FROM cluster_sources WHERE source = 'f0' FOR UPDATE")
+            join = asyncio.create_task(joined(url, "b", moved, per_host=2))
+            await asyncio.sleep(0.5)  # the join waits for the claim's row
+            await claim.execute("SELECT host FROM cluster_hosts ORDER BY host FOR UPDATE")
+            await claim.commit()
+        finally:
+            await claim.close()
+        b = await asyncio.wait_for(join, 10.0)
+        assert turn(url, "h.example") == (None, 0, None)
+        assert sorted(await b.claim(4)) == ["f0", "f1", "f2"]
+        await b.leave()
 
     asyncio.run(scenario())
 

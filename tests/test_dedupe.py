@@ -296,6 +296,39 @@ def test_signature_is_the_bottom_k_of_the_first_words_shingles(words: list[str])
     assert dedupe.signature(a) == _signature_by_definition(a)
 
 
+_WORDS = st.sampled_from(["İzmir", "ısı", "Kar,", "kar", "“bugün”", "-", "AFAD", "&amp;", "yağış.",
+                          "12", "<b>", "</b>", "<i", ">", "son", "dakika", "SON DAKİKA |", "𝐀𝐁",
+                          "\U00020000", "😀", "\ud800", "ﬁ", "&", "", "ΑΣ"])  # fmt: skip
+_TEXTS = st.lists(_WORDS, max_size=40).map(" ".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(_TEXTS, _TEXTS, st.lists(_WORDS, max_size=500).map(" ".join),
+                          st.booleans()), max_size=12))  # fmt: skip
+def test_signatures_of_many_articles_at_once_are_each_ones_own(
+    texts: list[tuple[str, str, str, bool]],
+) -> None:
+    """A feed's or a batch's signatures are computed in one pass over all their texts: each
+    is the bytes of the format's definition (no word, shingle or cut-off of a long text
+    spills into a neighbour's), and a record dated when seen has none."""
+    articles = [art(title, summary=summary, content_html=f"<p>{body}",
+                    published_source="seen" if seen else "source")
+                for title, summary, body, seen in texts]  # fmt: skip
+    expected = [b"" if a.published_source == "seen" else _signature_by_definition(a)
+                for a in articles]  # fmt: skip
+    assert signature_module.signatures(articles) == expected
+    assert [dedupe.signature(a) for a in articles] == expected
+
+
+def test_signatures_of_more_text_than_one_pass_takes_are_each_ones_own() -> None:
+    rnd = random.Random(5)
+    words = ["kar", "yağış", "İzmir", "ısı", "AFAD", "uyardı", "yollar", "kapalı", "bugün"]
+    articles = [art(f"Başlık {i}", content_html=" ".join(rnd.choices(words, k=rnd.randrange(4000))))
+                for i in range(80)]  # fmt: skip
+    assert sum(len(a.content_html) for a in articles) > 2 * signature_module.BATCH_POINTS
+    assert signature_module.signatures(articles) == [_signature_by_definition(a) for a in articles]
+
+
 def _fold_by_definition(text: str) -> str:
     """fold() as stored match keys were made: NFKC, Turkish lower case, leading labels
     stripped, every run of non-word characters (re's \\W and "_") one space."""

@@ -10,6 +10,7 @@ The tests run in order on one cluster (module fixture): each leaves three nodes 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -17,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,33 @@ class Cluster:
     def articles(self) -> int:
         return int(self.sql("SELECT count(*) FROM articles")[0][0])
 
+    def story(self) -> str:
+        """What each node did, for a failure's message: runs logged, every warning and
+        error, and its last lines."""
+        parts = []
+        for node in self.nodes:
+            lines = node.logs().splitlines()
+            runs = sum(" new, " in line for line in lines)
+            alert = [line for line in lines if " WARNING " in line or " ERROR " in line]
+            state = "running" if node.proc.poll() is None else f"exit {node.proc.returncode}"
+            parts.append(f"--- {node.name} ({state}, {runs} runs logged); warnings and errors:\n"
+                         + "\n".join(alert[-30:]) + f"\n--- {node.name}'s last lines:\n"
+                         + "\n".join(lines[-15:]))  # fmt: skip
+        return "\n".join(parts)
+
+
+def told(test: Callable[..., None]) -> Callable[..., None]:
+    """A failed test's message tells what each node did (`Cluster.story`)."""
+
+    @functools.wraps(test)
+    def run(cluster: Cluster, *args: Any, **kwargs: Any) -> None:
+        try:
+            test(cluster, *args, **kwargs)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{cluster.story()}") from e
+
+    return run
+
 
 @pytest.fixture(scope="module")
 def cluster(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
@@ -152,6 +180,7 @@ def cluster(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> It
                     node.proc.wait()
 
 
+@told
 def test_no_feed_is_fetched_twice_in_an_interval(cluster: Cluster) -> None:
     farm = cluster.farm
     since = time.monotonic()
@@ -167,6 +196,7 @@ def test_no_feed_is_fetched_twice_in_an_interval(cluster: Cluster) -> None:
     assert farm.max_in_flight() <= PER_HOST
 
 
+@told
 def test_a_second_node_with_a_live_nodes_name_is_refused(cluster: Cluster) -> None:
     taken = cluster.running()[0]
     config = cluster.root / "same-name.yaml"
@@ -179,6 +209,7 @@ def test_a_second_node_with_a_live_nodes_name_is_refused(cluster: Cluster) -> No
     assert f"cluster.node: a node named '{taken.name}' is running" in done.stderr
 
 
+@told
 def test_status_and_healthz_show_the_nodes(cluster: Cluster) -> None:
     node = cluster.nodes[0]
     done = subprocess.run(
@@ -198,6 +229,7 @@ def test_status_and_healthz_show_the_nodes(cluster: Cluster) -> None:
         assert health.json()["node"] == n.name and health.json()["publisher"] == publisher
 
 
+@told
 def test_a_killed_nodes_sources_are_fetched_again_within_an_interval_plus_the_lease(
     cluster: Cluster,
 ) -> None:
@@ -222,6 +254,7 @@ def test_a_killed_nodes_sources_are_fetched_again_within_an_interval_plus_the_le
     cluster.start()
 
 
+@told
 def test_a_node_stopped_with_sigterm_hands_its_sources_back_at_once(cluster: Cluster) -> None:
     farm = cluster.farm
     publisher = cluster.publisher()
@@ -239,6 +272,7 @@ def test_a_node_stopped_with_sigterm_hands_its_sources_back_at_once(cluster: Clu
     cluster.start()
 
 
+@told
 def test_with_the_publisher_killed_the_feeds_are_still_updated_within_seconds(
     cluster: Cluster,
 ) -> None:
@@ -263,6 +297,7 @@ def test_with_the_publisher_killed_the_feeds_are_still_updated_within_seconds(
     cluster.start()
 
 
+@told
 def test_postgresql_restarted_under_running_nodes(cluster: Cluster, pg_server: PgServer) -> None:
     """The nodes reconnect, lose nothing (every item published since is stored and
     published) and never exit."""

@@ -151,3 +151,60 @@ def test_a_publish_of_many_feeds_read_as_it_goes_writes_what_each_feed_renders(
     assert [index.index(f'href="{f}"') for f in folders] == sorted(
         index.index(f'href="{f}"') for f in folders
     )
+
+
+def test_packed_entries_decode_where_read_and_pickle_as_their_rows() -> None:
+    import pickle
+
+    from aggregator.packed import PackedEntries
+    from aggregator.records import pack_record, utc_text
+
+    entry = seed_entry()
+    later = replace(entry.article, published=entry.article.published + timedelta(hours=1))
+    # a row's GİRİŞ (the earliest date any revision gave) dates the entry, in its own zone
+    rows = [(entry.id, utc_text(entry.article.published), pack_record(later))] * 3
+    packed = PackedEntries(rows)
+    assert packed.ids == [entry.id] * 3
+    assert list(packed) == [entry] * 3 and packed[1:] == [entry] * 2 and packed[0] == entry
+    assert packed[0].article.published.utcoffset() == entry.article.published.utcoffset()
+    data = pickle.dumps(packed)
+    assert len(data) < len(pickle.dumps(list(packed)))
+    assert list(pickle.loads(data)) == [entry] * 3
+
+
+def test_feeds_rendered_by_worker_processes_from_packed_rows_match_rendering_here(
+    tmp_path: Path,
+) -> None:
+    """Enough feeds for the render workers: their records are decoded there, each article
+    page is written once (by the first feed listing it), and every feed rendered is
+    listed with its newest time."""
+    from aggregator import pages
+    from aggregator.packed import PackedEntries
+    from aggregator.publish import POOL_FEEDS, render_feed
+    from aggregator.records import pack_record, utc_text
+
+    base = seed_entry()
+    rows = [
+        (f"urn:uuid:00000000-0000-5000-8000-{i:012d}",
+         utc_text(base.article.published - timedelta(minutes=i)),
+         pack_record(replace(base.article, title=f"Haber {i}",
+                             published=base.article.published - timedelta(minutes=i),
+                             link=None if i % 2 else f"http://haber.test/{i}")))
+        for i in range(30)
+    ]  # fmt: skip
+    feeds = [
+        FeedSet(folder="" if k == 0 else f"sources/s{k}/", title=f"s{k}", group="Kaynaklar",
+                entries=PackedEntries(rows[k % 10 : k % 10 + 15]))
+        for k in range(POOL_FEEDS + 10)
+    ]  # fmt: skip
+    listed: dict[str, datetime | None] = {}
+    publish(SITE, tmp_path, feeds, len(rows), workers=2,
+            listed=lambda feed, newest: listed.setdefault(feed.folder, newest))  # fmt: skip
+    for feed in feeds:
+        for rel, data in render_feed(SITE, feed):
+            assert (tmp_path / rel).read_bytes() == data, rel
+        assert listed[feed.folder] == max(e.article.updated for e in feed.entries)
+    linkless = {aid for aid, _, _ in rows[:25] if int(aid[-2:]) % 2}
+    assert {p.name for p in (tmp_path / "articles").iterdir()} == {
+        pages.page_path(i).removeprefix("articles/") for i in linkless
+    }

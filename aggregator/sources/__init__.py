@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from aggregator.dedupe import Candidate, candidate
 from aggregator.model import Article, Rejection, SourceState
 from aggregator.records import article_from_json, pack_record, unpack_record
+from aggregator.signature import signatures
 
 if TYPE_CHECKING:
     from aggregator.sources.fulltext import Page
@@ -22,9 +23,14 @@ Staged = tuple[Candidate, bytes]
 """A parsed record ready for the store: its de-duplication candidate and packed form."""
 
 
-def staged(articles: Iterable[Article]) -> tuple[Staged, ...]:
-    """Done where the parsing is (a worker process): the main process only stages."""
-    return tuple((candidate(-1, a), pack_record(a)) for a in articles)
+def staged(articles: Sequence[Article]) -> tuple[Staged, ...]:
+    """Done where the parsing is (a worker process): the main process only stages. Each
+    candidate carries its text signature, computed for all the articles at once (a merge
+    that compares them by text then needs no record decoded)."""
+    return tuple(
+        (candidate(-1, a)._replace(signature=s), pack_record(a))
+        for a, s in zip(articles, signatures(articles), strict=True)
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

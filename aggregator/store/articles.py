@@ -7,12 +7,13 @@ import heapq
 import itertools
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aggregator import dedupe
 from aggregator.dedupe import Candidate, article_id
 from aggregator.model import Article, Entry
+from aggregator.packed import PackedEntries, Row, entry_from_row
 from aggregator.records import (
     article_from_json,
     pack_record,
@@ -21,6 +22,7 @@ from aggregator.records import (
     utc_text,
 )
 from aggregator.signature import is_current as signature_is_current
+from aggregator.signature import signatures
 from aggregator.store.base import StoreBase
 from aggregator.store.db import Database
 from aggregator.store.schema import category_slugs
@@ -50,6 +52,12 @@ class ArticleStore(StoreBase):
         """Start staging; call inside `transaction()` so a crash leaves nothing half-merged."""
         with self._translate("staging"):
             self.db.execute("DELETE FROM revisions WHERE article_id IS NULL")
+            # the text signatures staged records came with (by revision id), for the merge
+            self.db.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS staged_signatures"
+                " (id INTEGER PRIMARY KEY, signature BLOB NOT NULL)"
+            )
+            self.db.execute("DELETE FROM staged_signatures")
             row = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM revisions").fetchone()
             self._stage_base = int(row[0]) + 1
             # An empty store (a first run over a big seed archive): a record is staged
@@ -61,9 +69,11 @@ class ArticleStore(StoreBase):
             self._any_expired = None  # another node may have expired articles since
 
     def stage(self, rows: Iterable[tuple[Candidate, bytes]], now: datetime) -> None:
-        """Park (candidate, packed record) rows until `merge` decides their article. Every
-        candidate staged must be in the clusters given to the next `merge`."""
+        """Park (candidate, packed record) rows until `merge` decides their article, with
+        the candidates' signatures when they carry one. Every candidate staged must be in
+        the clusters given to the next `merge`."""
         seen = utc_text(now)
+        rows = list(rows)
         with self._translate("staging"), dedupe.collector_paused():
             self.db.executemany(
                 "INSERT INTO revisions (id, article_id, content_hash, updated, origin, record,"
@@ -75,6 +85,11 @@ class ArticleStore(StoreBase):
                      c.content_hash, c.updated, c.origin, record, seen)
                     for c, record in rows
                 ),
+            )  # fmt: skip
+            self.db.executemany(
+                "INSERT INTO staged_signatures (id, signature) VALUES (?, ?)",
+                ((self._stage_base + c.ref, c.signature) for c, _ in rows
+                 if c.signature is not None),
             )  # fmt: skip
 
     def _founding_id(self, c: Candidate) -> str:
@@ -123,6 +138,7 @@ class ArticleStore(StoreBase):
             self._count_articles(counts.new - counts.merged)
             # repeats of a revision the article already has
             self.db.execute("DELETE FROM revisions WHERE article_id IS NULL")
+            self.db.execute("DELETE FROM staged_signatures")
             self._cold, self._founds = False, {}  # staged from now on: unowned until merged
             if counts.new or counts.updated or counts.merged:
                 self._mark_publish_pending()
@@ -234,37 +250,44 @@ class ArticleStore(StoreBase):
     def _signatures(
         self, clusters: Sequence[Sequence[Candidate]], peers: Sequence[tuple[dedupe.Node, ...]]
     ) -> dict[dedupe.Node, list[bytes]]:
-        """Text signatures of the peers: a cluster's from its staged records, a stored
-        article's from its column, computed (and kept) from its record when missing or made
-        by an older signature format."""
-        nodes = {n for pair in peers for n in pair}
+        """Text signatures of the peers: a cluster's staged with its records (computed from
+        a record staged without one), a stored article's from its column (computed, and
+        kept, when missing or made by an older signature format)."""
+        nodes = set(itertools.chain.from_iterable(peers))
         out: dict[dedupe.Node, list[bytes]] = {}
         staged = {self._stage_base + c.ref: i for i in nodes if isinstance(i, int)
                   for c in clusters[i]}  # fmt: skip
         refs = list(staged)
         for k in range(0, len(refs), 500):
             chunk = refs[k : k + 500]
-            for rid, record in self.db.execute(
-                f"SELECT id, record FROM revisions WHERE id IN ({', '.join('?' * len(chunk))})",
+            rows = self.db.execute(
+                "SELECT r.id, s.signature, CASE WHEN s.signature IS NULL THEN r.record END"
+                " FROM revisions r LEFT JOIN staged_signatures s ON s.id = r.id"
+                f" WHERE r.id IN ({', '.join('?' * len(chunk))})",
                 chunk,
-            ):
-                article = article_from_json(unpack_record(record))
-                out.setdefault(staged[rid], []).append(dedupe.signature(article))
+            ).fetchall()
+            made = iter(signatures([article_from_json(unpack_record(record))
+                                    for _, sig, record in rows if sig is None]))  # fmt: skip
+            for rid, sig, _ in rows:
+                out.setdefault(staged[rid], []).append(next(made) if sig is None else sig)
         stored_ids = [n for n in nodes if isinstance(n, str)]
         for k in range(0, len(stored_ids), 500):
             ids = stored_ids[k : k + 500]
-            missing = []
-            for aid, sig, record in self.db.execute(
+            rows = self.db.execute(
                 "SELECT a.id, a.signature, COALESCE(a.record, r.record) FROM articles a"
                 " JOIN revisions r ON r.article_id = a.id AND r.content_hash = a.content_hash"
                 f" WHERE a.id IN ({', '.join('?' * len(ids))})",
                 ids,
-            ):
-                if sig is None or not signature_is_current(sig):  # an older format
-                    sig = dedupe.signature(article_from_json(unpack_record(record)))
-                    missing.append((sig, aid))
+            ).fetchall()
+            made = iter(signatures([article_from_json(unpack_record(record))
+                                    for _, sig, record in rows if not _current(sig)]))  # fmt: skip
+            kept: list[tuple[bytes, str]] = []
+            for aid, sig, _ in rows:
+                if not _current(sig):  # missing, or an older format: made again, and kept
+                    sig = next(made)
+                    kept.append((sig, aid))
                 out[aid] = [sig]
-            self.db.executemany("UPDATE articles SET signature = ? WHERE id = ?", missing)
+            self.db.executemany("UPDATE articles SET signature = ? WHERE id = ?", kept)
         return out
 
     def _stored(self, ids: Sequence[str]) -> dict[str, dedupe.Stored]:
@@ -355,7 +378,7 @@ class ArticleStore(StoreBase):
         self.db.executemany(
             "INSERT INTO article_keys (match_key, article_id) VALUES (?, ?)"
             " ON CONFLICT DO NOTHING",
-            ((k, p.id) for p in plans for k in {k for c in p.members for k in c.keys}),
+            ((k, p.id) for p in plans for k in _keys_of(p.members)),
         )  # fmt: skip
         pairs = (
             (p.id, c) for p in plans  # in a cold run, not those staged under the id they found
@@ -408,7 +431,7 @@ class ArticleStore(StoreBase):
             counts.merged += 1
         self.db.executemany(
             "INSERT INTO article_keys (match_key, article_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            ((k, aid) for k in {k for c in plan.members for k in c.keys}),
+            ((k, aid) for k in _keys_of(plan.members)),
         )
         self._insert_revisions(((aid, c) for c in plan.members), seen)
         if plan.changed:
@@ -457,7 +480,7 @@ class ArticleStore(StoreBase):
         """The newest `limit` articles by GİRİŞ, newest first (ties by id, stable)."""
         with self._translate("reading articles"):
             rows = self.db.execute(_ENTRY_SELECT + " LIMIT ?", (limit,)).fetchall()
-        return [_entry(*r) for r in rows]
+        return [entry_from_row(*r) for r in rows]
 
     def revisions(self, aid: str) -> list[Article]:
         with self._translate("reading revisions"):
@@ -736,19 +759,21 @@ class ArticleStore(StoreBase):
                 "SELECT id, content_hash || COALESCE(fields, '') FROM articles"
                 " ORDER BY published, id")]  # fmt: skip
 
-    def entries_by_ids(self, ids: Sequence[str]) -> list[Entry]:
-        """These articles, in the order given."""
+    def entries_by_ids(self, ids: Sequence[str]) -> PackedEntries:
+        """These articles, in the order given, as stored: decoded where they are read."""
         with self._translate("reading articles"):
-            return self._entries_by_ids(ids)
+            return PackedEntries(self._rows_by_ids(ids))
 
     def _entries_by_ids(self, ids: Sequence[str]) -> list[Entry]:
-        got: dict[str, Entry] = {}
+        return [entry_from_row(*row) for row in self._rows_by_ids(ids)]
+
+    def _rows_by_ids(self, ids: Sequence[str]) -> list[Row]:
+        got: dict[str, Row] = {}
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
-            sql = _ENTRY_SELECT.replace(
-                " ORDER BY", f" WHERE a.id IN ({', '.join('?' * len(chunk))}) ORDER BY"
-            )
-            got.update((r[0], _entry(*r)) for r in self.db.execute(sql, chunk))
+            sql = _ENTRY_SELECT.partition(" ORDER BY")[0]  # put in order here
+            sql += f" WHERE a.id IN ({', '.join('?' * len(chunk))})"
+            got.update((r[0], (r[0], r[1], r[2])) for r in self.db.execute(sql, chunk))
         return [got[i] for i in ids if i in got]
 
     def publish_state(self, key: str) -> str | None:
@@ -850,19 +875,21 @@ _ENTRY_SELECT = (
 )
 
 
+def _keys_of(members: Sequence[Candidate]) -> Iterable[str]:
+    """The match keys of these revisions, each once (one revision's are distinct: one of
+    each kind)."""
+    return members[0].keys if len(members) == 1 else {k for c in members for k in c.keys}
+
+
+def _current(sig: bytes | None) -> bool:
+    return sig is not None and signature_is_current(sig)
+
+
 def _fields(column: str | None, content_hash: str) -> dedupe.Fields:
     """The stored `fields` column: None (every field from the one published revision)."""
     if column is None:
         return dedupe.Fields(*(content_hash,) * 6)
     return dedupe.Fields(*column.split(" "))
-
-
-def _entry(aid: str, published: str, record: bytes) -> Entry:
-    article = article_from_json(unpack_record(record))
-    earliest = parse_time(published).astimezone(article.published.tzinfo)
-    if earliest != article.published:
-        article = replace(article, published=earliest)
-    return Entry(id=aid, article=article)
 
 
 def _year_before(when: str) -> str:

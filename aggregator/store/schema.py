@@ -7,6 +7,7 @@ backend, never through a backend's own catalogue.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -197,8 +198,15 @@ def category_slugs(categories: Iterable[str]) -> list[tuple[str, str]]:
     for raw in list(categories)[:MAX_NAMES]:
         name = raw.lstrip("#").strip()[:MAX_NAME]
         if name:
-            out.setdefault(path_slug(name), name)
+            out.setdefault(_slug(name), name)
     return list(out.items())
+
+
+@functools.lru_cache(maxsize=4096)
+def _slug(name: str) -> str:
+    """path_slug, once per name: a feed's items share a few category names, and a cold
+    merge slugs every article's."""
+    return path_slug(name)
 
 
 def _backfill_categories(conn: Database, where: str = "") -> None:
