@@ -92,7 +92,7 @@ def staged_form(name: str, data: bytes) -> dict[str, Any]:
         )
     except ParseError as e:
         return {"error": str(e)}
-    candidates = [list(c) for c, _ in records]
+    candidates = [[v.hex() if isinstance(v, bytes) else v for v in c] for c, _ in records]
     return {
         "records": len(records),
         "candidates": _sha(json.dumps(candidates, ensure_ascii=False).encode()),
