@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from aggregator import dedupe, normalize
 from aggregator.errors import ParseError
 from aggregator.records import unpack_record
-from aggregator.sources import fastfeed
+from aggregator.sources import fastfeed, feed
 from aggregator.sources.web import _feed_records
 from tests.conftest import DATA, ISTANBUL
 
@@ -245,3 +245,30 @@ def test_printable_characters_are_neither_whitespace_nor_dropped() -> None:
     for c in map(chr, range(0x110000)):
         if c.isprintable() and c != " ":
             assert not c.isspace() and normalize.xml_safe(c) == c, hex(ord(c))
+
+
+def two(top: int) -> st.SearchStrategy[str]:
+    return st.integers(0, top).map("{:02d}".format)
+
+
+RFC822_DATES = st.builds(
+    "{}, {} {} {} {}:{}:{} {}{}{}".format,
+    st.sampled_from(["Fri", "Mon", "Sun"]), two(39),
+    st.sampled_from(["Jan", "Feb", "Jun", "Dec"]),
+    st.sampled_from(["2026", "1999", "9999", "1000", "0099"]),
+    two(29), two(69), two(69), st.sampled_from(["+", "-"]), two(30), two(99),
+)  # fmt: skip
+
+
+@settings(max_examples=int(os.environ.get("FASTFEED_EXAMPLES", "300")) * 3, deadline=None)
+@given(
+    RFC822_DATES
+    | st.sampled_from(["Fri, 09 Jan 2026 08:00:00 -0000", "Fri, 9 Jan 2026 08:00 +0300"])
+)
+def test_usual_rfc822_dates_are_read_as_email_utils_reads_them(raw: str) -> None:
+    assert feed.parse_time(raw, ISTANBUL) == feed._parse_time_general(raw, ISTANBUL)
+    assert str(feed.parse_time(raw, ISTANBUL)) == str(feed._parse_time_general(raw, ISTANBUL))
+
+
+def test_the_usual_rfc822_dates_skip_email_utils() -> None:
+    assert feed._rfc822("Fri, 09 Jan 2026 08:07:00 +0300") is not None

@@ -29,7 +29,7 @@ import re
 import xml.parsers.expat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
@@ -405,6 +405,34 @@ def parse_time(raw: str | None, tz: tzinfo) -> datetime | None:
     if not raw:
         return None
     raw = raw.strip()
+    when = _rfc822(raw)
+    return in_utc_range(when) if when is not None else _parse_time_general(raw, tz)
+
+
+# RFC 822 as nearly every feed writes it, read as email.utils reads it (the weekday is not
+# checked, `-0000` is its "zone unknown"); anything else takes the general path
+_RFC822 = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d\d) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+    r" ([1-9]\d{3}) (\d\d):(\d\d):(\d\d) ([+-]\d{4})"
+)
+_MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+
+
+def _rfc822(raw: str) -> datetime | None:
+    m = _RFC822.fullmatch(raw)
+    if m is None or m[7] == "-0000":
+        return None
+    day, month, year, hour, minute, second, zone = m.groups()
+    offset = abs(int(zone))
+    seconds = (offset // 100 * 3600 + offset % 100 * 60) * (-1 if zone[0] == "-" else 1)
+    try:
+        return datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second),
+                        tzinfo=timezone(timedelta(seconds=seconds)))  # fmt: skip
+    except ValueError:  # no such day or time, or a zone past a day: the general path says
+        return None
+
+
+def _parse_time_general(raw: str, tz: tzinfo) -> datetime | None:
     if re.match(r"^\d{4}-\d", raw):
         return parse_iso(raw, tz)
     try:
