@@ -22,6 +22,7 @@ import bisect
 import html
 import re
 import struct
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -174,25 +175,28 @@ def sampled(sigs: Iterable[bytes]) -> tuple[Any, Any]:
 
 
 _cached: list[Any] = []
+_cache_lock = threading.Lock()  # the daemon signs on its web loop's and store's threads
 
 
 def _tables(n: int) -> tuple[Any, Any, Any, tuple[Any, Any, Any]]:
     """str.isalnum of every code point below U+10000 (fold()'s word characters); _P**i
-    and its inverse mod 2^64 for i < n at least (grown as needed); the mixing constants."""
+    and its inverse mod 2^64 for i < n at least (grown as needed); the mixing constants.
+    Under a lock: a thread growing the tables must not hand another shorter ones."""
     import numpy as np
 
-    if not _cached:
-        table = np.array([chr(i).isalnum() for i in range(0x10000)], dtype=np.bool_)
-        _cached[:] = [table, (), (), tuple(np.uint64(k) for k in _MIX)]
-    if len(_cached[1]) < n:
-        size = max(n, 4096, 2 * len(_cached[1]))
-        powers = np.empty(size, dtype=np.uint64)
-        inverses = np.empty(size, dtype=np.uint64)
-        powers[0] = inverses[0] = 1
-        powers[1:] = _P
-        inverses[1:] = pow(_P, -1, 1 << 64)
-        np.cumprod(powers, out=powers)  # wraps mod 2^64, as wanted
-        np.cumprod(inverses, out=inverses)
-        _cached[1:3] = [powers, inverses]
-    table, powers, inverses, mix = _cached
+    with _cache_lock:
+        if not _cached:
+            table = np.array([chr(i).isalnum() for i in range(0x10000)], dtype=np.bool_)
+            _cached[:] = [table, (), (), tuple(np.uint64(k) for k in _MIX)]
+        if len(_cached[1]) < n:
+            size = max(n, 4096, 2 * len(_cached[1]))
+            powers = np.empty(size, dtype=np.uint64)
+            inverses = np.empty(size, dtype=np.uint64)
+            powers[0] = inverses[0] = 1
+            powers[1:] = _P
+            inverses[1:] = pow(_P, -1, 1 << 64)
+            np.cumprod(powers, out=powers)  # wraps mod 2^64, as wanted
+            np.cumprod(inverses, out=inverses)
+            _cached[1:3] = [powers, inverses]
+        table, powers, inverses, mix = _cached
     return table, powers, inverses, mix
