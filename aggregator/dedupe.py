@@ -46,7 +46,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from aggregator.model import Article
-from aggregator.normalize import canonical_url, fold, fold_each, html_to_text
+from aggregator.normalize import canonical_url, fold, fold_each, html_to_text, plain_host
 from aggregator.records import utc_text
 from aggregator.signature import sampled
 from aggregator.signature import signature as signature  # deciding's inputs, named here too
@@ -179,6 +179,14 @@ def site_host(url: str | None) -> str:
     return host[4:] if host.startswith("www.") else host
 
 
+def _link_host(link: str | None) -> str:
+    """site_host(link), without urllib for a plain URL (a feed item's usual link)."""
+    host = plain_host(link) if link else None
+    if host is None:
+        return site_host(link)
+    return host[4:] if host.startswith("www.") else host
+
+
 def candidate(ref: int, article: Article) -> Candidate:
     published = utc_text(article.published)
     body = len(article.content_html)
@@ -199,7 +207,7 @@ def candidate(ref: int, article: Article) -> Candidate:
         article.origin,
         article.categories,
         article.link is not None,
-        site_host(article.link),
+        _link_host(article.link),
         at,
         body,
         bool(article.authors),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import re
@@ -31,6 +32,14 @@ def xml_safe(text: str) -> str:
 def collapse(text: str) -> str:
     """Whitespace folded, and characters XML 1.0 cannot carry dropped: every source's text
     passes here, and one control character in a title would break every feed."""
+    # printable: no whitespace but " " and no character xml_safe drops (all are "Other" or
+    # "Separator" in Unicode): with no run of spaces and none at the ends, nothing to do
+    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text
+    return _collapsed(text)
+
+
+def _collapsed(text: str) -> str:
     return xml_safe(" ".join(text.split()))  # re's \s is str.isspace(): as \s+ -> " ", 5x faster
 
 
@@ -112,9 +121,28 @@ def _word_runs(t: str) -> str:
     return " ".join(words)
 
 
+# An absolute http(s) URL with a plain host, no port, user, parameters, query or fragment:
+# urllib would split and join it back as it is, so the URL functions below answer for it
+# without urllib (the usual feed link; tests/test_feed_records.py compares both ways).
+_PLAIN_URL = re.compile(r"(https?)://([A-Za-z0-9.-]+)(/[A-Za-z0-9._~%!$'()*+,=:@/-]*)?")
+
+
+def plain_host(url: str) -> str | None:
+    """The lower-case host of a plain URL (as urlsplit's hostname), None for any other."""
+    plain = _PLAIN_URL.fullmatch(url)
+    return plain[2].lower() if plain is not None else None
+
+
 def canonical_url(url: str) -> str:
     """One spelling per page: https, lower-case host, no default port, fragment,
     tracking parameters or trailing slash. A malformed URL stays as written."""
+    plain = _PLAIN_URL.fullmatch(url)
+    if plain is not None and "//" not in (path := plain[3] or "/"):
+        return f"https://{plain[2].lower()}{path.rstrip('/') if len(path) > 1 else path}"
+    return _canonical_url_parsed(url)
+
+
+def _canonical_url_parsed(url: str) -> str:
     try:
         parts = urlsplit(url.strip())
         port = parts.port if parts.port not in (None, 80, 443) else None
@@ -141,6 +169,13 @@ def canonical_url(url: str) -> str:
 def clean_link(url: str) -> str:
     """The link readers follow: as the site wrote it (scheme kept: http-only sites exist),
     without `user:pass@`, fragment or tracking parameters. Identity uses `canonical_url`."""
+    plain = _PLAIN_URL.fullmatch(url)
+    if plain is not None:
+        return url if plain[3] else url + "/"
+    return _clean_link_parsed(url)
+
+
+def _clean_link_parsed(url: str) -> str:
     try:
         parts = urlsplit(url.strip())
     except ValueError:
@@ -156,6 +191,22 @@ def clean_link(url: str) -> str:
 def absolute_url(base: str, link: str) -> str | None:
     """`link` resolved against `base`; None for anything but a well-formed http(s) URL
     (no file:, javascript:, `http://[oops/` or port 99999)."""
+    if _PLAIN_URL.fullmatch(link) is not None and _joinable(base):
+        return link  # urljoin keeps an absolute URL as it is
+    return _absolute_url_parsed(base, link)
+
+
+@functools.lru_cache(maxsize=256)
+def _joinable(base: str) -> bool:
+    """urljoin(base, ...) does not raise (a feed's or page's address: a few per run)."""
+    try:
+        urljoin(base, "x")
+    except ValueError:
+        return False
+    return True
+
+
+def _absolute_url_parsed(base: str, link: str) -> str | None:
     try:
         joined = urljoin(base, link.strip())
         parts = urlsplit(joined)
@@ -222,10 +273,51 @@ def flatten_deep(fragment: str) -> str:
     return "".join(pieces)
 
 
+# Markup that nh3 (html5ever's parse and serialization) gives back as it is: paragraphs at
+# the top, properly nested inline tags without attributes, and text with no character the
+# parser or serializer rewrites (`&`, `<`, `>`, NBSP, CR, NUL and what xml_safe drops). Most
+# feed descriptions are like this; they skip nh3's round trip (tests/test_feed_records.py
+# compares both ways on generated markup).
+_PLAIN_CHARS = "[^<>&\r\xa0\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"
+_INLINE_TAGS = "b|i|em|strong|u|s|small|code|sub|sup|span"
+# possessive: a long run of text before a character that fails must not backtrack
+_SIMPLE_MARKUP = re.compile(f"(?:{_PLAIN_CHARS}++|</?(?:p|{_INLINE_TAGS})>|<br>)*+")
+_SIMPLE_TAG = re.compile(r"<(/?)([a-z]+)>")
+_INLINE_TAG = re.compile(f"</?(?:{_INLINE_TAGS})>")
+_SIMPLE_DEPTH = 8  # far below MAX_DEPTH: flatten_deep leaves it as it is
+
+
+# a feed's descriptions are read as text (all items), then as bodies: a feed's worth kept
+@functools.lru_cache(maxsize=256)
+def _simple_markup(fragment: str) -> bool:
+    """True when nh3 would return `fragment` unchanged (see _SIMPLE_MARKUP): `<p>` only
+    outside any other element, every tag closed in order, `<br>` anywhere."""
+    if _SIMPLE_MARKUP.fullmatch(fragment) is None:
+        return False
+    open_tags: list[str] = []
+    for m in _SIMPLE_TAG.finditer(fragment):
+        closing, name = m.groups()
+        if closing:
+            if not open_tags or open_tags.pop() != name:
+                return False
+        elif name == "br":
+            continue
+        elif (name == "p" and open_tags) or len(open_tags) >= _SIMPLE_DEPTH:
+            return False
+        else:
+            open_tags.append(name)
+    return not open_tags
+
+
 def sanitize_html(fragment: str, base_url: str | None = None) -> str:
     """Untrusted HTML -> safe HTML: no script/style/iframe, handlers or javascript: URLs;
     relative links and images made absolute against `base_url`."""
+    if _simple_markup(fragment):
+        return fragment
+    return _sanitize_nh3(fragment, base_url)
 
+
+def _sanitize_nh3(fragment: str, base_url: str | None) -> str:
     def rewrite(element: str, attribute: str, value: str) -> str | None:
         if attribute not in ("href", "src"):
             return value
@@ -294,6 +386,13 @@ def plain_text(fragment: str) -> str:
     `x.`, not `x .` as with html_to_text), block tags as spaces."""
     if "<" not in fragment:
         return html_to_text(fragment)
+    if _simple_markup(fragment):  # what nh3 would keep of it: the text, blocks as spaces
+        spaced = fragment.replace("<p>", " ").replace("</p>", " ").replace("<br>", " ")
+        return " ".join(_INLINE_TAG.sub("", spaced).split())  # collapse: nothing to drop
+    return _plain_text_nh3(fragment)
+
+
+def _plain_text_nh3(fragment: str) -> str:
     spaced = _BLOCK_TAG.sub(" ", fragment)  # block tags gone: nesting left is inline only
     text: str = nh3.clean(flatten_deep(spaced), tags=set(), clean_content_tags={"script", "style"})
     return collapse(html.unescape(text))

@@ -2,7 +2,9 @@
 
 It returns what `feedparser.parse` returns for the parts `sources/feed.py` reads (entries'
 id, link(s), title and summary with their types, content, authors, tags, enclosures, media
-images and dates as strings and structs; the feed's language and ttl), so dates,
+images and dates as strings and structs; the feed's language and ttl), as plain dicts
+(FeedParserDict's item access maps keys onto others, slowly, and feed.py reads none of
+the aliased keys), so dates,
 sanitizing and ids stay one code path. It follows feedparser's own rules where they are
 odd (a permalink guid is resolved against xml:base, an Atom id is a link when there is no
 other, the first non-empty title wins, an RSS "text" that looks like HTML is HTML, a
@@ -85,6 +87,14 @@ _FEED_LEVEL = {"ttl", "language", "dc_language"}
 _CONTAINERS = {"item", "entry", "channel", "feed", "rss", "source", "image", "textinput"}
 
 
+class Unparsed(str):
+    """A date's text whose `*_parsed` struct feedparser would give: `parsed()` makes it, so
+    the feeds whose dates feed.py reads itself (nearly all) never pay for it."""
+
+    def parsed(self) -> Any:
+        return feedparser.datetimes._parse_date(str(self))
+
+
 class _Unsure(Exception):
     """This document is feedparser's to read."""
 
@@ -114,7 +124,7 @@ def _parser() -> etree.XMLParser:
     return parser
 
 
-def parse(data: bytes, url: str) -> FeedParserDict | None:
+def parse(data: bytes, url: str) -> dict[str, Any] | None:
     """The feedparser result for a UTF-8 RSS 2.0 / Atom 1.0 document at `url`, or None
     when feedparser must read it."""
     if not _switch["on"] or os.environ.get("AGGREGATOR_FASTFEED") == "0":
@@ -155,8 +165,8 @@ def _plain_document(data: bytes) -> bool:
     return True
 
 
-def _read(root: Any, url: str) -> FeedParserDict:
-    feed = FeedParserDict()
+def _read(root: Any, url: str) -> dict[str, Any]:
+    feed: dict[str, Any] = {}
     lang = _attr(root, "lang")
     if lang:
         feed["language"] = lang.replace("_", "-")
@@ -173,20 +183,20 @@ def _read(root: Any, url: str) -> FeedParserDict:
         channel, version, entry_key = root, "atom10", "entry"
     else:
         raise _Unsure
-    entries: list[FeedParserDict] = []
+    entries: list[dict[str, Any]] = []
     for child in channel:
         key = _key(child)
         if key == entry_key:
             entries.append(_Entry(version).read(child, base))
         else:
             _feed_element(child, key, feed, base)
-    return FeedParserDict(
+    return dict(
         feed=feed, entries=entries, bozo=False, version=version, encoding="utf-8",
         namespaces={},
     )  # fmt: skip
 
 
-def _feed_element(el: Any, key: str, feed: FeedParserDict, base: str) -> None:
+def _feed_element(el: Any, key: str, feed: dict[str, Any], base: str) -> None:
     """Only the feed's language, ttl, title and link are kept; anything that could reach
     entries (content state, nested entries, odd places for the kept fields) is unsure."""
     for sub in el.iter():
@@ -209,12 +219,12 @@ class _Entry:
 
     def __init__(self, version: str) -> None:
         self.rss = not version.startswith("atom")
-        self.d: dict[str, Any] = {}  # a FeedParserDict when done (its item access is slow)
+        self.d: dict[str, Any] = {}
         self.depths: dict[str, int] = {}
         self.title_depth = -1
         self.has_content = False
 
-    def read(self, el: Any, base: str) -> FeedParserDict:
+    def read(self, el: Any, base: str) -> dict[str, Any]:
         if any(name[0] == "{" and not name.startswith(_XML_NS) for name in el.attrib) or any(
             name.lower() in ("href", "lastmod") for name in el.attrib
         ):
@@ -222,7 +232,7 @@ class _Entry:
         base = _base(el, base)
         for child in el:
             self.visit(child, 1, base)
-        return FeedParserDict(self.d)
+        return self.d
 
     def visit(self, el: Any, depth: int, parent_base: str) -> None:
         key = _key(el)
@@ -251,7 +261,7 @@ class _Entry:
             name = _DATES[key]
             value = _text(_leaf(el))
             self.store(name, value, depth)
-            self.d[name + "_parsed"] = feedparser.datetimes._parse_date(value)
+            self.d[name + "_parsed"] = Unparsed(value)  # read only if feed.py needs it
         elif key in ("media_content", "media_group"):
             if key == "media_content":
                 self.d.setdefault("media_content", []).append(_attrs(el))
@@ -279,7 +289,7 @@ class _Entry:
             for child in el:
                 self.visit(child, depth + 1, base)
 
-    def store(self, key: str, value: str, depth: int, detail: FeedParserDict | None = None) -> None:
+    def store(self, key: str, value: str, depth: int, detail: dict[str, Any] | None = None) -> None:
         """feedparser keeps a field's shallowest occurrence, the last of equals; its
         `_detail` always follows the latest."""
         old = self.depths.get(key)
@@ -303,7 +313,7 @@ class _Entry:
                     raise _Unsure
                 self.title_depth = depth + 1
 
-    def pushed(self, el: Any, default_type: str, base: str) -> tuple[str, FeedParserDict]:
+    def pushed(self, el: Any, default_type: str, base: str) -> tuple[str, dict[str, Any]]:
         """An element read as text with a content type: (text, its parameters)."""
         kind = _MIXIN.map_content_type(_attr_lower(el, "type") or default_type)
         if el.get("mode") or not kind.startswith("text/") or el.get("src") is not None:
@@ -311,7 +321,7 @@ class _Entry:
         raw = _leaf(el).strip()
         if self.rss and kind == "text/plain" and _MIXIN.looks_like_html(raw):
             kind = "text/html"
-        return _text(raw), FeedParserDict(type=kind, base=base)
+        return _text(raw), {"type": kind, "base": base}
 
     def title(self, el: Any, key: str, depth: int, base: str) -> None:
         value, detail = self.pushed(el, "text/plain", base)
@@ -355,14 +365,14 @@ class _Entry:
         links = self.d.setdefault("links", [])
         if "href" in attrs:
             attrs["href"] = _urljoin(base, attrs["href"])
-            links.append(FeedParserDict(attrs))
+            links.append(attrs)
             if (
                 attrs["rel"] == "alternate"
                 and _MIXIN.map_content_type(attrs["type"]) in _HTML_TYPES
             ):
                 self.d["link"] = attrs["href"]
             return
-        links.append(FeedParserDict(attrs))
+        links.append(attrs)
         value = _text(_leaf(el), uri=base)
         value = re.sub("&([A-Za-z0-9_]+);", r"&\g<1>", value.replace("&amp;", "&"))
         self.d["link"] = value
@@ -372,7 +382,7 @@ class _Entry:
     def enclosure(self, el: Any, depth: int, base: str) -> None:
         attrs = _enforce_href(_attrs(el))
         attrs["rel"] = "enclosure"
-        self.d.setdefault("links", []).append(FeedParserDict(attrs))
+        self.d.setdefault("links", []).append(attrs)
         for child in el:
             self.visit(child, depth + 1, base)
 
@@ -549,8 +559,17 @@ _PLAIN_URL = re.compile(
 )
 
 
+# one relative path segment (a guid like `site3-7`): joined, it replaces the base's last
+# segment, so the join is the base's join with any segment, cut, plus this one
+_SEGMENT = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*\Z")
+
+
 def _urljoin(base: str, uri: str) -> str:
-    return uri if _PLAIN_URL.match(uri) else _joined(base, uri)
+    if _PLAIN_URL.match(uri):
+        return uri
+    if _SEGMENT.match(uri) and (folder := _joined(base, "x")).endswith("x"):
+        return folder[:-1] + uri
+    return _joined(base, uri)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -29,8 +29,8 @@ import re
 import xml.parsers.expat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, tzinfo
-from typing import Any
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 import feedparser
@@ -139,9 +139,9 @@ class FeedResult:
     ttl: float | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
-class _Item:
-    """One entry in a format-neutral shape, before dates and HTML are resolved."""
+class _Item(NamedTuple):
+    """One entry in a format-neutral shape, before dates and HTML are resolved (a tuple: one
+    per entry, built at a fraction of a frozen dataclass's cost)."""
 
     guid: str | None
     link: str | None
@@ -153,7 +153,7 @@ class _Item:
     image: str | None
     published: str | None
     updated: str | None
-    fallback_time: datetime | None
+    fallback_time: tuple[Any, Any]  # feedparser's published_parsed, updated_parsed (_struct_time)
     language: str
 
 
@@ -261,6 +261,12 @@ def _ttl(value: object) -> float | None:
     return float(text) * 60 if text.isdigit() and 0 < int(text) < 100000 else None
 
 
+def _fallback_time(parsed: tuple[Any, Any]) -> datetime | None:
+    """feedparser's reading of the published (else updated) date, made only when needed."""
+    published, updated = (p.parsed() if isinstance(p, fastfeed.Unparsed) else p for p in parsed)
+    return _struct_time(published or updated)
+
+
 def _struct_time(value: Any) -> datetime | None:
     try:
         if not value:
@@ -281,46 +287,50 @@ def _text_of(value: object, kind: str) -> str:
 
 
 def _from_feedparser(e: dict[str, Any], language: str) -> _Item:
-    title = _text_of(e.get("title"), (e.get("title_detail") or {}).get("type", "text/html"))
-    summary_raw = str(e.get("summary") or "")
-    summary_type = (e.get("summary_detail") or {}).get("type", "text/html")
+    # dict.get: feedparser's FeedParserDict.get maps some keys onto others (`updated` onto
+    # `published`), slowly; none of the keys read here is one of them but `updated`
+    get: Callable[..., Any] = dict.get
+    title = _text_of(get(e, "title"), get(get(e, "title_detail") or {}, "type", "text/html"))
+    summary_raw = str(get(e, "summary") or "")
+    summary_type = get(get(e, "summary_detail") or {}, "type", "text/html")
     content_html = ""
-    for c in e.get("content") or []:
-        value = str(c.get("value") or "")
-        if any(t in str(c.get("type", "")) for t in _HTML_TYPES):
+    for c in get(e, "content") or []:
+        value = str(get(c, "value") or "")
+        if any(t in str(get(c, "type", "")) for t in _HTML_TYPES):
             content_html = value
             break
         content_html = content_html or _paragraphs(value)
     if not content_html and "<" in summary_raw and "html" in summary_type:
         content_html = summary_raw
-    authors = [a.get("name", "") for a in e.get("authors") or [] if isinstance(a, Mapping)]
-    if not any(authors) and e.get("author"):
-        authors = [str(e.get("author"))]
-    categories = [t.get("term") or t.get("label") or "" for t in e.get("tags") or []]
+    authors = [get(a, "name", "") for a in get(e, "authors") or [] if isinstance(a, Mapping)]
+    if not any(authors) and get(e, "author"):
+        authors = [str(get(e, "author"))]
+    categories = [get(t, "term") or get(t, "label") or "" for t in get(e, "tags") or []]
     return _Item(
-        guid=_clean_id(e.get("id")),
-        link=_clean_id(e.get("link")),
+        guid=_clean_id(get(e, "id")),
+        link=_clean_id(get(e, "link")),
         title=title,
         summary=_text_of(summary_raw, summary_type),
         content_html=content_html,
         authors=_names(authors),
         categories=_names(categories),
         image=_image(e),
-        published=_clean_id(e.get("published") or e.get("created")),
-        updated=_clean_id(dict.get(e, "updated")),  # e.get() would map it to `published`
-        fallback_time=_struct_time(e.get("published_parsed") or dict.get(e, "updated_parsed")),
+        published=_clean_id(get(e, "published") or get(e, "created")),
+        updated=_clean_id(get(e, "updated")),
+        fallback_time=(get(e, "published_parsed"), get(e, "updated_parsed")),
         language=language,
     )
 
 
 def _image(e: Mapping[str, Any]) -> str | None:
+    get: Callable[..., Any] = dict.get
     for key in ("media_content", "media_thumbnail"):
-        for m in e.get(key) or []:
-            if m.get("url") and m.get("medium", "image") == "image":
+        for m in get(e, key) or []:
+            if get(m, "url") and get(m, "medium", "image") == "image":
                 return str(m["url"])
-    for link in e.get("links") or []:
-        if link.get("rel") == "enclosure" and str(link.get("type", "")).startswith("image/"):
-            return str(link.get("href") or "") or None
+    for link in get(e, "links") or []:
+        if get(link, "rel") == "enclosure" and str(get(link, "type", "")).startswith("image/"):
+            return str(get(link, "href") or "") or None
     return None
 
 
@@ -357,7 +367,7 @@ def _from_json(item: dict[str, Any], language: str) -> _Item:
         image=_clean_id(item.get("image") or item.get("banner_image")),
         published=_clean_id(item.get("date_published")),
         updated=_clean_id(item.get("date_modified")),
-        fallback_time=None,
+        fallback_time=(None, None),
         language=str(item.get("language") or language),
     )
 
@@ -395,6 +405,34 @@ def parse_time(raw: str | None, tz: tzinfo) -> datetime | None:
     if not raw:
         return None
     raw = raw.strip()
+    when = _rfc822(raw)
+    return in_utc_range(when) if when is not None else _parse_time_general(raw, tz)
+
+
+# RFC 822 as nearly every feed writes it, read as email.utils reads it (the weekday is not
+# checked, `-0000` is its "zone unknown"); anything else takes the general path
+_RFC822 = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d\d) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+    r" ([1-9]\d{3}) (\d\d):(\d\d):(\d\d) ([+-]\d{4})"
+)
+_MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+
+
+def _rfc822(raw: str) -> datetime | None:
+    m = _RFC822.fullmatch(raw)
+    if m is None or m[7] == "-0000":
+        return None
+    day, month, year, hour, minute, second, zone = m.groups()
+    offset = abs(int(zone))
+    seconds = (offset // 100 * 3600 + offset % 100 * 60) * (-1 if zone[0] == "-" else 1)
+    try:
+        return datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second),
+                        tzinfo=timezone(timedelta(seconds=seconds)))  # fmt: skip
+    except ValueError:  # no such day or time, or a zone past a day: the general path says
+        return None
+
+
+def _parse_time_general(raw: str, tz: tzinfo) -> datetime | None:
     if re.match(r"^\d{4}-\d", raw):
         return parse_iso(raw, tz)
     try:
@@ -461,7 +499,7 @@ def _times(
     """(published, updated, warnings): the believable dates of an entry, None where none.
     Our layouts, then feedparser's reading, then (slow, rare) other languages' names."""
     updated = parse_time(item.updated, tz) or _foreign(item.updated, tz, item.language)
-    published = parse_time(item.published, tz) or updated or item.fallback_time
+    published = parse_time(item.published, tz) or updated or _fallback_time(item.fallback_time)
     published = published or _foreign(item.published, tz, item.language)
     warnings: list[str] = []
     if now is not None:
@@ -499,9 +537,10 @@ def _hash_key(title: str, published: datetime | None) -> str:
 
 def _split_shared_guids(articles: list[Article]) -> tuple[Article, ...]:
     """Drop a guid that the feed gives to different items, so they stay apart."""
-    seen: dict[str, set[tuple[str | None, str]]] = {}
+    by_guid: dict[str, list[Article]] = {}
     for a in articles:
         if a.guid:
-            seen.setdefault(a.guid, set()).add((a.link, fold(a.title)))
-    shared = {g for g, variants in seen.items() if len(variants) > 1}
+            by_guid.setdefault(a.guid, []).append(a)
+    shared = {g for g, group in by_guid.items()  # a guid given once is not folded at all
+              if len(group) > 1 and len({(a.link, fold(a.title)) for a in group}) > 1}  # fmt: skip
     return tuple(replace(a, guid=None) if a.guid in shared else a for a in articles)
