@@ -8,6 +8,7 @@ Nothing here reads the clock: an empty feed is dated 1970-01-01, others by their
 
 from __future__ import annotations
 
+import functools
 import html
 import itertools
 import multiprocessing
@@ -339,7 +340,9 @@ def _live_writer(temp_name: str) -> bool:
 
 def render_feed(site: Site, feed: FeedSet) -> list[tuple[str, bytes]]:
     """(relative path, bytes) of one feed's Atom, RSS, JSON Feed and archive pages. Pure."""
-    return _render(site, _Job(feed, frozenset()))[0]
+    out: list[tuple[str, bytes]] = []
+    files, _ = _render(site, _Job(feed, frozenset()), lambda rel, data: out.append((rel, data)))
+    return out + files
 
 
 class _Job(NamedTuple):
@@ -350,28 +353,35 @@ class _Job(NamedTuple):
     pages: frozenset[str] | None
 
 
-RenderedFeed = tuple[list[tuple[str, bytes]], datetime | None]
+Put = Callable[[str, bytes], object]
+"""Takes one rendered file (relative path, bytes) to write."""
 
 
-def _render(site: Site, job: _Job) -> RenderedFeed:
-    """A job's files (article pages first) and its feed's newest time. Each entry is
-    decoded and worked out once, for every format and page it goes into."""
+def _render(site: Site, job: _Job, put: Put) -> tuple[list[tuple[str, bytes]], datetime | None]:
+    """A job's feed files (Atom, RSS, JSON Feed) and its feed's newest time. Its article
+    pages and archive pages (as many as the store holds on a full rebuild) go to `put` one
+    at a time as they are rendered, an archive page's entries decoded only for it, so a
+    job holds a bounded number of files whatever its feed holds. Each entry is decoded and
+    worked out once, for every format and page it goes into."""
     feed, f = job.feed, job.feed.folder
-    out: list[tuple[str, bytes]] = []
-    entries = list(feed.entries)  # entries the store hands over packed are decoded here
-    archives = [(n, list(page)) for n, page in feed.archives]
     paged: set[str] = set()
-    for entry in itertools.chain(entries, *(page for _, page in archives)):
-        if (
-            entry.article.link is None
-            and entry.id not in paged
-            and (job.pages is None or entry.id in job.pages)
-        ):
-            paged.add(entry.id)
-            out.append((page_path(entry.id), pages.article_page(site, entry)))
-    links: list[tuple[str, str]] = []
+
+    def article_pages(entries: list[Entry]) -> None:
+        for entry in entries:
+            if (
+                entry.article.link is None
+                and entry.id not in paged
+                and (job.pages is None or entry.id in job.pages)
+            ):
+                paged.add(entry.id)
+                put(page_path(entry.id), pages.article_page(site, entry))
+
+    entries = list(feed.entries)  # entries the store hands over packed are decoded here
+    article_pages(entries)
     count = feed.archive_count
-    for n, page in archives:
+    for n, packed in feed.archives:
+        page = list(packed)
+        article_pages(page)
         name = f"{f}archive/{n}.xml"
         nav = [("current", site.url + f + "atom.xml")]
         if n > 1:
@@ -379,15 +389,41 @@ def _render(site: Site, job: _Job) -> RenderedFeed:
         if n < count:
             nav.append(("next-archive", f"{site.url}{f}archive/{n + 1}.xml"))
         stamp = newest(page)
-        out.append((name, _atom(site, _items(site, page), stamp, name, feed.title, nav, True)))
+        put(name, _atom(site, _items(site, page), stamp, name, feed.title, nav, True))
+    links: list[tuple[str, str]] = []
     if count:
         links.append(("prev-archive", f"{site.url}{f}archive/{count}.xml"))
     items = _items(site, entries)
     stamp = newest(entries)
     atom, rss = _atom_and_rss(site, items, stamp, f, feed.title, links)
-    out += [(f + "atom.xml", atom), (f + "rss.xml", rss)]
-    out.append((f + "feed.json", _json_feed(site, items, f + "feed.json", feed.title)))
-    return out, stamp
+    files = [(f + "atom.xml", atom), (f + "rss.xml", rss)]
+    files.append((f + "feed.json", _json_feed(site, items, f + "feed.json", feed.title)))
+    return files, stamp
+
+
+Outcome = bool | PublishError
+"""What writing one file came to: written, already held those bytes, or the error."""
+
+
+class RenderedFeed(NamedTuple):
+    """A rendered job: the files a render worker wrote itself (article and archive pages)
+    with their outcomes, the feed files to write, the feed's newest time."""
+
+    written: list[tuple[str, Outcome]]
+    files: list[tuple[str, bytes]]
+    newest: datetime | None
+
+
+WORKER_IN_FLIGHT = 16  # files a render worker has rendered and not yet written, at most
+
+
+def _render_apart(site: Site, output_dir: Path, job: _Job) -> RenderedFeed:
+    """_render in a worker process: its article and archive pages written there as they
+    are rendered, only the three feed files sent back (bytes pickled back to the main
+    process would pile up there: up to two batches of jobs are in flight)."""
+    with _Writer(output_dir, WORKER_IN_FLIGHT) as writer:
+        files, stamp = _render(site, job, writer.put)
+    return RenderedFeed(writer.outcomes, files, stamp)
 
 
 INDEX_HEADLINES = 15  # newest articles listed on index.html, above the feeds
@@ -398,24 +434,28 @@ RENDER_BATCH = 32  # feeds rendered at a time: only these hold their entries in 
 class _Renderer:
     """Renders feeds in batches as they come; many feeds (one per source and category) use
     every core, in worker processes started only once a publish has had POOL_FEEDS to
-    render (the batches before are rendered here, the first while the workers start)."""
+    render (the batches before are rendered here, the first while the workers start).
+    Article and archive pages go straight to `writer` here, and are written by the worker
+    that renders them there."""
 
-    def __init__(self, site: Site, workers: int | None = None) -> None:
+    def __init__(self, site: Site, writer: _Writer, workers: int | None = None) -> None:
         self.site = site
+        self.writer = writer
         self.workers = workers or os.cpu_count() or 1
         self._pool: ProcessPoolExecutor | None = None
         self._feeds = 0  # feeds this publish has had to render so far
 
     def __call__(self, jobs: Sequence[_Job]) -> Iterator[RenderedFeed]:
-        """Each job's files and newest time, in order (lazily, when from the pool)."""
+        """Each job's files and newest time, in order (lazily)."""
         workers = self.workers
         self._feeds += len(jobs)
         if self._pool is None and (workers < 2 or self._feeds < POOL_FEEDS):
-            return (_render(self.site, job) for job in jobs)
+            return (RenderedFeed([], *_render(self.site, job, self.writer.put)) for job in jobs)
         if self._pool is None:
             context = multiprocessing.get_context("forkserver")
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-        return self._pool.map(_render, itertools.repeat(self.site), jobs, chunksize=8)
+        apart = functools.partial(_render_apart, self.site, self.writer.output_dir)
+        return self._pool.map(apart, jobs, chunksize=8)
 
     def __enter__(self) -> _Renderer:
         return self
@@ -470,13 +510,15 @@ def publish(site: Site, output_dir: Path, feeds: Iterable[FeedSet], total: int,
     listing: list[pages.Listed] = []
     headlines: list[Entry] = []
     paged: set[str] = set()  # ids whose article page a job of this publish writes
-    with _Writer(output_dir) as writer, _Renderer(site, workers) as render:
+    with _Writer(output_dir) as writer, _Renderer(site, writer, workers) as render:
 
         def write(rendered: Iterable[tuple[tuple[int, FeedSet], RenderedFeed]]) -> None:
-            for (place, feed), (files, newest) in rendered:
+            for (place, feed), (done, files, newest) in rendered:
                 listing[place] = replace(listing[place], newest=newest)
                 if listed is not None:
                     listed(feed, newest)
+                for rel, outcome in done:
+                    writer.record(rel, outcome)
                 for rel, data in files:
                     writer.put(rel, data)
 
@@ -514,33 +556,43 @@ def publish(site: Site, output_dir: Path, feeds: Iterable[FeedSet], total: int,
 
 class _Writer:
     """write_atomic on a few threads (compare, write, fsync and rename wait on the disk, not
-    the CPU), at most IN_FLIGHT files at a time so rendered bytes never pile up in memory;
-    `written` in the order the files were put."""
+    the CPU), at most `in_flight` files at a time so rendered bytes never pile up in memory;
+    `outcomes` (and `written`) in the order the files were put."""
 
     IN_FLIGHT = 64
 
-    def __init__(self, output_dir: Path) -> None:
+    def __init__(self, output_dir: Path, in_flight: int = IN_FLIGHT) -> None:
         self.output_dir = output_dir
-        self.written: list[str] = []
-        self.failed: list[tuple[str, PublishError]] = []
-        self._pending: deque[tuple[str, Future[bool | PublishError]]] = deque()
+        self.in_flight = in_flight
+        self.outcomes: list[tuple[str, Outcome]] = []
+        self._pending: deque[tuple[str, Future[Outcome]]] = deque()
         self._pool = ThreadPoolExecutor(8, "aggregator-write")
 
     def put(self, rel: str, data: bytes) -> None:
         self._pending.append((rel, self._pool.submit(self._write, self.output_dir / rel, data)))
-        while len(self._pending) > self.IN_FLIGHT:
+        while len(self._pending) > self.in_flight:
             self._collect()
+
+    def record(self, rel: str, outcome: Outcome) -> None:
+        """A file written elsewhere (by a render worker), in its place among those put."""
+        done: Future[Outcome] = Future()
+        done.set_result(outcome)
+        self._pending.append((rel, done))
+
+    @property
+    def written(self) -> list[str]:
+        return [rel for rel, outcome in self.outcomes if outcome is True]
+
+    @property
+    def failed(self) -> list[tuple[str, PublishError]]:
+        return [(rel, e) for rel, e in self.outcomes if isinstance(e, PublishError)]
 
     def _collect(self) -> None:
         rel, future = self._pending.popleft()
-        outcome = future.result()
-        if isinstance(outcome, PublishError):
-            self.failed.append((rel, outcome))
-        elif outcome:
-            self.written.append(rel)
+        self.outcomes.append((rel, future.result()))
 
     @staticmethod
-    def _write(path: Path, data: bytes) -> bool | PublishError:
+    def _write(path: Path, data: bytes) -> Outcome:
         try:
             return write_atomic(path, data)
         except PublishError as e:

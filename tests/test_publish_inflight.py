@@ -1,0 +1,108 @@
+"""A publish holds a bounded number of rendered files, however many article pages and archive
+pages a feed (the combined feed on a full rebuild with output.archive) or the store holds:
+rendered files wait only in the writer's queue (64), not in a render job's result."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from aggregator import pages
+from aggregator import publish as P
+from aggregator.model import Entry
+from aggregator.publish import FeedSet, publish
+from tests.test_publish import SITE, seed_entry
+
+
+def _linkless(n: int, start: int = 0) -> list[Entry]:
+    base = seed_entry()
+    return [
+        Entry(id=f"urn:uuid:00000000-0000-5000-8000-{i:012d}",
+              article=replace(base.article, link=None, title=f"Haber {i}",
+                              published=base.article.published - timedelta(minutes=i)))
+        for i in range(start, start + n)
+    ]  # fmt: skip
+
+
+def test_pages_rendered_in_process_wait_only_in_the_writers_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """workers=1 (the daemon's publisher): 600 article pages and 11 archive pages of the
+    combined feed are never all held at once."""
+    entries = _linkless(600)
+    held, most = 0, 0
+    real_page, real_atom, real_write = pages.article_page, P._atom, P.write_atomic
+
+    def page(*args: object) -> bytes:
+        nonlocal held, most
+        held += 1
+        most = max(most, held)
+        return real_page(*args)  # type: ignore[arg-type]
+
+    def atom(*args: object) -> bytes:
+        nonlocal held, most
+        if args[-1]:  # an archive page
+            held += 1
+            most = max(most, held)
+        return real_atom(*args)  # type: ignore[arg-type]
+
+    def write(path: Path, data: bytes) -> bool:
+        nonlocal held
+        if path.parent.name in ("articles", "archive"):
+            held -= 1
+        return real_write(path, data)
+
+    monkeypatch.setattr(pages, "article_page", page)
+    monkeypatch.setattr(P, "_atom", atom)
+    monkeypatch.setattr(P, "write_atomic", write)
+    archives = [(k + 1, entries[50 + k * 50 : 100 + k * 50]) for k in range(11)]
+    feed = FeedSet(folder="", title=SITE.title, group="", entries=entries[:50],
+                   archive_count=11, archives=archives)  # fmt: skip
+    written = publish(SITE, tmp_path, [feed], 600, workers=1)
+    assert len(list((tmp_path / "articles").glob("*.html"))) == 600
+    assert len([w for w in written if w.startswith("archive/")]) == 11
+    assert held == 0 and most <= P._Writer.IN_FLIGHT + 2, most
+
+
+def test_a_render_worker_writes_its_pages_and_sends_back_only_the_feed_files(
+    tmp_path: Path,
+) -> None:
+    """A job as the render workers run it: the combined feed's 600 article pages and 11
+    archive pages are written there as they are rendered; only its three feed files come
+    back (with every page's outcome, in order)."""
+    entries = _linkless(600)
+    archives = [(k + 1, entries[50 + k * 50 : 100 + k * 50]) for k in range(11)]
+    feed = FeedSet(folder="", title=SITE.title, group="", entries=entries[:50],
+                   archive_count=11, archives=archives)  # fmt: skip
+    done = P._render_apart(SITE, tmp_path, P._Job(feed, None))
+    assert [rel for rel, _ in done.files] == ["atom.xml", "rss.xml", "feed.json"]
+    assert [rel for rel, outcome in done.written if outcome is True] == [
+        *(pages.page_path(e.id) for e in entries[:50]),
+        *(rel for n, page in archives
+          for rel in (*(pages.page_path(e.id) for e in page), f"archive/{n}.xml")),
+    ]  # fmt: skip
+    rendered = dict(P.render_feed(SITE, feed))
+    assert [rendered[rel] for rel, _ in done.files] == [data for _, data in done.files]
+    for n, _ in archives:
+        assert (tmp_path / f"archive/{n}.xml").read_bytes() == rendered[f"archive/{n}.xml"]
+    assert (tmp_path / pages.page_path(entries[599].id)).read_bytes() == pages.article_page(
+        SITE, entries[599]
+    )
+
+
+def test_feeds_rendered_by_workers_write_their_own_article_pages(tmp_path: Path) -> None:
+    """Feeds past the first POOL_FEEDS are rendered by worker processes, each with
+    link-less articles no earlier feed lists: every page is written, once, with the bytes
+    rendering here gives, and the publish names each once."""
+    entries = _linkless(5 * (P.POOL_FEEDS + 16))
+    feeds = [FeedSet(folder="" if k == 0 else f"sources/s{k}/", title=f"s{k}", group="",
+                     entries=entries[5 * k : 5 * k + 5])
+             for k in range(P.POOL_FEEDS + 16)]  # fmt: skip
+    written = publish(SITE, tmp_path, feeds, len(entries), workers=2)
+    assert len(written) == len(set(written)) == len(entries) + 3 * len(feeds) + 4
+    for entry in entries[-5 * 16 :]:
+        page = tmp_path / pages.page_path(entry.id)
+        assert page.read_bytes() == pages.article_page(SITE, entry)
