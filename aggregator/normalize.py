@@ -287,12 +287,26 @@ _INLINE_TAG = re.compile(f"</?(?:{_INLINE_TAGS})>")
 _SIMPLE_DEPTH = 8  # far below MAX_DEPTH: flatten_deep leaves it as it is
 
 
-# a feed's descriptions are read as text (all items), then as bodies: a feed's worth kept
-@functools.lru_cache(maxsize=256)
+_SIMPLE_CACHED = 16_384  # characters: longer fragments are checked every time, not kept
+
+
 def _simple_markup(fragment: str) -> bool:
     """True when nh3 would return `fragment` unchanged (see _SIMPLE_MARKUP): `<p>` only
     outside any other element, every tag closed in order, `<br>` anywhere."""
-    if _SIMPLE_MARKUP.fullmatch(fragment) is None:
+    if len(fragment) > _SIMPLE_CACHED:
+        return _simple_markup_checked(fragment)
+    return _simple_markup_cached(fragment)
+
+
+# a feed's descriptions are read as text (all items), then as bodies: a feed's worth kept
+@functools.lru_cache(maxsize=256)
+def _simple_markup_cached(fragment: str) -> bool:
+    return _simple_markup_checked(fragment)
+
+
+def _simple_markup_checked(fragment: str) -> bool:
+    # html5ever drops a U+FEFF (a byte order mark pasted in) only as the first character
+    if fragment.startswith("\ufeff") or _SIMPLE_MARKUP.fullmatch(fragment) is None:
         return False
     open_tags: list[str] = []
     for m in _SIMPLE_TAG.finditer(fragment):

@@ -168,6 +168,19 @@ def test_markup_nh3_would_keep_is_kept_and_read_as_nh3_reads_it(
         assert normalize.plain_text(fragment) == normalize._plain_text_nh3(fragment)
 
 
+@pytest.mark.parametrize("fragment", [
+    "\ufeff", "\ufeff<p>x</p>", "\ufeff<b>x</b>", "\ufeffx", "x\ufeff", "<p>\ufeffx</p>",
+    "a" * 20_000 + "<b>b</b>", "\ufeff" + "a" * 20_000,
+])  # fmt: skip
+def test_a_leading_byte_order_mark_and_long_text_are_read_as_nh3_reads_them(
+    fragment: str,
+) -> None:
+    """html5ever drops U+FEFF as the first character only (a BOM pasted from a CMS)."""
+    assert normalize.sanitize_html(fragment) == normalize._sanitize_nh3(fragment, None)
+    if "<" in fragment:  # text without markup is read by html_to_text, as it always was
+        assert normalize.plain_text(fragment) == normalize._plain_text_nh3(fragment)
+
+
 def test_the_usual_descriptions_skip_nh3() -> None:
     """Not a vacuous equality: paragraphs with bold words are not sent through nh3."""
     for fragment in ("<p>a <b>kısa</b> b.</p><p>c</p>", "x <i>y</i><br>z", "<p>a</p>\n<p>b</p>"):
@@ -267,6 +280,15 @@ RFC822_DATES = st.builds(
 )
 def test_usual_rfc822_dates_are_read_as_email_utils_reads_them(raw: str) -> None:
     assert feed.parse_time(raw, ISTANBUL) == feed._parse_time_general(raw, ISTANBUL)
+    assert str(feed.parse_time(raw, ISTANBUL)) == str(feed._parse_time_general(raw, ISTANBUL))
+
+
+@pytest.mark.parametrize("raw", [
+    "Fri, 09 Jan 2026 08:07:00 -\u0660\u0660\u0660\u0660",
+    "Fri, \u0660\u0669 Jan 2026 08:07:00 +0300",
+])  # fmt: skip
+def test_rfc822_dates_in_other_digits_are_read_as_email_utils_reads_them(raw: str) -> None:
+    assert feed._rfc822(raw) is None  # not the shortcut's
     assert str(feed.parse_time(raw, ISTANBUL)) == str(feed._parse_time_general(raw, ISTANBUL))
 
 

@@ -413,7 +413,8 @@ def parse_time(raw: str | None, tz: tzinfo) -> datetime | None:
 # checked, `-0000` is its "zone unknown"); anything else takes the general path
 _RFC822 = re.compile(
     r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d\d) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
-    r" ([1-9]\d{3}) (\d\d):(\d\d):(\d\d) ([+-]\d{4})"
+    r" ([1-9]\d{3}) (\d\d):(\d\d):(\d\d) ([+-]\d{4})",
+    re.ASCII,  # digits 0-9 only: "-٠٠٠٠" must not pass for a zone email.utils calls unknown
 )
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
 
