@@ -12,9 +12,11 @@ import functools
 import html
 import itertools
 import multiprocessing
+import multiprocessing.connection
 import os
 import re
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -426,6 +428,22 @@ def _render_apart(site: Site, output_dir: Path, job: _Job) -> RenderedFeed:
     return RenderedFeed(writer.outcomes, files, stamp)
 
 
+def _end_with_publisher() -> None:
+    """Render-worker start: the worker exits the moment the publishing process is gone
+    (killed mid-publish), where it would go on writing the article pages of its jobs over
+    those a later publish has written meanwhile. Its parent is the forkserver, so no
+    parent-death signal would tell; the process that asked for it is its `parent_process`."""
+    publisher = multiprocessing.parent_process()
+    if publisher is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([publisher.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="aggregator-publisher-watch", daemon=True).start()
+
+
 INDEX_HEADLINES = 15  # newest articles listed on index.html, above the feeds
 POOL_FEEDS = 64  # fewer feeds than this: rendering in this process beats starting workers
 RENDER_BATCH = 32  # feeds rendered at a time: only these hold their entries in memory
@@ -453,7 +471,8 @@ class _Renderer:
             return (RenderedFeed([], *_render(self.site, job, self.writer.put)) for job in jobs)
         if self._pool is None:
             context = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                             initializer=_end_with_publisher)  # fmt: skip
         apart = functools.partial(_render_apart, self.site, self.writer.output_dir)
         return self._pool.map(apart, jobs, chunksize=8)
 

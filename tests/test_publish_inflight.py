@@ -106,3 +106,84 @@ def test_feeds_rendered_by_workers_write_their_own_article_pages(tmp_path: Path)
     for entry in entries[-5 * 16 :]:
         page = tmp_path / pages.page_path(entry.id)
         assert page.read_bytes() == pages.article_page(SITE, entry)
+
+
+_KILLED_PUBLISHER = """
+import sys
+from pathlib import Path
+from aggregator.publish import FeedSet, publish
+from tests.test_publish import SITE
+from tests.test_publish_inflight import _linkless
+
+small, big = _linkless(64), _linkless(8 * 1500, start=100_000)
+feeds = [FeedSet(folder="" if k == 0 else f"sources/s{k}/", title=f"s{k}", group="",
+                 entries=small[k : k + 1]) for k in range(64)]
+feeds += [FeedSet(folder=f"sources/b{k}/", title=f"b{k}", group="",
+                  entries=big[1500 * k : 1500 * (k + 1)]) for k in range(8)]
+publish(SITE, Path(sys.argv[1]), feeds, 10, workers=2)
+"""
+
+
+def _descendants(pid: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, todo = set(), [pid]
+    while todo:
+        parent = todo.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_render_workers_stop_writing_when_the_publishing_process_is_killed(
+    tmp_path: Path,
+) -> None:
+    """A publisher killed with -9 mid-publish (OOM killer, kill -9): its render workers go
+    with it, rather than finishing their jobs' article pages over what a publish started
+    after it writes (the store's lock is free the moment the publisher dies)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_PUBLISHER, str(out)],
+                            cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            workers = _descendants(proc.pid)  # the forkserver and its render workers
+            if len(workers) >= 3 and len(list(out.glob("articles/*.html"))) > 1000:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None and len(workers) >= 3, "the publish ended before workers"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(p) for p in workers):
+            time.sleep(0.05)
+        assert not [p for p in workers if _alive(p)], "render workers outlived their publisher"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for p in workers:  # orphans of a failed run: reparented, so known only from before
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
