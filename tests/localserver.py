@@ -165,17 +165,21 @@ class _Server(uvicorn.Server):
 
 
 @contextmanager
-def serve_in_thread(app: App | None = None, *, fixtures: bool = True) -> Iterator[App]:
-    """Run `app` on 127.0.0.1 with a free port until the block ends; `app.base` is its URL."""
+def serve_in_thread(
+    app: App | None = None, *, fixtures: bool = True, tls: tuple[str, str] | None = None
+) -> Iterator[App]:
+    """Run `app` on 127.0.0.1 with a free port until the block ends; `app.base` is its URL.
+    `tls`: (certificate file, key file) to serve https."""
     app = app or App()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    app.base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    app.base = f"{'https' if tls else 'http'}://127.0.0.1:{sock.getsockname()[1]}"
     if fixtures:
         install_fixture_routes(app)
     config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
-                            ws="none", timeout_keep_alive=30)  # fmt: skip
+                            ws="none", timeout_keep_alive=30, ssl_certfile=tls and tls[0],
+                            ssl_keyfile=tls and tls[1])  # fmt: skip
     server = _Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -6,12 +6,14 @@ import gzip
 import itertools
 import logging
 import socketserver
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -64,6 +66,26 @@ def test_answers_without_a_body_keep_the_connection_for_the_next_request(server:
         assert get(fresh, server.base + "/moved").status == 200
     peers = [q.peer for q in server.requests if q.path in ("/etag.xml", "/moved", "/rss.xml")]
     assert len(peers[-5:]) == 5 and len(set(peers[-5:])) == 1, peers[-5:]
+
+
+def test_https_connections_are_kept_and_their_304s_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over TLS too (the streams the client wraps after the handshake), a kept connection
+    serves the next requests, and an unchanged feed answers 304 on it."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts this server only
+    with serve_in_thread(tls=(str(cert), str(key))) as app, WebClient() as fresh:
+        first = get(fresh, app.base + "/etag.xml")
+        assert first.status == 200 and first.body
+        assert get(fresh, app.base + "/etag.xml", etag=first.etag or "").not_modified
+        assert get(fresh, app.base + "/rss.xml").body.startswith(b"<?xml")
+        peers = [q.peer for q in app.requests]
+    assert len(peers) == 3 and len(set(peers)) == 1, peers
 
 
 # -- a raw server, for answers uvicorn would never send ------------------------------------
