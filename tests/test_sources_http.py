@@ -88,6 +88,40 @@ def test_https_connections_are_kept_and_their_304s_read(
     assert len(peers) == 3 and len(set(peers)) == 1, peers
 
 
+def test_a_proxy_named_by_the_environment_carries_the_fetches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTP_PROXY is honoured as httpx honours it (a site behind an outbound proxy): the
+    fetch goes to the proxy, with the absolute URL, not to the unreachable origin."""
+    body = b"<?xml version='1.0'?><rss version='2.0'><channel><title>p</title></channel></rss>"
+    asked: list[bytes] = []
+
+    class Proxy(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            data = b""
+            while b"\r\n\r\n" not in data and (chunk := self.request.recv(4096)):
+                data += chunk
+            asked.append(data.split(b"\r\n", 1)[0])
+            self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+                                 b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                                 % (len(body), body))  # fmt: skip
+
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Proxy) as proxy:
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        unreachable = socketserver.TCPServer(("127.0.0.1", 0), Proxy)
+        origin = f"http://127.0.0.1:{unreachable.server_address[1]}/feed.xml"
+        unreachable.server_close()  # nothing listens there
+        for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY",
+                     "https_proxy", "http_proxy"):  # fmt: skip
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+        with WebClient() as fresh:
+            r = get(fresh, origin)
+        proxy.shutdown()
+    assert r.status == 200 and r.body == body
+    assert asked == [f"GET {origin} HTTP/1.1".encode()]
+
+
 # -- a raw server, for answers uvicorn would never send ------------------------------------
 Script = Callable[[int, int], tuple[bytes, bool] | None]
 """(connection number, request number on it) -> (answer, close after it); None: the

@@ -462,14 +462,16 @@ class _Backend(httpcore.AsyncNetworkBackend):
         await self._backend.sleep(seconds)
 
 
-def _transport(tls: Any, limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
-    """The transport httpx.AsyncClient would make itself, on `_Backend` (httpx takes no
-    backend: it is set on its pool; should a later httpx lack that pool, its own stays)."""
-    transport = httpx.AsyncHTTPTransport(verify=tls, limits=limits)
-    pool = getattr(transport, "_pool", None)
-    if isinstance(pool, httpcore.AsyncConnectionPool) and hasattr(pool, "_network_backend"):
-        pool._network_backend = _Backend()
-    return transport
+def _on_backend(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """`client` with its connection pools (the direct one and those of the proxies the
+    environment names: HTTP(S)_PROXY, ALL_PROXY) on `_Backend`. httpx takes no backend, so
+    it is set on each pool; should a later httpx lack them, its own stays."""
+    mounts: Any = getattr(client, "_mounts", {})
+    for transport in (getattr(client, "_transport", None), *mounts.values()):
+        pool = getattr(transport, "_pool", None)
+        if isinstance(pool, httpcore.AsyncConnectionPool) and hasattr(pool, "_network_backend"):
+            pool._network_backend = _Backend()
+    return client
 
 
 @dataclass
@@ -521,11 +523,14 @@ class WebClient:
         tls = httpx.create_ssl_context()  # one for all: each costs 20-30 ms to load
         return [
             _Slot(
-                httpx.AsyncClient(
-                    headers=headers,
-                    timeout=timeout,
-                    follow_redirects=False,
-                    transport=_transport(tls, limits),
+                _on_backend(
+                    httpx.AsyncClient(
+                        headers=headers,
+                        timeout=timeout,
+                        limits=limits,
+                        follow_redirects=False,
+                        verify=tls,
+                    )
                 ),
                 asyncio.Semaphore(s.per_client),
             )
