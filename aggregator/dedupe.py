@@ -170,21 +170,17 @@ def _key(kind: str, text: str) -> str:
 
 def site_host(url: str | None) -> str:
     """The host naming a site: lower case, without `www.`."""
-    if not url:
-        return ""
+    host = (plain_host(url) or _hostname(url)) if url else ""
+    return host[4:] if host.startswith("www.") else host
+
+
+def _hostname(url: str) -> str:
+    """urllib's reading of the host (plain_host answers alike for a feed item's usual link,
+    without urllib)."""
     try:
-        host = (urlsplit(url.strip()).hostname or "").lower()
+        return (urlsplit(url.strip()).hostname or "").lower()
     except ValueError:
         return ""
-    return host[4:] if host.startswith("www.") else host
-
-
-def _link_host(link: str | None) -> str:
-    """site_host(link), without urllib for a plain URL (a feed item's usual link)."""
-    host = plain_host(link) if link else None
-    if host is None:
-        return site_host(link)
-    return host[4:] if host.startswith("www.") else host
 
 
 def candidate(ref: int, article: Article) -> Candidate:
@@ -207,7 +203,7 @@ def candidate(ref: int, article: Article) -> Candidate:
         article.origin,
         article.categories,
         article.link is not None,
-        _link_host(article.link),
+        site_host(article.link),
         at,
         body,
         bool(article.authors),
