@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from aggregator import dedupe
+from aggregator import dedupe, peers
 from aggregator.dedupe import Candidate, article_id
 from aggregator.model import Article, Entry
 from aggregator.packed import PackedEntries, Row, entry_from_row
@@ -152,27 +152,26 @@ class ArticleStore(StoreBase):
             return []
         warm = self.db.execute("SELECT 1 FROM article_keys LIMIT 1").fetchone() is not None
         matches = self._key_matches(clusters) if warm else {}
-        peers = dedupe.anchor_peers(clusters)
+        groups = dedupe.anchor_groups(clusters)
         if warm:
-            peers += self._stored_peers(clusters, matches)
+            groups += self._stored_peers(clusters, matches)
         aliases = self._aliases()
-        if not matches and not peers:  # nothing stored or alike: each cluster is new
+        if not matches and not groups:  # nothing stored or alike: each cluster is new
             plans = [dedupe.plan(g, (), aliases, self._founds) for g in clusters]
             plans = dedupe.distinct_ids(plans, (), aliases)
             return self._survivors(plans, aliases, seen) if aliases else plans
-        signatures = self._signatures(clusters, peers) if peers else {}
-        peers = dedupe.sharing(peers, signatures)  # the only pairs that can be alike
+        signatures = self._signatures(clusters, groups) if groups else {}
+        # the pairs of one article by text (a stored peer sharing a key is joined by it)
+        alike = [p for p in peers.alike(groups, signatures) if not _shares_key(p, matches)]
         # every stored article a cluster could join (by a key, or by text): their guids decide
         near = {sid for ids in matches.values() for sid in ids}
-        near |= {b for a, b in peers if isinstance(b, str) and b not in near
-                 and dedupe.similar(signatures.get(a, ()), signatures.get(b, ()))}  # fmt: skip
+        near |= {b for _, b in alike if isinstance(b, str)}
         stored = self._stored(sorted(near)) if near else {}
         held = dedupe.held_guids(clusters, stored)
-        groups = dedupe.join(len(clusters), matches, peers, signatures, held)
         plans = [
             dedupe.plan([c for i in members for c in clusters[i]], [stored[s] for s in ids],
                         aliases, self._founds, seen=seen)
-            for members, ids in groups
+            for members, ids in dedupe.join(len(clusters), matches, alike, held)
         ]  # fmt: skip
         plans = dedupe.distinct_ids(plans, stored, aliases)
         return self._survivors(plans, aliases, seen) if aliases else plans
@@ -217,9 +216,11 @@ class ArticleStore(StoreBase):
 
     def _stored_peers(
         self, clusters: Sequence[Sequence[Candidate]], matches: dict[int, set[str]]
-    ) -> list[tuple[dedupe.Node, dedupe.Node]]:
-        """(cluster, stored id) pairs sharing a GİRİŞ anchor and no key: compared by text.
-        At most dedupe.MAX_PEERS stored articles per anchor."""
+    ) -> list[peers.Group]:
+        """The clusters and stored articles sharing a GİRİŞ anchor (at most dedupe.MAX_PEERS
+        of each), as `peers` groups (every cluster with every stored article): compared by
+        text, but for pairs sharing a key. A node in none but such pairs is left out (a
+        stored article's missing signature is made, and kept, only when compared)."""
         anchors: dict[str, list[int]] = {}
         for i, g in enumerate(clusters):
             for a in {c.anchor for c in g if c.anchor}:
@@ -244,17 +245,23 @@ class ArticleStore(StoreBase):
             if len(ids) < dedupe.MAX_PEERS:
                 ids.append(aid)
         self.db.execute("DELETE FROM batch_anchors")
-        return [(i, aid) for a, ids in near.items() for i in anchors[a][: dedupe.MAX_PEERS]
-                for aid in ids if aid not in matches.get(i, ())]  # fmt: skip
+        groups: list[peers.Group] = []
+        for a, ids in near.items():
+            mine = anchors[a][: dedupe.MAX_PEERS]
+            ids = [s for s in ids if any(s not in matches.get(i, ()) for i in mine)]
+            mine = [i for i in mine if any(s not in matches.get(i, ()) for s in ids)]
+            if mine:
+                groups.append((mine, ids))
+        return groups
 
     def _signatures(
-        self, clusters: Sequence[Sequence[Candidate]], peers: Sequence[tuple[dedupe.Node, ...]]
-    ) -> dict[dedupe.Node, list[bytes]]:
+        self, clusters: Sequence[Sequence[Candidate]], groups: Sequence[peers.Group]
+    ) -> dict[peers.Node, list[bytes]]:
         """Text signatures of the peers: a cluster's staged with its records (computed from
         a record staged without one), a stored article's from its column (computed, and
         kept, when missing or made by an older signature format)."""
-        nodes = set(itertools.chain.from_iterable(peers))
-        out: dict[dedupe.Node, list[bytes]] = {}
+        nodes = {n for nodes, others in groups for n in itertools.chain(nodes, others)}
+        out: dict[peers.Node, list[bytes]] = {}
         staged = {self._stage_base + c.ref: i for i in nodes if isinstance(i, int)
                   for c in clusters[i]}  # fmt: skip
         refs = list(staged)
@@ -879,6 +886,11 @@ def _keys_of(members: Sequence[Candidate]) -> Iterable[str]:
     """The match keys of these revisions, each once (one revision's are distinct: one of
     each kind)."""
     return members[0].keys if len(members) == 1 else {k for c in members for k in c.keys}
+
+
+def _shares_key(pair: tuple[peers.Node, peers.Node], matches: dict[int, set[str]]) -> bool:
+    a, b = pair
+    return isinstance(a, int) and isinstance(b, str) and b in matches.get(a, ())
 
 
 def _current(sig: bytes | None) -> bool:
