@@ -167,12 +167,16 @@ class ArticleStore(StoreBase):
         near = {sid for ids in matches.values() for sid in ids}
         near |= {b for _, b in alike if isinstance(b, str)}
         stored = self._stored(sorted(near)) if near else {}
-        held = dedupe.held_guids(clusters, stored)
-        plans = [
-            dedupe.plan([c for i in members for c in clusters[i]], [stored[s] for s in ids],
-                        aliases, self._founds, seen=seen)
-            for members, ids in dedupe.join(len(clusters), matches, alike, held)
-        ]  # fmt: skip
+        if matches or alike:
+            held = dedupe.held_guids(clusters, stored)
+            joined = dedupe.join(len(clusters), matches, alike, held)
+            plans = [
+                dedupe.plan([c for i in members for c in clusters[i]], [stored[s] for s in ids],
+                            aliases, self._founds, seen=seen)
+                for members, ids in joined
+            ]  # fmt: skip
+        else:  # nothing joins: each cluster is its own new article
+            plans = [dedupe.plan(g, (), aliases, self._founds) for g in clusters]
         plans = dedupe.distinct_ids(plans, stored, aliases)
         return self._survivors(plans, aliases, seen) if aliases else plans
 
