@@ -52,12 +52,9 @@ class ArticleStore(StoreBase):
         """Start staging; call inside `transaction()` so a crash leaves nothing half-merged."""
         with self._translate("staging"):
             self.db.execute("DELETE FROM revisions WHERE article_id IS NULL")
-            # the text signatures staged records came with (by revision id), for the merge
-            self.db.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS staged_signatures"
-                " (id INTEGER PRIMARY KEY, signature BLOB NOT NULL)"
-            )
-            self.db.execute("DELETE FROM staged_signatures")
+            # the text signatures staged records came with (by revision id), for the merge:
+            # kept as they came (the harvests that brought them held them until staged)
+            self._staged_signatures: dict[int, bytes] = {}
             row = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM revisions").fetchone()
             self._stage_base = int(row[0]) + 1
             # An empty store (a first run over a big seed archive): a record is staged
@@ -86,11 +83,9 @@ class ArticleStore(StoreBase):
                     for c, record in rows
                 ),
             )  # fmt: skip
-            self.db.executemany(
-                "INSERT INTO staged_signatures (id, signature) VALUES (?, ?)",
-                ((self._stage_base + c.ref, c.signature) for c, _ in rows
-                 if c.signature is not None),
-            )  # fmt: skip
+            self._staged_signatures.update(
+                (self._stage_base + c.ref, c.signature) for c, _ in rows if c.signature is not None
+            )
 
     def _founding_id(self, c: Candidate) -> str:
         aid = self._founds.get(c.keys[0])
@@ -138,7 +133,7 @@ class ArticleStore(StoreBase):
             self._count_articles(counts.new - counts.merged)
             # repeats of a revision the article already has
             self.db.execute("DELETE FROM revisions WHERE article_id IS NULL")
-            self.db.execute("DELETE FROM staged_signatures")
+            self._staged_signatures = {}
             self._cold, self._founds = False, {}  # staged from now on: unowned until merged
             if counts.new or counts.updated or counts.merged:
                 self._mark_publish_pending()
@@ -268,19 +263,29 @@ class ArticleStore(StoreBase):
         out: dict[peers.Node, list[bytes]] = {}
         staged = {self._stage_base + c.ref: i for i in nodes if isinstance(i, int)
                   for c in clusters[i]}  # fmt: skip
-        refs = list(staged)
-        for k in range(0, len(refs), 500):
-            chunk = refs[k : k + 500]
+        given = self._staged_signatures
+        # a record staged as a repeat (in a cold run: the same article and content as one
+        # staged before) has no row, nor a signature here: only a cluster of several has one
+        repeats = [r for r in staged if r in given and self._cold and len(clusters[staged[r]]) > 1]
+        unsigned = [r for r in staged if r not in given]
+        for k in range(0, len(repeats), 500):
+            chunk = repeats[k : k + 500]
+            for (rid,) in self.db.execute(
+                f"SELECT id FROM revisions WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+            ):
+                out.setdefault(staged[rid], []).append(given[rid])
+        for rid, i in staged.items():
+            if rid in given and not (self._cold and len(clusters[i]) > 1):
+                out.setdefault(i, []).append(given[rid])
+        for k in range(0, len(unsigned), 500):
+            chunk = unsigned[k : k + 500]
             rows = self.db.execute(
-                "SELECT r.id, s.signature, CASE WHEN s.signature IS NULL THEN r.record END"
-                " FROM revisions r LEFT JOIN staged_signatures s ON s.id = r.id"
-                f" WHERE r.id IN ({', '.join('?' * len(chunk))})",
+                f"SELECT id, record FROM revisions WHERE id IN ({', '.join('?' * len(chunk))})",
                 chunk,
             ).fetchall()
-            made = iter(signatures([article_from_json(unpack_record(record))
-                                    for _, sig, record in rows if sig is None]))  # fmt: skip
-            for rid, sig, _ in rows:
-                out.setdefault(staged[rid], []).append(next(made) if sig is None else sig)
+            signed = signatures([article_from_json(unpack_record(record)) for _, record in rows])
+            for (rid, _), sig in zip(rows, signed, strict=True):
+                out.setdefault(staged[rid], []).append(sig)
         stored_ids = [n for n in nodes if isinstance(n, str)]
         for k in range(0, len(stored_ids), 500):
             ids = stored_ids[k : k + 500]
