@@ -332,7 +332,8 @@ def test_a_record_staged_twice_in_a_first_run_is_one_revision_and_still_compared
                    content_html=body, link="https://a.test/otopark", guid="a-1",
                    published=T0, updated=T0, source="a", origin="https://a.test/feed")  # fmt: skip
     copy = Article(title="Yeni otopark bugün açıldı", summary="Belediyeden açıklama geldi.",
-                   content_html=body, link="https://b.test/haber/otopark", guid="b-9",
+                   content_html="<p>Ajans bildirdi.</p>" + body,  # no key in common
+                   link="https://b.test/haber/otopark", guid="b-9",
                    published=T0, updated=T0, source="b", origin="https://b.test/rss")  # fmt: skip
     with Store.open(store_at()) as twice, Store.open(store_at()) as once:
         _signed_run(twice, [item, copy, item])  # the same feed item in two harvests
