@@ -396,9 +396,10 @@ class ArticleStore(StoreBase):
             " ON CONFLICT DO NOTHING",
             ((k, p.id) for p in plans for k in _keys_of(p.members)),
         )  # fmt: skip
+        founds = self._founds if self._cold else {}  # every record a cold run staged
         pairs = (
             (p.id, c) for p in plans  # in a cold run, not those staged under the id they found
-            for c in p.members if not (self._cold and self._founding_id(c) == p.id)
+            for c in p.members if founds.get(c.keys[0]) != p.id
         )  # fmt: skip
         self._insert_revisions(pairs, seen)
         self._set_categories([(p.id, p.published, p.categories) for p in plans])
