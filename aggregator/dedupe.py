@@ -273,15 +273,21 @@ def _cluster(candidates: Sequence[Candidate]) -> list[list[Candidate]]:
 
     owner: dict[str, int] = {}
     held: dict[int, Guids] = {}  # root -> the guids of its records, by source
+
+    def held_by(r: int) -> Guids:
+        """A root's guids: a record alone is looked at when it first meets another."""
+        if (g := held.get(r)) is None:
+            k = candidates[r].keys  # a guid key comes first or after the URL key
+            g = held[r] = guids([candidates[r]]) if k[0][0] == "g" or (
+                len(k) > 1 and k[1][0] == "g") else {}  # fmt: skip
+        return g
+
     for i, cand in enumerate(candidates):
-        k = cand.keys  # a guid key comes first or after the URL key (match_keys' order)
-        if (k[0][0] == "g" or (len(k) > 1 and k[1][0] == "g")) and (mine := guids([cand])):
-            held[i] = mine
         for key in cand.keys:
             j = owner.setdefault(key, i)
             if j != i:
                 ri, rj = root(i), root(j)
-                if ri != rj and not _apart(held.get(ri), held.get(rj)):
+                if ri != rj and not _apart(held_by(ri), held_by(rj)):
                     lo, hi = min(ri, rj), max(ri, rj)
                     parent[hi] = lo
                     _hold(held, lo, hi)

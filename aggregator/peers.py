@@ -6,10 +6,10 @@ clusters (a minute's first MAX_PEERS), or every pair across a group's clusters a
 stored articles of its anchor. A group's pairs are never listed one by one (a busy first
 pass has 843,200 of them, most between different articles): its nodes' sampled hashes are
 sorted together, the pairs of signatures sharing one fall out of each run of equal hashes
-with how many they share, and from that count `similarity` is decided in numpy for all but
-the signatures of equal shingle counts (their order, a comparison of their bytes, can decide
-it: those are scored by `similarity` itself), so the pairs found alike, and their order,
-are exactly those of scoring every pair.
+with how many they share, and `similarity` follows from that count in numpy (a pair it
+cannot settle there, such as two of equal shingle counts whose order by bytes would decide,
+is scored by `similarity` itself), so the pairs found alike, and their order, are exactly
+those of scoring every pair (tests/test_dedupe_sharing.py).
 """
 
 from __future__ import annotations
