@@ -6,7 +6,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -385,10 +386,10 @@ class ArticleStore(StoreBase):
             " first_seen, last_changed, site, fields, record)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                (p.id, p.published, p.best.updated, int(p.best.has_link), p.best.content_hash,
-                 p.best.source, seen, seen, p.site or None,
+                (p.id, p.published, best.updated, int(best.has_link), best.content_hash,
+                 best.source, seen, seen, p.site or None,
                  *((None, None) if p.fields.plain else self._composed(p)))
-                for p in plans
+                for p in plans for best in (p.best,)
             ),
         )  # fmt: skip
         self.db.executemany(
@@ -660,17 +661,18 @@ class ArticleStore(StoreBase):
             for i in range(0, len(rows), 500):
                 chunk = [aid for aid, _, _ in rows[i : i + 500]]
                 self._drop_categories(", ".join("?" * len(chunk)), chunk)
+        slugs: dict[tuple[str, ...], list[tuple[str, str]]] = {}  # a feed's few category sets
+        for _, _, categories in rows:
+            if categories not in slugs:
+                slugs[categories] = category_slugs(categories)
         added = [(aid, slug, name, published) for aid, published, categories in rows
-                 for slug, name in category_slugs(categories)]  # fmt: skip
+                 for slug, name in slugs[categories]]  # fmt: skip
         self.db.executemany(
             "INSERT INTO article_categories (article_id, slug, name, published)"
             " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             added,
         )
-        counts: dict[tuple[str, str], int] = {}
-        for _, slug, name, _ in added:
-            counts[slug, name] = counts.get((slug, name), 0) + 1
-        self._count_names(counts)
+        self._count_names(Counter((slug, name) for _, slug, name, _ in added))
 
     def _drop_categories(self, ids_sql: str, ids: Sequence[str] = ()) -> None:
         """Delete the category rows of these articles, and their counts."""
@@ -684,7 +686,7 @@ class ArticleStore(StoreBase):
             self._count_names(counts)
             self.db.execute("DELETE FROM category_names WHERE articles <= 0")
 
-    def _count_names(self, counts: dict[tuple[str, str], int]) -> None:
+    def _count_names(self, counts: Mapping[tuple[str, str], int]) -> None:
         """Add these to category_names' article counts (a name's first row made)."""
         self.db.executemany(
             "INSERT INTO category_names (slug, name, articles) VALUES (?, ?, ?)"
