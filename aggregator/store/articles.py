@@ -44,6 +44,9 @@ class ArticleStore(StoreBase):
         super().__init__(db)
         self._cold = False
         self._founds: dict[str, str] = {}  # cold staging: first key -> the id it founds
+        # the text signatures staged records came with (by revision id), for the merge: kept
+        # as they came (the harvests that brought them held them until staged)
+        self._staged_signatures: dict[int, bytes] = {}
         self._any_expired: bool | None = None  # does `expired` hold anything (None: unknown)
         self._revived = False  # a merge brought back an article retention had removed
         self._feeds_published = True  # a feed is marked published (read by each merge)
@@ -53,9 +56,7 @@ class ArticleStore(StoreBase):
         """Start staging; call inside `transaction()` so a crash leaves nothing half-merged."""
         with self._translate("staging"):
             self.db.execute("DELETE FROM revisions WHERE article_id IS NULL")
-            # the text signatures staged records came with (by revision id), for the merge:
-            # kept as they came (the harvests that brought them held them until staged)
-            self._staged_signatures: dict[int, bytes] = {}
+            self._staged_signatures = {}
             row = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM revisions").fetchone()
             self._stage_base = int(row[0]) + 1
             # An empty store (a first run over a big seed archive): a record is staged
@@ -265,19 +266,23 @@ class ArticleStore(StoreBase):
         staged = {self._stage_base + c.ref: i for i in nodes if isinstance(i, int)
                   for c in clusters[i]}  # fmt: skip
         given = self._staged_signatures
-        # a record staged as a repeat (in a cold run: the same article and content as one
-        # staged before) has no row, nor a signature here: only a cluster of several has one
-        repeats = [r for r in staged if r in given and self._cold and len(clusters[staged[r]]) > 1]
-        unsigned = [r for r in staged if r not in given]
-        for k in range(0, len(repeats), 500):
-            chunk = repeats[k : k + 500]
+        unsigned: list[int] = []
+        maybe_repeats: list[int] = []
+        for rid, i in staged.items():
+            if rid not in given:
+                unsigned.append(rid)
+            elif self._cold and len(clusters[i]) > 1:
+                # a repeat a cold run staged (the article and content of one staged before)
+                # has no row, and gives no signature: only a cluster of several holds one
+                maybe_repeats.append(rid)
+            else:
+                out.setdefault(i, []).append(given[rid])
+        for k in range(0, len(maybe_repeats), 500):
+            chunk = maybe_repeats[k : k + 500]
             for (rid,) in self.db.execute(
                 f"SELECT id FROM revisions WHERE id IN ({', '.join('?' * len(chunk))})", chunk
             ):
                 out.setdefault(staged[rid], []).append(given[rid])
-        for rid, i in staged.items():
-            if rid in given and not (self._cold and len(clusters[i]) > 1):
-                out.setdefault(i, []).append(given[rid])
         for k in range(0, len(unsigned), 500):
             chunk = unsigned[k : k + 500]
             rows = self.db.execute(
