@@ -211,24 +211,25 @@ def _run_once(
                 )
         queue = deque(harvests)  # each let go once staged: unless the caller holds them,
         harvests = ()  # a source's parsed records do not outlive their staging
-        while queue:
-            harvest = queue.popleft()
-            records: Sequence[Staged] = harvest.records
-            if harvest.fulltext_pages:  # kept bodies for the 304s, and the pages kept
-                from aggregator.sources import fulltext
+        with dedupe.collector_paused():  # staging makes no reference cycles either
+            while queue:
+                harvest = queue.popleft()
+                records: Sequence[Staged] = harvest.records
+                if harvest.fulltext_pages:  # kept bodies for the 304s, and the pages kept
+                    from aggregator.sources import fulltext
 
-                records = fulltext.settle(store, harvest.name, records, harvest.fulltext_pages,
-                                          now)  # fmt: skip
-            for cand, record in firstseen.settle(store, harvest.name, records, now):
-                batch.add_staged(cand, record)
-            if harvest.state is not None:
-                batch.states.append(harvest.state)
-            reports.append(SourceReport(
-                name=harvest.name, read=len(harvest.records), unchanged=harvest.unchanged,
-                rejected=harvest.rejected, error=harvest.error,
-                not_modified=harvest.not_modified, due=harvest.due,
-                backing_off=harvest.backing_off, fulltext_failed=harvest.fulltext_failed,
-            ))  # fmt: skip
+                    records = fulltext.settle(store, harvest.name, records, harvest.fulltext_pages,
+                                              now)  # fmt: skip
+                for cand, record in firstseen.settle(store, harvest.name, records, now):
+                    batch.add_staged(cand, record)
+                if harvest.state is not None:
+                    batch.states.append(harvest.state)
+                reports.append(SourceReport(
+                    name=harvest.name, read=len(harvest.records), unchanged=harvest.unchanged,
+                    rejected=harvest.rejected, error=harvest.error,
+                    not_modified=harvest.not_modified, due=harvest.due,
+                    backing_off=harvest.backing_off, fulltext_failed=harvest.fulltext_failed,
+                ))  # fmt: skip
         batch.flush()
         log.debug("read and staged %d records in %.2fs", len(batch.candidates), _since(started))
         clusters = dedupe.cluster(batch.candidates)
