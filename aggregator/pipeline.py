@@ -167,7 +167,24 @@ def _rare_full_collections() -> Iterator[None]:
     try:
         yield
     finally:
+        gc.unfreeze()  # what `_no_collections` froze is looked at again from now on
         gc.set_threshold(*old)
+
+
+@contextmanager
+def _no_collections() -> Iterator[None]:
+    """No cyclic collections while a run stages, clusters and merges (its candidates and
+    plans make no cycles), and what was made meanwhile is frozen when it ends (gc.freeze):
+    else the first young collection after it walks every object the merge made (all of a
+    big run's plans). `_rare_full_collections` unfreezes them when the run ends."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.freeze()
+            gc.enable()
 
 
 def _run_once(
@@ -211,7 +228,7 @@ def _run_once(
                 )
         queue = deque(harvests)  # each let go once staged: unless the caller holds them,
         harvests = ()  # a source's parsed records do not outlive their staging
-        with dedupe.collector_paused():  # staging makes no reference cycles either
+        with _no_collections():  # a run's records make no reference cycles
             while queue:
                 harvest = queue.popleft()
                 records: Sequence[Staged] = harvest.records
@@ -230,12 +247,12 @@ def _run_once(
                     not_modified=harvest.not_modified, due=harvest.due,
                     backing_off=harvest.backing_off, fulltext_failed=harvest.fulltext_failed,
                 ))  # fmt: skip
-        batch.flush()
-        log.debug("read and staged %d records in %.2fs", len(batch.candidates), _since(started))
-        clusters = dedupe.cluster(batch.candidates)
-        counts = store.merge(clusters, now, expired_before=expired_before,
-                             keep_newest=config.max_items)  # fmt: skip
-        log.debug("merged %d articles in %.2fs", len(clusters), _since(started))
+            batch.flush()
+            log.debug("read and staged %d records in %.2fs", len(batch.candidates), _since(started))
+            clusters = dedupe.cluster(batch.candidates)
+            counts = store.merge(clusters, now, expired_before=expired_before,
+                                 keep_newest=config.max_items)  # fmt: skip
+            log.debug("merged %d articles in %.2fs", len(clusters), _since(started))
         expired = store.expire(expired_before, config.max_items, now)
         if expired:
             log.info("retention (%s from first seen) removed %d articles",
