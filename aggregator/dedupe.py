@@ -183,7 +183,8 @@ def _hostname(url: str) -> str:
         return ""
 
 
-def candidate(ref: int, article: Article) -> Candidate:
+def candidate(ref: int, article: Article, signature: bytes | None = None) -> Candidate:
+    """`signature`: the article's, when the caller has made it (`sources.staged`)."""
     published = utc_text(article.published)
     body = len(article.content_html)
     if not body or (body <= 2 * len(article.summary) + 16
@@ -208,6 +209,8 @@ def candidate(ref: int, article: Article) -> Candidate:
         body,
         bool(article.authors),
         article.image is not None,
+        "",
+        signature,
     )
 
 

@@ -34,13 +34,14 @@ def collapse(text: str) -> str:
     passes here, and one control character in a title would break every feed."""
     # printable: no whitespace but " " and no character xml_safe drops (all are "Other" or
     # "Separator" in Unicode): with no run of spaces and none at the ends, nothing to do
-    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+    if "  " not in text and text.isprintable() and text[:1] != " " and text[-1:] != " ":
         return text
     return _collapsed(text)
 
 
 def _collapsed(text: str) -> str:
-    return xml_safe(" ".join(text.split()))  # re's \s is str.isspace(): as \s+ -> " ", 5x faster
+    joined = " ".join(text.split())  # re's \s is str.isspace(): as \s+ -> " ", 5x faster
+    return joined if joined.isprintable() else xml_safe(joined)  # printable: nothing to drop
 
 
 _TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
@@ -353,8 +354,10 @@ def _sanitize_nh3(fragment: str, base_url: str | None) -> str:
 
 def html_to_text(fragment: str) -> str:
     """Plain text of an HTML fragment, for summaries and comparison."""
-    no_tags = re.sub(r"<[^>]*>", " ", fragment)
-    return collapse(html.unescape(no_tags))
+    return collapse(html.unescape(_ANY_TAG.sub(" ", fragment)))
+
+
+_ANY_TAG = re.compile(r"<[^>]*>")
 
 
 def slugify(text: str) -> str:

@@ -28,7 +28,7 @@ def staged(articles: Sequence[Article]) -> tuple[Staged, ...]:
     candidate carries its text signature, computed for all the articles at once (a merge
     that compares them by text then needs no record decoded)."""
     return tuple(
-        (candidate(-1, a)._replace(signature=s), pack_record(a))
+        (candidate(-1, a, s), pack_record(a))
         for a, s in zip(articles, signatures(articles), strict=True)
     )
 
