@@ -100,7 +100,7 @@ def fold_each(*texts: str) -> list[str]:
     while "  " in q:
         q = q.replace("  ", " ")
     folds = q.split("\x00")
-    if len(folds) != len(texts) or not q.replace(" ", "a").replace("\x00", "a").isalnum():
+    if len(folds) != len(texts) or not "".join(folds).replace(" ", "a").isalnum():
         return [fold(x) for x in texts]  # a NUL, or a character not in _COMMON_PUNCT
     folds = [f.strip(" ") for f in folds]
     if any(f[:1] in LABEL_LETTERS for f in folds):
@@ -310,8 +310,7 @@ def _simple_markup_checked(fragment: str) -> bool:
     if fragment.startswith("\ufeff") or _SIMPLE_MARKUP.fullmatch(fragment) is None:
         return False
     open_tags: list[str] = []
-    for m in _SIMPLE_TAG.finditer(fragment):
-        closing, name = m.groups()
+    for closing, name in _SIMPLE_TAG.findall(fragment):
         if closing:
             if not open_tags or open_tags.pop() != name:
                 return False

@@ -144,7 +144,10 @@ def parse(data: bytes, url: str) -> dict[str, Any] | None:
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.xml_version != "1.0":
         return None
     try:
-        return _read(root, url, bases=b"base" in data)
+        # without these bytes no element's text holds U+0080..U+00BF (in UTF-8 each is
+        # \xc2 and a second byte; a character reference starts with "&#")
+        latin1_high = b"\xc2" in data or b"&#" in data
+        return _read(root, url, bases=b"base" in data, latin1_high=latin1_high)
     except _Unsure:
         return None
 
@@ -166,9 +169,10 @@ def _plain_document(data: bytes) -> bool:
     return True
 
 
-def _read(root: Any, url: str, *, bases: bool = True) -> dict[str, Any]:
+def _read(root: Any, url: str, *, bases: bool = True, latin1_high: bool = True) -> dict[str, Any]:
     """`bases`: False when no element can carry `xml:base` or `base` (the bytes "base" are
-    nowhere in the document), so no entry element is asked for one."""
+    nowhere in the document), so no entry element is asked for one. `latin1_high`: False
+    when no text in the document holds U+0080..U+00BF, so entries' texts need no repair."""
     feed: dict[str, Any] = {}
     lang = _attr(root, "lang")
     if lang:
@@ -190,7 +194,7 @@ def _read(root: Any, url: str, *, bases: bool = True) -> dict[str, Any]:
     for child in channel:
         key = _key(child)
         if key == entry_key:
-            entries.append(_Entry(version, bases).read(child, base))
+            entries.append(_Entry(version, bases, latin1_high).read(child, base))
         else:
             _feed_element(child, key, feed, base)
     return dict(
@@ -223,9 +227,10 @@ _ENTITY_NAME = re.compile("&([A-Za-z0-9_]+);")
 class _Entry:
     """One entry, built the way feedparser's handlers build it."""
 
-    def __init__(self, version: str, bases: bool = True) -> None:
+    def __init__(self, version: str, bases: bool = True, latin1_high: bool = True) -> None:
         self.rss = not version.startswith("atom")
         self.bases = bases
+        self.repairs = latin1_high
         self.d: dict[str, Any] = {}
         self.depths: dict[str, int] = {}
         self.title_depth = -1
@@ -267,7 +272,7 @@ class _Entry:
             self.category(el, key)
         elif key in _DATES:
             name = _DATES[key]
-            value = _text(_leaf(el))
+            value = self.text(_leaf(el))
             self.store(name, value, depth)
             self.d[name + "_parsed"] = Unparsed(value)  # read only if feed.py needs it
         elif key in ("media_content", "media_group"):
@@ -296,6 +301,10 @@ class _Entry:
         else:  # feedparser keeps it under its own name; what is inside still counts
             for child in el:
                 self.visit(child, depth + 1, base)
+
+    def text(self, raw: str) -> str:
+        """_text(raw): stripped, repaired only where a repair can apply."""
+        return _text(raw) if self.repairs else raw.strip()
 
     def store(self, key: str, value: str, depth: int, detail: dict[str, Any] | None = None) -> None:
         """feedparser keeps a field's shallowest occurrence, the last of equals; its
@@ -336,7 +345,7 @@ class _Entry:
         maybe_html = "</" in raw or "&" in raw
         if self.rss and kind == "text/plain" and maybe_html and _MIXIN.looks_like_html(raw):
             kind = "text/html"
-        return _text(raw), {"type": kind, "base": base}
+        return self.text(raw), {"type": kind, "base": base}
 
     def title(self, el: Any, key: str, depth: int, base: str) -> None:
         value, detail = self.pushed(el, "text/plain", base)
@@ -406,7 +415,7 @@ class _Entry:
         authors = self.d.setdefault("authors", [])
         authors.append(FeedParserDict())
         if len(el) == 0:
-            self.store("author", _text(_leaf(el)), depth)
+            self.store("author", self.text(_leaf(el)), depth)
             self._sync_author_detail()
             return
         if (el.text or "").strip():
@@ -442,7 +451,7 @@ class _Entry:
             )
         else:  # what _add_tag(None, None, None) does
             self.d.setdefault("tags", [])
-        value = _text(_leaf(el))
+        value = self.text(_leaf(el))
         if not value:
             return
         tags = self.d["tags"]
@@ -455,7 +464,7 @@ class _Entry:
         """Comma-separated tags; feedparser keeps media:keywords' text as a field too."""
         if el.attrib and key != "tags":
             raise _Unsure  # feedparser would not collect its text, and then fail on it
-        value = _text(_leaf(el))
+        value = self.text(_leaf(el))
         if key == "media_keywords":
             self.store(key, value, depth)
         for term in value.split(","):
