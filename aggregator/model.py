@@ -74,8 +74,8 @@ class Article:
                 "\x1f".join(self.categories),
                 self.link or "",
                 self.image or "",
-                self.updated.isoformat(),
-                self.published.isoformat(),
+                updated := self.updated.isoformat(),
+                updated if self.published is self.updated else self.published.isoformat(),
             )
         )
         return hashlib.blake2b(meaning.encode("utf-8"), digest_size=16).hexdigest()

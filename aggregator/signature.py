@@ -37,6 +37,7 @@ MIN_SHINGLES = 8  # fewer says too little to call two texts the same article
 BATCH_POINTS = 1 << 18  # code points `signatures` reads in one pass (its tables: 4 MiB)
 
 _TAG = re.compile(r"<[^>]*>")
+_HEAD = struct.Struct("<BI")  # the version byte, the count of distinct shingles
 _P = 0x100000001B3  # the polynomial's base (odd, so invertible mod 2^64)
 _MIX = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0xFF51AFD7ED558CCD)  # odd 64-bit constants
 
@@ -83,14 +84,16 @@ def _sketch(texts: Sequence[str], owners: Sequence[int], out: list[bytes]) -> No
     begins = np.cumsum(lengths + 1) - (lengths + 1)  # where each text starts in `joined`
     table, powers, inverses, (a, b, m) = _tables(len(points))
     wordy = np.zeros(len(points) + 2, dtype=np.bool_)  # a non-word either side
-    wordy[1:-1] = table.take(points.astype(np.uint16))  # right below U+10000
-    beyond = np.flatnonzero(points > 0xFFFF)  # beyond the table (rare): Python says
-    if len(beyond):
+    np.take(table, points.astype(np.uint16), out=wordy[1:-1])  # right below U+10000
+    if len(points) and points.max() > 0xFFFF:  # beyond the table (rare): Python says
+        beyond = np.flatnonzero(points > 0xFFFF)
         wordy[beyond + 1] = [chr(p).isalnum() for p in points[beyond].tolist()]
     edges = np.flatnonzero(wordy[1:] != wordy[:-1])  # where each word starts, ends, ...
     starts, ends = edges[0::2], edges[1::2]
     firsts = np.searchsorted(starts, begins)  # each text's first word
-    counts = np.diff(firsts, append=len(starts))
+    bounds = np.empty(len(firsts) + 1, dtype=np.int64)  # each text's words: from, to
+    bounds[:-1], bounds[-1] = firsts, len(starts)
+    counts = bounds[1:] - bounds[:-1]
     if len(counts) and counts.max() > SIGNATURE_WORDS:  # a long text: its first words only
         nth = np.arange(len(starts)) - np.repeat(firsts, counts)
         starts, ends = starts[nth < SIGNATURE_WORDS], ends[nth < SIGNATURE_WORDS]
@@ -114,15 +117,17 @@ def _sketch(texts: Sequence[str], owners: Sequence[int], out: list[bytes]) -> No
         keys = (shingles << np.uint64(32)) | (x[within] >> np.uint64(32))  # best-mixed bits
         keys.sort()  # by text, then hash
         if len(keys):  # (none: each text under three words)
-            keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # each distinct once
+            distinct = np.empty(len(keys), dtype=np.bool_)
+            distinct[0] = True
+            np.not_equal(keys[1:], keys[:-1], out=distinct[1:])
+            keys = keys[distinct]  # each distinct once
     of_text = (keys >> np.uint64(32)).astype(np.int64)
     firsts = np.searchsorted(of_text, np.arange(len(texts) + 1)).tolist()
     hashes = (keys & np.uint64(0xFFFFFFFF)).astype("<u4").tobytes()
+    head = _HEAD.pack
     for t, owner in enumerate(owners):
         lo, hi = firsts[t], firsts[t + 1]
-        out[owner] = (
-            struct.pack("<BI", VERSION, hi - lo) + hashes[4 * lo : 4 * min(hi, lo + SIGNATURE_SIZE)]
-        )
+        out[owner] = head(VERSION, hi - lo) + hashes[4 * lo : 4 * min(hi, lo + SIGNATURE_SIZE)]
 
 
 def is_current(sig: bytes) -> bool:

@@ -123,7 +123,7 @@ def _bound_feedparser_entries() -> None:
 
 _bound_feedparser_entries()
 
-_ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
+_ENTITY_DECL = re.compile(rb"<!(?i:ENTITY)")  # "<!" first: a fast scan for it (CDATA has it too)
 _XML_DECL_ENCODING = re.compile(r"""^(\s*<\?xml[^>]*?encoding\s*=\s*)["'][^"']*["']""")
 _JSON_FEED = "https://jsonfeed.org/version/1"
 _TAG = re.compile(r"<[A-Za-z/!?]")
