@@ -7,6 +7,7 @@ import hashlib
 import html
 import re
 import unicodedata
+from collections.abc import Sequence
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import nh3
@@ -72,10 +73,22 @@ def fold(text: str) -> str:
 def fold_case(text: str) -> str:
     """fold() before the words are picked out: NFKC, Turkish lower case, no leading
     labels. fold(text) is its runs of letters and digits joined by single spaces."""
-    t = turkish_lower(unicodedata.normalize("NFKC", text))
+    return strip_labels(turkish_lower(unicodedata.normalize("NFKC", text)))
+
+
+def strip_labels(t: str) -> str:
+    """fold_case's last step: leading labels off a text already in NFKC and lower case."""
     while (m := _LEADING_LABEL.match(t)) and m.end():
         t = t[m.end() :]
     return t
+
+
+def cases(*texts: str) -> list[str] | None:
+    """[turkish_lower(NFKC(t)) for t in texts] in one pass over them joined by NUL (no step
+    joins across a NUL or a space: see fold_each), or None when a text holds a NUL. So
+    fold_case(f"{a} {b}") is strip_labels(f"{cases(a, b)[0]} {cases(a, b)[1]}")."""
+    parts = turkish_lower(unicodedata.normalize("NFKC", "\x00".join(texts))).split("\x00")
+    return parts if len(parts) == len(texts) else None
 
 
 # Neither letters nor digits, and common in Turkish news: fold_each's fast path turns them
@@ -93,7 +106,11 @@ def fold_each(*texts: str) -> list[str]:
     by NUL, which no step joins across (NFKC composes nothing with it, case mapping and
     word splitting stop at it), most of it in str.replace. A record's match keys fold three
     texts: together they cost two thirds of folding each."""
-    t = turkish_lower(unicodedata.normalize("NFKC", "\x00".join(texts)))
+    return fold_cased(texts, turkish_lower(unicodedata.normalize("NFKC", "\x00".join(texts))))
+
+
+def fold_cased(texts: Sequence[str], t: str) -> list[str]:
+    """fold_each(*texts), given `t`: turkish_lower(NFKC(texts joined by NUL))."""
     q = t
     for mark in _COMMON_PUNCT:
         q = q.replace(mark, " ")

@@ -55,22 +55,42 @@ def signatures(articles: Sequence[Article]) -> list[bytes]:
     defines, at a fraction of the cost of a pass per article (numpy's per-call overhead is
     most of a short text's). Texts are taken BATCH_POINTS code points at a time (a bound on
     the tables and buffers)."""
-    out = [b""] * len(articles)
-    texts: list[str] = []
+    return _sketches((None if a.published_source == "seen" else signed_text(a) for a in articles),
+                     len(articles))  # fmt: skip
+
+
+def signed_text(article: Article, body: str | None = None) -> str:
+    """The folded text an article's signature is made of. `body`: body_text(article)."""
+    body = body_text(article) if body is None else body
+    return fold_case(f"{article.title} {article.summary} {body}")
+
+
+def body_text(article: Article) -> str:
+    """The body's text as the signature reads it (tags as spaces, entities decoded)."""
+    return html.unescape(_TAG.sub(" ", article.content_html[:SIGNATURE_HTML]))
+
+
+def sketches(texts: Sequence[str | None]) -> list[bytes]:
+    """The signature of each signed_text (b"" for None: a record dated when seen)."""
+    return _sketches(texts, len(texts))
+
+
+def _sketches(texts: Iterable[str | None], count: int) -> list[bytes]:
+    out = [b""] * count
+    batch: list[str] = []
     owners: list[int] = []
     size = 0
-    for i, article in enumerate(articles):
-        if article.published_source == "seen":
+    for i, text in enumerate(texts):
+        if text is None:
             continue
-        body = html.unescape(_TAG.sub(" ", article.content_html[:SIGNATURE_HTML]))
-        texts.append(fold_case(f"{article.title} {article.summary} {body}"))
+        batch.append(text)
         owners.append(i)
-        size += len(texts[-1]) + 1
+        size += len(text) + 1
         if size >= BATCH_POINTS:
-            _sketch(texts, owners, out)
-            texts, owners, size = [], [], 0
-    if texts:
-        _sketch(texts, owners, out)
+            _sketch(batch, owners, out)
+            batch, owners, size = [], [], 0
+    if batch:
+        _sketch(batch, owners, out)
     return out
 
 

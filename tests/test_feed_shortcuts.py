@@ -13,9 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree  # type: ignore[import-untyped]
 
-from aggregator import model, normalize
+from aggregator import dedupe, model, normalize, records, signature
 from aggregator.model import MAX_NAME, MAX_NAMES, MAX_SUMMARY, MAX_TITLE, Article
-from aggregator.sources import fastfeed
+from aggregator.signature import SIGNATURE_HTML
+from aggregator.sources import fastfeed, staged
 from tests.test_fastfeed import NOW, URL, atom_feed, rss_feed
 from tests.test_feed_records import bench_shaped
 
@@ -86,3 +87,69 @@ def test_articles_within_their_bounds_are_cut_as_the_general_path_cuts(
         object.__setattr__(general, name, value)
     model._cut(general)
     assert article == general and article.warnings == general.warnings
+
+
+# texts where folding to case, labels, NUL and entities make a difference
+FOLD_PIECES = st.sampled_from([
+    "İzmir", "IŞIK", "ısı", "Ankara'da", "“bugün”", "–", "...", ". ", "  ", "\t", "\n", "\x00",
+    "\xa0", "_", "&amp;", "&lt;b&gt;", "|", ":", "SON DAKİKA", "Son dakika:", "FLAŞ ", "Canlı |",
+    "o\u0308", "\u0307", "ﬁ", "ς", "Σ", "ΑΣ", "12", "a", "s", " ", "<b>", "</b>", "<p>", "</p>",
+    "<br>", '<a href="/x">', "<", ">",
+])  # fmt: skip
+FOLD_TEXTS = st.lists(FOLD_PIECES, max_size=10).map("".join) | st.text(max_size=20)
+
+
+@st.composite
+def articles(draw: st.DrawFn) -> Article:
+    when = draw(st.sampled_from([NOW, NOW.replace(year=2025)]))
+    body = draw(st.sampled_from(["", "<p>", "<p>a</p><p>", "x" * SIGNATURE_HTML]))
+    body += draw(FOLD_TEXTS) + draw(st.sampled_from(["", "</p>", "<p>y</p>"]))
+    # a summary that is the body's text (the candidate's body check), or not
+    summary = draw(FOLD_TEXTS | st.sampled_from([normalize.html_to_text(body),
+                                                 normalize.plain_text(body)]))  # fmt: skip
+    return Article(
+        title=draw(FOLD_TEXTS), summary=summary, published=when,
+        updated=draw(st.sampled_from([when, NOW])), source="s", origin="o", content_html=body,
+        link=draw(st.sampled_from([None, "https://haber.test/a"])),
+        guid=draw(st.sampled_from([None, "g1"])), date_only=draw(st.booleans()),
+        published_source=draw(st.sampled_from(["source", "source", "seen"])),
+    )  # fmt: skip
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(st.lists(articles(), max_size=4))
+def test_staged_records_are_what_candidate_and_signatures_make_alone(
+    batch: list[Article],
+) -> None:
+    """staged() folds each article's texts to case once for its match keys and signature,
+    and gives the candidate the signature's body text: the same as making each alone."""
+    general = tuple(
+        (dedupe.candidate(-1, a)._replace(signature=s), records.pack_record(a))
+        for a, s in zip(batch, signature.signatures(batch), strict=True)
+    )
+    assert staged(batch) == general
+
+
+def test_staged_records_of_the_odd_cases_are_what_candidate_and_signatures_make_alone() -> None:
+    odd = [("SON DAKİKA: İzmir'de", "&lt;b&gt;kalın&lt;/b&gt; yazı"), ("ΑΣ ς", "o\u0308 ﬁ"),
+           ("a\x00b", "<p>x</p>"), ("Canlı | Ankara", "<p><b>A</b>'da</p>")]  # fmt: skip
+    batch = [
+        Article(
+            title=title,
+            summary=text,
+            content_html=html,
+            published=NOW,
+            updated=NOW,
+            source="s",
+            origin="o",
+            date_only=date_only,
+        )  # fmt: skip
+        for title, html in odd
+        for text in (normalize.html_to_text(html), normalize.plain_text(html), "x")
+        for date_only in (False, True)
+    ]
+    general = tuple(
+        (dedupe.candidate(-1, a)._replace(signature=s), records.pack_record(a))
+        for a, s in zip(batch, signature.signatures(batch), strict=True)
+    )
+    assert staged(batch) == general
