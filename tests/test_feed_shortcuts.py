@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,7 +19,7 @@ from aggregator.model import MAX_NAME, MAX_NAMES, MAX_SUMMARY, MAX_TITLE, Articl
 from aggregator.signature import SIGNATURE_HTML
 from aggregator.sources import fastfeed, staged
 from tests.test_fastfeed import NOW, URL, atom_feed, rss_feed
-from tests.test_feed_records import bench_shaped
+from tests.test_feed_records import bench_shaped, simple_markup
 
 EXAMPLES = int(os.environ.get("FASTFEED_EXAMPLES", "300"))
 
@@ -153,3 +154,39 @@ def test_staged_records_of_the_odd_cases_are_what_candidate_and_signatures_make_
         for a, s in zip(batch, signature.signatures(batch), strict=True)
     )
     assert staged(batch) == general
+
+
+# the check as first written: the whole fragment matched by one regex, then its tags walked
+_SIMPLE_MARKUP = re.compile(
+    f"(?:{normalize._PLAIN_CHARS}++|</?(?:p|{normalize._INLINE_TAGS})>|<br>)*+"
+)
+
+
+def _simple_markup_by_regex(fragment: str) -> bool:
+    if fragment.startswith("\ufeff") or _SIMPLE_MARKUP.fullmatch(fragment) is None:
+        return False
+    open_tags: list[str] = []
+    for closing, name in normalize._SIMPLE_TAG.findall(fragment):
+        if closing:
+            if not open_tags or open_tags.pop() != name:
+                return False
+        elif name == "br":
+            continue
+        elif (name == "p" and open_tags) or len(open_tags) >= normalize._SIMPLE_DEPTH:
+            return False
+        else:
+            open_tags.append(name)
+    return not open_tags
+
+
+MARKUP_PIECES = st.sampled_from([
+    "<p>", "</p>", "<b>", "</b>", "<br>", "</br>", "<span>", "</span>", "<div>", "<P>", "<b",
+    "b>", "<>", "</>", "<sb>", "&", "&amp;", "\r", "\n", "\t", "\xa0", "\x00", "\x0b", "\ufeff",
+    "\ud800", "\ufffe", "\u2028", "x", "İ", " ", "<i>", "</i>", "<br/>", "<<b>>",
+])  # fmt: skip
+
+
+@settings(max_examples=EXAMPLES * 3, deadline=None)
+@given(st.lists(MARKUP_PIECES, max_size=16).map("".join) | simple_markup() | st.text())
+def test_simple_markup_is_told_as_the_regex_tells_it(fragment: str) -> None:
+    assert normalize._simple_markup_checked(fragment) == _simple_markup_by_regex(fragment)
