@@ -132,7 +132,9 @@ def parse(data: bytes, url: str) -> dict[str, Any] | None:
         return None  # the environment's way out, should this reader ever be wrong
     if not url.startswith(("http://", "https://")):
         return None
-    if data.count(b"<") > MAX_MARKUP or data.count(b"<item") + data.count(b"<entry") > MAX_ENTRIES:
+    if len(data) > MAX_MARKUP and data.count(b"<") > MAX_MARKUP:  # (never more `<` than bytes)
+        return None
+    if data.count(b"<item") + data.count(b"<entry") > MAX_ENTRIES:
         return None
     if not _plain_document(data):
         return None
