@@ -439,7 +439,7 @@ def plain_text(fragment: str) -> str:
         return html_to_text(fragment)
     if _simple_markup(fragment):  # what nh3 would keep of it: the text, blocks as spaces
         spaced = fragment.replace("<p>", " ").replace("</p>", " ").replace("<br>", " ")
-        return " ".join(_INLINE_TAG.sub("", spaced).split())  # collapse: nothing to drop
+        return _collapsed(_INLINE_TAG.sub("", spaced))  # (nothing for xml_safe to drop)
     return _plain_text_nh3(fragment)
 
 
