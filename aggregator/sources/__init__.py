@@ -44,9 +44,11 @@ def _texts(a: Article) -> tuple[list[str] | None, str | None, str | None]:
         return None, None, None  # neither folds nor signs anything
     body = body_text(a)
     shown = body if len(a.content_html) <= SIGNATURE_HTML else None  # the whole body's
+    if a.date_only:  # its match keys fold the title alone
+        return None, shown, signed_text(a, body)
     lead = lead_text(a)
-    lowered = None if a.date_only else cases(a.title, a.summary, lead, body)
-    if lowered is None:
+    lowered = cases(a.title, a.summary, lead, body)
+    if lowered is None:  # a NUL in them
         return None, shown, signed_text(a, body)
     title, summary, lead_case, body_case = lowered
     folds = fold_cased((a.title, a.summary, lead), f"{title}\x00{summary}\x00{lead_case}")
