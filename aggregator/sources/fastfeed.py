@@ -372,8 +372,9 @@ class _Entry:
             self.d.setdefault("summary", value)
 
     def guid(self, el: Any, depth: int, base: str) -> None:
-        is_link = el.get("isPermaLink", el.get("ispermalink", "true")) == "true"
-        if any(name.lower() != "ispermalink" for name in el.attrib):
+        names = el.keys()
+        is_link = not names or el.get("isPermaLink", el.get("ispermalink", "true")) == "true"
+        if any(name.lower() != "ispermalink" for name in names):
             raise _Unsure
         value = _text(_leaf(el), uri=base if is_link else None)
         self.store("id", value, depth)
@@ -558,7 +559,7 @@ def _attrs(el: Any) -> dict[str, str]:
     """An element's attributes as feedparser's handlers see them: names lowercased, `rel`
     and `type` values too."""
     out: dict[str, str] = {}
-    for name, value in el.attrib.items():
+    for name, value in el.items():
         if name[0] == "{":
             if not name.startswith(_XML_NS):
                 raise _Unsure  # feedparser would see it under two names
