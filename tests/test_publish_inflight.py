@@ -67,30 +67,33 @@ def test_pages_rendered_in_process_wait_only_in_the_writers_queue(
     assert held == 0 and most <= P._Writer.IN_FLIGHT + 2, most
 
 
-def test_a_render_worker_writes_its_pages_and_sends_back_only_the_feed_files(
+def test_a_render_worker_writes_all_its_files_and_sends_back_only_outcomes(
     tmp_path: Path,
 ) -> None:
-    """A job as the render workers run it: the combined feed's 600 article pages and 11
-    archive pages are written there as they are rendered; only its three feed files come
-    back (with every page's outcome, in order)."""
+    """A job as the render workers run it: the combined feed's 600 article pages, 11
+    archive pages and three feed files are written there as they are rendered; only every
+    file's outcome comes back, in order, with the bytes rendering here gives."""
     entries = _linkless(600)
     archives = [(k + 1, entries[50 + k * 50 : 100 + k * 50]) for k in range(11)]
     feed = FeedSet(folder="", title=SITE.title, group="", entries=entries[:50],
                    archive_count=11, archives=archives)  # fmt: skip
     done = P._render_apart(SITE, tmp_path, P._Job(feed, None))
-    assert [rel for rel, _ in done.files] == ["atom.xml", "rss.xml", "feed.json"]
+    assert done.files == []
     assert [rel for rel, outcome in done.written if outcome is True] == [
         *(pages.page_path(e.id) for e in entries[:50]),
         *(rel for n, page in archives
           for rel in (*(pages.page_path(e.id) for e in page), f"archive/{n}.xml")),
+        "atom.xml", "rss.xml", "feed.json",
     ]  # fmt: skip
     rendered = dict(P.render_feed(SITE, feed))
-    assert [rendered[rel] for rel, _ in done.files] == [data for _, data in done.files]
-    for n, _ in archives:
-        assert (tmp_path / f"archive/{n}.xml").read_bytes() == rendered[f"archive/{n}.xml"]
+    for rel in ("atom.xml", "rss.xml", "feed.json", *(f"archive/{n}.xml" for n, _ in archives)):
+        assert (tmp_path / rel).read_bytes() == rendered[rel]
     assert (tmp_path / pages.page_path(entries[599].id)).read_bytes() == pages.article_page(
         SITE, entries[599]
     )
+    again = P._render_apart(SITE, tmp_path, P._Job(feed, None))  # the same bytes: none written
+    assert [rel for rel, _ in again.written] == [rel for rel, _ in done.written]
+    assert not any(outcome is True for _, outcome in again.written)
 
 
 def test_feeds_rendered_by_workers_write_their_own_article_pages(tmp_path: Path) -> None:
