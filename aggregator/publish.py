@@ -434,17 +434,25 @@ class RenderedFeed(NamedTuple):
 
 
 WORKER_IN_FLIGHT = 16  # files a render worker has rendered and not yet written, at most
+WORKER_THREADS = 4  # a render worker's writer threads (its feeds' files wait on the disk)
 
 
-def _render_apart(site: Site, output_dir: Path, job: _Job) -> RenderedFeed:
+def _render_apart(site: Site, output_dir: Path, jobs: Sequence[_Job]) -> list[RenderedFeed]:
     """_render in a worker process, every file written there as it is rendered: only the
     outcomes travel back (bytes pickled back to the main process would cost it their
-    copying and writing, and pile up there: up to two batches of jobs are in flight)."""
+    copying and writing, and pile up there: up to two batches of jobs are in flight).
+    A chunk of jobs shares one writer, so a job's files are written while the next one
+    renders."""
+    ends: list[tuple[int, datetime | None]] = []  # files put once each job was rendered
     with _Writer(output_dir, WORKER_IN_FLIGHT, _worker_threads()) as writer:
-        files, stamp = _render(site, job, writer.put)
-        for rel, data in files:
-            writer.put(rel, data)
-    return RenderedFeed(writer.outcomes, [], stamp)
+        for job in jobs:
+            files, stamp = _render(site, job, writer.put)
+            for rel, data in files:
+                writer.put(rel, data)
+            ends.append((writer.put_count, stamp))
+    starts = [0, *(end for end, _ in ends)]
+    return [RenderedFeed(writer.outcomes[start:end], [], stamp)
+            for start, (end, stamp) in zip(starts, ends, strict=False)]  # fmt: skip
 
 
 _threads: ThreadPoolExecutor | None = None  # a render worker's writer threads, kept for its life
@@ -453,7 +461,7 @@ _threads: ThreadPoolExecutor | None = None  # a render worker's writer threads, 
 def _worker_threads() -> ThreadPoolExecutor:
     global _threads
     if _threads is None:
-        _threads = ThreadPoolExecutor(_Writer.THREADS, "aggregator-write")
+        _threads = ThreadPoolExecutor(WORKER_THREADS, "aggregator-write")
     return _threads
 
 
@@ -480,6 +488,7 @@ def _ready() -> None:
 INDEX_HEADLINES = 15  # newest articles listed on index.html, above the feeds
 POOL_FEEDS = 64  # fewer feeds than this: rendering in this process beats starting workers
 RENDER_BATCH = 32  # feeds rendered at a time: only these hold their entries in memory
+RENDER_CHUNK = 8  # feeds of a batch a render worker takes at once
 
 
 class _Renderer:
@@ -517,7 +526,8 @@ class _Renderer:
             return (RenderedFeed([], *_render(self.site, job, self.writer.put)) for job in jobs)
         pool = self._pool or self._start()
         apart = functools.partial(_render_apart, self.site, self.writer.output_dir)
-        return pool.map(apart, jobs, chunksize=8)
+        chunks = [jobs[k : k + RENDER_CHUNK] for k in range(0, len(jobs), RENDER_CHUNK)]
+        return itertools.chain.from_iterable(pool.map(apart, chunks))
 
     def __enter__(self) -> _Renderer:
         return self
@@ -646,6 +656,11 @@ class _Writer:
         done: Future[Outcome] = Future()
         done.set_result(outcome)
         self._pending.append((rel, done))
+
+    @property
+    def put_count(self) -> int:
+        """Files put (or recorded) so far."""
+        return len(self.outcomes) + len(self._pending)
 
     @property
     def written(self) -> list[str]:

@@ -77,7 +77,7 @@ def test_a_render_worker_writes_all_its_files_and_sends_back_only_outcomes(
     archives = [(k + 1, entries[50 + k * 50 : 100 + k * 50]) for k in range(11)]
     feed = FeedSet(folder="", title=SITE.title, group="", entries=entries[:50],
                    archive_count=11, archives=archives)  # fmt: skip
-    done = P._render_apart(SITE, tmp_path, P._Job(feed, None))
+    (done,) = P._render_apart(SITE, tmp_path, [P._Job(feed, None)])
     assert done.files == []
     assert [rel for rel, outcome in done.written if outcome is True] == [
         *(pages.page_path(e.id) for e in entries[:50]),
@@ -91,9 +91,16 @@ def test_a_render_worker_writes_all_its_files_and_sends_back_only_outcomes(
     assert (tmp_path / pages.page_path(entries[599].id)).read_bytes() == pages.article_page(
         SITE, entries[599]
     )
-    again = P._render_apart(SITE, tmp_path, P._Job(feed, None))  # the same bytes: none written
+    # a chunk of jobs (one writer): each job's outcomes are its own files', in order
+    other = FeedSet(folder="sources/s/", title="s", group="", entries=_linkless(3, start=600))
+    again, second = P._render_apart(SITE, tmp_path, [P._Job(feed, None), P._Job(other, None)])
     assert [rel for rel, _ in again.written] == [rel for rel, _ in done.written]
-    assert not any(outcome is True for _, outcome in again.written)
+    assert not any(outcome is True for _, outcome in again.written)  # same bytes: none written
+    assert [rel for rel, outcome in second.written if outcome is True] == [
+        *(pages.page_path(e.id) for e in other.entries),
+        "sources/s/atom.xml", "sources/s/rss.xml", "sources/s/feed.json",
+    ]  # fmt: skip
+    assert second.newest == P.newest(other.entries)
 
 
 def test_feeds_rendered_by_workers_write_their_own_article_pages(tmp_path: Path) -> None:
