@@ -70,8 +70,8 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 def _rfc822(date: datetime) -> str:
     """feedgen's formatRFC2822 (strftime in the C locale) without its two setlocale calls
-    per date: they cost a tenth of rendering a feed, and switch the locale of the whole
-    process under its other threads. The C locale's names are written in the format."""
+    per date, which cost half of it and switch the locale of the whole process under its
+    other threads (writers, the daemon's loop). The C locale's names go into the format."""
     names = f"{_DAYS[date.weekday()]}, %d {_MONTHS[date.month - 1]}"
     return date.strftime(names + " %Y %H:%M:%S %z")
 
@@ -638,7 +638,8 @@ class _Writer:
 
     def __init__(self, output_dir: Path, in_flight: int = IN_FLIGHT,
                  threads: ThreadPoolExecutor | None = None) -> None:  # fmt: skip
-        """`threads`: a pool to share (a render worker's, one per job), else one of its own."""
+        """`threads`: a pool to share (a render worker's, for all its chunks of jobs), else
+        one of its own."""
         self.output_dir = output_dir
         self.in_flight = in_flight
         self.outcomes: list[tuple[str, Outcome]] = []
