@@ -13,7 +13,7 @@ import pytest
 from aggregator import pages
 from aggregator import publish as P
 from aggregator.model import Entry
-from aggregator.publish import FeedSet, publish
+from aggregator.publish import FeedSet, Site, publish
 from tests.test_publish import SITE, seed_entry
 
 
@@ -116,6 +116,34 @@ def test_feeds_rendered_by_workers_write_their_own_article_pages(tmp_path: Path)
     for entry in entries[-5 * 16 :]:
         page = tmp_path / pages.page_path(entry.id)
         assert page.read_bytes() == pages.article_page(SITE, entry)
+
+
+def test_a_pool_started_with_the_publish_writes_what_one_process_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With as many feeds planned as POOL_FEEDS the workers render every feed, the first
+    batch too (none is rendered in this process): the files, and the order the publish
+    names them in, are those of a publish rendering in one process."""
+    entries = _linkless(3 * (P.POOL_FEEDS + 8))
+    feeds = [FeedSet(folder="" if k == 0 else f"sources/s{k}/", title=f"s{k}", group="",
+                     entries=entries[3 * k : 3 * k + 3])
+             for k in range(P.POOL_FEEDS + 8)]  # fmt: skip
+    here: list[str] = []  # feeds rendered in this process (the workers import their own)
+    real_render = P._render
+
+    def render(site: Site, job: P._Job, put: P.Put) -> object:
+        here.append(job.feed.folder)
+        return real_render(site, job, put)
+
+    monkeypatch.setattr(P, "_render", render)
+    apart = publish(SITE, tmp_path / "pool", feeds, len(entries), workers=2,
+                    planned=len(feeds))  # fmt: skip
+    assert here == []
+    alone = publish(SITE, tmp_path / "one", feeds, len(entries), workers=1)
+    assert len(here) == len(feeds)
+    assert apart == alone
+    for rel in alone:
+        assert (tmp_path / "pool" / rel).read_bytes() == (tmp_path / "one" / rel).read_bytes()
 
 
 _KILLED_PUBLISHER = """
