@@ -657,6 +657,8 @@ class _Writer:
         done: Future[Outcome] = Future()
         done.set_result(outcome)
         self._pending.append((rel, done))
+        while len(self._pending) > self.in_flight:  # a worker's outcomes are bounded too
+            self._collect()
 
     @property
     def put_count(self) -> int:

@@ -146,6 +146,29 @@ def test_a_pool_started_with_the_publish_writes_what_one_process_writes(
         assert (tmp_path / "pool" / rel).read_bytes() == (tmp_path / "one" / rel).read_bytes()
 
 
+def test_the_outcomes_workers_send_back_wait_in_a_bounded_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers write every file of a publish; the outcomes they send back are taken
+    out of the main process's queue as they come, not held until the publish ends (each
+    costs ~1.7 KB: a rebuild's article pages would pile up)."""
+    most = 0
+    real_record = P._Writer.record
+
+    def record(self: P._Writer, rel: str, outcome: P.Outcome) -> None:
+        nonlocal most
+        real_record(self, rel, outcome)
+        most = max(most, len(self._pending))
+
+    monkeypatch.setattr(P._Writer, "record", record)
+    entries = _linkless(20 * 100)
+    feeds = [FeedSet(folder="" if k == 0 else f"sources/s{k}/", title=f"s{k}", group="",
+                     entries=entries[20 * k : 20 * k + 20]) for k in range(100)]  # fmt: skip
+    written = publish(SITE, tmp_path, feeds, len(entries), workers=2, planned=len(feeds))
+    assert len(written) > 2_000
+    assert most <= P._Writer.IN_FLIGHT, most
+
+
 _KILLED_PUBLISHER = """
 import sys
 from pathlib import Path
