@@ -190,3 +190,38 @@ MARKUP_PIECES = st.sampled_from([
 @given(st.lists(MARKUP_PIECES, max_size=16).map("".join) | simple_markup() | st.text())
 def test_simple_markup_is_told_as_the_regex_tells_it(fragment: str) -> None:
     assert normalize._simple_markup_checked(fragment) == _simple_markup_by_regex(fragment)
+
+
+def test_memos_keep_nothing_of_a_long_argument() -> None:
+    """The parse path's memos (content types, bases, joined links) are bounded by size:
+    ten feeds each naming a 2 MB content type leave nothing behind once parsed."""
+    import gc
+    import tracemalloc
+    from datetime import UTC
+
+    from aggregator.sources import feed
+
+    def document(i: int) -> bytes:
+        kind = f"text/plain; v={i:02d}" + "x" * 2_000_000
+        return (
+            '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+            "<title>f</title><id>urn:f</id><updated>2026-03-01T10:00:00Z</updated>"
+            f'<entry><title type="{kind}">Ankara haber</title><id>urn:e{i}</id>'
+            f'<link href="https://haber.test/a/{i}"/><updated>2026-03-01T10:00:00Z</updated>'
+            "</entry></feed>"
+        ).encode()
+
+    tracemalloc.start()
+    try:
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(10):
+            feed.parse_feed(document(i), url="https://haber.test/rss", source="s", tz=UTC)
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 1_000_000, kept
+    assert fastfeed.memo(4)(str.lower)("A" * (fastfeed.MEMO_KEY_CHARS + 1)) == "a" * (
+        fastfeed.MEMO_KEY_CHARS + 1
+    )

@@ -22,8 +22,8 @@ import functools
 import os
 import re
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar, cast
 
 import feedparser.datetimes
 import feedparser.html
@@ -31,6 +31,30 @@ import feedparser.mixin
 import feedparser.urls
 from feedparser.util import FeedParserDict
 from lxml import etree  # type: ignore[import-untyped]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+MEMO_KEY_CHARS = 2_048  # longest arguments (summed) a memo keeps
+
+
+def memo(size: int) -> Callable[[_F], _F]:
+    """functools.lru_cache for short string arguments only: the few content types, bases
+    and links a feed repeats. Longer ones (a feed decides their length) are worked out
+    each time, so a memo holds at most `size` x MEMO_KEY_CHARS characters whatever the
+    feeds held. For pure functions only: the answer is the same either way."""
+
+    def wrap(fn: _F) -> _F:
+        cached = functools.lru_cache(maxsize=size)(fn)
+
+        @functools.wraps(fn)
+        def call(*args: Any) -> Any:
+            if all(type(a) is str for a in args) and sum(map(len, args)) <= MEMO_KEY_CHARS:
+                return cached(*args)
+            return fn(*args)
+
+        return cast(_F, call)
+
+    return wrap
+
 
 _MIXIN = feedparser.mixin._FeedParserMixin
 _PREFIXES = {uri.lower(): prefix.lower() for uri, prefix in _MIXIN.namespaces.items()}
@@ -542,7 +566,7 @@ def _repaired(out: str) -> str:
     return out
 
 
-_content_type = functools.lru_cache(maxsize=64)(_MIXIN.map_content_type)
+_content_type = memo(64)(_MIXIN.map_content_type)
 
 
 def _attr(el: Any, name: str) -> str | None:
@@ -585,7 +609,7 @@ def _base(el: Any, base: str) -> str:
     return _safe_base(base, given) if given else base
 
 
-@functools.lru_cache(maxsize=1024)
+@memo(1024)
 def _safe_base(base: str, given: str) -> str:
     joined = feedparser.urls.make_safe_absolute_uri(base, given) or base
     if not joined.startswith(("http://", "https://")):
@@ -612,6 +636,6 @@ def _urljoin(base: str, uri: str) -> str:
     return _joined(base, uri)
 
 
-@functools.lru_cache(maxsize=4096)
+@memo(4096)
 def _joined(base: str, uri: str) -> str:
     return str(feedparser.urls._urljoin(base, uri))

@@ -54,19 +54,6 @@ from aggregator.sources.http import decode_body
 from aggregator.timeparse import FUTURE_SLACK, find_stamp, in_utc_range, parse_foreign, parse_iso
 
 
-def _memoized(fn: Callable[..., Any], size: int) -> Callable[..., Any]:
-    cached = functools.lru_cache(maxsize=size)(fn)
-
-    def call(*args: Any) -> Any:
-        try:
-            return cached(*args)
-        except TypeError:  # an unhashable argument: no cache
-            return fn(*args)
-
-    call.__wrapped__ = fn  # type: ignore[attr-defined]
-    return call
-
-
 def _memoize_feedparser_uri_joins() -> None:
     """feedparser re-joins the base URI at every element start, always with the same few
     arguments (30% of its time on a typical feed). Both functions are pure: memoized, they
@@ -74,7 +61,7 @@ def _memoize_feedparser_uri_joins() -> None:
     for name, size in (("make_safe_absolute_uri", 256), ("_urljoin", 4096)):
         original = getattr(feedparser.mixin, name, None)
         if callable(original) and not hasattr(original, "__wrapped__"):
-            setattr(feedparser.mixin, name, _memoized(original, size))
+            setattr(feedparser.mixin, name, fastfeed.memo(size)(original))
 
 
 _memoize_feedparser_uri_joins()
@@ -286,7 +273,7 @@ def _text_of(value: object, kind: str) -> str:
     return collapse(text)
 
 
-@functools.lru_cache(maxsize=64)  # a feed's few content types, asked for every entry
+@fastfeed.memo(64)  # a feed's few content types, asked for every entry
 def _html_kind(kind: str) -> bool:
     return any(t in kind for t in _HTML_TYPES)
 
