@@ -46,7 +46,14 @@ from urllib.parse import urlsplit
 
 from aggregator import peers
 from aggregator.model import Article
-from aggregator.normalize import canonical_url, fold, fold_each, html_to_text, plain_host
+from aggregator.normalize import (
+    canonical_url,
+    collapse,
+    fold,
+    fold_each,
+    html_to_text,
+    plain_host,
+)
 from aggregator.peers import SIMILAR as SIMILAR  # deciding's inputs, named here too
 from aggregator.peers import Group, Node
 from aggregator.records import utc_text
@@ -103,12 +110,13 @@ def lead_text(article: Article) -> str:
 
 
 def match_keys(
-    article: Article, published_utc: str | None = None, minute: str | None = None
-) -> tuple[str, ...]:
+    article: Article, published_utc: str | None = None, minute: str | None = None,
+    folds: Sequence[str] | None = None,
+) -> tuple[str, ...]:  # fmt: skip
     """The record's match keys, each `kind:` + a 96-bit hash of its text (small in memory
     and in the store; only equality matters), in the order u, g, then t/l/p or d (or h).
     `published_utc`, `minute`: utc_text(published) and its GİRİŞ minute, when the caller
-    has them already."""
+    has them already; `folds`: fold_each(title, summary, lead_text), likewise."""
     keys: list[str] = []
     if article.link:
         keys.append(_key("u", canonical_url(article.link)))
@@ -121,7 +129,7 @@ def match_keys(
                 keys.append(_key("d", f"{article.published.date().isoformat()}\x1f{title}"))
         else:
             minute = minute or _minute(article, published_utc or utc_text(article.published))
-            texts = fold_each(article.title, article.summary, lead_text(article))
+            texts = folds or fold_each(article.title, article.summary, lead_text(article))
             for kind, folded in zip("tlp", texts, strict=True):
                 if _words(folded) >= _MIN_WORDS:
                     keys.append(_key(kind, f"{minute}\x1f{folded}"))
@@ -182,19 +190,27 @@ def _hostname(url: str) -> str:
         return ""
 
 
-def candidate(ref: int, article: Article) -> Candidate:
+def candidate(
+    ref: int, article: Article, signature: bytes | None = None,
+    folds: Sequence[str] | None = None, body_text: str | None = None,
+) -> Candidate:  # fmt: skip
+    """`signature`, `folds` (see match_keys), `body_text` (signature.body_text, for a body
+    of at most SIGNATURE_HTML characters): the article's, when the caller has them."""
     published = utc_text(article.published)
     body = len(article.content_html)
-    if not body or (body <= 2 * len(article.summary) + 16
-                    and html_to_text(article.content_html) == article.summary):  # fmt: skip
-        body = -1
+    if not body or (
+        body <= 2 * len(article.summary) + 16
+        and article.summary
+        == (html_to_text(article.content_html) if body_text is None else collapse(body_text))
+    ):
+        body = -1  # (html_to_text is collapse of the signature's body text)
     if article.date_only or article.published_source == "seen":
         minute, at = None, anchor(article, published)
     else:
         minute = at = _minute(article, published)
     return Candidate(  # by position: a cold run builds one per record (keywords cost 1 us)
         ref,
-        match_keys(article, published, minute),
+        match_keys(article, published, minute, folds),
         published if article.updated == article.published else utc_text(article.updated),
         published,
         article.content_hash(),
@@ -207,6 +223,8 @@ def candidate(ref: int, article: Article) -> Candidate:
         body,
         bool(article.authors),
         article.image is not None,
+        "",
+        signature,
     )
 
 

@@ -42,12 +42,14 @@ class Plan:
     """What a publish writes. `feeds` reads each feed's entries only as it is reached (a
     publish never holds them all); `rebuilding` is the publish state to commit before any
     file is written; `state` the one to remember once `feeds` is used up and written,
-    `listed` being told of every feed rendered (its newest time is the worker's to find)."""
+    `listed` being told of every feed rendered (its newest time is the worker's to find);
+    `rendered` how many of `feeds` are sure to be rendered (others may be kept)."""
 
     feeds: Iterator[FeedSet]
     rebuilding: dict[str, str | None]
     state: dict[str, str]
     listed: Callable[[FeedSet, datetime | None], None]
+    rendered: int
 
 
 def plan(config: Config, store: Store, fingerprint: str) -> Plan:
@@ -92,7 +94,12 @@ def plan(config: Config, store: Store, fingerprint: str) -> Plan:
         if folder in kept:
             return FeedSet(folder=folder, title=title, group=group, entries=(),
                            kept=kept[folder])  # fmt: skip
-        versions = store.select_versions(n, sources=sources, categories=categories)
+        entries: Sequence[Entry] = ()
+        if folder in comparable:  # its records are read only if its digest changed
+            versions = store.select_versions(n, sources=sources, categories=categories)
+        else:
+            versions, entries = store.versions_and_entries(n, sources=sources,
+                                                           categories=categories)  # fmt: skip
         h = hashlib.blake2b(title.encode(), digest_size=16)
         for row in versions:
             h.update("\x1f".join(row).encode() + b"\x1e")
@@ -102,7 +109,8 @@ def plan(config: Config, store: Store, fingerprint: str) -> Plan:
             return FeedSet(folder=folder, title=title, group=group, entries=(),
                            kept=_listing(digests[folder].split(" ")))  # fmt: skip
         rendered[folder] = h.hexdigest()  # its digest is remembered once it is rendered
-        entries = store.entries_by_ids([aid for aid, _, _ in versions])
+        if folder in comparable:
+            entries = store.entries_by_ids([aid for aid, _, _ in versions])
         return FeedSet(folder=folder, title=title, group=group, entries=entries)
 
     def listed(feed: FeedSet, newest: datetime | None) -> None:
@@ -122,7 +130,9 @@ def plan(config: Config, store: Store, fingerprint: str) -> Plan:
         "digest:" + folder: None for folder, *_ in derived_feeds
         if folder not in kept and folder in digests
     }  # fmt: skip
-    return Plan(feeds=feeds(), rebuilding=rebuilding, state=state, listed=listed)
+    sure = 1 + len(config.feeds) + len(derived_feeds) - len(kept) - len(comparable)
+    return Plan(feeds=feeds(), rebuilding=rebuilding, state=state, listed=listed,
+                rendered=sure)  # fmt: skip
 
 
 def written_state(state: dict[str, str], failed: tuple[str, ...]) -> dict[str, str | None]:

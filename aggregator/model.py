@@ -74,8 +74,8 @@ class Article:
                 "\x1f".join(self.categories),
                 self.link or "",
                 self.image or "",
-                self.updated.isoformat(),
-                self.published.isoformat(),
+                updated := self.updated.isoformat(),
+                updated if self.published is self.updated else self.published.isoformat(),
             )
         )
         return hashlib.blake2b(meaning.encode("utf-8"), digest_size=16).hexdigest()
@@ -86,6 +86,19 @@ _ARTICLE_FIELDS = tuple(f.name for f in fields(Article))
 
 def _clamp(a: Article) -> None:
     """Cut what is over a bound (every source builds Articles: one place holds for all)."""
+    if (
+        len(a.title) <= MAX_TITLE
+        and len(a.summary) <= MAX_SUMMARY
+        and len(a.categories) <= MAX_NAMES
+        and len(a.authors) <= MAX_NAMES
+        and max(map(len, a.categories), default=0) <= MAX_NAME
+        and max(map(len, a.authors), default=0) <= MAX_NAME
+    ):
+        return  # within every bound (nearly always): _cut would cut nothing
+    _cut(a)
+
+
+def _cut(a: Article) -> None:
     cut: list[str] = []
     for name, limit in (("title", MAX_TITLE), ("summary", MAX_SUMMARY)):
         text: str = getattr(a, name)

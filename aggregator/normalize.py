@@ -7,6 +7,7 @@ import hashlib
 import html
 import re
 import unicodedata
+from collections.abc import Sequence
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import nh3
@@ -34,13 +35,18 @@ def collapse(text: str) -> str:
     passes here, and one control character in a title would break every feed."""
     # printable: no whitespace but " " and no character xml_safe drops (all are "Other" or
     # "Separator" in Unicode): with no run of spaces and none at the ends, nothing to do
-    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+    if "  " not in text and text.isprintable() and text[:1] != " " and text[-1:] != " ":
         return text
     return _collapsed(text)
 
 
 def _collapsed(text: str) -> str:
-    return xml_safe(" ".join(text.split()))  # re's \s is str.isspace(): as \s+ -> " ", 5x faster
+    if text.isprintable():  # its only whitespace is " ", and nothing for xml_safe to drop
+        while "  " in text:
+            text = text.replace("  ", " ")
+        return text.strip(" ")
+    joined = " ".join(text.split())  # re's \s is str.isspace(): as \s+ -> " ", 5x faster
+    return joined if joined.isprintable() else xml_safe(joined)  # printable: nothing to drop
 
 
 _TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
@@ -71,10 +77,22 @@ def fold(text: str) -> str:
 def fold_case(text: str) -> str:
     """fold() before the words are picked out: NFKC, Turkish lower case, no leading
     labels. fold(text) is its runs of letters and digits joined by single spaces."""
-    t = turkish_lower(unicodedata.normalize("NFKC", text))
+    return strip_labels(turkish_lower(unicodedata.normalize("NFKC", text)))
+
+
+def strip_labels(t: str) -> str:
+    """fold_case's last step: leading labels off a text already in NFKC and lower case."""
     while (m := _LEADING_LABEL.match(t)) and m.end():
         t = t[m.end() :]
     return t
+
+
+def cases(*texts: str) -> list[str] | None:
+    """[turkish_lower(NFKC(t)) for t in texts] in one pass over them joined by NUL (no step
+    joins across a NUL or a space: see fold_each), or None when a text holds a NUL. So
+    fold_case(f"{a} {b}") is strip_labels(f"{cases(a, b)[0]} {cases(a, b)[1]}")."""
+    parts = turkish_lower(unicodedata.normalize("NFKC", "\x00".join(texts))).split("\x00")
+    return parts if len(parts) == len(texts) else None
 
 
 # Neither letters nor digits, and common in Turkish news: fold_each's fast path turns them
@@ -92,14 +110,18 @@ def fold_each(*texts: str) -> list[str]:
     by NUL, which no step joins across (NFKC composes nothing with it, case mapping and
     word splitting stop at it), most of it in str.replace. A record's match keys fold three
     texts: together they cost two thirds of folding each."""
-    t = turkish_lower(unicodedata.normalize("NFKC", "\x00".join(texts)))
+    return fold_cased(texts, turkish_lower(unicodedata.normalize("NFKC", "\x00".join(texts))))
+
+
+def fold_cased(texts: Sequence[str], t: str) -> list[str]:
+    """fold_each(*texts), given `t`: turkish_lower(NFKC(texts joined by NUL))."""
     q = t
     for mark in _COMMON_PUNCT:
         q = q.replace(mark, " ")
     while "  " in q:
         q = q.replace("  ", " ")
     folds = q.split("\x00")
-    if len(folds) != len(texts) or not q.replace(" ", "a").replace("\x00", "a").isalnum():
+    if len(folds) != len(texts) or not "".join(folds).replace(" ", "a").isalnum():
         return [fold(x) for x in texts]  # a NUL, or a character not in _COMMON_PUNCT
     folds = [f.strip(" ") for f in folds]
     if any(f[:1] in LABEL_LETTERS for f in folds):
@@ -280,9 +302,9 @@ def flatten_deep(fragment: str) -> str:
 # compares both ways on generated markup).
 _PLAIN_CHARS = "[^<>&\r\xa0\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"
 _INLINE_TAGS = "b|i|em|strong|u|s|small|code|sub|sup|span"
-# possessive: a long run of text before a character that fails must not backtrack
-_SIMPLE_MARKUP = re.compile(f"(?:{_PLAIN_CHARS}++|</?(?:p|{_INLINE_TAGS})>|<br>)*+")
 _SIMPLE_TAG = re.compile(r"<(/?)([a-z]+)>")
+_SIMPLE_NAMES = frozenset(["p", "br", *_INLINE_TAGS.split("|")])
+_NOT_PLAIN = re.compile(_PLAIN_CHARS.replace("[^", "[", 1))
 _INLINE_TAG = re.compile(f"</?(?:{_INLINE_TAGS})>")
 _SIMPLE_DEPTH = 8  # far below MAX_DEPTH: flatten_deep leaves it as it is
 
@@ -291,8 +313,8 @@ _SIMPLE_CACHED = 16_384  # characters: longer fragments are checked every time, 
 
 
 def _simple_markup(fragment: str) -> bool:
-    """True when nh3 would return `fragment` unchanged (see _SIMPLE_MARKUP): `<p>` only
-    outside any other element, every tag closed in order, `<br>` anywhere."""
+    """True when nh3 would return `fragment` unchanged: text of _PLAIN_CHARS, `<p>` only
+    outside any other element, inline tags closed in order, `<br>` anywhere."""
     if len(fragment) > _SIMPLE_CACHED:
         return _simple_markup_checked(fragment)
     return _simple_markup_cached(fragment)
@@ -305,13 +327,26 @@ def _simple_markup_cached(fragment: str) -> bool:
 
 
 def _simple_markup_checked(fragment: str) -> bool:
+    """Read as the text between tags (_SIMPLE_TAG.split): text of printable characters
+    holds none that _PLAIN_CHARS excludes but `<`, `>` and `&`, so only those are looked
+    for (tests/test_feed_shortcuts.py compares it with a regex over the whole fragment)."""
     # html5ever drops a U+FEFF (a byte order mark pasted in) only as the first character
-    if fragment.startswith("\ufeff") or _SIMPLE_MARKUP.fullmatch(fragment) is None:
+    if fragment.startswith("\ufeff"):
+        return False
+    pieces = _SIMPLE_TAG.split(fragment)  # text, "/" or "", name, text, ...
+    text = "".join(pieces[::3])
+    if (
+        "<" in text
+        or ">" in text
+        or "&" in text
+        or (not text.isprintable() and _NOT_PLAIN.search(text))
+    ):
         return False
     open_tags: list[str] = []
-    for m in _SIMPLE_TAG.finditer(fragment):
-        closing, name = m.groups()
-        if closing:
+    for closing, name in zip(pieces[1::3], pieces[2::3], strict=True):
+        if name not in _SIMPLE_NAMES:
+            return False
+        if closing:  # (`</br>` too: br is never open)
             if not open_tags or open_tags.pop() != name:
                 return False
         elif name == "br":
@@ -353,8 +388,10 @@ def _sanitize_nh3(fragment: str, base_url: str | None) -> str:
 
 def html_to_text(fragment: str) -> str:
     """Plain text of an HTML fragment, for summaries and comparison."""
-    no_tags = re.sub(r"<[^>]*>", " ", fragment)
-    return collapse(html.unescape(no_tags))
+    return collapse(html.unescape(_ANY_TAG.sub(" ", fragment)))
+
+
+_ANY_TAG = re.compile(r"<[^>]*>")
 
 
 def slugify(text: str) -> str:
@@ -402,7 +439,7 @@ def plain_text(fragment: str) -> str:
         return html_to_text(fragment)
     if _simple_markup(fragment):  # what nh3 would keep of it: the text, blocks as spaces
         spaced = fragment.replace("<p>", " ").replace("</p>", " ").replace("<br>", " ")
-        return " ".join(_INLINE_TAG.sub("", spaced).split())  # collapse: nothing to drop
+        return _collapsed(_INLINE_TAG.sub("", spaced))  # (nothing for xml_safe to drop)
     return _plain_text_nh3(fragment)
 
 

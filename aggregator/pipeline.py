@@ -362,7 +362,7 @@ def _write_output(
     state = plan.state  # complete once publish has used up plan.feeds
     try:
         written = publish(site_of(config), config.output_dir, plan.feeds, store.count(), workers,
-                          plan.listed)  # fmt: skip
+                          plan.listed, plan.rendered)  # fmt: skip
     except OutputIncomplete as e:
         # the feeds written stay remembered; the rest (and with a failed article page,
         # every rebuilt feed, whose pages are written with it) is redone by the next publish

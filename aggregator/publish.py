@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
+import feedgen.entry
+import feedgen.feed
 import orjson
 from feedgen.entry import FeedEntry
 from feedgen.ext.dc import DcEntryExtension, DcExtension
@@ -61,6 +63,20 @@ class FeedSet:
 
 
 STYLESHEET = "feed.xsl"
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _rfc822(date: datetime) -> str:
+    """feedgen's formatRFC2822 (strftime in the C locale) without its two setlocale calls
+    per date, which cost half of it and switch the locale of the whole process under its
+    other threads (writers, the daemon's loop). The C locale's names go into the format."""
+    names = f"{_DAYS[date.weekday()]}, %d {_MONTHS[date.month - 1]}"
+    return date.strftime(names + " %Y %H:%M:%S %z")
+
+
+feedgen.entry.formatRFC2822 = feedgen.feed.formatRFC2822 = _rfc822
 
 
 def write_atomic(path: Path, data: bytes) -> bool:
@@ -408,8 +424,9 @@ Outcome = bool | PublishError
 
 
 class RenderedFeed(NamedTuple):
-    """A rendered job: the files a render worker wrote itself (article and archive pages)
-    with their outcomes, the feed files to write, the feed's newest time."""
+    """A rendered job: the files a render worker wrote itself (all of its files) with their
+    outcomes, the feed files still to write (a job rendered in this process), the feed's
+    newest time."""
 
     written: list[tuple[str, Outcome]]
     files: list[tuple[str, bytes]]
@@ -417,15 +434,35 @@ class RenderedFeed(NamedTuple):
 
 
 WORKER_IN_FLIGHT = 16  # files a render worker has rendered and not yet written, at most
+WORKER_THREADS = 4  # a render worker's writer threads (its feeds' files wait on the disk)
 
 
-def _render_apart(site: Site, output_dir: Path, job: _Job) -> RenderedFeed:
-    """_render in a worker process: its article and archive pages written there as they
-    are rendered, only the three feed files sent back (bytes pickled back to the main
-    process would pile up there: up to two batches of jobs are in flight)."""
-    with _Writer(output_dir, WORKER_IN_FLIGHT) as writer:
-        files, stamp = _render(site, job, writer.put)
-    return RenderedFeed(writer.outcomes, files, stamp)
+def _render_apart(site: Site, output_dir: Path, jobs: Sequence[_Job]) -> list[RenderedFeed]:
+    """_render in a worker process, every file written there as it is rendered: only the
+    outcomes travel back (bytes pickled back to the main process would cost it their
+    copying and writing, and pile up there: up to two batches of jobs are in flight).
+    A chunk of jobs shares one writer, so a job's files are written while the next one
+    renders."""
+    ends: list[tuple[int, datetime | None]] = []  # files put once each job was rendered
+    with _Writer(output_dir, WORKER_IN_FLIGHT, _worker_threads()) as writer:
+        for job in jobs:
+            files, stamp = _render(site, job, writer.put)
+            for rel, data in files:
+                writer.put(rel, data)
+            ends.append((writer.put_count, stamp))
+    starts = [0, *(end for end, _ in ends)]
+    return [RenderedFeed(writer.outcomes[start:end], [], stamp)
+            for start, (end, stamp) in zip(starts, ends, strict=False)]  # fmt: skip
+
+
+_threads: ThreadPoolExecutor | None = None  # a render worker's writer threads, kept for its life
+
+
+def _worker_threads() -> ThreadPoolExecutor:
+    global _threads
+    if _threads is None:
+        _threads = ThreadPoolExecutor(WORKER_THREADS, "aggregator-write")
+    return _threads
 
 
 def _end_with_publisher() -> None:
@@ -444,24 +481,42 @@ def _end_with_publisher() -> None:
     threading.Thread(target=watch, name="aggregator-publisher-watch", daemon=True).start()
 
 
+def _ready() -> None:
+    """A render worker's first task: it starts (and imports this module) before any job."""
+
+
 INDEX_HEADLINES = 15  # newest articles listed on index.html, above the feeds
 POOL_FEEDS = 64  # fewer feeds than this: rendering in this process beats starting workers
 RENDER_BATCH = 32  # feeds rendered at a time: only these hold their entries in memory
+RENDER_CHUNK = 8  # feeds of a batch a render worker takes at once
 
 
 class _Renderer:
     """Renders feeds in batches as they come; many feeds (one per source and category) use
     every core, in worker processes started only once a publish has had POOL_FEEDS to
-    render (the batches before are rendered here, the first while the workers start).
-    Article and archive pages go straight to `writer` here, and are written by the worker
-    that renders them there."""
+    render (the batches before are rendered here, the first while the workers start), or
+    at once when it has that many `planned` (they start while the first feeds are read).
+    A job rendered here has its files go to `writer`; one rendered in a worker, all of
+    them written by that worker."""
 
-    def __init__(self, site: Site, writer: _Writer, workers: int | None = None) -> None:
+    def __init__(self, site: Site, writer: _Writer, workers: int | None = None,
+                 planned: int = 0) -> None:  # fmt: skip
         self.site = site
         self.writer = writer
         self.workers = workers or os.cpu_count() or 1
         self._pool: ProcessPoolExecutor | None = None
         self._feeds = 0  # feeds this publish has had to render so far
+        if self.workers > 1 and planned >= POOL_FEEDS:
+            self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("forkserver")
+        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context,
+                                   initializer=_end_with_publisher)  # fmt: skip
+        for _ in range(self.workers):  # each submit with no worker idle starts one
+            pool.submit(_ready)
+        self._pool = pool
+        return pool
 
     def __call__(self, jobs: Sequence[_Job]) -> Iterator[RenderedFeed]:
         """Each job's files and newest time, in order (lazily)."""
@@ -469,12 +524,10 @@ class _Renderer:
         self._feeds += len(jobs)
         if self._pool is None and (workers < 2 or self._feeds < POOL_FEEDS):
             return (RenderedFeed([], *_render(self.site, job, self.writer.put)) for job in jobs)
-        if self._pool is None:
-            context = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                             initializer=_end_with_publisher)  # fmt: skip
+        pool = self._pool or self._start()
         apart = functools.partial(_render_apart, self.site, self.writer.output_dir)
-        return self._pool.map(apart, jobs, chunksize=8)
+        chunks = [jobs[k : k + RENDER_CHUNK] for k in range(0, len(jobs), RENDER_CHUNK)]
+        return itertools.chain.from_iterable(pool.map(apart, chunks))
 
     def __enter__(self) -> _Renderer:
         return self
@@ -514,7 +567,8 @@ Listener = Callable[[FeedSet, datetime | None], object]
 
 
 def publish(site: Site, output_dir: Path, feeds: Iterable[FeedSet], total: int,
-            workers: int | None = None, listed: Listener | None = None) -> list[str]:  # fmt: skip
+            workers: int | None = None, listed: Listener | None = None,
+            planned: int = 0) -> list[str]:  # fmt: skip
     """Write every output file that changed; return the relative paths written.
     The first feed is the combined feed; `total` is the number of stored articles. `feeds`
     may be an iterator that reads each feed's entries as it is reached: a batch of feeds
@@ -524,12 +578,13 @@ def publish(site: Site, output_dir: Path, feeds: Iterable[FeedSet], total: int,
     in the output folder itself (combined feed, index, OPML) is a PublishError; failures
     only under a derived feed's folder (categories/x/, sources/x/, feeds/x/, articles/)
     are OutputIncomplete, one line per feed. `workers`: processes rendering at once
-    (default: one per core; 1 renders in this process, as the daemon's publisher does)."""
+    (default: one per core; 1 renders in this process, as the daemon's publisher does).
+    `planned`: how many of `feeds` are sure to be rendered (not kept), if known."""
     sweep_temporaries(output_dir)
     listing: list[pages.Listed] = []
     headlines: list[Entry] = []
     paged: set[str] = set()  # ids whose article page a job of this publish writes
-    with _Writer(output_dir) as writer, _Renderer(site, writer, workers) as render:
+    with _Writer(output_dir) as writer, _Renderer(site, writer, workers, planned) as render:
 
         def write(rendered: Iterable[tuple[tuple[int, FeedSet], RenderedFeed]]) -> None:
             for (place, feed), (done, files, newest) in rendered:
@@ -579,13 +634,18 @@ class _Writer:
     `outcomes` (and `written`) in the order the files were put."""
 
     IN_FLIGHT = 64
+    THREADS = 8
 
-    def __init__(self, output_dir: Path, in_flight: int = IN_FLIGHT) -> None:
+    def __init__(self, output_dir: Path, in_flight: int = IN_FLIGHT,
+                 threads: ThreadPoolExecutor | None = None) -> None:  # fmt: skip
+        """`threads`: a pool to share (a render worker's, for all its chunks of jobs), else
+        one of its own."""
         self.output_dir = output_dir
         self.in_flight = in_flight
         self.outcomes: list[tuple[str, Outcome]] = []
         self._pending: deque[tuple[str, Future[Outcome]]] = deque()
-        self._pool = ThreadPoolExecutor(8, "aggregator-write")
+        self._own = threads is None
+        self._pool = threads or ThreadPoolExecutor(self.THREADS, "aggregator-write")
 
     def put(self, rel: str, data: bytes) -> None:
         self._pending.append((rel, self._pool.submit(self._write, self.output_dir / rel, data)))
@@ -597,6 +657,13 @@ class _Writer:
         done: Future[Outcome] = Future()
         done.set_result(outcome)
         self._pending.append((rel, done))
+        while len(self._pending) > self.in_flight:  # a worker's outcomes are bounded too
+            self._collect()
+
+    @property
+    def put_count(self) -> int:
+        """Files put (or recorded) so far."""
+        return len(self.outcomes) + len(self._pending)
 
     @property
     def written(self) -> list[str]:
@@ -626,4 +693,8 @@ class _Writer:
                 while self._pending:
                     self._collect()
         finally:
-            self._pool.shutdown(wait=True)
+            if self._own:
+                self._pool.shutdown(wait=True)
+            else:  # a failure: wait for what is still being written
+                for _, future in self._pending:
+                    future.exception()

@@ -37,6 +37,7 @@ MIN_SHINGLES = 8  # fewer says too little to call two texts the same article
 BATCH_POINTS = 1 << 18  # code points `signatures` reads in one pass (its tables: 4 MiB)
 
 _TAG = re.compile(r"<[^>]*>")
+_HEAD = struct.Struct("<BI")  # the version byte, the count of distinct shingles
 _P = 0x100000001B3  # the polynomial's base (odd, so invertible mod 2^64)
 _MIX = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0xFF51AFD7ED558CCD)  # odd 64-bit constants
 
@@ -54,22 +55,42 @@ def signatures(articles: Sequence[Article]) -> list[bytes]:
     defines, at a fraction of the cost of a pass per article (numpy's per-call overhead is
     most of a short text's). Texts are taken BATCH_POINTS code points at a time (a bound on
     the tables and buffers)."""
-    out = [b""] * len(articles)
-    texts: list[str] = []
+    return _sketches((None if a.published_source == "seen" else signed_text(a) for a in articles),
+                     len(articles))  # fmt: skip
+
+
+def signed_text(article: Article, body: str | None = None) -> str:
+    """The folded text an article's signature is made of. `body`: body_text(article)."""
+    body = body_text(article) if body is None else body
+    return fold_case(f"{article.title} {article.summary} {body}")
+
+
+def body_text(article: Article) -> str:
+    """The body's text as the signature reads it (tags as spaces, entities decoded)."""
+    return html.unescape(_TAG.sub(" ", article.content_html[:SIGNATURE_HTML]))
+
+
+def sketches(texts: Sequence[str | None]) -> list[bytes]:
+    """The signature of each signed_text (b"" for None: a record dated when seen)."""
+    return _sketches(texts, len(texts))
+
+
+def _sketches(texts: Iterable[str | None], count: int) -> list[bytes]:
+    out = [b""] * count
+    batch: list[str] = []
     owners: list[int] = []
     size = 0
-    for i, article in enumerate(articles):
-        if article.published_source == "seen":
+    for i, text in enumerate(texts):
+        if text is None:
             continue
-        body = html.unescape(_TAG.sub(" ", article.content_html[:SIGNATURE_HTML]))
-        texts.append(fold_case(f"{article.title} {article.summary} {body}"))
+        batch.append(text)
         owners.append(i)
-        size += len(texts[-1]) + 1
+        size += len(text) + 1
         if size >= BATCH_POINTS:
-            _sketch(texts, owners, out)
-            texts, owners, size = [], [], 0
-    if texts:
-        _sketch(texts, owners, out)
+            _sketch(batch, owners, out)
+            batch, owners, size = [], [], 0
+    if batch:
+        _sketch(batch, owners, out)
     return out
 
 
@@ -83,14 +104,16 @@ def _sketch(texts: Sequence[str], owners: Sequence[int], out: list[bytes]) -> No
     begins = np.cumsum(lengths + 1) - (lengths + 1)  # where each text starts in `joined`
     table, powers, inverses, (a, b, m) = _tables(len(points))
     wordy = np.zeros(len(points) + 2, dtype=np.bool_)  # a non-word either side
-    wordy[1:-1] = table.take(points.astype(np.uint16))  # right below U+10000
-    beyond = np.flatnonzero(points > 0xFFFF)  # beyond the table (rare): Python says
-    if len(beyond):
+    np.take(table, points.astype(np.uint16), out=wordy[1:-1])  # right below U+10000
+    if len(points) and points.max() > 0xFFFF:  # beyond the table (rare): Python says
+        beyond = np.flatnonzero(points > 0xFFFF)
         wordy[beyond + 1] = [chr(p).isalnum() for p in points[beyond].tolist()]
     edges = np.flatnonzero(wordy[1:] != wordy[:-1])  # where each word starts, ends, ...
     starts, ends = edges[0::2], edges[1::2]
     firsts = np.searchsorted(starts, begins)  # each text's first word
-    counts = np.diff(firsts, append=len(starts))
+    bounds = np.empty(len(firsts) + 1, dtype=np.int64)  # each text's words: from, to
+    bounds[:-1], bounds[-1] = firsts, len(starts)
+    counts = bounds[1:] - bounds[:-1]
     if len(counts) and counts.max() > SIGNATURE_WORDS:  # a long text: its first words only
         nth = np.arange(len(starts)) - np.repeat(firsts, counts)
         starts, ends = starts[nth < SIGNATURE_WORDS], ends[nth < SIGNATURE_WORDS]
@@ -114,15 +137,17 @@ def _sketch(texts: Sequence[str], owners: Sequence[int], out: list[bytes]) -> No
         keys = (shingles << np.uint64(32)) | (x[within] >> np.uint64(32))  # best-mixed bits
         keys.sort()  # by text, then hash
         if len(keys):  # (none: each text under three words)
-            keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # each distinct once
+            distinct = np.empty(len(keys), dtype=np.bool_)
+            distinct[0] = True
+            np.not_equal(keys[1:], keys[:-1], out=distinct[1:])
+            keys = keys[distinct]  # each distinct once
     of_text = (keys >> np.uint64(32)).astype(np.int64)
     firsts = np.searchsorted(of_text, np.arange(len(texts) + 1)).tolist()
     hashes = (keys & np.uint64(0xFFFFFFFF)).astype("<u4").tobytes()
+    head = _HEAD.pack
     for t, owner in enumerate(owners):
         lo, hi = firsts[t], firsts[t + 1]
-        out[owner] = (
-            struct.pack("<BI", VERSION, hi - lo) + hashes[4 * lo : 4 * min(hi, lo + SIGNATURE_SIZE)]
-        )
+        out[owner] = head(VERSION, hi - lo) + hashes[4 * lo : 4 * min(hi, lo + SIGNATURE_SIZE)]
 
 
 def is_current(sig: bytes) -> bool:

@@ -5,7 +5,9 @@
 The bodies are bench_sources.py's (RSS 2.0, 50 items, Turkish text, CDATA descriptions).
 Each round times, on one core and interleaved so drift hits all alike: the bare lxml parse
 (the floor), `fastfeed.parse` and `feedparser.parse` (the document -> entry dictionaries),
-then `parse_feed` (document -> Articles, with dates, nh3 and ids) on each path. Prints the
+then `parse_feed` (document -> Articles, with dates, nh3 and ids) on each path, and what
+a parse worker does per body (`web._feed_records`: Articles -> candidates with match keys,
+signatures and packed records; the fast path). Prints the
 median of the rounds as ms per feed and entries/s, and the fast path's speed-up next to
 feedparser measured in the same rounds. `--corpus` also counts, over the XML feeds under
 each folder, how many documents the fast path reads and how many it leaves to feedparser.
@@ -30,11 +32,12 @@ from lxml import etree
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_sources import feed_body  # noqa: E402
+from bench_sources import T0, feed_body  # noqa: E402
 
 from aggregator.sources import fastfeed  # noqa: E402
 from aggregator.sources.feed import parse_feed  # noqa: E402
 from aggregator.sources.http import decode_body  # noqa: E402
+from aggregator.sources.web import _feed_records  # noqa: E402
 
 TZ = ZoneInfo("Europe/Istanbul")
 HEADERS = {"content-type": "application/xml; charset=utf-8"}
@@ -86,6 +89,10 @@ def main() -> None:
     def articles(data: bytes, url: str) -> object:
         return parse_feed(data, url=url, source="s", tz=TZ)
 
+    def records(data: bytes, url: str) -> object:
+        return _feed_records(data, url=url, content_type="application/rss+xml", source="s",
+                             tz=TZ, language="tr", now=T0)  # fmt: skip
+
     def raw_feedparser(data: bytes, url: str) -> object:
         headers = {**HEADERS, "content-location": url}
         return feedparser.parse(
@@ -99,6 +106,7 @@ def main() -> None:
         "feedparser.parse -> entry dicts": raw_feedparser,
         "parse_feed -> Articles, fast path": articles,
         "parse_feed -> Articles, feedparser": with_feedparser(articles),
+        "_feed_records -> staged records": records,
     }
     assert all(fastfeed.parse(data, url) is not None for data, url in bodies[:3])
     times: dict[str, list[float]] = {name: [] for name in steps}

@@ -244,6 +244,11 @@ def test_feed_walks_select_the_newest_articles_of_any_store(store_at: StoreAt) -
                 expected = [e for e in newest_first if wanted(e)][:limit]
                 got = store.select_versions(limit, sources=sources, categories=categories)
                 assert [aid for aid, _, _ in got] == [e.id for e in expected]
+                # one walk reading the records too: the same versions and stored rows
+                versions, entries = store.versions_and_entries(limit, sources=sources,
+                                                               categories=categories)  # fmt: skip
+                assert versions == got
+                assert entries.rows == store.entries_by_ids([aid for aid, _, _ in got]).rows
                 if sources or categories:
                     picked = store.select(limit, sources=sources, categories=categories)
                     assert [e.id for e in picked] == [e.id for e in expected]

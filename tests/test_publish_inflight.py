@@ -13,7 +13,7 @@ import pytest
 from aggregator import pages
 from aggregator import publish as P
 from aggregator.model import Entry
-from aggregator.publish import FeedSet, publish
+from aggregator.publish import FeedSet, Site, publish
 from tests.test_publish import SITE, seed_entry
 
 
@@ -67,30 +67,40 @@ def test_pages_rendered_in_process_wait_only_in_the_writers_queue(
     assert held == 0 and most <= P._Writer.IN_FLIGHT + 2, most
 
 
-def test_a_render_worker_writes_its_pages_and_sends_back_only_the_feed_files(
+def test_a_render_worker_writes_all_its_files_and_sends_back_only_outcomes(
     tmp_path: Path,
 ) -> None:
-    """A job as the render workers run it: the combined feed's 600 article pages and 11
-    archive pages are written there as they are rendered; only its three feed files come
-    back (with every page's outcome, in order)."""
+    """A job as the render workers run it: the combined feed's 600 article pages, 11
+    archive pages and three feed files are written there as they are rendered; only every
+    file's outcome comes back, in order, with the bytes rendering here gives."""
     entries = _linkless(600)
     archives = [(k + 1, entries[50 + k * 50 : 100 + k * 50]) for k in range(11)]
     feed = FeedSet(folder="", title=SITE.title, group="", entries=entries[:50],
                    archive_count=11, archives=archives)  # fmt: skip
-    done = P._render_apart(SITE, tmp_path, P._Job(feed, None))
-    assert [rel for rel, _ in done.files] == ["atom.xml", "rss.xml", "feed.json"]
+    (done,) = P._render_apart(SITE, tmp_path, [P._Job(feed, None)])
+    assert done.files == []
     assert [rel for rel, outcome in done.written if outcome is True] == [
         *(pages.page_path(e.id) for e in entries[:50]),
         *(rel for n, page in archives
           for rel in (*(pages.page_path(e.id) for e in page), f"archive/{n}.xml")),
+        "atom.xml", "rss.xml", "feed.json",
     ]  # fmt: skip
     rendered = dict(P.render_feed(SITE, feed))
-    assert [rendered[rel] for rel, _ in done.files] == [data for _, data in done.files]
-    for n, _ in archives:
-        assert (tmp_path / f"archive/{n}.xml").read_bytes() == rendered[f"archive/{n}.xml"]
+    for rel in ("atom.xml", "rss.xml", "feed.json", *(f"archive/{n}.xml" for n, _ in archives)):
+        assert (tmp_path / rel).read_bytes() == rendered[rel]
     assert (tmp_path / pages.page_path(entries[599].id)).read_bytes() == pages.article_page(
         SITE, entries[599]
     )
+    # a chunk of jobs (one writer): each job's outcomes are its own files', in order
+    other = FeedSet(folder="sources/s/", title="s", group="", entries=_linkless(3, start=600))
+    again, second = P._render_apart(SITE, tmp_path, [P._Job(feed, None), P._Job(other, None)])
+    assert [rel for rel, _ in again.written] == [rel for rel, _ in done.written]
+    assert not any(outcome is True for _, outcome in again.written)  # same bytes: none written
+    assert [rel for rel, outcome in second.written if outcome is True] == [
+        *(pages.page_path(e.id) for e in other.entries),
+        "sources/s/atom.xml", "sources/s/rss.xml", "sources/s/feed.json",
+    ]  # fmt: skip
+    assert second.newest == P.newest(other.entries)
 
 
 def test_feeds_rendered_by_workers_write_their_own_article_pages(tmp_path: Path) -> None:
@@ -106,6 +116,57 @@ def test_feeds_rendered_by_workers_write_their_own_article_pages(tmp_path: Path)
     for entry in entries[-5 * 16 :]:
         page = tmp_path / pages.page_path(entry.id)
         assert page.read_bytes() == pages.article_page(SITE, entry)
+
+
+def test_a_pool_started_with_the_publish_writes_what_one_process_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With as many feeds planned as POOL_FEEDS the workers render every feed, the first
+    batch too (none is rendered in this process): the files, and the order the publish
+    names them in, are those of a publish rendering in one process."""
+    entries = _linkless(3 * (P.POOL_FEEDS + 8))
+    feeds = [FeedSet(folder="" if k == 0 else f"sources/s{k}/", title=f"s{k}", group="",
+                     entries=entries[3 * k : 3 * k + 3])
+             for k in range(P.POOL_FEEDS + 8)]  # fmt: skip
+    here: list[str] = []  # feeds rendered in this process (the workers import their own)
+    real_render = P._render
+
+    def render(site: Site, job: P._Job, put: P.Put) -> object:
+        here.append(job.feed.folder)
+        return real_render(site, job, put)
+
+    monkeypatch.setattr(P, "_render", render)
+    apart = publish(SITE, tmp_path / "pool", feeds, len(entries), workers=2,
+                    planned=len(feeds))  # fmt: skip
+    assert here == []
+    alone = publish(SITE, tmp_path / "one", feeds, len(entries), workers=1)
+    assert len(here) == len(feeds)
+    assert apart == alone
+    for rel in alone:
+        assert (tmp_path / "pool" / rel).read_bytes() == (tmp_path / "one" / rel).read_bytes()
+
+
+def test_the_outcomes_workers_send_back_wait_in_a_bounded_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers write every file of a publish; the outcomes they send back are taken
+    out of the main process's queue as they come, not held until the publish ends (each
+    costs ~1.7 KB: a rebuild's article pages would pile up)."""
+    most = 0
+    real_record = P._Writer.record
+
+    def record(self: P._Writer, rel: str, outcome: P.Outcome) -> None:
+        nonlocal most
+        real_record(self, rel, outcome)
+        most = max(most, len(self._pending))
+
+    monkeypatch.setattr(P._Writer, "record", record)
+    entries = _linkless(20 * 100)
+    feeds = [FeedSet(folder="" if k == 0 else f"sources/s{k}/", title=f"s{k}", group="",
+                     entries=entries[20 * k : 20 * k + 20]) for k in range(100)]  # fmt: skip
+    written = publish(SITE, tmp_path, feeds, len(entries), workers=2, planned=len(feeds))
+    assert len(written) > 2_000
+    assert most <= P._Writer.IN_FLIGHT, most
 
 
 _KILLED_PUBLISHER = """

@@ -22,8 +22,8 @@ import functools
 import os
 import re
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar, cast
 
 import feedparser.datetimes
 import feedparser.html
@@ -31,6 +31,30 @@ import feedparser.mixin
 import feedparser.urls
 from feedparser.util import FeedParserDict
 from lxml import etree  # type: ignore[import-untyped]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+MEMO_KEY_CHARS = 2_048  # longest arguments (summed) a memo keeps
+
+
+def memo(size: int) -> Callable[[_F], _F]:
+    """functools.lru_cache for short string arguments only: the few content types, bases
+    and links a feed repeats. Longer ones (a feed decides their length) are worked out
+    each time, so a memo holds at most `size` x MEMO_KEY_CHARS characters whatever the
+    feeds held. For pure functions only: the answer is the same either way."""
+
+    def wrap(fn: _F) -> _F:
+        cached = functools.lru_cache(maxsize=size)(fn)
+
+        @functools.wraps(fn)
+        def call(*args: Any) -> Any:
+            if all(type(a) is str for a in args) and sum(map(len, args)) <= MEMO_KEY_CHARS:
+                return cached(*args)
+            return fn(*args)
+
+        return cast(_F, call)
+
+    return wrap
+
 
 _MIXIN = feedparser.mixin._FeedParserMixin
 _PREFIXES = {uri.lower(): prefix.lower() for uri, prefix in _MIXIN.namespaces.items()}
@@ -46,6 +70,7 @@ _OTHER_VERSIONS = {"http://purl.org/rss/1.0/", "http://my.netscape.com/rdf/simpl
 _XMLNS = re.compile(rb"""xmlns(?::([\w.-]+))?\s*=\s*["']([^"']*)["']""")
 _XML_DECL = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([^"']*)["']""")
 _C1_CONTROLS = re.compile("[\x80-\x9f]")
+_LATIN1_HIGH = re.compile("[\x80-\xbf]")  # C1 controls and UTF-8's continuation bytes
 _HTML_TYPES = {"text/html", "application/xhtml+xml"}
 MAX_ENTRIES = 2_000  # more: feedparser's bounded reading decides
 # more `<` than this (a 50-item feed has about 1,000): feedparser's streaming reader decides,
@@ -131,7 +156,9 @@ def parse(data: bytes, url: str) -> dict[str, Any] | None:
         return None  # the environment's way out, should this reader ever be wrong
     if not url.startswith(("http://", "https://")):
         return None
-    if data.count(b"<") > MAX_MARKUP or data.count(b"<item") + data.count(b"<entry") > MAX_ENTRIES:
+    if len(data) > MAX_MARKUP and data.count(b"<") > MAX_MARKUP:  # (never more `<` than bytes)
+        return None
+    if data.count(b"<item") + data.count(b"<entry") > MAX_ENTRIES:
         return None
     if not _plain_document(data):
         return None
@@ -143,7 +170,10 @@ def parse(data: bytes, url: str) -> dict[str, Any] | None:
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.xml_version != "1.0":
         return None
     try:
-        return _read(root, url)
+        # without these bytes no element's text holds U+0080..U+00BF (in UTF-8 each is
+        # \xc2 and a second byte; a character reference starts with "&#")
+        latin1_high = b"\xc2" in data or b"&#" in data
+        return _read(root, url, bases=b"base" in data, latin1_high=latin1_high)
     except _Unsure:
         return None
 
@@ -165,7 +195,10 @@ def _plain_document(data: bytes) -> bool:
     return True
 
 
-def _read(root: Any, url: str) -> dict[str, Any]:
+def _read(root: Any, url: str, *, bases: bool = True, latin1_high: bool = True) -> dict[str, Any]:
+    """`bases`: False when no element can carry `xml:base` or `base` (the bytes "base" are
+    nowhere in the document), so no entry element is asked for one. `latin1_high`: False
+    when no text in the document holds U+0080..U+00BF, so entries' texts need no repair."""
     feed: dict[str, Any] = {}
     lang = _attr(root, "lang")
     if lang:
@@ -187,7 +220,7 @@ def _read(root: Any, url: str) -> dict[str, Any]:
     for child in channel:
         key = _key(child)
         if key == entry_key:
-            entries.append(_Entry(version).read(child, base))
+            entries.append(_Entry(version, bases, latin1_high).read(child, base))
         else:
             _feed_element(child, key, feed, base)
     return dict(
@@ -214,29 +247,35 @@ def _feed_element(el: Any, key: str, feed: dict[str, Any], base: str) -> None:
         feed["link"] = _text(_leaf(el) if href is None else href, uri=_base(el, base))
 
 
+_ENTITY_NAME = re.compile("&([A-Za-z0-9_]+);")
+
+
 class _Entry:
     """One entry, built the way feedparser's handlers build it."""
 
-    def __init__(self, version: str) -> None:
+    def __init__(self, version: str, bases: bool = True, latin1_high: bool = True) -> None:
         self.rss = not version.startswith("atom")
+        self.bases = bases
+        self.repairs = latin1_high
         self.d: dict[str, Any] = {}
         self.depths: dict[str, int] = {}
         self.title_depth = -1
         self.has_content = False
 
     def read(self, el: Any, base: str) -> dict[str, Any]:
-        if any(name[0] == "{" and not name.startswith(_XML_NS) for name in el.attrib) or any(
-            name.lower() in ("href", "lastmod") for name in el.attrib
+        names = el.keys()
+        if any(name[0] == "{" and not name.startswith(_XML_NS) for name in names) or any(
+            name.lower() in ("href", "lastmod") for name in names
         ):
             raise _Unsure  # rdf:about, href, lastmod: feedparser reads them as fields
-        base = _base(el, base)
+        base = _base(el, base) if names else base
         for child in el:
             self.visit(child, 1, base)
         return self.d
 
     def visit(self, el: Any, depth: int, parent_base: str) -> None:
         key = _key(el)
-        base = _base(el, parent_base)
+        base = _base(el, parent_base) if self.bases else parent_base
         if key in _TITLE:
             self.title(el, key, depth, base)
         elif key in _SUMMARY:
@@ -259,7 +298,7 @@ class _Entry:
             self.category(el, key)
         elif key in _DATES:
             name = _DATES[key]
-            value = _text(_leaf(el))
+            value = self.text(_leaf(el))
             self.store(name, value, depth)
             self.d[name + "_parsed"] = Unparsed(value)  # read only if feed.py needs it
         elif key in ("media_content", "media_group"):
@@ -289,6 +328,10 @@ class _Entry:
             for child in el:
                 self.visit(child, depth + 1, base)
 
+    def text(self, raw: str) -> str:
+        """_text(raw): stripped, repaired only where a repair can apply."""
+        return _text(raw) if self.repairs else raw.strip()
+
     def store(self, key: str, value: str, depth: int, detail: dict[str, Any] | None = None) -> None:
         """feedparser keeps a field's shallowest occurrence, the last of equals; its
         `_detail` always follows the latest."""
@@ -315,13 +358,20 @@ class _Entry:
 
     def pushed(self, el: Any, default_type: str, base: str) -> tuple[str, dict[str, Any]]:
         """An element read as text with a content type: (text, its parameters)."""
-        kind = _MIXIN.map_content_type(_attr_lower(el, "type") or default_type)
-        if el.get("mode") or not kind.startswith("text/") or el.get("src") is not None:
-            raise _Unsure  # base64, XHTML or out-of-line content
+        if el.keys():
+            kind = _content_type(_attr_lower(el, "type") or default_type)
+            if el.get("mode") or not kind.startswith("text/") or el.get("src") is not None:
+                raise _Unsure  # base64, XHTML or out-of-line content
+        else:
+            kind = _content_type(default_type)
+            if not kind.startswith("text/"):
+                raise _Unsure
         raw = _leaf(el).strip()
-        if self.rss and kind == "text/plain" and _MIXIN.looks_like_html(raw):
+        # looks_like_html wants a close tag or an entity reference: "</" or "&" at least
+        maybe_html = "</" in raw or "&" in raw
+        if self.rss and kind == "text/plain" and maybe_html and _MIXIN.looks_like_html(raw):
             kind = "text/html"
-        return _text(raw), {"type": kind, "base": base}
+        return self.text(raw), {"type": kind, "base": base}
 
     def title(self, el: Any, key: str, depth: int, base: str) -> None:
         value, detail = self.pushed(el, "text/plain", base)
@@ -346,8 +396,9 @@ class _Entry:
             self.d.setdefault("summary", value)
 
     def guid(self, el: Any, depth: int, base: str) -> None:
-        is_link = el.get("isPermaLink", el.get("ispermalink", "true")) == "true"
-        if any(name.lower() != "ispermalink" for name in el.attrib):
+        names = el.keys()
+        is_link = not names or el.get("isPermaLink", el.get("ispermalink", "true")) == "true"
+        if any(name.lower() != "ispermalink" for name in names):
             raise _Unsure
         value = _text(_leaf(el), uri=base if is_link else None)
         self.store("id", value, depth)
@@ -374,7 +425,8 @@ class _Entry:
             return
         links.append(attrs)
         value = _text(_leaf(el), uri=base)
-        value = re.sub("&([A-Za-z0-9_]+);", r"&\g<1>", value.replace("&amp;", "&"))
+        if "&" in value:
+            value = _ENTITY_NAME.sub(r"&\g<1>", value.replace("&amp;", "&"))
         self.d["link"] = value
         if value:
             links[-1]["href"] = value
@@ -390,7 +442,7 @@ class _Entry:
         authors = self.d.setdefault("authors", [])
         authors.append(FeedParserDict())
         if len(el) == 0:
-            self.store("author", _text(_leaf(el)), depth)
+            self.store("author", self.text(_leaf(el)), depth)
             self._sync_author_detail()
             return
         if (el.text or "").strip():
@@ -420,10 +472,13 @@ class _Entry:
         attrs = _attrs(el)
         if key == "media_category":
             attrs.setdefault("scheme", "http://search.yahoo.com/mrss/category_schema")
-        self.add_tag(
-            attrs.get("term"), attrs.get("scheme", attrs.get("domain")), attrs.get("label")
-        )
-        value = _text(_leaf(el))
+        if attrs:
+            self.add_tag(
+                attrs.get("term"), attrs.get("scheme", attrs.get("domain")), attrs.get("label")
+            )
+        else:  # what _add_tag(None, None, None) does
+            self.d.setdefault("tags", [])
+        value = self.text(_leaf(el))
         if not value:
             return
         tags = self.d["tags"]
@@ -436,7 +491,7 @@ class _Entry:
         """Comma-separated tags; feedparser keeps media:keywords' text as a field too."""
         if el.attrib and key != "tags":
             raise _Unsure  # feedparser would not collect its text, and then fail on it
-        value = _text(_leaf(el))
+        value = self.text(_leaf(el))
         if key == "media_keywords":
             self.store(key, value, depth)
         for term in value.split(","):
@@ -494,8 +549,14 @@ def _text(raw: str, uri: str | None = None) -> str:
     out = raw.strip()
     if uri is not None and out:
         out = _urljoin(uri, out)
-    if out.isascii():
+    # nothing in U+0080..U+00BF: no UTF-8 sequence to repair (each needs a continuation
+    # byte) and no C1 control, so _repaired would return it as it is
+    if out.isascii() or not _LATIN1_HIGH.search(out):
         return out
+    return _repaired(out)
+
+
+def _repaired(out: str) -> str:
     try:
         out = out.encode("iso-8859-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
@@ -503,6 +564,9 @@ def _text(raw: str, uri: str | None = None) -> str:
     if _C1_CONTROLS.search(out):
         out = out.translate(feedparser.html._cp1252)
     return out
+
+
+_content_type = memo(64)(_MIXIN.map_content_type)
 
 
 def _attr(el: Any, name: str) -> str | None:
@@ -519,7 +583,7 @@ def _attrs(el: Any) -> dict[str, str]:
     """An element's attributes as feedparser's handlers see them: names lowercased, `rel`
     and `type` values too."""
     out: dict[str, str] = {}
-    for name, value in el.attrib.items():
+    for name, value in el.items():
         if name[0] == "{":
             if not name.startswith(_XML_NS):
                 raise _Unsure  # feedparser would see it under two names
@@ -545,7 +609,7 @@ def _base(el: Any, base: str) -> str:
     return _safe_base(base, given) if given else base
 
 
-@functools.lru_cache(maxsize=1024)
+@memo(1024)
 def _safe_base(base: str, given: str) -> str:
     joined = feedparser.urls.make_safe_absolute_uri(base, given) or base
     if not joined.startswith(("http://", "https://")):
@@ -572,6 +636,6 @@ def _urljoin(base: str, uri: str) -> str:
     return _joined(base, uri)
 
 
-@functools.lru_cache(maxsize=4096)
+@memo(4096)
 def _joined(base: str, uri: str) -> str:
     return str(feedparser.urls._urljoin(base, uri))

@@ -54,19 +54,6 @@ from aggregator.sources.http import decode_body
 from aggregator.timeparse import FUTURE_SLACK, find_stamp, in_utc_range, parse_foreign, parse_iso
 
 
-def _memoized(fn: Callable[..., Any], size: int) -> Callable[..., Any]:
-    cached = functools.lru_cache(maxsize=size)(fn)
-
-    def call(*args: Any) -> Any:
-        try:
-            return cached(*args)
-        except TypeError:  # an unhashable argument: no cache
-            return fn(*args)
-
-    call.__wrapped__ = fn  # type: ignore[attr-defined]
-    return call
-
-
 def _memoize_feedparser_uri_joins() -> None:
     """feedparser re-joins the base URI at every element start, always with the same few
     arguments (30% of its time on a typical feed). Both functions are pure: memoized, they
@@ -74,7 +61,7 @@ def _memoize_feedparser_uri_joins() -> None:
     for name, size in (("make_safe_absolute_uri", 256), ("_urljoin", 4096)):
         original = getattr(feedparser.mixin, name, None)
         if callable(original) and not hasattr(original, "__wrapped__"):
-            setattr(feedparser.mixin, name, _memoized(original, size))
+            setattr(feedparser.mixin, name, fastfeed.memo(size)(original))
 
 
 _memoize_feedparser_uri_joins()
@@ -123,7 +110,7 @@ def _bound_feedparser_entries() -> None:
 
 _bound_feedparser_entries()
 
-_ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
+_ENTITY_DECL = re.compile(rb"<!(?i:ENTITY)")  # "<!" first: a fast scan for it (CDATA has it too)
 _XML_DECL_ENCODING = re.compile(r"""^(\s*<\?xml[^>]*?encoding\s*=\s*)["'][^"']*["']""")
 _JSON_FEED = "https://jsonfeed.org/version/1"
 _TAG = re.compile(r"<[A-Za-z/!?]")
@@ -281,9 +268,14 @@ def _text_of(value: object, kind: str) -> str:
     text = str(value or "")
     # markup in a "plain" title is still markup to many readers (RSS titles are de facto
     # HTML): `&lt;script&gt;` must not pass through as text we republish
-    if any(t in kind for t in _HTML_TYPES) or _TAG.search(text):
+    if _html_kind(kind) or _TAG.search(text):
         return plain_text(text)
     return collapse(text)
+
+
+@fastfeed.memo(64)  # a feed's few content types, asked for every entry
+def _html_kind(kind: str) -> bool:
+    return any(t in kind for t in _HTML_TYPES)
 
 
 def _from_feedparser(e: dict[str, Any], language: str) -> _Item:
@@ -296,7 +288,7 @@ def _from_feedparser(e: dict[str, Any], language: str) -> _Item:
     content_html = ""
     for c in get(e, "content") or []:
         value = str(get(c, "value") or "")
-        if any(t in str(get(c, "type", "")) for t in _HTML_TYPES):
+        if _html_kind(str(get(c, "type", ""))):
             content_html = value
             break
         content_html = content_html or _paragraphs(value)
@@ -383,6 +375,8 @@ def _string(value: object) -> str:
 
 # -- the mapping to Article ------------------------------------------------------------------
 def _clean_id(value: object) -> str | None:
+    if type(value) is str:  # nearly always
+        return collapse(value) or None
     if value is None or isinstance(value, dict | list | bool):
         return None
     text = collapse(str(value))
@@ -391,7 +385,11 @@ def _clean_id(value: object) -> str | None:
 
 def _names(values: Iterable[str]) -> tuple[str, ...]:
     """Author or category names as plain text (`<b>Ad</b>` is `Ad`)."""
-    return tuple(dict.fromkeys(n for n in (_text_of(v, "text") for v in values) if n))
+    names = []
+    for value in values:
+        if name := _text_of(value, "text"):
+            names.append(name)
+    return tuple(dict.fromkeys(names))
 
 
 def _paragraphs(text: str) -> str:
@@ -406,7 +404,10 @@ def parse_time(raw: str | None, tz: tzinfo) -> datetime | None:
         return None
     raw = raw.strip()
     when = _rfc822(raw)
-    return in_utc_range(when) if when is not None else _parse_time_general(raw, tz)
+    if when is None:
+        return _parse_time_general(raw, tz)
+    # its year has four digits: an offset under a day moves it past no edge but 9999's
+    return when if when.year < 9999 else in_utc_range(when)
 
 
 # RFC 822 as nearly every feed writes it, read as email.utils reads it (the weekday is not
@@ -424,13 +425,18 @@ def _rfc822(raw: str) -> datetime | None:
     if m is None or m[7] == "-0000":
         return None
     day, month, year, hour, minute, second, zone = m.groups()
-    offset = abs(int(zone))
-    seconds = (offset // 100 * 3600 + offset % 100 * 60) * (-1 if zone[0] == "-" else 1)
     try:
         return datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second),
-                        tzinfo=timezone(timedelta(seconds=seconds)))  # fmt: skip
+                        tzinfo=_zone(zone))  # fmt: skip
     except ValueError:  # no such day or time, or a zone past a day: the general path says
         return None
+
+
+@functools.lru_cache(maxsize=64)  # a feed writes one or two zones
+def _zone(zone: str) -> timezone:
+    offset = abs(int(zone))
+    seconds = (offset // 100 * 3600 + offset % 100 * 60) * (-1 if zone[0] == "-" else 1)
+    return timezone(timedelta(seconds=seconds))  # ValueError past a day
 
 
 def _parse_time_general(raw: str, tz: tzinfo) -> datetime | None:

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from aggregator.config import Config, SourceConfig
+from aggregator.dedupe import collector_paused
 from aggregator.errors import FetchError, ParseError, SourceError
 from aggregator.model import Rejection, SourceState
 from aggregator.sources import Harvest, Staged, policy, staged
@@ -186,13 +187,17 @@ async def _feed(
 def _feed_records(
     data: bytes, **options: Any
 ) -> tuple[tuple[Staged, ...], tuple[Rejection, ...], float | None]:
-    try:
-        result: FeedResult = parse_feed(data, **options)
-    except ParseError as e:
-        if advice := _html_not_feed(data, options["url"]):
-            raise ParseError(advice) from e
-        raise
-    return staged(result.articles), result.rejected, result.ttl
+    """A feed body's staged records. The cyclic collector waits meanwhile: a feed makes
+    tens of thousands of short-lived objects and no cycles the collector must find before
+    it ends, and each collection on the way walks the young ones still alive."""
+    with collector_paused():
+        try:
+            result: FeedResult = parse_feed(data, **options)
+        except ParseError as e:
+            if advice := _html_not_feed(data, options["url"]):
+                raise ParseError(advice) from e
+            raise
+        return staged(result.articles), result.rejected, result.ttl
 
 
 _FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json",
