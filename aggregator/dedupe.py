@@ -36,15 +36,15 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import itertools
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from aggregator import peers
 from aggregator.model import Article
 from aggregator.normalize import (
     canonical_url,
@@ -54,9 +54,10 @@ from aggregator.normalize import (
     html_to_text,
     plain_host,
 )
+from aggregator.peers import SIMILAR as SIMILAR  # deciding's inputs, named here too
+from aggregator.peers import Group, Node
 from aggregator.records import utc_text
-from aggregator.signature import sampled
-from aggregator.signature import signature as signature  # deciding's inputs, named here too
+from aggregator.signature import signature as signature
 from aggregator.signature import similarity as similarity
 
 ID_SCHEME = "v1"
@@ -64,8 +65,6 @@ ID_NAMESPACE = uuid.UUID("0b6f3c1e-5a0d-5f2b-9d0e-616767726567")
 _NAMESPACE_BYTES = ID_NAMESPACE.bytes
 _MIN_WORDS = 3
 MAX_PEERS = 64  # articles of one GİRİŞ anchor compared by text (a bound on the work)
-SHARING_BATCH = 4096  # nodes whose hashes `sharing` holds at once (whole parts: a bound on memory)
-SIMILAR = 0.5  # overlap of word shingles from which same-anchor texts are one article
 
 
 class Candidate(NamedTuple):
@@ -292,15 +291,21 @@ def _cluster(candidates: Sequence[Candidate]) -> list[list[Candidate]]:
 
     owner: dict[str, int] = {}
     held: dict[int, Guids] = {}  # root -> the guids of its records, by source
+
+    def held_by(r: int) -> Guids:
+        """A root's guids: a record alone is looked at when it first meets another."""
+        if (g := held.get(r)) is None:
+            k = candidates[r].keys  # a guid key comes first or after the URL key
+            g = held[r] = guids([candidates[r]]) if k[0][0] == "g" or (
+                len(k) > 1 and k[1][0] == "g") else {}  # fmt: skip
+        return g
+
     for i, cand in enumerate(candidates):
-        k = cand.keys  # a guid key comes first or after the URL key (match_keys' order)
-        if (k[0][0] == "g" or (len(k) > 1 and k[1][0] == "g")) and (mine := guids([cand])):
-            held[i] = mine
         for key in cand.keys:
             j = owner.setdefault(key, i)
             if j != i:
                 ri, rj = root(i), root(j)
-                if ri != rj and not _apart(held.get(ri), held.get(rj)):
+                if ri != rj and not _apart(held_by(ri), held_by(rj)):
                     lo, hi = min(ri, rj), max(ri, rj)
                     parent[hi] = lo
                     _hold(held, lo, hi)
@@ -389,27 +394,24 @@ class Plan(NamedTuple):
     changed: bool  # anything published differs from what the store has
 
 
-Node = int | str  # a cluster of this run (its index) or a stored article (its id)
-
-
 def join(
     n_clusters: int,
     matches: Mapping[int, Collection[str]],
-    peers: Sequence[tuple[Node, Node]] = (),
-    signatures: Mapping[Node, Sequence[bytes]] | None = None,
+    alike: Sequence[tuple[Node, Node]] = (),
     held: Mapping[Node, Guids] | None = None,
 ) -> list[tuple[list[int], list[str]]]:
     """Which of this run's clusters and stored articles are one article: (cluster indexes,
     stored ids) per article. `matches`: cluster -> stored ids sharing an exact key with it;
-    `peers`: pairs sharing a GİRİŞ anchor, joined when their `signatures` are similar;
-    `held`: each node's guids (`guids`): nodes whose guids of one source differ stay apart."""
-    if not matches and not peers:  # nothing to join: each cluster is its own article
+    `alike`: pairs sharing a GİRİŞ anchor whose texts are similar (`peers.alike`), joined in
+    this order; `held`: each node's guids (`guids`): nodes whose guids of one source differ
+    stay apart."""
+    if not matches and not alike:  # nothing to join: each cluster is its own article
         return [([i], []) for i in range(n_clusters)]
     index: dict[str, int] = {}
     for ids in matches.values():
         for sid in ids:
             index.setdefault(sid, n_clusters + len(index))
-    for pair in peers:
+    for pair in alike:
         for node in pair:
             if isinstance(node, str):
                 index.setdefault(node, n_clusters + len(index))
@@ -437,11 +439,8 @@ def join(
     for i, ids in matches.items():
         for sid in sorted(ids) if held else ids:  # an order that decides: the same every run
             union(i, index[sid])
-    sigs = signatures or {}
-    for a, b in sharing(peers, sigs):  # the rest are not similar: no union to try
-        ia, ib = (x if isinstance(x, int) else index[x] for x in (a, b))
-        if root(ia) != root(ib) and similar(sigs.get(a, ()), sigs.get(b, ())):
-            union(ia, ib)
+    for a, b in alike:
+        union(*(x if isinstance(x, int) else index[x] for x in (a, b)))
     groups: dict[int, tuple[list[int], list[str]]] = {}
     for i in range(n_clusters):
         groups.setdefault(root(i), ([], []))[0].append(i)
@@ -455,18 +454,20 @@ def decide(
     clusters: Sequence[Sequence[Candidate]],
     matches: Mapping[int, Collection[str]],
     stored: Mapping[str, Stored],
-    peers: Sequence[tuple[Node, Node]] = (),
+    groups: Sequence[Group] = (),
     signatures: Mapping[Node, Sequence[bytes]] | None = None,
     aliases: Mapping[str, str] | None = None,
     seen: str = "",
 ) -> list[Plan]:
-    """One plan per article the run touches (`join`, then `plan` for each)."""
+    """One plan per article the run touches (`join`, then `plan` for each). `groups`: the
+    nodes compared by text, as `peers.alike` takes them."""
     held = held_guids(clusters, stored)
+    found = peers.alike(groups, signatures or {}) if groups else []
     plans = [
         plan(
             [c for i in members for c in clusters[i]], [stored[s] for s in ids], aliases, seen=seen
         )  # fmt: skip
-        for members, ids in join(len(clusters), matches, peers, signatures, held)
+        for members, ids in join(len(clusters), matches, found, held)
     ]
     return distinct_ids(plans, stored, aliases)
 
@@ -501,126 +502,16 @@ def distinct_ids(
     return out
 
 
-def anchor_peers(
-    clusters: Sequence[Sequence[Candidate]], limit: int = MAX_PEERS
-) -> list[tuple[Node, Node]]:
-    """Pairs of clusters sharing a GİRİŞ anchor (the first `limit` of each anchor)."""
+def anchor_groups(clusters: Sequence[Sequence[Candidate]], limit: int = MAX_PEERS) -> list[Group]:
+    """The clusters sharing a GİRİŞ anchor (the first `limit` of each), as `peers` groups:
+    every two of a group are compared by text."""
     first: dict[str, int] = {}
     shared: dict[str, list[int]] = {}
     for i, g in enumerate(clusters):
         for a in {c.anchor for c in g} if len(g) > 1 else (g[0].anchor,):
             if a and (j := first.setdefault(a, i)) != i:
                 shared.setdefault(a, [j]).append(i)
-    pairs: list[tuple[Node, Node]] = []
-    for ids in shared.values():
-        ids = ids[:limit]
-        pairs += [(a, b) for x, a in enumerate(ids) for b in ids[x + 1 :]]
-    return pairs
-
-
-def sharing(
-    peers: Sequence[tuple[Node, Node]], signatures: Mapping[Node, Sequence[bytes]]
-) -> list[tuple[Node, Node]]:
-    """The peers, in order, whose signatures share a sampled hash: the only ones `similar`
-    can find alike (two signatures sharing none have similarity 0), found without scoring
-    the others (most pairs of a busy minute: different articles). All in numpy: each node
-    keeps only the hashes another node of its part of the peer graph (its minute, mostly)
-    has too (parts read a batch of about SHARING_BATCH nodes at a time, a bound on memory),
-    then each pair whose two nodes kept some has the hashes of the one with fewer looked
-    up among the other's."""
-    if not peers:
-        return []
-    import numpy as np
-
-    flat = list(itertools.chain.from_iterable(peers))
-    nodes = list(dict.fromkeys(flat))  # in the order first met
-    at = {n: i for i, n in enumerate(nodes)}
-    ends = np.fromiter(map(at.__getitem__, flat), dtype=np.int64, count=len(flat))
-    del flat
-    part = _components(len(nodes), ends[0::2], ends[1::2])
-    by_part = np.argsort(part, kind="stable")
-    width = np.uint64(max(len(nodes).bit_length(), 1))  # a tagged hash has 34 bits
-    kept = [np.zeros(0, dtype=np.uint64)]  # node << 34 | tagged hash, of each hash kept
-    start = 0
-    for end in [*(np.flatnonzero(np.diff(part[by_part])) + 1).tolist(), len(nodes)]:
-        if end - start >= SHARING_BATCH or end == len(nodes):
-            batch = by_part[start:end]
-            group = [nodes[i] for i in batch.tolist()]
-            owner, h = _keep_shared(group, part[batch].astype(np.uint64), width, signatures)
-            kept.append((batch[owner].astype(np.uint64) << np.uint64(34)) | h)
-            start = end
-    keys = np.sort(np.concatenate(kept))  # by node, then hash: each node's hashes a run
-    del kept
-    first = np.searchsorted((keys >> np.uint64(34)).astype(np.int64), np.arange(len(nodes) + 1))
-    count = np.diff(first)
-    a, b = ends[0::2], ends[1::2]
-    both = np.flatnonzero((count[a] > 0) & (count[b] > 0))
-    # each of those pairs: are any of its node of fewer hashes' hashes the other's too?
-    small = np.where(count[a[both]] <= count[b[both]], a[both], b[both])
-    other = (a[both] + b[both] - small).astype(np.uint64)
-    alike = np.zeros(len(both), dtype=np.bool_)
-    low = (np.uint64(1) << np.uint64(34)) - np.uint64(1)
-    for k in range(0, len(both), _PROBE_PAIRS):
-        n = count[small[k : k + _PROBE_PAIRS]]
-        pair = np.repeat(np.arange(len(n)), n)
-        offset = np.repeat(first[small[k : k + _PROBE_PAIRS]] - (np.cumsum(n) - n), n)
-        probe = (other[k : k + _PROBE_PAIRS][pair] << np.uint64(34)) | (
-            keys[offset + np.arange(len(offset))] & low
-        )
-        found = np.searchsorted(keys, probe)
-        hit = keys[np.minimum(found, len(keys) - 1)] == probe
-        alike[k : k + len(n)][pair[hit]] = True
-    return [peers[i] for i in both[alike].tolist()]
-
-
-_PROBE_PAIRS = 1 << 14  # pairs `sharing` probes at once (at most 64 hashes each: a bound)
-
-
-def _keep_shared(
-    nodes: Sequence[Node], parts: Any, width: Any, signatures: Mapping[Node, Sequence[bytes]]
-) -> tuple[Any, Any]:
-    """Each node's sampled hashes that another node of its part has too, as (node's index
-    in `nodes`, tagged hash) numpy arrays (`parts`: each node's part, numpy; below
-    2**`width`, as the nodes' count is)."""
-    import numpy as np
-
-    each = [signatures.get(node, ()) for node in nodes]
-    owners = np.repeat(np.arange(len(nodes), dtype=np.uint64), list(map(len, each)))
-    hashes, which = sampled(list(itertools.chain.from_iterable(each)))
-    if not len(hashes):
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
-    keys = np.sort((hashes << width) | owners[which])
-    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # a node's repeats go
-    h, owner = keys >> width, keys & ((np.uint64(1) << width) - np.uint64(1))
-    by_part = (h << width) | parts[owner]  # a hash met twice here: on two nodes
-    order = np.argsort(by_part)
-    twice = by_part[order[1:]] == by_part[order[:-1]]
-    shared = np.zeros(len(keys), dtype=np.bool_)
-    shared[order[1:][twice]] = shared[order[:-1][twice]] = True
-    return owner[shared].astype(np.int64), h[shared]
-
-
-def _components(n: int, a: Any, b: Any) -> Any:
-    """The connected parts of a graph of n nodes with edges a[i]-b[i] (numpy arrays): each
-    node's label, the same for two nodes exactly when a path joins them (labels spread down
-    the edges, then jump along themselves, until nothing changes)."""
-    import numpy as np
-
-    label = np.arange(n)
-    while True:
-        least = np.minimum(label[a], label[b])
-        new = label.copy()
-        np.minimum.at(new, a, least)
-        np.minimum.at(new, b, least)
-        new = new[new]
-        if np.array_equal(new, label):
-            return label
-        label = new
-
-
-def similar(a: Sequence[bytes], b: Sequence[bytes]) -> bool:
-    """Any of one node's signatures similar to any of the other's: one article by text."""
-    return any(similarity(x, y) >= SIMILAR for x in a for y in b)
+    return [(ids[:limit], ()) for ids in shared.values()]
 
 
 def plan(

@@ -43,12 +43,15 @@ class _Batch:
 
     def add_staged(self, candidate: dedupe.Candidate, record: bytes, site: str = "") -> None:
         """`site`: the host a seeds source's scrapes speak for (its `site:` setting)."""
-        c = dedupe.Candidate(len(self.candidates), *candidate[1:])  # this run's ref
+        c = dedupe.Candidate._make((len(self.candidates), *candidate[1:]))  # this run's ref
         if site and not c.host:
             c = c._replace(host=site)
         # its signature goes to the store with the record (kept here, a cold run's hundred
-        # thousand candidates would hold one each until the run ends)
-        self.candidates.append(c if c.signature is None else c._replace(signature=None))
+        # thousand candidates would hold one each until the run ends); built by _make, at a
+        # fraction of what _replace costs per record
+        self.candidates.append(
+            c if c.signature is None else dedupe.Candidate._make((*c[:-1], None))
+        )
         self.pending.append((c, record))
         if len(self.pending) >= _STAGE_BATCH:
             self.flush()
@@ -164,7 +167,24 @@ def _rare_full_collections() -> Iterator[None]:
     try:
         yield
     finally:
+        gc.unfreeze()  # what `_no_collections` froze is looked at again from now on
         gc.set_threshold(*old)
+
+
+@contextmanager
+def _no_collections() -> Iterator[None]:
+    """No cyclic collections while a run stages, clusters and merges (its candidates and
+    plans make no cycles), and what was made meanwhile is frozen when it ends (gc.freeze):
+    else the first young collection after it walks every object the merge made (all of a
+    big run's plans). `_rare_full_collections` unfreezes them when the run ends."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.freeze()
+            gc.enable()
 
 
 def _run_once(
@@ -208,30 +228,31 @@ def _run_once(
                 )
         queue = deque(harvests)  # each let go once staged: unless the caller holds them,
         harvests = ()  # a source's parsed records do not outlive their staging
-        while queue:
-            harvest = queue.popleft()
-            records: Sequence[Staged] = harvest.records
-            if harvest.fulltext_pages:  # kept bodies for the 304s, and the pages kept
-                from aggregator.sources import fulltext
+        with _no_collections():  # a run's records make no reference cycles
+            while queue:
+                harvest = queue.popleft()
+                records: Sequence[Staged] = harvest.records
+                if harvest.fulltext_pages:  # kept bodies for the 304s, and the pages kept
+                    from aggregator.sources import fulltext
 
-                records = fulltext.settle(store, harvest.name, records, harvest.fulltext_pages,
-                                          now)  # fmt: skip
-            for cand, record in firstseen.settle(store, harvest.name, records, now):
-                batch.add_staged(cand, record)
-            if harvest.state is not None:
-                batch.states.append(harvest.state)
-            reports.append(SourceReport(
-                name=harvest.name, read=len(harvest.records), unchanged=harvest.unchanged,
-                rejected=harvest.rejected, error=harvest.error,
-                not_modified=harvest.not_modified, due=harvest.due,
-                backing_off=harvest.backing_off, fulltext_failed=harvest.fulltext_failed,
-            ))  # fmt: skip
-        batch.flush()
-        log.debug("read and staged %d records in %.2fs", len(batch.candidates), _since(started))
-        clusters = dedupe.cluster(batch.candidates)
-        counts = store.merge(clusters, now, expired_before=expired_before,
-                             keep_newest=config.max_items)  # fmt: skip
-        log.debug("merged %d articles in %.2fs", len(clusters), _since(started))
+                    records = fulltext.settle(store, harvest.name, records, harvest.fulltext_pages,
+                                              now)  # fmt: skip
+                for cand, record in firstseen.settle(store, harvest.name, records, now):
+                    batch.add_staged(cand, record)
+                if harvest.state is not None:
+                    batch.states.append(harvest.state)
+                reports.append(SourceReport(
+                    name=harvest.name, read=len(harvest.records), unchanged=harvest.unchanged,
+                    rejected=harvest.rejected, error=harvest.error,
+                    not_modified=harvest.not_modified, due=harvest.due,
+                    backing_off=harvest.backing_off, fulltext_failed=harvest.fulltext_failed,
+                ))  # fmt: skip
+            batch.flush()
+            log.debug("read and staged %d records in %.2fs", len(batch.candidates), _since(started))
+            clusters = dedupe.cluster(batch.candidates)
+            counts = store.merge(clusters, now, expired_before=expired_before,
+                                 keep_newest=config.max_items)  # fmt: skip
+            log.debug("merged %d articles in %.2fs", len(clusters), _since(started))
         expired = store.expire(expired_before, config.max_items, now)
         if expired:
             log.info("retention (%s from first seen) removed %d articles",

@@ -10,8 +10,8 @@ Prints, from the same run: exact keys only (match keys + clustering, the referen
 de-duplication did before text similarity) and the whole decision (keys, clustering,
 signatures of the clusters sharing a minute from their packed records, joining, a plan per
 article), in records/s, with how many articles each found against the truth; the seconds of
-signatures and of joining, beside scoring every peer pair (what joining did before it
-scored only the pairs sharing a sampled hash); and the process time of one record's
+signatures and of finding the alike pairs and joining, beside scoring every peer pair (the
+reference, which must find the same pairs); and the process time of one record's
 candidate (its match keys) beside one signature.
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from aggregator import dedupe  # noqa: E402
+from aggregator import dedupe, peers  # noqa: E402
 from aggregator.model import Article  # noqa: E402
 from aggregator.records import article_from_json, pack_record, unpack_record  # noqa: E402
 from bench.bench_seeds import WORDS, sentence  # noqa: E402
@@ -68,25 +68,28 @@ def records(n: int, per_minute: int = 2) -> tuple[list[Article], int]:
 
 def decide_all(cands: list[dedupe.Candidate], packed: list[bytes]) -> int:
     clusters = dedupe.cluster(cands)
-    peers = dedupe.anchor_peers(clusters)
-    nodes = {n for pair in peers for n in pair if isinstance(n, int)}
+    groups = dedupe.anchor_groups(clusters)
+    nodes = {n for ids, _ in groups for n in ids}
     t0 = time.perf_counter()
-    signatures: dict[dedupe.Node, list[bytes]] = {
+    signatures: dict[peers.Node, list[bytes]] = {
         i: [dedupe.signature(article_from_json(unpack_record(packed[c.ref])))
             for c in clusters[i]]
         for i in nodes
     }  # fmt: skip
     t1 = time.perf_counter()
-    groups = dedupe.join(len(clusters), {}, peers, signatures)
+    alike = peers.alike(groups, signatures)
+    joined = dedupe.join(len(clusters), {}, alike)
     t2 = time.perf_counter()
-    plans = [dedupe.plan([c for i in members for c in clusters[i]], []) for members, _ in groups]
-    scored = len(dedupe.sharing(peers, signatures))
+    plans = [dedupe.plan([c for i in members for c in clusters[i]], []) for members, _ in joined]
+    pairs = peers.pairs(groups)
     t3 = time.perf_counter()
-    for a, b in peers:
-        dedupe.similar(signatures[a], signatures[b])
-    every = time.perf_counter() - t3
-    print(f"  signatures {t1 - t0:.2f} s; join {t2 - t1:.2f} s ({scored:,} of {len(peers):,} "
-          f"peer pairs scored); scoring every pair (reference) {every:.2f} s")  # fmt: skip
+    every = [(a, b) for a, b in pairs if peers.similar(signatures[a], signatures[b])]
+    t4 = time.perf_counter()
+    assert every == alike
+    print(
+        f"  signatures {t1 - t0:.2f} s; alike + join {t2 - t1:.2f} s ({len(alike):,} of "
+        f"{len(pairs):,} peer pairs alike); scoring every pair (reference) {t4 - t3:.2f} s"
+    )
     return len(plans)
 
 

@@ -15,6 +15,7 @@ from aggregator import dedupe
 from aggregator.errors import LockError, StoreError
 from aggregator.model import Article
 from aggregator.records import pack_record
+from aggregator.sources import staged
 from aggregator.store import KEEP_REVISIONS, Store
 from tests.conftest import ISTANBUL, StoreAt
 
@@ -311,3 +312,32 @@ def test_a_schema_12_store_gets_category_walks_and_counts_without_changing_a_fee
         assert [store.select_versions(10, categories=[s]) for s, _, _ in categories] == feeds
         merge(store, [revision(1, title=f"Yeni haber {k} yazıldı") for k in range(3)])
         assert store.count() == len(store.ids_oldest_first()) > count
+
+
+def _signed_run(store: Store, articles: list[Article]) -> None:
+    """A run's records as web sources stage them: each with its text signature."""
+    rows = staged(articles)
+    with store.transaction():
+        store.stage_begin()
+        cands = [c._replace(ref=i) for i, (c, _) in enumerate(rows)]
+        store.stage([(c, record) for c, (_, record) in zip(cands, rows, strict=True)], T0)
+        store.merge(dedupe.cluster([c._replace(signature=None) for c in cands]), T0)
+
+
+def test_a_record_staged_twice_in_a_first_run_is_one_revision_and_still_compared_by_text(
+    store_at: StoreAt,
+) -> None:
+    body = "".join(f"<p>{' '.join(f'kelime{i}{j}' for j in range(12))}.</p>" for i in range(4))
+    item = Article(title="Belediye yeni otoparkı hizmete açtı", summary="Otopark açıldı.",
+                   content_html=body, link="https://a.test/otopark", guid="a-1",
+                   published=T0, updated=T0, source="a", origin="https://a.test/feed")  # fmt: skip
+    copy = Article(title="Yeni otopark bugün açıldı", summary="Belediyeden açıklama geldi.",
+                   content_html="<p>Ajans bildirdi.</p>" + body,  # no key in common
+                   link="https://b.test/haber/otopark", guid="b-9",
+                   published=T0, updated=T0, source="b", origin="https://b.test/rss")  # fmt: skip
+    with Store.open(store_at()) as twice, Store.open(store_at()) as once:
+        _signed_run(twice, [item, copy, item])  # the same feed item in two harvests
+        _signed_run(once, [item, copy])
+        (entry,) = twice.latest(5)  # one article: the copy joined it by text
+        assert [e.id for e in once.latest(5)] == [entry.id]
+        assert len(twice.revisions(entry.id)) == len(once.revisions(entry.id)) == 2

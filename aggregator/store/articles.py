@@ -6,12 +6,13 @@ from __future__ import annotations
 import heapq
 import itertools
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from aggregator import dedupe
+from aggregator import dedupe, peers
 from aggregator.dedupe import Candidate, article_id
 from aggregator.model import Article, Entry
 from aggregator.packed import PackedEntries, Row, entry_from_row
@@ -44,6 +45,9 @@ class ArticleStore(StoreBase):
         super().__init__(db)
         self._cold = False
         self._founds: dict[str, str] = {}  # cold staging: first key -> the id it founds
+        # the text signatures staged records came with (by revision id), for the merge: kept
+        # as they came (the harvests that brought them held them until staged)
+        self._staged_signatures: dict[int, bytes] = {}
         self._any_expired: bool | None = None  # does `expired` hold anything (None: unknown)
         self._revived = False  # a merge brought back an article retention had removed
         self._feeds_published = True  # a feed is marked published (read by each merge)
@@ -53,12 +57,7 @@ class ArticleStore(StoreBase):
         """Start staging; call inside `transaction()` so a crash leaves nothing half-merged."""
         with self._translate("staging"):
             self.db.execute("DELETE FROM revisions WHERE article_id IS NULL")
-            # the text signatures staged records came with (by revision id), for the merge
-            self.db.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS staged_signatures"
-                " (id INTEGER PRIMARY KEY, signature BLOB NOT NULL)"
-            )
-            self.db.execute("DELETE FROM staged_signatures")
+            self._staged_signatures = {}
             row = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM revisions").fetchone()
             self._stage_base = int(row[0]) + 1
             # An empty store (a first run over a big seed archive): a record is staged
@@ -87,11 +86,9 @@ class ArticleStore(StoreBase):
                     for c, record in rows
                 ),
             )  # fmt: skip
-            self.db.executemany(
-                "INSERT INTO staged_signatures (id, signature) VALUES (?, ?)",
-                ((self._stage_base + c.ref, c.signature) for c, _ in rows
-                 if c.signature is not None),
-            )  # fmt: skip
+            self._staged_signatures.update(
+                (self._stage_base + c.ref, c.signature) for c, _ in rows if c.signature is not None
+            )
 
     def _founding_id(self, c: Candidate) -> str:
         aid = self._founds.get(c.keys[0])
@@ -139,7 +136,7 @@ class ArticleStore(StoreBase):
             self._count_articles(counts.new - counts.merged)
             # repeats of a revision the article already has
             self.db.execute("DELETE FROM revisions WHERE article_id IS NULL")
-            self.db.execute("DELETE FROM staged_signatures")
+            self._staged_signatures = {}
             self._cold, self._founds = False, {}  # staged from now on: unowned until merged
             if counts.new or counts.updated or counts.merged:
                 self._mark_publish_pending()
@@ -153,28 +150,31 @@ class ArticleStore(StoreBase):
             return []
         warm = self.db.execute("SELECT 1 FROM article_keys LIMIT 1").fetchone() is not None
         matches = self._key_matches(clusters) if warm else {}
-        peers = dedupe.anchor_peers(clusters)
+        groups = dedupe.anchor_groups(clusters)
         if warm:
-            peers += self._stored_peers(clusters, matches)
+            groups += self._stored_peers(clusters, matches)
         aliases = self._aliases()
-        if not matches and not peers:  # nothing stored or alike: each cluster is new
+        if not matches and not groups:  # nothing stored or alike: each cluster is new
             plans = [dedupe.plan(g, (), aliases, self._founds) for g in clusters]
             plans = dedupe.distinct_ids(plans, (), aliases)
             return self._survivors(plans, aliases, seen) if aliases else plans
-        signatures = self._signatures(clusters, peers) if peers else {}
-        peers = dedupe.sharing(peers, signatures)  # the only pairs that can be alike
+        signatures = self._signatures(clusters, groups) if groups else {}
+        # the pairs of one article by text (a stored peer sharing a key is joined by it)
+        alike = [p for p in peers.alike(groups, signatures) if not _shares_key(p, matches)]
         # every stored article a cluster could join (by a key, or by text): their guids decide
         near = {sid for ids in matches.values() for sid in ids}
-        near |= {b for a, b in peers if isinstance(b, str) and b not in near
-                 and dedupe.similar(signatures.get(a, ()), signatures.get(b, ()))}  # fmt: skip
+        near |= {b for _, b in alike if isinstance(b, str)}
         stored = self._stored(sorted(near)) if near else {}
-        held = dedupe.held_guids(clusters, stored)
-        groups = dedupe.join(len(clusters), matches, peers, signatures, held)
-        plans = [
-            dedupe.plan([c for i in members for c in clusters[i]], [stored[s] for s in ids],
-                        aliases, self._founds, seen=seen)
-            for members, ids in groups
-        ]  # fmt: skip
+        if matches or alike:
+            held = dedupe.held_guids(clusters, stored)
+            joined = dedupe.join(len(clusters), matches, alike, held)
+            plans = [
+                dedupe.plan([c for i in members for c in clusters[i]], [stored[s] for s in ids],
+                            aliases, self._founds, seen=seen)
+                for members, ids in joined
+            ]  # fmt: skip
+        else:  # nothing joins: each cluster is its own new article
+            plans = [dedupe.plan(g, (), aliases, self._founds) for g in clusters]
         plans = dedupe.distinct_ids(plans, stored, aliases)
         return self._survivors(plans, aliases, seen) if aliases else plans
 
@@ -218,9 +218,11 @@ class ArticleStore(StoreBase):
 
     def _stored_peers(
         self, clusters: Sequence[Sequence[Candidate]], matches: dict[int, set[str]]
-    ) -> list[tuple[dedupe.Node, dedupe.Node]]:
-        """(cluster, stored id) pairs sharing a GİRİŞ anchor and no key: compared by text.
-        At most dedupe.MAX_PEERS stored articles per anchor."""
+    ) -> list[peers.Group]:
+        """The clusters and stored articles sharing a GİRİŞ anchor (at most dedupe.MAX_PEERS
+        of each), as `peers` groups (every cluster with every stored article): compared by
+        text, but for pairs sharing a key. A node in none but such pairs is left out (a
+        stored article's missing signature is made, and kept, only when compared)."""
         anchors: dict[str, list[int]] = {}
         for i, g in enumerate(clusters):
             for a in {c.anchor for c in g if c.anchor}:
@@ -245,32 +247,52 @@ class ArticleStore(StoreBase):
             if len(ids) < dedupe.MAX_PEERS:
                 ids.append(aid)
         self.db.execute("DELETE FROM batch_anchors")
-        return [(i, aid) for a, ids in near.items() for i in anchors[a][: dedupe.MAX_PEERS]
-                for aid in ids if aid not in matches.get(i, ())]  # fmt: skip
+        groups: list[peers.Group] = []
+        for a, ids in near.items():
+            mine = anchors[a][: dedupe.MAX_PEERS]
+            ids = [s for s in ids if any(s not in matches.get(i, ()) for i in mine)]
+            mine = [i for i in mine if any(s not in matches.get(i, ()) for s in ids)]
+            if mine:
+                groups.append((mine, ids))
+        return groups
 
     def _signatures(
-        self, clusters: Sequence[Sequence[Candidate]], peers: Sequence[tuple[dedupe.Node, ...]]
-    ) -> dict[dedupe.Node, list[bytes]]:
+        self, clusters: Sequence[Sequence[Candidate]], groups: Sequence[peers.Group]
+    ) -> dict[peers.Node, list[bytes]]:
         """Text signatures of the peers: a cluster's staged with its records (computed from
         a record staged without one), a stored article's from its column (computed, and
         kept, when missing or made by an older signature format)."""
-        nodes = set(itertools.chain.from_iterable(peers))
-        out: dict[dedupe.Node, list[bytes]] = {}
+        nodes = {n for nodes, others in groups for n in itertools.chain(nodes, others)}
+        out: dict[peers.Node, list[bytes]] = {}
         staged = {self._stage_base + c.ref: i for i in nodes if isinstance(i, int)
                   for c in clusters[i]}  # fmt: skip
-        refs = list(staged)
-        for k in range(0, len(refs), 500):
-            chunk = refs[k : k + 500]
+        given = self._staged_signatures
+        unsigned: list[int] = []
+        maybe_repeats: list[int] = []
+        for rid, i in staged.items():
+            if rid not in given:
+                unsigned.append(rid)
+            elif self._cold and len(clusters[i]) > 1:
+                # a repeat a cold run staged (the article and content of one staged before)
+                # has no row, and gives no signature: only a cluster of several holds one
+                maybe_repeats.append(rid)
+            else:
+                out.setdefault(i, []).append(given[rid])
+        for k in range(0, len(maybe_repeats), 500):
+            chunk = maybe_repeats[k : k + 500]
+            for (rid,) in self.db.execute(
+                f"SELECT id FROM revisions WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+            ):
+                out.setdefault(staged[rid], []).append(given[rid])
+        for k in range(0, len(unsigned), 500):
+            chunk = unsigned[k : k + 500]
             rows = self.db.execute(
-                "SELECT r.id, s.signature, CASE WHEN s.signature IS NULL THEN r.record END"
-                " FROM revisions r LEFT JOIN staged_signatures s ON s.id = r.id"
-                f" WHERE r.id IN ({', '.join('?' * len(chunk))})",
+                f"SELECT id, record FROM revisions WHERE id IN ({', '.join('?' * len(chunk))})",
                 chunk,
             ).fetchall()
-            made = iter(signatures([article_from_json(unpack_record(record))
-                                    for _, sig, record in rows if sig is None]))  # fmt: skip
-            for rid, sig, _ in rows:
-                out.setdefault(staged[rid], []).append(next(made) if sig is None else sig)
+            signed = signatures([article_from_json(unpack_record(record)) for _, record in rows])
+            for (rid, _), sig in zip(rows, signed, strict=True):
+                out.setdefault(staged[rid], []).append(sig)
         stored_ids = [n for n in nodes if isinstance(n, str)]
         for k in range(0, len(stored_ids), 500):
             ids = stored_ids[k : k + 500]
@@ -370,10 +392,10 @@ class ArticleStore(StoreBase):
             " first_seen, last_changed, site, fields, record)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                (p.id, p.published, p.best.updated, int(p.best.has_link), p.best.content_hash,
-                 p.best.source, seen, seen, p.site or None,
+                (p.id, p.published, best.updated, int(best.has_link), best.content_hash,
+                 best.source, seen, seen, p.site or None,
                  *((None, None) if p.fields.plain else self._composed(p)))
-                for p in plans
+                for p in plans for best in (p.best,)
             ),
         )  # fmt: skip
         self.db.executemany(
@@ -381,9 +403,10 @@ class ArticleStore(StoreBase):
             " ON CONFLICT DO NOTHING",
             ((k, p.id) for p in plans for k in _keys_of(p.members)),
         )  # fmt: skip
+        founds = self._founds if self._cold else {}  # every record a cold run staged
         pairs = (
             (p.id, c) for p in plans  # in a cold run, not those staged under the id they found
-            for c in p.members if not (self._cold and self._founding_id(c) == p.id)
+            for c in p.members if founds.get(c.keys[0]) != p.id
         )  # fmt: skip
         self._insert_revisions(pairs, seen)
         self._set_categories([(p.id, p.published, p.categories) for p in plans])
@@ -644,17 +667,18 @@ class ArticleStore(StoreBase):
             for i in range(0, len(rows), 500):
                 chunk = [aid for aid, _, _ in rows[i : i + 500]]
                 self._drop_categories(", ".join("?" * len(chunk)), chunk)
+        slugs: dict[tuple[str, ...], list[tuple[str, str]]] = {}  # a feed's few category sets
+        for _, _, categories in rows:
+            if categories not in slugs:
+                slugs[categories] = category_slugs(categories)
         added = [(aid, slug, name, published) for aid, published, categories in rows
-                 for slug, name in category_slugs(categories)]  # fmt: skip
+                 for slug, name in slugs[categories]]  # fmt: skip
         self.db.executemany(
             "INSERT INTO article_categories (article_id, slug, name, published)"
             " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             added,
         )
-        counts: dict[tuple[str, str], int] = {}
-        for _, slug, name, _ in added:
-            counts[slug, name] = counts.get((slug, name), 0) + 1
-        self._count_names(counts)
+        self._count_names(Counter((slug, name) for _, slug, name, _ in added))
 
     def _drop_categories(self, ids_sql: str, ids: Sequence[str] = ()) -> None:
         """Delete the category rows of these articles, and their counts."""
@@ -668,7 +692,7 @@ class ArticleStore(StoreBase):
             self._count_names(counts)
             self.db.execute("DELETE FROM category_names WHERE articles <= 0")
 
-    def _count_names(self, counts: dict[tuple[str, str], int]) -> None:
+    def _count_names(self, counts: Mapping[tuple[str, str], int]) -> None:
         """Add these to category_names' article counts (a name's first row made)."""
         self.db.executemany(
             "INSERT INTO category_names (slug, name, articles) VALUES (?, ?, ?)"
@@ -915,6 +939,11 @@ def _keys_of(members: Sequence[Candidate]) -> Iterable[str]:
     """The match keys of these revisions, each once (one revision's are distinct: one of
     each kind)."""
     return members[0].keys if len(members) == 1 else {k for c in members for k in c.keys}
+
+
+def _shares_key(pair: tuple[peers.Node, peers.Node], matches: dict[int, set[str]]) -> bool:
+    a, b = pair
+    return isinstance(a, int) and isinstance(b, str) and b in matches.get(a, ())
 
 
 def _current(sig: bytes | None) -> bool:
