@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import threading
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -259,19 +260,36 @@ def winner(cluster: Iterable[Candidate]) -> Candidate:
     return max(cluster, key=lambda c: c.rank)
 
 
+_pauses = 0  # collector_paused calls under way, in every thread
+_pauses_lock = threading.Lock()
+_resume = False  # whether the collector was on when the first of them began
+
+
 @contextmanager
-def collector_paused() -> Iterator[None]:
+def collector_paused(freeze: bool = False) -> Iterator[None]:
     """Python's cyclic garbage collector off while a run's candidates are clustered,
     staged and merged: that makes a few tuples per record and no cycles, and each
     collection would walk every object a cold run holds (its hundreds of thousands of
-    candidates and keys): a fifth of a cold merge's CPU."""
-    enabled = gc.isenabled()
-    gc.disable()
+    candidates and keys): a fifth of a cold merge's CPU. The switch is the process's:
+    pauses in several threads (the daemon parses on fetch threads while it merges) are
+    counted, and the collector is back on when the last one ends. `freeze`: if this one
+    ends the pause, what was made meanwhile is frozen first (gc.freeze), so the next
+    young collection does not walk it all (the caller unfreezes)."""
+    global _pauses, _resume
+    with _pauses_lock:
+        if _pauses == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _pauses += 1
     try:
         yield
     finally:
-        if enabled:
-            gc.enable()
+        with _pauses_lock:
+            _pauses -= 1
+            if _pauses == 0 and _resume:
+                if freeze:
+                    gc.freeze()
+                gc.enable()
 
 
 def cluster(candidates: Sequence[Candidate]) -> list[list[Candidate]]:

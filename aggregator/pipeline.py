@@ -167,24 +167,8 @@ def _rare_full_collections() -> Iterator[None]:
     try:
         yield
     finally:
-        gc.unfreeze()  # what `_no_collections` froze is looked at again from now on
+        gc.unfreeze()  # what the merge's pause froze is looked at again from now on
         gc.set_threshold(*old)
-
-
-@contextmanager
-def _no_collections() -> Iterator[None]:
-    """No cyclic collections while a run stages, clusters and merges (its candidates and
-    plans make no cycles), and what was made meanwhile is frozen when it ends (gc.freeze):
-    else the first young collection after it walks every object the merge made (all of a
-    big run's plans). `_rare_full_collections` unfreezes them when the run ends."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.freeze()
-            gc.enable()
 
 
 def _run_once(
@@ -228,7 +212,7 @@ def _run_once(
                 )
         queue = deque(harvests)  # each let go once staged: unless the caller holds them,
         harvests = ()  # a source's parsed records do not outlive their staging
-        with _no_collections():  # a run's records make no reference cycles
+        with dedupe.collector_paused(freeze=True):  # a run's records make no reference cycles
             while queue:
                 harvest = queue.popleft()
                 records: Sequence[Staged] = harvest.records
