@@ -22,7 +22,8 @@ from typing import Any
 from aggregator.signature import sampled, similarity
 
 SIMILAR = 0.5  # overlap of word shingles from which same-anchor texts are one article
-ALIKE_BATCH = 4096  # signatures `alike` compares at once (whole groups: a bound on memory)
+ALIKE_BATCH = 4096  # signatures `alike` compares at once (whole groups)
+MAX_SHARED = 1 << 21  # signature pairs sharing a hash `alike` lists at once (~100 MB of arrays)
 
 Node = int | str  # a cluster of this run (its index) or a stored article (its id)
 Group = tuple[Sequence[Node], Sequence[Node]]
@@ -51,16 +52,35 @@ def alike(
     groups: Sequence[Group], signatures: Mapping[Node, Sequence[bytes]]
 ) -> list[tuple[Node, Node]]:
     """The pairs of `groups` (`pairs`' order; a pair in two groups, twice) whose signatures
-    are `similar`. Whole groups are read about ALIKE_BATCH signatures at a time (a bound on
-    memory: a signature samples at most SIGNATURE_SIZE hashes)."""
+    are `similar`. Whole groups are read about ALIKE_BATCH signatures at a time; a batch
+    whose signatures share hashes in more than MAX_SHARED pairs (many revisions of one
+    wire story: the pairs grow as their square) is read group by group, and a group that
+    alone would, is scored pair by pair: memory stays bounded whatever the texts."""
     out: list[tuple[Node, Node]] = []
     batch = _Batch()
     for nodes, others in groups:
         batch.add(nodes, others, signatures)
         if len(batch.sigs) >= ALIKE_BATCH:
-            out += batch.alike()
+            out += _alike_in(batch, signatures)
             batch = _Batch()
-    return out + batch.alike()
+    return out + _alike_in(batch, signatures)
+
+
+def _alike_in(batch: _Batch, signatures: Mapping[Node, Sequence[bytes]]) -> list[tuple[Node, Node]]:
+    found = batch.alike()
+    if found is not None:
+        return found
+    out: list[tuple[Node, Node]] = []
+    for every, size in zip(batch.groups, batch.sizes, strict=True):
+        nodes, others = every[:size], every[size:]
+        one = _Batch()
+        one.add(nodes, others, signatures)
+        got = one.alike() if len(batch.groups) > 1 else None
+        if got is None:  # scored as `pairs` lists them: what the batch finds, by definition
+            got = [(a, b) for a, b in pairs([(nodes, others)])
+                   if similar(signatures.get(a, ()), signatures.get(b, ()))]  # fmt: skip
+        out += got
+    return out
 
 
 class _Batch:
@@ -78,14 +98,17 @@ class _Batch:
         signatures: Mapping[Node, Sequence[bytes]],
     ) -> None:  # fmt: skip
         every = (*nodes, *others)
-        each = [signatures.get(node, ()) for node in every]
+        # a node's equal signatures (revisions of one text) are one: `similar` is any of them
+        each = [list(dict.fromkeys(signatures.get(node, ()))) for node in every]
         self.groups.append(every)
         self.sizes.append(len(nodes))
         self.others.append(len(others))
         self.per_node += map(len, each)
         self.sigs += itertools.chain.from_iterable(each)
 
-    def alike(self) -> list[tuple[Node, Node]]:
+    def alike(self) -> list[tuple[Node, Node]] | None:
+        """The batch's alike pairs; None when its signatures share hashes in more than
+        MAX_SHARED pairs (listing them would take memory as their square)."""
         import numpy as np  # here: a run that compares no texts never loads numpy
 
         hashes, which = sampled(self.sigs)  # each signature's ascending (checked in _decided)
@@ -105,6 +128,10 @@ class _Batch:
         other = place >= sizes[group]
         h, g = keys >> bits, group[entry]
         same = (h[1:] == h[:-1]) & (g[1:] == g[:-1])  # a hash met again in its group
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], same.view(np.int8), [0]))))
+        run = edges[1::2] - edges[::2] + 1  # entries of each run of one (group, hash)
+        if int((run * (run - 1) // 2).sum()) > MAX_SHARED:
+            return None
         # every two entries of a run of one (group, hash): entries i and i + step
         firsts, seconds = [], []
         live = np.flatnonzero(same)

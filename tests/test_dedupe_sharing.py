@@ -128,6 +128,9 @@ def test_alike_scores_every_signature_layout_as_similarity_does(seed: int, unive
         assert peers.alike(groups, signatures) == every
         with mock.patch.object(peers, "ALIKE_BATCH", 2):
             assert peers.alike(groups, signatures) == every
+        for most in (0, rnd.randint(1, 200)):  # batches read group by group, pair by pair
+            with mock.patch.object(peers, "MAX_SHARED", most):
+                assert peers.alike(groups, signatures) == every
 
 
 @settings(max_examples=30, deadline=None)
@@ -153,3 +156,35 @@ def test_peers_without_a_comparable_signature_are_not_alike() -> None:
     groups: list[peers.Group] = [([0, 1], ()), ([1], ["a"])]
     assert peers.alike(groups, {0: [b""], 1: [few], "a": [few]}) == []
     assert dedupe.join(2, {}, [], {}) == [([0], []), ([1], [])]
+
+
+def test_many_revisions_of_one_wire_story_stay_in_bounded_memory() -> None:
+    """64 copies of one wire story in one GİRİŞ minute, each cluster holding 12 revisions
+    (a cold archive run): their signatures share hashes in millions of pairs, which are
+    never listed all at once; the pairs found are still those of scoring every pair."""
+    import tracemalloc
+
+    rnd = random.Random(7)
+    story = rnd.sample(range(2**32), SIGNATURE_SIZE)
+
+    def revision() -> bytes:
+        hashes = set(story)
+        for _ in range(4):  # an edit: a few shingles of its own
+            hashes.discard(rnd.choice(story))
+            hashes.add(rnd.randrange(2**32))
+        return b"\x02" + struct.pack(f"<{len(hashes) + 1}I", 300, *sorted(hashes))
+
+    signatures: dict[peers.Node, list[bytes]] = {
+        n: [revision() for _ in range(12)] for n in range(dedupe.MAX_PEERS)
+    }
+    signatures[0] += signatures[0]  # and repeats of one text: one signature to compare
+    groups: list[peers.Group] = [(list(range(dedupe.MAX_PEERS)), ())]
+    tracemalloc.start()
+    try:
+        found = peers.alike(groups, signatures)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found == _every_pair(groups, signatures)
+    assert len(found) == dedupe.MAX_PEERS * (dedupe.MAX_PEERS - 1) // 2
+    assert peak < 150_000_000, peak
