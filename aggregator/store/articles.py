@@ -110,36 +110,38 @@ class ArticleStore(StoreBase):
         retention removed and would remove again (see `_expired`) is not added back."""
         counts = MergeCounts()
         seen = utc_text(now)
-        with self.transaction(), dedupe.collector_paused():
-            self._feeds_published = (  # else no feed is marked published: none to touch
-                self.db.execute(
-                    "SELECT 1 FROM publish_state WHERE key >= 'feed:' AND key < 'feed;' LIMIT 1"
-                ).fetchone()
-                is not None
-            )
-            fresh: list[dedupe.Plan] = []
-            for plan in self._decide(clusters, seen):
-                if plan.stored is not None:
-                    moved = plan.changed or bool(plan.retired)
-                    if moved:  # the feeds they were in, then those they are in
-                        self._touch_feeds_of([plan.id, *plan.retired])
-                    self._apply(plan, seen, counts)
-                    if moved:
-                        self._touch_feeds_of([plan.id])
-                elif self._expired(plan.members, expired_before, keep_newest):
-                    self._insert_revisions(((None, c) for c in plan.members), seen)  # deleted
-                else:
-                    fresh.append(plan)
-            self._insert_new(fresh, seen)
-            self._touch_feeds_of([p.id for p in fresh])
-            counts.new = len(fresh)
-            self._count_articles(counts.new - counts.merged)
-            # repeats of a revision the article already has
-            self.db.execute("DELETE FROM revisions WHERE article_id IS NULL")
+        try:
+            with self.transaction(), dedupe.collector_paused():
+                self._feeds_published = (  # else no feed is marked published: none to touch
+                    self.db.execute(
+                        "SELECT 1 FROM publish_state WHERE key >= 'feed:' AND key < 'feed;' LIMIT 1"
+                    ).fetchone()
+                    is not None
+                )
+                fresh: list[dedupe.Plan] = []
+                for plan in self._decide(clusters, seen):
+                    if plan.stored is not None:
+                        moved = plan.changed or bool(plan.retired)
+                        if moved:  # the feeds they were in, then those they are in
+                            self._touch_feeds_of([plan.id, *plan.retired])
+                        self._apply(plan, seen, counts)
+                        if moved:
+                            self._touch_feeds_of([plan.id])
+                    elif self._expired(plan.members, expired_before, keep_newest):
+                        self._insert_revisions(((None, c) for c in plan.members), seen)  # deleted
+                    else:
+                        fresh.append(plan)
+                self._insert_new(fresh, seen)
+                self._touch_feeds_of([p.id for p in fresh])
+                counts.new = len(fresh)
+                self._count_articles(counts.new - counts.merged)
+                # repeats of a revision the article already has
+                self.db.execute("DELETE FROM revisions WHERE article_id IS NULL")
+                if counts.new or counts.updated or counts.merged:
+                    self._mark_publish_pending()
+        finally:  # merged, or rolled back with the staged rows: nothing staged any more
             self._staged_signatures = {}
             self._cold, self._founds = False, {}  # staged from now on: unowned until merged
-            if counts.new or counts.updated or counts.merged:
-                self._mark_publish_pending()
         return counts
 
     # -- gathering what deciding needs ---------------------------------------------------
