@@ -261,7 +261,7 @@ def winner(cluster: Iterable[Candidate]) -> Candidate:
 
 
 _pauses = 0  # collector_paused calls under way, in every thread
-_pauses_lock = threading.Lock()
+_pauses_lock = threading.RLock()  # re-entered by a finalizer that pauses, mid-switch
 _resume = False  # whether the collector was on when the first of them began
 
 

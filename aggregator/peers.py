@@ -99,7 +99,7 @@ class _Batch:
     ) -> None:  # fmt: skip
         every = (*nodes, *others)
         # a node's equal signatures (revisions of one text) are one: `similar` is any of them
-        each = [list(dict.fromkeys(signatures.get(node, ()))) for node in every]
+        each = [list(dict.fromkeys(map(bytes, signatures.get(node, ())))) for node in every]
         self.groups.append(every)
         self.sizes.append(len(nodes))
         self.others.append(len(others))
