@@ -13,7 +13,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,6 +29,7 @@ from aggregator.store import Store
 
 log = logging.getLogger(__name__)
 _STAGE_BATCH = 1000
+PAUSED_RECORDS = 5_000  # records from which a run stages and merges with the collector paused
 
 
 @dataclass
@@ -212,7 +213,10 @@ def _run_once(
                 )
         queue = deque(harvests)  # each let go once staged: unless the caller holds them,
         harvests = ()  # a source's parsed records do not outlive their staging
-        with dedupe.collector_paused(freeze=True):  # a run's records make no reference cycles
+        # a big run's records make no reference cycles: no collections while they are staged
+        # and merged (the daemon's runs of one source, each a few records, go without)
+        big = sum(len(h.records) for h in queue) >= PAUSED_RECORDS
+        with dedupe.collector_paused(freeze=True) if big else nullcontext():
             while queue:
                 harvest = queue.popleft()
                 records: Sequence[Staged] = harvest.records

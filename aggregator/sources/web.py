@@ -10,8 +10,10 @@ A body whose digest equals the stored one is not parsed again. Failures become
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
+import multiprocessing
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -187,10 +189,13 @@ async def _feed(
 def _feed_records(
     data: bytes, **options: Any
 ) -> tuple[tuple[Staged, ...], tuple[Rejection, ...], float | None]:
-    """A feed body's staged records. The cyclic collector waits meanwhile: a feed makes
-    tens of thousands of short-lived objects and no cycles the collector must find before
-    it ends, and each collection on the way walks the young ones still alive."""
-    with collector_paused():
+    """A feed body's staged records. In a parse worker the cyclic collector waits meanwhile:
+    a feed makes tens of thousands of short-lived objects and no cycles the collector must
+    find before it ends, and each collection on the way walks the young ones still alive.
+    Not on the daemon's fetch threads: their pauses overlapping one another and the store
+    thread's would keep the collector off most of the time there."""
+    in_worker = multiprocessing.parent_process() is not None
+    with collector_paused() if in_worker else contextlib.nullcontext():
         try:
             result: FeedResult = parse_feed(data, **options)
         except ParseError as e:
