@@ -21,8 +21,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -173,14 +173,19 @@ def test_a_lease_not_renewed_expires_and_another_node_takes_the_source(
     asyncio.run(scenario())
 
 
-@contextmanager
-def renewals_blocked(url: str) -> Iterator[None]:
+@asynccontextmanager
+async def renewals_blocked(url: str) -> AsyncIterator[None]:
     """The heartbeats' table locked by another session: each renewal waits until it is cut
-    off (as on a database too slow to answer within a lease); claims go on."""
-    with psycopg.connect(url) as conn:
-        conn.execute("LOCK TABLE cluster_nodes IN EXCLUSIVE MODE")
+    off (as on a database too slow to answer within a lease); claims go on. The lock is
+    taken off the event loop: a renewal in flight holds a row of that table until the loop
+    lets it commit, so waiting for the lock on the loop's thread would wait for ever."""
+    conn = await asyncio.to_thread(psycopg.connect, url)
+    try:
+        await asyncio.to_thread(conn.execute, "LOCK TABLE cluster_nodes IN EXCLUSIVE MODE")
         yield
         conn.rollback()
+    finally:
+        conn.close()
 
 
 def test_a_renewal_cut_off_keeps_the_lease_and_a_holder_never_outlasts_its_lease(
@@ -196,7 +201,7 @@ def test_a_renewal_cut_off_keeps_the_lease_and_a_holder_never_outlasts_its_lease
         a = await joined(url, "a", [seeds("s")], lease=2.0)  # a beat 0.67 s, cut off at 0.5 s
         b = await joined(url, "b", [seeds("s")], lease=2.0)
         assert await a.claim(5) == ["s"]
-        with renewals_blocked(url):
+        async with renewals_blocked(url):
             for _ in range(8):
                 await asyncio.sleep(0.1)
                 assert await b.claim(5) == []
@@ -204,7 +209,7 @@ def test_a_renewal_cut_off_keeps_the_lease_and_a_holder_never_outlasts_its_lease
             await asyncio.sleep(0.1)
             assert await b.claim(5) == []
         a.ensure_held("s")
-        with renewals_blocked(url):
+        async with renewals_blocked(url):
             started = time.monotonic()
             while not await b.claim(5):  # once a's lease ran out
                 assert time.monotonic() - started < 4.0
